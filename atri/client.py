@@ -1,0 +1,105 @@
+"""The only module that talks to the openai SDK: streams chunk dicts, maps failures to ChatError."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx2
+import openai
+
+from .errors import ChatError, classify_status
+from .settings import Connection
+
+DEFAULT_TIMEOUT_S = 120.0
+CONNECT_TIMEOUT_S = 10.0
+MAX_RETRIES = 2  # the SDK retries 408/409/429/5xx and connection errors with backoff
+DETAIL_LIMIT = 400
+
+
+def make_client(conn: Connection, timeout_s: float = DEFAULT_TIMEOUT_S, max_retries: int = MAX_RETRIES) -> openai.OpenAI:
+    return openai.OpenAI(
+        api_key=conn.api_key,
+        base_url=conn.base_url,
+        timeout=httpx2.Timeout(timeout_s, connect=CONNECT_TIMEOUT_S),
+        max_retries=max_retries,
+    )
+
+
+def _provider_reason(body: object, fallback: str) -> str:
+    """The provider's own message and code from a DashScope/OpenAI-shaped error body."""
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict):
+            parts = [str(error.get(k)) for k in ("code", "message") if error.get(k)]
+            if parts:
+                return " — ".join(parts)
+        return json.dumps(body, ensure_ascii=False)
+    return fallback
+
+
+def _scrub(text: str, conn: Connection) -> str:
+    if conn.api_key and len(conn.api_key) > 3:
+        text = text.replace(conn.api_key, "***")
+    return text[:DETAIL_LIMIT]
+
+
+def to_chat_error(exc: BaseException, conn: Connection) -> ChatError:
+    if isinstance(exc, openai.APIStatusError):
+        reason = _scrub(_provider_reason(exc.body, exc.message), conn)
+        return ChatError(classify_status(exc.status_code, reason), reason, exc.status_code)
+    if isinstance(exc, openai.APITimeoutError):
+        return ChatError("timeout")
+    if isinstance(exc, openai.APIConnectionError):
+        return ChatError("connection", _scrub(str(exc.__cause__ or exc), conn))
+    if isinstance(exc, openai.APIError):  # an error event inside the stream
+        return ChatError("stream_error", _scrub(exc.message, conn))
+    if isinstance(exc, httpx2.TimeoutException):
+        return ChatError("timeout")
+    if isinstance(exc, httpx2.TransportError):  # the connection dropped mid-stream
+        return ChatError("interrupted", _scrub(type(exc).__name__, conn))
+    return ChatError("unknown", _scrub(type(exc).__name__, conn))
+
+
+def stream_chunks(conn: Connection, kwargs: dict[str, Any], timeout_s: float = DEFAULT_TIMEOUT_S) -> Iterator[dict[str, Any]]:
+    """Yields each chunk as a dict (unknown fields such as reasoning_content included)."""
+    client = make_client(conn, timeout_s)
+    received = False
+    try:
+        stream = client.chat.completions.create(**kwargs)
+        try:
+            for chunk in stream:
+                received = True
+                yield chunk.model_dump(exclude_none=True)
+        finally:
+            stream.close()
+    except (openai.OpenAIError, httpx2.HTTPError) as exc:
+        error = to_chat_error(exc, conn)
+        if received and error.kind in ("connection", "timeout"):
+            error = ChatError("interrupted", error.detail)
+        raise error from None
+    finally:
+        client.close()
+
+
+def complete_text(conn: Connection, kwargs: dict[str, Any], timeout_s: float = 60.0) -> str:
+    """A short non-streaming call (titles, summaries). Hybrid Qwen models need enable_thinking=false here."""
+    client = make_client(conn, timeout_s)
+    try:
+        response = client.chat.completions.create(**{**kwargs, "stream": False})
+        return response.choices[0].message.content or ""
+    except (openai.OpenAIError, httpx2.HTTPError) as exc:
+        raise to_chat_error(exc, conn) from None
+    finally:
+        client.close()
+
+
+def list_models(conn: Connection, timeout_s: float = 5.0) -> list[str]:
+    """Model ids from the provider's /models endpoint; empty when it has none or can't be reached."""
+    client = make_client(conn, timeout_s, max_retries=0)
+    try:
+        return sorted(model.id for model in client.models.list())
+    except (openai.OpenAIError, httpx2.HTTPError):
+        return []
+    finally:
+        client.close()

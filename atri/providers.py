@@ -1,0 +1,123 @@
+"""The provider catalogue: where each provider lives and what its models can do."""
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, replace
+from enum import Enum
+from functools import cache
+from pathlib import Path
+
+CATALOGUE_PATH = Path(__file__).parent / "data" / "catalogue.toml"
+LOCAL = "local"
+
+
+class Thinking(str, Enum):
+    NONE = "none"
+    HYBRID = "hybrid"  # DashScope: extra_body enable_thinking / thinking_budget
+    ALWAYS = "always"  # always reasons; enable_thinking=false is refused
+    HIDDEN = "hidden"  # reasons but returns no reasoning text (OpenAI o-series)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    id: str
+    thinking: Thinking = Thinking.NONE
+    thinking_default: bool = False
+    max_thinking_budget: int | None = None
+    vision: bool = False
+    json_mode: bool = True
+    json_with_thinking: bool = True
+    stream_only: bool = False
+    context_window: int = 32768
+    max_output: int = 8192
+    known: bool = True  # False when guessed from the id
+
+    @property
+    def can_toggle_thinking(self) -> bool:
+        return self.thinking == Thinking.HYBRID
+
+    @property
+    def shows_reasoning(self) -> bool:
+        return self.thinking in (Thinking.HYBRID, Thinking.ALWAYS)
+
+
+@dataclass(frozen=True)
+class Provider:
+    id: str
+    label: str
+    base_url: str
+    key_env: tuple[str, ...]
+    base_url_env: str | None
+    default_model: str
+    models: tuple[ModelInfo, ...]
+    model_env: str | None = None
+    key_optional: bool = False
+    inline_think_tags: bool = False  # parse <think>…</think> inside content
+    images_as_data_urls: bool = False  # the server cannot download http(s) images
+
+    def model(self, model_id: str) -> ModelInfo:
+        for info in self.models:
+            if info.id == model_id:
+                return info
+        return guess_model(self.id, model_id)
+
+
+def _model_from_toml(raw: dict) -> ModelInfo:
+    return ModelInfo(**{**raw, "thinking": Thinking(raw.get("thinking", "none"))})
+
+
+@cache
+def catalogue() -> dict[str, Provider]:
+    data = tomllib.loads(CATALOGUE_PATH.read_text(encoding="utf-8"))
+    providers = {}
+    for provider_id, raw in data["providers"].items():
+        providers[provider_id] = Provider(
+            id=provider_id,
+            label=raw["label"],
+            base_url=raw["base_url"],
+            key_env=tuple(raw.get("key_env", ())),
+            base_url_env=raw.get("base_url_env"),
+            default_model=raw["default_model"],
+            models=tuple(_model_from_toml(m) for m in raw.get("models", ())),
+            model_env=raw.get("model_env"),
+            key_optional=raw.get("key_optional", False),
+            inline_think_tags=raw.get("inline_think_tags", False),
+            images_as_data_urls=raw.get("images_as_data_urls", False),
+        )
+    return providers
+
+
+_QWEN_NEW = re.compile(r"^qwen3\.[5-9]|^qwen[4-9]")
+_QWEN_OPEN_SOURCE = re.compile(r"^qwen3-(\d+(\.\d+)?b|\d+b-a\d+b)")
+
+
+def guess_model(provider_id: str, model_id: str) -> ModelInfo:
+    """Abilities of a model the catalogue does not list, from the shape of its id."""
+    name = model_id.lower()
+    vision = any(tag in name for tag in ("vl", "qvq", "omni", "vision", "4o", "gpt-4.1"))
+    if provider_id != "dashscope":
+        always = "reasoner" in name or "thinking" in name or name.startswith(("qwq", "deepseek-r1"))
+        return ModelInfo(id=model_id, thinking=Thinking.ALWAYS if always else Thinking.NONE,
+                         vision=vision, known=False)
+    if "thinking" in name or name.startswith(("qwq", "qvq")):
+        return ModelInfo(id=model_id, thinking=Thinking.ALWAYS, vision=vision, json_mode=False,
+                         stream_only=True, known=False)
+    if "instruct" in name:
+        return ModelInfo(id=model_id, vision=vision, known=False)
+    open_source = bool(_QWEN_OPEN_SOURCE.match(name))
+    return ModelInfo(
+        id=model_id,
+        thinking=Thinking.HYBRID,
+        thinking_default=open_source or bool(_QWEN_NEW.match(name)),
+        vision=vision,
+        json_with_thinking=False,
+        stream_only=open_source,
+        known=False,
+    )
+
+
+def with_local_model(provider: Provider, model_id: str) -> Provider:
+    """The local provider serving a GGUF other than the bundled one (its <think> tags still parse)."""
+    info = replace(provider.models[0], id=model_id, known=False)
+    return replace(provider, default_model=model_id, models=(info,))

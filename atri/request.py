@@ -1,0 +1,99 @@
+"""History + options -> keyword arguments for chat.completions.create. Pure."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .messages import ChatOptions, Message
+from .providers import ModelInfo, Provider, Thinking
+
+JSON_INSTRUCTION = "Reply with one valid JSON object only (JSON, no Markdown fences)."
+
+
+@dataclass
+class RequestPlan:
+    kwargs: dict[str, Any]
+    notes: list[str] = field(default_factory=list)  # i18n keys: what we changed and why
+
+
+def user_content(message: Message) -> str | list[dict[str, Any]]:
+    """Plain text, or the seed's list of image_url parts followed by the text part."""
+    if not message.images:
+        return message.content
+    parts: list[dict[str, Any]] = [{"type": "image_url", "image_url": {"url": url}} for url in message.images]
+    parts.append({"type": "text", "text": message.content})
+    return parts
+
+
+def history_messages(history: list[Message]) -> list[dict[str, Any]]:
+    """Only content goes back to the model: reasoning is never resent, empty failed answers are skipped."""
+    sent: list[dict[str, Any]] = []
+    for message in history:
+        if message.role == "user":
+            sent.append({"role": "user", "content": user_content(message)})
+        elif message.role == "assistant" and message.content:
+            sent.append({"role": "assistant", "content": message.content})
+    return sent
+
+
+def mentions_json(messages: list[dict[str, Any]]) -> bool:
+    def text_of(content: Any) -> str:
+        if isinstance(content, str):
+            return content
+        return " ".join(part.get("text", "") for part in content if isinstance(part, dict))
+
+    return any("json" in text_of(m["content"]).lower() for m in messages)
+
+
+def build_request(history: list[Message], options: ChatOptions, model: ModelInfo,
+                  provider: Provider) -> RequestPlan:
+    notes: list[str] = []
+    sent = history_messages(history)
+    system_prompt = options.system_prompt.strip()
+
+    json_mode = options.json_mode
+    if json_mode and not model.json_mode:
+        notes.append("note_json_unsupported")
+    if json_mode and not mentions_json(sent + [{"content": system_prompt}]):
+        system_prompt = f"{system_prompt}\n\n{JSON_INSTRUCTION}".strip()
+        notes.append("note_json_word_added")
+    if system_prompt:
+        sent.insert(0, {"role": "system", "content": system_prompt})
+
+    if any(m.images for m in history if m.role == "user") and not model.vision:
+        notes.append("note_model_no_vision")
+
+    kwargs: dict[str, Any] = {
+        "model": options.model,
+        "messages": sent,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if options.temperature is not None:
+        kwargs["temperature"] = options.temperature
+    if json_mode and model.json_mode:
+        kwargs["response_format"] = {"type": "json_object"}
+
+    extra_body = _thinking_body(options, model, json_mode and model.json_mode, notes)
+    if extra_body:
+        kwargs["extra_body"] = extra_body
+    return RequestPlan(kwargs, notes)
+
+
+def _thinking_body(options: ChatOptions, model: ModelInfo, json_mode: bool, notes: list[str]) -> dict[str, Any]:
+    if model.thinking != Thinking.HYBRID:
+        if options.thinking and model.thinking == Thinking.NONE:
+            notes.append("note_model_cannot_think")
+        return {}
+    thinking = options.thinking
+    if thinking and json_mode and not model.json_with_thinking:
+        thinking = False
+        notes.append("note_json_no_thinking")
+    # Sent explicitly either way: newer Qwen models think when nothing is said.
+    body: dict[str, Any] = {"enable_thinking": thinking}
+    if thinking and options.thinking_budget:
+        budget = options.thinking_budget
+        if model.max_thinking_budget:
+            budget = min(budget, model.max_thinking_budget)
+        body["thinking_budget"] = max(1, int(budget))
+    return body

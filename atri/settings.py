@@ -1,0 +1,85 @@
+"""Which providers are usable, with which keys and URLs, from a mapping of configuration values.
+
+The mapping is built by the caller from the environment, `.env` and Streamlit secrets, so this
+module stays pure and testable. Keys are held here and in the client only: never logged or shown.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from .providers import LOCAL, Provider, catalogue
+
+DEFAULT_ORDER = ("dashscope", "openai", "deepseek", "custom")
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Everything the client needs to reach one provider."""
+
+    provider: Provider
+    base_url: str
+    api_key: str
+
+    def __repr__(self) -> str:  # keep the key out of logs and tracebacks
+        return f"Connection(provider={self.provider.id!r}, base_url={self.base_url!r})"
+
+
+@dataclass(frozen=True)
+class Settings:
+    values: Mapping[str, str]
+
+    def key_for(self, provider: Provider) -> str | None:
+        for name in provider.key_env:
+            if self.values.get(name):
+                return self.values[name]
+        return None
+
+    def base_url_for(self, provider: Provider) -> str:
+        if provider.base_url_env and self.values.get(provider.base_url_env):
+            return self.values[provider.base_url_env].rstrip("/")
+        return provider.base_url
+
+    def default_model_for(self, provider: Provider) -> str:
+        if provider.model_env and self.values.get(provider.model_env):
+            return self.values[provider.model_env]
+        return provider.default_model
+
+    def is_configured(self, provider: Provider) -> bool:
+        if provider.id == "custom":
+            return bool(self.values.get("ATRI_CUSTOM_BASE_URL"))
+        return bool(self.key_for(provider))
+
+    def default_provider_id(self) -> str:
+        providers = catalogue()
+        for provider_id in DEFAULT_ORDER:
+            if self.is_configured(providers[provider_id]):
+                return provider_id
+        return LOCAL
+
+    def connection(self, provider: Provider, visitor_key: str | None = None,
+                   base_url: str | None = None) -> Connection | None:
+        """None when the provider needs a key and has none."""
+        key = visitor_key or self.key_for(provider)
+        if not key and not provider.key_optional:
+            return None
+        return Connection(provider, base_url or self.base_url_for(provider), key or "not-needed")
+
+    def get(self, name: str, default: str = "") -> str:
+        return self.values.get(name) or default
+
+
+def gather_values(environ: Mapping[str, str], dotenv_path: Path | None,
+                  secrets: Mapping[str, object] | None) -> dict[str, str]:
+    """Secrets < .env < environment: the most explicit source wins."""
+    values: dict[str, str] = {}
+    for name, value in (secrets or {}).items():
+        if isinstance(value, (str, int, float)):
+            values[name] = str(value)
+    if dotenv_path is not None and dotenv_path.is_file():
+        values.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+    values.update(environ)
+    return values

@@ -1,0 +1,163 @@
+"""Streamed chunks (in the SDK's model_dump shape) -> typed events. Pure."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .messages import Usage
+
+OPEN_TAG = "<think>"
+CLOSE_TAG = "</think>"
+
+
+@dataclass(frozen=True)
+class ReasoningDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ContentDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class ContentWasReasoning:
+    """A lone </think> arrived: everything shown as answer so far was reasoning."""
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    usage: Usage
+
+
+@dataclass(frozen=True)
+class Finish:
+    reason: str
+
+
+Event = ReasoningDelta | ContentDelta | ContentWasReasoning | UsageReport | Finish
+
+
+def usage_from_dict(raw: dict[str, Any]) -> Usage:
+    completion_details = raw.get("completion_tokens_details") or {}
+    prompt_details = raw.get("prompt_tokens_details") or {}
+    return Usage(
+        prompt_tokens=raw.get("prompt_tokens") or 0,
+        completion_tokens=raw.get("completion_tokens") or 0,
+        reasoning_tokens=completion_details.get("reasoning_tokens") or 0,
+        cached_tokens=prompt_details.get("cached_tokens") or 0,
+    )
+
+
+def _held_back(text: str, tags: tuple[str, ...]) -> int:
+    """Length of the longest tail of text that could be the start of one of the tags."""
+    longest = 0
+    for tag in tags:
+        for size in range(min(len(tag) - 1, len(text)), 0, -1):
+            if text.endswith(tag[:size]):
+                longest = max(longest, size)
+                break
+    return longest
+
+
+class InlineThinkSplitter:
+    """Separates <think>…</think> from content, with tags possibly split across chunks."""
+
+    def __init__(self, starts_in_reasoning: bool = False) -> None:
+        self._mode = "reasoning" if starts_in_reasoning else "start"
+        self._pending = ""
+        self._seen_text = False
+
+    def feed(self, text: str) -> list[Event]:
+        self._pending += text
+        events: list[Event] = []
+        while self._pending:
+            if self._mode == "answer":
+                events.append(ContentDelta(self._pending))
+                self._pending = ""
+            elif self._mode == "reasoning":
+                if not self._take_until(CLOSE_TAG, ReasoningDelta, events):
+                    break
+                self._mode = "answer"
+                self._pending = self._pending.lstrip("\n")
+            else:  # "start": plain content so far, watching for either tag
+                if not self._seen_text:
+                    stripped = self._pending.lstrip()
+                    if stripped.startswith(OPEN_TAG):
+                        self._pending = stripped[len(OPEN_TAG):]
+                        self._mode = "reasoning"
+                        continue
+                    if stripped and OPEN_TAG.startswith(stripped):
+                        break  # maybe the start of <think>
+                if CLOSE_TAG in self._pending:
+                    before, after = self._pending.split(CLOSE_TAG, 1)
+                    if before:
+                        events.append(ContentDelta(before))
+                    events.append(ContentWasReasoning())
+                    self._mode = "answer"
+                    self._pending = after.lstrip("\n")
+                    continue
+                keep = _held_back(self._pending, (CLOSE_TAG,))
+                ready = self._pending[: len(self._pending) - keep]
+                if ready:
+                    events.append(ContentDelta(ready))
+                    self._seen_text = self._seen_text or bool(ready.strip())
+                self._pending = self._pending[len(ready):]
+                break
+        return events
+
+    def _take_until(self, tag: str, kind: type, events: list[Event]) -> bool:
+        if tag in self._pending:
+            before, self._pending = self._pending.split(tag, 1)
+            if before:
+                events.append(kind(before))
+            return True
+        keep = _held_back(self._pending, (tag,))
+        ready = self._pending[: len(self._pending) - keep]
+        if ready:
+            events.append(kind(ready))
+        self._pending = self._pending[len(ready):]
+        return False
+
+    def close(self) -> list[Event]:
+        rest, self._pending = self._pending, ""
+        if not rest:
+            return []
+        return [ReasoningDelta(rest) if self._mode == "reasoning" else ContentDelta(rest)]
+
+
+class ChunkParser:
+    """Turns chunk dicts into events; reasoning may come in three shapes (see DESIGN.md)."""
+
+    def __init__(self, inline_tags: bool = False, starts_in_reasoning: bool = False) -> None:
+        self._splitter = InlineThinkSplitter(starts_in_reasoning) if inline_tags else None
+
+    def feed(self, chunk: dict[str, Any]) -> list[Event]:
+        events: list[Event] = []
+        for choice in chunk.get("choices") or []:
+            if choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or {}
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            if reasoning:
+                events.append(ReasoningDelta(reasoning))
+            content = delta.get("content")
+            if content:
+                events.extend(self._splitter.feed(content) if self._splitter else [ContentDelta(content)])
+            if choice.get("finish_reason"):
+                events.extend(self.close())
+                events.append(Finish(choice["finish_reason"]))
+        if chunk.get("usage"):
+            events.append(UsageReport(usage_from_dict(chunk["usage"])))
+        return events
+
+    def close(self) -> list[Event]:
+        return self._splitter.close() if self._splitter else []
+
+
+def parse_chunks(chunks: Iterable[dict[str, Any]], inline_tags: bool = False) -> Iterator[Event]:
+    parser = ChunkParser(inline_tags)
+    for chunk in chunks:
+        yield from parser.feed(chunk)
+    yield from parser.close()

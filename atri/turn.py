@@ -1,0 +1,150 @@
+"""One turn: send the request, follow the stream, and record the answer with its facts."""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .client import stream_chunks
+from .errors import ChatError
+from .messages import AnswerFacts, ChatOptions, Message, Usage
+from .providers import ModelInfo, Thinking
+from .request import RequestPlan
+from .settings import Connection
+from .stream import ChunkParser, ContentDelta, ContentWasReasoning, Event, Finish, ReasoningDelta, UsageReport
+from .tokens import TokenCounter, count_prompt, rough_count
+
+ChunkSource = Callable[[Connection, dict[str, Any]], Iterator[dict[str, Any]]]
+
+
+@dataclass
+class Turn:
+    """The answer as it grows; the page redraws from it after every event."""
+
+    model: str
+    request: dict[str, Any]
+    notes: list[str]
+    started: float = field(default_factory=time.perf_counter)
+    content: str = ""
+    reasoning: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    first_token_at: float | None = None
+    answer_started_at: float | None = None
+    ended_at: float | None = None
+    error: ChatError | None = None
+    response_id: str | None = None
+    response_model: str | None = None
+
+    @property
+    def thinking_now(self) -> bool:
+        return bool(self.reasoning) and self.answer_started_at is None and self.ended_at is None
+
+    def apply(self, event: Event) -> None:
+        now = time.perf_counter()
+        if isinstance(event, (ReasoningDelta, ContentDelta)) and self.first_token_at is None:
+            self.first_token_at = now
+        if isinstance(event, ReasoningDelta):
+            self.reasoning += event.text
+        elif isinstance(event, ContentDelta):
+            if self.answer_started_at is None and event.text.strip():
+                self.answer_started_at = now
+            self.content += event.text
+        elif isinstance(event, ContentWasReasoning):
+            self.reasoning, self.content = self.reasoning + self.content, ""
+            self.answer_started_at = None
+        elif isinstance(event, UsageReport):
+            self.usage = event.usage
+        elif isinstance(event, Finish):
+            self.finish_reason = event.reason
+
+    def elapsed(self) -> float:
+        return (self.ended_at or time.perf_counter()) - self.started
+
+    def thinking_seconds(self) -> float | None:
+        if not self.reasoning or self.first_token_at is None:
+            return None
+        end = self.answer_started_at or self.ended_at or time.perf_counter()
+        return end - self.first_token_at
+
+    def response_dump(self) -> dict[str, Any]:
+        """The finished answer in the shape of the SDK's ChatCompletion.model_dump()."""
+        message: dict[str, Any] = {"role": "assistant", "content": self.content}
+        if self.reasoning:
+            message["reasoning_content"] = self.reasoning
+        usage = None
+        if self.usage:
+            usage = {
+                "prompt_tokens": self.usage.prompt_tokens,
+                "completion_tokens": self.usage.completion_tokens,
+                "total_tokens": self.usage.prompt_tokens + self.usage.completion_tokens,
+                "completion_tokens_details": {"reasoning_tokens": self.usage.reasoning_tokens},
+                "prompt_tokens_details": {"cached_tokens": self.usage.cached_tokens},
+            }
+            if self.usage.estimated:
+                usage["estimated_by_atri"] = True
+        return {
+            "id": self.response_id,
+            "object": "chat.completion",
+            "model": self.response_model or self.model,
+            "choices": [{"index": 0, "finish_reason": self.finish_reason, "message": message}],
+            "usage": usage,
+        }
+
+    def to_message(self, options: ChatOptions) -> Message:
+        facts = AnswerFacts(
+            model=self.response_model or self.model,
+            finish_reason=self.finish_reason,
+            ttft_s=None if self.first_token_at is None else self.first_token_at - self.started,
+            total_s=self.elapsed(),
+            thinking_s=self.thinking_seconds(),
+            usage=self.usage,
+            error_kind=self.error.kind if self.error else (None if self.finish_reason else "interrupted"),
+            error_detail=self.error.detail if self.error else None,
+            notes=list(self.notes),
+            request=self.request,
+            response=self.response_dump(),
+        )
+        return Message("assistant", self.content, reasoning=self.reasoning, facts=facts, options=options)
+
+
+def estimate_usage(turn: Turn, count: TokenCounter) -> Usage:
+    return Usage(
+        prompt_tokens=count_prompt(turn.request.get("messages", []), count),
+        completion_tokens=count(turn.content) + count(turn.reasoning),
+        reasoning_tokens=count(turn.reasoning),
+        estimated=True,
+    )
+
+
+def run_turn(conn: Connection, plan: RequestPlan, model: ModelInfo, *, count: TokenCounter | None = None,
+             source: ChunkSource = stream_chunks, should_stop: Callable[[], bool] = lambda: False) -> Iterator[Turn]:
+    """Yields the growing Turn after each event, and once more when it has ended (error or not)."""
+    request_record = {"base_url": conn.base_url, **plan.kwargs}
+    turn = Turn(model=plan.kwargs["model"], request=request_record, notes=plan.notes)
+    parser = ChunkParser(inline_tags=conn.provider.inline_think_tags,
+                         starts_in_reasoning=conn.provider.inline_think_tags and model.thinking == Thinking.ALWAYS)
+    chunks = source(conn, plan.kwargs)
+    try:
+        for chunk in chunks:
+            turn.response_id = turn.response_id or chunk.get("id")
+            turn.response_model = turn.response_model or chunk.get("model")
+            for event in parser.feed(chunk):
+                turn.apply(event)
+            yield turn
+            if should_stop():
+                turn.error = ChatError("stopped")
+                break
+    except ChatError as error:
+        turn.error = error
+    finally:
+        close = getattr(chunks, "close", None)
+        if close:
+            close()
+    for event in parser.close():
+        turn.apply(event)
+    turn.ended_at = time.perf_counter()
+    if turn.usage is None and (turn.content or turn.reasoning or turn.error is None):
+        turn.usage = estimate_usage(turn, count or rough_count)
+    yield turn

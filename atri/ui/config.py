@@ -1,0 +1,57 @@
+"""Settings and the embedded engine, as the pages see them."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from atri.i18n import language_for, t
+from atri.local import LocalEngine, LocalModelError, gguf_token_counter, prepare_and_start
+from atri.providers import LOCAL, Provider, catalogue, with_local_model
+from atri.settings import Connection, Settings, gather_values
+from atri.tokens import TokenCounter, rough_count
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _secrets() -> dict[str, object]:
+    try:
+        return dict(st.secrets)
+    except Exception:  # no secrets.toml: Streamlit raises its own FileNotFoundError variants
+        return {}
+
+
+def load_settings() -> Settings:
+    return Settings(gather_values(os.environ, PROJECT_ROOT / ".env", _secrets()))
+
+
+@st.cache_resource(show_spinner=False)
+def local_engine(model_override: str) -> LocalEngine:
+    """One llama.cpp server per Streamlit process, shared by every session."""
+    return prepare_and_start({"ATRI_LOCAL_MODEL": model_override, "ATRI_CACHE_DIR": os.environ.get("ATRI_CACHE_DIR", "")})
+
+
+def current_language() -> str:
+    if "lang" not in st.session_state:
+        st.session_state.lang = language_for(st.context.locale)
+    return st.session_state.lang
+
+
+def local_connection(settings: Settings, lang: str) -> tuple[Connection | None, TokenCounter]:
+    """Start (once) and connect to the embedded model; on failure say why and how to go remote."""
+    provider = catalogue()[LOCAL]
+    try:
+        with st.spinner(t(lang, "local_starting")):
+            engine = local_engine(settings.get("ATRI_LOCAL_MODEL"))
+    except LocalModelError as error:
+        st.error(t(lang, "local_failed", reason=str(error)))
+        st.info(t(lang, "setup_hint"))
+        return None, rough_count
+    if engine.model_id != provider.default_model:
+        provider = with_local_model(provider, engine.model_id)
+    return Connection(provider, engine.base_url, "not-needed"), gguf_token_counter(str(engine.model_path))
+
+
+def provider_for(connection: Connection | None, provider_id: str) -> Provider:
+    return connection.provider if connection else catalogue()[provider_id]

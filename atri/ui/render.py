@@ -1,0 +1,134 @@
+"""How each part of a conversation is shown: one place for messages, live turns and their facts."""
+from __future__ import annotations
+
+import json
+import time
+
+import streamlit as st
+
+from atri.i18n import t
+from atri.images import decode_data_url, shorten_data_urls
+from atri.messages import AnswerFacts, Message
+from atri.turn import Turn
+
+REDRAW_INTERVAL_S = 0.05  # redrawing a long answer on every token would cost O(n²)
+
+
+def show_images(urls: list[str]) -> None:
+    if urls:
+        st.image([decode_data_url(url) or url for url in urls], width=160)
+
+
+def thinking_label(lang: str, seconds: float | None, reasoning_tokens: int | None, budget: int | None) -> str:
+    parts = [t(lang, "thought_for", seconds=seconds or 0.0)]
+    if reasoning_tokens:
+        tokens = t(lang, "reasoning_tokens_label", tokens=reasoning_tokens)
+        parts.append(f"{tokens} / {t(lang, 'budget_label', budget=budget)}" if budget else tokens)
+    return " · ".join(parts)
+
+
+def facts_line(lang: str, facts: AnswerFacts) -> str:
+    parts = [facts.model]
+    if facts.ttft_s is not None:
+        parts.append(t(lang, "facts_ttft", seconds=facts.ttft_s))
+    if facts.total_s is not None:
+        parts.append(t(lang, "facts_total", seconds=facts.total_s))
+    if facts.usage:
+        usage = facts.usage
+        mark = "≈" if usage.estimated else ""
+        parts.append(t(lang, "facts_tokens", prompt=f"{mark}{usage.prompt_tokens:,}",
+                       completion=f"{mark}{usage.completion_tokens:,}", reasoning=f"{mark}{usage.reasoning_tokens:,}",
+                       cached=f"{usage.cached_tokens:,}"))
+    return " · ".join(parts)
+
+
+def error_text(lang: str, kind: str, detail: str | None) -> str:
+    key = f"error_{kind}"
+    try:
+        return t(lang, key, detail=detail or "—")
+    except KeyError:
+        return t(lang, "error_unknown", detail=detail or kind)
+
+
+def show_answer_body(lang: str, message: Message) -> None:
+    """The answer itself: JSON when JSON mode asked for it and it parses, Markdown otherwise."""
+    json_mode = bool(message.options and message.options.json_mode)
+    if json_mode and message.content and not (message.facts and message.facts.interrupted):
+        try:
+            st.json(json.loads(message.content))
+            return
+        except json.JSONDecodeError as error:
+            st.code(message.content, language="text")
+            st.warning(t(lang, "json_invalid", error=str(error)))
+            return
+    if message.content:
+        st.markdown(message.content)
+
+
+def show_raw(lang: str, facts: AnswerFacts) -> None:
+    with st.expander(t(lang, "raw_view"), expanded=False):
+        st.caption(t(lang, "raw_request"))
+        st.code(json.dumps(shorten_data_urls(facts.request), indent=4, ensure_ascii=False), language="json")
+        st.caption(t(lang, "raw_response"))
+        st.code(json.dumps(facts.response, indent=4, ensure_ascii=False), language="json")
+
+
+def show_assistant(lang: str, message: Message) -> None:
+    facts = message.facts
+    if message.reasoning:
+        budget = message.options.thinking_budget if message.options else None
+        reasoning_tokens = facts.usage.reasoning_tokens if facts and facts.usage else None
+        with st.expander(thinking_label(lang, facts.thinking_s if facts else None, reasoning_tokens, budget)):
+            st.markdown(message.reasoning)
+    show_answer_body(lang, message)
+    if facts is None:
+        return
+    for note in facts.notes:
+        st.caption(f"ℹ️ {t(lang, note)}")
+    if facts.error_kind:
+        if message.content:
+            st.caption(t(lang, "interrupted_marker"))
+        st.error(error_text(lang, facts.error_kind, facts.error_detail), icon="⚠️")
+    elif facts.finish_reason in ("length", "content_filter"):
+        st.warning(t(lang, f"finish_{facts.finish_reason}"), icon="✂️")
+    st.caption(facts_line(lang, facts) + (f" · {t(lang, 'facts_estimated')}" if facts.usage and facts.usage.estimated else ""))
+    show_raw(lang, facts)
+
+
+def show_message(lang: str, message: Message) -> None:
+    with st.chat_message(message.role):
+        if message.role == "user":
+            show_images(message.images)
+            st.markdown(message.content)
+        else:
+            show_assistant(lang, message)
+
+
+class LiveAnswer:
+    """Draws a turn while it streams: reasoning in a status box above, answer below."""
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+        self._thinking_slot = st.empty()
+        self._answer_slot = st.empty()
+        self._status = None
+        self._reasoning_box = None
+        self._last_draw = 0.0
+        self._collapsed = False
+
+    def draw(self, turn: Turn, final: bool = False) -> None:
+        now = time.perf_counter()
+        if not final and now - self._last_draw < REDRAW_INTERVAL_S:
+            return
+        self._last_draw = now
+        if turn.reasoning:
+            if self._status is None:
+                self._status = self._thinking_slot.status(t(self.lang, "thinking_live"), expanded=True)
+                self._reasoning_box = self._status.empty()
+            self._reasoning_box.markdown(turn.reasoning)
+            if not turn.thinking_now and not self._collapsed:
+                self._status.update(label=thinking_label(self.lang, turn.thinking_seconds(), None, None),
+                                    state="complete", expanded=False)
+                self._collapsed = True
+        if turn.content:
+            self._answer_slot.markdown(turn.content + ("" if final else " ▌"))

@@ -1,0 +1,108 @@
+"""The sidebar: provider, model and answer options."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from atri.client import list_models
+from atri.i18n import LANGUAGES, PERSONA_PROMPTS, PERSONAS, t
+from atri.messages import ChatOptions
+from atri.providers import LOCAL, ModelInfo, Thinking, catalogue
+from atri.settings import Connection, Settings
+from atri.tokens import TokenCounter, rough_count
+from atri.ui.config import local_connection
+
+DEFAULT_TEMPERATURE = 0.7
+DEFAULT_BUDGET = 1000
+
+
+@dataclass
+class ChatSetup:
+    options: ChatOptions
+    connection: Connection | None
+    model: ModelInfo
+    count: TokenCounter
+
+
+def _apply_persona() -> None:
+    st.session_state.system_prompt = PERSONA_PROMPTS[st.session_state.persona]
+
+
+def _model_choices(connection: Connection | None, defaults: list[str]) -> list[str]:
+    """The catalogue's models, then whatever the provider's /models lists (fetched once per session)."""
+    if connection is None or connection.provider.id == LOCAL:
+        return defaults
+    cache_key = f"models::{connection.provider.id}::{connection.base_url}"
+    if cache_key not in st.session_state:
+        st.session_state[cache_key] = list_models(connection)
+    return defaults + [m for m in st.session_state[cache_key] if m not in defaults]
+
+
+def _thinking_controls(lang: str, model: ModelInfo) -> tuple[bool, int | None]:
+    if model.thinking == Thinking.HYBRID:
+        thinking = st.toggle(t(lang, "thinking"), value=model.thinking_default, key=f"thinking::{model.id}")
+        budget = None
+        if thinking:
+            budget = int(st.number_input(t(lang, "thinking_budget"), min_value=1,
+                                         max_value=model.max_thinking_budget or 1_000_000,
+                                         value=min(DEFAULT_BUDGET, model.max_thinking_budget or DEFAULT_BUDGET),
+                                         step=100, key="thinking_budget"))
+        return thinking, budget
+    hint = {Thinking.ALWAYS: "thinking_always", Thinking.HIDDEN: "thinking_hidden"}.get(model.thinking, "thinking_unavailable")
+    st.toggle(t(lang, "thinking"), value=model.thinking != Thinking.NONE, disabled=True, help=t(lang, hint),
+              key=f"thinking_fixed::{model.id}")
+    st.caption(t(lang, hint))
+    return model.thinking == Thinking.ALWAYS, None
+
+
+def render_sidebar(settings: Settings, lang: str) -> ChatSetup:
+    providers = catalogue()
+    with st.sidebar:
+        st.selectbox(t(lang, "language"), list(LANGUAGES), format_func=LANGUAGES.get, key="lang")
+        provider_ids = list(providers)
+        if "provider" not in st.session_state:
+            st.session_state.provider = settings.default_provider_id()
+        provider_id = st.selectbox(t(lang, "provider"), provider_ids, key="provider",
+                                   format_func=lambda pid: providers[pid].label)
+        provider = providers[provider_id]
+
+        count: TokenCounter = rough_count
+        if provider_id == LOCAL:
+            connection, count = local_connection(settings, lang)
+            provider = connection.provider if connection else provider
+        else:
+            visitor_key = None
+            if not settings.key_for(provider) and not provider.key_optional:
+                visitor_key = st.text_input(t(lang, "api_key"), type="password", key=f"visitor_key::{provider_id}")
+            connection = settings.connection(provider, visitor_key or None)
+            if connection is None:
+                st.warning(t(lang, "api_key_missing", provider=provider.label, env=provider.key_env[0]))
+
+        default_model = settings.default_model_for(provider)
+        known = [m.id for m in provider.models] or [default_model]
+        if default_model not in known:
+            known.insert(0, default_model)
+        choices = _model_choices(connection, known)
+        picked = st.selectbox(t(lang, "model"), choices, index=choices.index(default_model), key=f"model::{provider_id}")
+        typed = st.text_input(t(lang, "custom_model"), key=f"custom_model::{provider_id}", help=t(lang, "custom_model_help"))
+        model = provider.model(typed.strip() or picked)
+
+        temperature = st.slider(t(lang, "temperature"), 0.0, 2.0, DEFAULT_TEMPERATURE, 0.05, key="temperature")
+        thinking, budget = _thinking_controls(lang, model)
+        json_mode = st.toggle(t(lang, "json_mode"), key="json_mode")
+        if json_mode and not model.json_mode:
+            st.caption(t(lang, "json_unsupported_hint"))
+
+        if "persona" not in st.session_state:
+            st.session_state.persona = "atri"
+            st.session_state.system_prompt = PERSONA_PROMPTS["atri"]
+        st.selectbox(t(lang, "persona"), list(PERSONAS), key="persona", on_change=_apply_persona,
+                     format_func=lambda p: PERSONAS[p][0 if lang == "zh" else 1])
+        system_prompt = st.text_area(t(lang, "system_prompt"), key="system_prompt", height=100)
+        st.text_area(t(lang, "image_urls"), key="image_urls", height=80,
+                     placeholder="https://example.com/cat.png")
+
+    options = ChatOptions(provider_id=provider_id, model=model.id, temperature=temperature, thinking=thinking,
+                          thinking_budget=budget, json_mode=json_mode, system_prompt=system_prompt)
+    return ChatSetup(options, connection, model, count)

@@ -1,0 +1,257 @@
+"""A loopback HTTP server that answers like DashScope's compatible mode, scripted for tests.
+
+Real HTTP, real SSE: the openai SDK talks to it exactly as it talks to DashScope. Behaviour it
+copies: reasoning_content deltas when thinking (first chunk `{"role":"assistant","content":null,
+"reasoning_content":""}`), the final usage chunk with empty choices, the 400 when JSON mode has no
+"json" word, the 400 for JSON mode while thinking, DashScope-shaped 401/429/500 bodies.
+Faults for the next requests are queued with `script()`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+GOOD_KEY = "sk-test-good-key"
+MODELS = ["qwen3-max", "qwen-plus", "qwen3-vl-plus", "qwq-plus"]
+
+
+@dataclass
+class Fault:
+    kind: str  # "status" | "cut" | "stream_error" | "length" | "slow"
+    status: int = 500
+    body: dict[str, Any] | None = None
+    after_chunks: int = 2
+    delay_s: float = 0.0
+
+
+def error_body(code: str, message: str, kind: str = "invalid_request_error") -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "param": None, "type": kind},
+            "request_id": str(uuid.uuid4())}
+
+
+UNAUTHORIZED = error_body("invalid_api_key", "Incorrect API key provided. ")
+RATE_LIMITED = error_body("Throttling.RateQuota", "Requests rate limit exceeded, please try again later.", "limit_requests")
+QUOTA = error_body("Throttling.AllocationQuota", "Allocated quota exceeded, please increase your quota limit.", "limit_requests")
+SERVER_ERROR = error_body("InternalError", "An internal error has occured, please try again later.", "internal_error")
+MODERATION = error_body("data_inspection_failed", "Input data may contain inappropriate content.", "data_inspection_failed")
+TOO_LONG = error_body("InvalidParameter", "<400> InternalError.Algo.InvalidParameter: Range of input length should be [1, 258048]")
+NO_JSON_WORD = error_body(
+    "invalid_parameter_error",
+    "<400> InternalError.Algo.InvalidParameter: 'messages' must contain the word 'json' in some form, "
+    "to use 'response_format' of type 'json_object'.")
+JSON_WHILE_THINKING = error_body(
+    "invalid_parameter_error",
+    "<400> InternalError.Algo.InvalidParameter: Json mode response is not supported when enable_thinking is true")
+NON_STREAM_THINKING = error_body(
+    "invalid_parameter_error",
+    "<400> InternalError.Algo.InvalidParameter: parameter.enable_thinking must be set to false for non-streaming calls")
+
+
+def text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+
+
+def count_tokens(text: str) -> int:
+    return max(1, len(text) // 3)
+
+
+class QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients closing keep-alive connections is normal
+
+
+class FakeProvider:
+    def __init__(self, port: int = 0) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.faults: deque[Fault] = deque()
+        self.chunk_delay_s = 0.0
+        self.first_token_delay_s = 0.0
+        self.reasoning_text = "Let me think about this step by step. The user wants a friendly reply."
+        self._server = QuietServer(("127.0.0.1", port), self._handler())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def start(self) -> FakeProvider:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def script(self, *faults: Fault) -> None:
+        self.faults.extend(faults)
+
+    def reset(self) -> None:
+        self.requests.clear()
+        self.faults.clear()
+        self.chunk_delay_s = 0.0
+        self.first_token_delay_s = 0.0
+
+    def answer_for(self, body: dict[str, Any]) -> str:
+        last_user = next((m for m in reversed(body["messages"]) if m["role"] == "user"), {"content": ""})
+        text = text_of(last_user["content"])
+        if body.get("response_format", {}).get("type") == "json_object":
+            return json.dumps({"reply": f"Echo: {text}", "turns": sum(m["role"] == "user" for m in body["messages"])},
+                              ensure_ascii=False)
+        images = sum(1 for p in last_user["content"] if p.get("type") == "image_url") if isinstance(last_user["content"], list) else 0
+        suffix = f" (I see {images} image{'s' if images != 1 else ''})" if images else ""
+        return f"Echo: {text}{suffix}. Meow~ This answer streams in several small pieces."
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        provider = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _json(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body, ensure_ascii=False).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _authorized(self) -> bool:
+                if self.headers.get("Authorization") != f"Bearer {GOOD_KEY}":
+                    self._json(401, UNAUTHORIZED)
+                    return False
+                return True
+
+            def do_GET(self) -> None:
+                if not self._authorized():
+                    return
+                if self.path.rstrip("/").endswith("/models"):
+                    self._json(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in MODELS]})
+                else:
+                    self._json(404, error_body("NotFound", "not found"))
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                if not self.path.rstrip("/").endswith("/chat/completions"):
+                    self._json(404, error_body("NotFound", "not found"))
+                    return
+                provider.requests.append(body)
+                if not self._authorized():
+                    return
+                fault = provider.faults.popleft() if provider.faults else None
+                if fault and fault.kind == "status":
+                    self._json(fault.status, fault.body or SERVER_ERROR)
+                    return
+                json_mode = body.get("response_format", {}).get("type") == "json_object"
+                thinking = bool(body.get("enable_thinking")) or "thinking" in body.get("model", "") or body.get("model", "").startswith("qwq")
+                if json_mode and "json" not in json.dumps([text_of(m["content"]) for m in body["messages"]], ensure_ascii=False).lower():
+                    self._json(400, NO_JSON_WORD)
+                    return
+                if json_mode and thinking:
+                    self._json(400, JSON_WHILE_THINKING)
+                    return
+                if not body.get("stream"):
+                    if body.get("enable_thinking") is not False and body.get("model", "").startswith("qwen3-"):
+                        self._json(400, NON_STREAM_THINKING)
+                        return
+                    self._complete(body)
+                    return
+                self._stream(body, thinking, fault)
+
+            def _complete(self, body: dict[str, Any]) -> None:
+                answer = provider.answer_for(body)
+                prompt = sum(count_tokens(text_of(m["content"])) for m in body["messages"])
+                self._json(200, {
+                    "id": f"chatcmpl-{uuid.uuid4()}", "object": "chat.completion", "created": int(time.time()),
+                    "model": body["model"],
+                    "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": answer}}],
+                    "usage": {"prompt_tokens": prompt, "completion_tokens": count_tokens(answer),
+                              "total_tokens": prompt + count_tokens(answer), "prompt_tokens_details": {"cached_tokens": 0}},
+                })
+
+            def _send_event(self, payload: dict[str, Any] | str) -> None:
+                data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
+                line = f"data: {data}\n\n".encode()
+                self.wfile.write(f"{len(line):X}\r\n".encode() + line + b"\r\n")
+                self.wfile.flush()
+
+            def _stream(self, body: dict[str, Any], thinking: bool, fault: Fault | None) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                chunk_id = f"chatcmpl-{uuid.uuid4()}"
+                base = {"id": chunk_id, "object": "chat.completion.chunk", "created": int(time.time()), "model": body["model"]}
+
+                def delta(**fields: Any) -> dict[str, Any]:
+                    return {**base, "choices": [{"index": 0, "delta": fields, "finish_reason": None, "logprobs": None}]}
+
+                pieces: list[dict[str, Any]] = [delta(role="assistant", content=None, reasoning_content="")]
+                reasoning = provider.reasoning_text if thinking else ""
+                budget = body.get("thinking_budget")
+                if reasoning and budget:
+                    reasoning = " ".join(reasoning.split()[:budget])
+                pieces += [delta(content=None, reasoning_content=w + " ") for w in reasoning.split()]
+                answer = provider.answer_for(body)
+                words = answer.split(" ")
+                pieces += [delta(content=w + (" " if i < len(words) - 1 else "")) for i, w in enumerate(words)]
+                finish = "length" if fault and fault.kind == "length" else "stop"
+                pieces.append({**base, "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": finish, "logprobs": None}]})
+                delay = fault.delay_s if fault and fault.kind == "slow" else provider.chunk_delay_s
+                try:
+                    time.sleep(provider.first_token_delay_s)
+                    for index, piece in enumerate(pieces):
+                        if fault and fault.kind in ("cut", "stream_error") and index == fault.after_chunks:
+                            if fault.kind == "stream_error":
+                                self._send_event(error_body("InternalError", "Stream interrupted by an upstream error."))
+                                self.wfile.write(b"0\r\n\r\n")
+                            else:
+                                self.connection.shutdown(socket.SHUT_RDWR)
+                            self.close_connection = True
+                            return
+                        self._send_event(piece)
+                        time.sleep(delay)
+                    if body.get("stream_options", {}).get("include_usage"):
+                        prompt = sum(count_tokens(text_of(m["content"])) for m in body["messages"])
+                        reasoning_tokens = len(reasoning.split())
+                        completion = count_tokens(answer) + reasoning_tokens
+                        self._send_event({**base, "choices": [], "usage": {
+                            "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
+                            "completion_tokens_details": {"reasoning_tokens": reasoning_tokens} if thinking else None,
+                            "prompt_tokens_details": {"cached_tokens": 0}}})
+                    self._send_event("[DONE]")
+                    self.wfile.write(b"0\r\n\r\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True
+
+        return Handler
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Run the fake DashScope provider (key: %s)" % GOOD_KEY)
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--delay", type=float, default=0.05, help="seconds between chunks")
+    args = parser.parse_args()
+    provider = FakeProvider(args.port).start()
+    provider.chunk_delay_s = args.delay
+    print(provider.base_url, flush=True)
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
