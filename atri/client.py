@@ -11,13 +11,12 @@ import openai
 from .errors import ChatError, classify_status
 from .settings import Connection
 
-DEFAULT_TIMEOUT_S = 120.0
 CONNECT_TIMEOUT_S = 10.0
 MAX_RETRIES = 2  # the SDK retries 408/409/429/5xx and connection errors with backoff
 DETAIL_LIMIT = 400
 
 
-def make_client(conn: Connection, timeout_s: float = DEFAULT_TIMEOUT_S, max_retries: int = MAX_RETRIES) -> openai.OpenAI:
+def make_client(conn: Connection, timeout_s: float, max_retries: int = MAX_RETRIES) -> openai.OpenAI:
     return openai.OpenAI(
         api_key=conn.api_key,
         base_url=conn.base_url,
@@ -61,9 +60,9 @@ def to_chat_error(exc: BaseException, conn: Connection) -> ChatError:
     return ChatError("unknown", _scrub(type(exc).__name__, conn))
 
 
-def stream_chunks(conn: Connection, kwargs: dict[str, Any], timeout_s: float = DEFAULT_TIMEOUT_S) -> Iterator[dict[str, Any]]:
+def stream_chunks(conn: Connection, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Yields each chunk as a dict (unknown fields such as reasoning_content included)."""
-    client = make_client(conn, timeout_s)
+    client = make_client(conn, conn.timeout_s)
     received = False
     try:
         stream = client.chat.completions.create(**kwargs)

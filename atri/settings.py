@@ -23,6 +23,7 @@ class Connection:
     provider: Provider
     base_url: str
     api_key: str
+    timeout_s: float = 120.0
 
     def __repr__(self) -> str:  # keep the key out of logs and tracebacks
         return f"Connection(provider={self.provider.id!r}, base_url={self.base_url!r})"
@@ -66,7 +67,14 @@ class Settings:
         key = visitor_key or self.key_for(provider)
         if not key and not provider.key_optional:
             return None
-        return Connection(provider, base_url or self.base_url_for(provider), key or "not-needed")
+        return Connection(provider, base_url or self.base_url_for(provider), key or "not-needed", self.timeout_s())
+
+    def timeout_s(self) -> float:
+        """Seconds to wait for the next byte of an answer (ATRI_TIMEOUT_S)."""
+        try:
+            return max(1.0, float(self.values.get("ATRI_TIMEOUT_S") or 120))
+        except ValueError:
+            return 120.0
 
     def get(self, name: str, default: str = "") -> str:
         return self.values.get(name) or default

@@ -68,19 +68,24 @@ class InlineThinkSplitter:
         self._mode = "reasoning" if starts_in_reasoning else "start"
         self._pending = ""
         self._seen_text = False
+        self._answer_begun = False  # newlines right after </think> are dropped
+
 
     def feed(self, text: str) -> list[Event]:
         self._pending += text
         events: list[Event] = []
         while self._pending:
             if self._mode == "answer":
-                events.append(ContentDelta(self._pending))
+                if not self._answer_begun:
+                    self._pending = self._pending.lstrip("\n")
+                    self._answer_begun = bool(self._pending)
+                if self._pending:
+                    events.append(ContentDelta(self._pending))
                 self._pending = ""
             elif self._mode == "reasoning":
                 if not self._take_until(CLOSE_TAG, ReasoningDelta, events):
                     break
                 self._mode = "answer"
-                self._pending = self._pending.lstrip("\n")
             else:  # "start": plain content so far, watching for either tag
                 if not self._seen_text:
                     stripped = self._pending.lstrip()
@@ -96,7 +101,7 @@ class InlineThinkSplitter:
                         events.append(ContentDelta(before))
                     events.append(ContentWasReasoning())
                     self._mode = "answer"
-                    self._pending = after.lstrip("\n")
+                    self._pending = after
                     continue
                 keep = _held_back(self._pending, (CLOSE_TAG,))
                 ready = self._pending[: len(self._pending) - keep]

@@ -53,7 +53,7 @@ def show_history(lang: str) -> None:
     history = messages()
     for message in history:
         show_message(lang, message)
-    for key, values in st.session_state.pop("image_problems", []):
+    for key, values in st.session_state.get("image_problems", []):
         st.warning(t(lang, key, **values))
     last = history[-1] if history else None
     if last and last.role == "assistant" and last.facts and last.facts.error_kind and not st.session_state.get("pending"):

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fake_provider import GOOD_KEY, FakeProvider
+
+ROOT = Path(__file__).resolve().parents[1]
+PROVIDER_ENV = ["DASHSCOPE_API_KEY", "ALIYUN_API_KEY", "DASHSCOPE_BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL",
+                "DEEPSEEK_API_KEY", "ATRI_CUSTOM_BASE_URL", "ATRI_CUSTOM_API_KEY", "ATRI_LOCAL_MODEL"]
+
+
+@pytest.fixture(scope="session")
+def fake_server() -> Iterator[FakeProvider]:
+    server = FakeProvider().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake(fake_server: FakeProvider) -> Iterator[FakeProvider]:
+    fake_server.reset()
+    yield fake_server
+    fake_server.reset()
+
+
+@pytest.fixture
+def dashscope_env(fake: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> FakeProvider:
+    """The app configured for DashScope, pointed at the fake provider."""
+    for name in PROVIDER_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DASHSCOPE_API_KEY", GOOD_KEY)
+    monkeypatch.setenv("DASHSCOPE_BASE_URL", fake.base_url)
+    return fake
+
+
+@pytest.fixture
+def app(dashscope_env: FakeProvider):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    assert not at.exception
+    return at
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in PROVIDER_ENV}

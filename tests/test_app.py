@@ -1,0 +1,148 @@
+"""The chat page, driven through Streamlit's AppTest against the fake DashScope server."""
+import json
+
+import pytest
+
+from tests.fake_provider import MODERATION, SERVER_ERROR, Fault
+
+
+def send(at, text):
+    at.chat_input[0].set_value(text).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def bubbles(at):
+    return [(m.name, " ".join(md.value for md in m.markdown)) for m in at.chat_message]
+
+
+def all_text(at):
+    parts = [e.value for kind in ("markdown", "caption", "error", "warning", "code", "info") for e in getattr(at, kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_two_turns_send_the_first_answer_back_but_not_its_reasoning(app):
+    app.toggle(key="thinking::qwen3-max").set_value(True).run()
+    send(app, "我是小明")
+    send(app, "我是谁")
+    names = [name for name, _ in bubbles(app)]
+    assert names == ["user", "assistant", "user", "assistant"]
+    first_answer = bubbles(app)[1][1]
+    assert "Echo: 我是小明" in first_answer
+
+
+def test_turn_two_request_carries_turn_one(app, dashscope_env):
+    app.toggle(key="thinking::qwen3-max").set_value(True).run()
+    send(app, "我是小明")
+    send(app, "我是谁")
+    sent = dashscope_env.requests[-1]["messages"]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
+    assert sent[2]["content"].startswith("Echo: 我是小明")
+    assert "Let me think" not in json.dumps(sent)
+
+
+def test_reasoning_is_shown_in_a_labelled_expander(app):
+    app.toggle(key="thinking::qwen3-max").set_value(True).run()
+    send(app, "hello")
+    thinking = [e for e in app.expander if e.label.startswith("Thought for")]
+    assert len(thinking) == 1
+    assert "reasoning tokens / budget 1,000" in thinking[0].label
+    assert "Let me think" in thinking[0].markdown[0].value
+
+
+def test_json_mode_renders_json_and_says_what_it_added(app, dashscope_env):
+    app.toggle(key="json_mode").set_value(True).run()
+    send(app, "你好")
+    assert app.json, "the answer should be rendered as JSON"
+    assert json.loads(app.json[0].value)["reply"] == "Echo: 你好"
+    assert "json" in dashscope_env.requests[-1]["messages"][0]["content"].lower()
+    assert any("“json”" in c.value for c in app.caption)
+
+
+def test_json_mode_with_thinking_on_qwen3_max_drops_thinking_and_says_why(app, dashscope_env):
+    app.toggle(key="thinking::qwen3-max").set_value(True).run()
+    app.toggle(key="json_mode").set_value(True).run()
+    send(app, "give me json")
+    assert dashscope_env.requests[-1]["enable_thinking"] is False
+    assert any("cannot think in JSON mode" in c.value for c in app.caption)
+    assert app.json
+
+
+@pytest.mark.parametrize("faults, expected", [
+    ([Fault("status", 400, MODERATION)], "content moderation"),
+    ([Fault("status", 500, SERVER_ERROR)] * 3, "internal error"),
+])
+def test_errors_show_a_specific_message_and_keep_the_question(app, dashscope_env, faults, expected):
+    dashscope_env.script(*faults)
+    send(app, "keep me")
+    assert bubbles(app)[0] == ("user", "keep me")
+    assert expected in app.error[0].value
+    assert "Traceback" not in all_text(app)
+    assert app.button(key="retry")
+
+
+def test_wrong_key_says_check_the_key_and_region(app, monkeypatch):
+    monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-wrong-but-secret")
+    app.run()
+    send(app, "hi")
+    assert "region" in app.error[0].value
+    assert "sk-wrong-but-secret" not in all_text(app)
+
+
+def test_broken_stream_keeps_the_partial_answer_and_retry_finishes_it(app, dashscope_env):
+    dashscope_env.script(Fault("cut", after_chunks=3))
+    send(app, "tell me a story")
+    partial = bubbles(app)[1][1]
+    assert partial.startswith("Echo:") and "pieces" not in partial
+    assert "interrupted" in " ".join(c.value for c in app.caption)
+    assert "broke mid-answer" in app.error[0].value
+    app.button(key="retry").click().run()
+    assert [name for name, _ in bubbles(app)] == ["user", "assistant"]
+    assert "several small pieces" in bubbles(app)[1][1]
+    assert not app.error
+
+
+def test_connection_refused_is_explained(app, monkeypatch):
+    monkeypatch.setenv("DASHSCOPE_BASE_URL", "http://127.0.0.1:9/v1")
+    app.run()
+    send(app, "anyone there?")
+    assert "Could not reach the provider" in app.error[0].value
+    assert bubbles(app)[0] == ("user", "anyone there?")
+
+
+def test_facts_under_each_answer(app):
+    send(app, "hi")
+    facts = [c.value for c in app.caption if c.value.startswith("qwen3-max")]
+    assert facts and "first token" in facts[0] and "in " in facts[0] and "≈" not in facts[0]
+
+
+def test_raw_view_shows_request_and_response_without_the_key(app):
+    send(app, "小明")
+    raw = next(e for e in app.expander if e.label == "Raw request and response")
+    request, response = (json.loads(code.value) for code in raw.code)
+    assert request["messages"][-1]["content"] == "小明"
+    assert response["choices"][0]["finish_reason"] == "stop"
+    assert "小明" in raw.code[1].value  # ensure_ascii=False, as the seed prints it
+    assert "sk-test" not in raw.code[0].value
+
+
+def test_image_urls_go_with_the_message_and_bad_links_are_refused(app, dashscope_env):
+    app.text_area(key="image_urls").set_value("https://example.com/a.png\nfile:///etc/passwd").run()
+    send(app, "这张图显示了什么")
+    content = dashscope_env.requests[-1]["messages"][-1]["content"]
+    assert content[0] == {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}
+    assert any("file:///etc/passwd" in w.value for w in app.warning)
+    assert app.text_area(key="image_urls").value == ""
+
+
+def test_chinese_interface(app):
+    app.selectbox(key="lang").set_value("zh").run()
+    assert app.title[0].value == "Atri 聊天"
+    send(app, "你好")
+    assert any("首 token" in c.value for c in app.caption)
+
+
+def test_new_chat_clears_the_conversation(app):
+    send(app, "hi")
+    app.sidebar.button[0].click().run()
+    assert not app.chat_message

@@ -1,0 +1,104 @@
+"""The real openai SDK against the fake DashScope server: what reaches the turn, and how failures read."""
+import pytest
+
+from atri.messages import ChatOptions, Message
+from atri.providers import catalogue
+from atri.request import build_request
+from atri.settings import Settings
+from atri.turn import run_turn
+from tests.fake_provider import GOOD_KEY, MODERATION, QUOTA, RATE_LIMITED, TOO_LONG, Fault
+
+DASHSCOPE = catalogue()["dashscope"]
+
+
+def finish_turn(fake, key=GOOD_KEY, **options):
+    conn = Settings({"DASHSCOPE_API_KEY": key, "DASHSCOPE_BASE_URL": fake.base_url, "ATRI_TIMEOUT_S": "1"}).connection(DASHSCOPE)
+    opts = ChatOptions("dashscope", options.pop("model", "qwen3-max"), **options)
+    plan = build_request([Message("user", "你好")], opts, DASHSCOPE.model(opts.model), DASHSCOPE)
+    turns = list(run_turn(conn, plan, DASHSCOPE.model(opts.model)))
+    return turns[-1], len(turns)
+
+
+def test_streams_reasoning_content_and_usage(fake):
+    turn, updates = finish_turn(fake, thinking=True)
+    assert updates > 5, "the answer should arrive in pieces"
+    assert turn.reasoning.startswith("Let me think")
+    assert turn.content.startswith("Echo: 你好")
+    assert turn.finish_reason == "stop"
+    assert turn.usage.reasoning_tokens > 0 and not turn.usage.estimated
+    assert fake.requests[-1]["enable_thinking"] is True
+
+
+def test_thinking_budget_bounds_the_reasoning(fake):
+    turn, _ = finish_turn(fake, thinking=True, thinking_budget=3)
+    assert turn.usage.reasoning_tokens == 3
+    assert fake.requests[-1]["thinking_budget"] == 3
+
+
+def test_json_mode_passes_the_providers_json_word_check(fake):
+    turn, _ = finish_turn(fake, json_mode=True, thinking=True)
+    assert turn.error is None, turn.error
+    assert turn.content.startswith("{")
+
+
+@pytest.mark.parametrize("fault, kind", [
+    (Fault("status", 400, MODERATION), "moderation"),
+    (Fault("status", 400, TOO_LONG), "context_too_long"),
+    (Fault("status", 429, QUOTA), "quota"),
+])
+def test_provider_refusals_are_classified(fake, fault, kind):
+    fake.script(*[fault] * 3)  # the SDK retries 429 twice by itself
+    turn, _ = finish_turn(fake)
+    assert turn.error.kind == kind
+    assert turn.content == ""
+
+
+def test_rate_limit_recovers_through_the_sdks_own_retry(fake):
+    fake.script(Fault("status", 429, RATE_LIMITED))
+    turn, _ = finish_turn(fake)
+    assert turn.error is None and turn.content
+
+
+def test_wrong_key_is_an_auth_error_and_the_key_is_not_echoed(fake):
+    turn, _ = finish_turn(fake, key="sk-wrong-secret-123")
+    assert turn.error.kind == "auth"
+    assert "sk-wrong-secret-123" not in turn.error.detail
+    assert "invalid_api_key" in turn.error.detail
+
+
+def test_a_cut_stream_keeps_the_partial_answer(fake):
+    fake.script(Fault("cut", after_chunks=4))
+    turn, _ = finish_turn(fake)
+    assert turn.error.kind == "interrupted"
+    assert turn.content and turn.finish_reason is None
+
+
+def test_an_error_event_mid_stream_keeps_the_partial_answer(fake):
+    fake.script(Fault("stream_error", after_chunks=4))
+    turn, _ = finish_turn(fake)
+    assert turn.error.kind == "stream_error"
+    assert turn.content
+
+
+def test_a_silent_server_times_out(fake):
+    fake.first_token_delay_s = 3
+    turn, _ = finish_turn(fake)
+    assert turn.error.kind == "timeout"
+
+
+def test_nobody_listening_is_a_connection_error():
+    conn = Settings({"DASHSCOPE_API_KEY": "k", "DASHSCOPE_BASE_URL": "http://127.0.0.1:9/v1"}).connection(DASHSCOPE)
+    plan = build_request([Message("user", "hi")], ChatOptions("dashscope", "qwen3-max"), DASHSCOPE.model("qwen3-max"), DASHSCOPE)
+    turn = list(run_turn(conn, plan, DASHSCOPE.model("qwen3-max")))[-1]
+    assert turn.error.kind == "connection"
+
+
+def test_length_finish_is_reported(fake):
+    fake.script(Fault("length"))
+    turn, _ = finish_turn(fake)
+    assert turn.finish_reason == "length"
+
+
+def test_connection_repr_hides_the_key():
+    conn = Settings({"DASHSCOPE_API_KEY": "sk-hidden"}).connection(DASHSCOPE)
+    assert "sk-hidden" not in repr(conn)

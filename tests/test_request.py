@@ -1,0 +1,72 @@
+from atri.messages import ChatOptions, Message
+from atri.providers import catalogue
+from atri.request import JSON_INSTRUCTION, build_request
+
+DASHSCOPE = catalogue()["dashscope"]
+
+
+def plan_for(history, model="qwen3-max", **options):
+    opts = ChatOptions("dashscope", model, **options)
+    return build_request(history, opts, DASHSCOPE.model(model), DASHSCOPE)
+
+
+def test_history_sends_content_but_never_reasoning():
+    history = [Message("user", "我是小明"), Message("assistant", "喵~小明!", reasoning="用户自称小明"),
+               Message("user", "我是谁")]
+    sent = plan_for(history, system_prompt="persona").kwargs["messages"]
+    assert sent == [{"role": "system", "content": "persona"}, {"role": "user", "content": "我是小明"},
+                    {"role": "assistant", "content": "喵~小明!"}, {"role": "user", "content": "我是谁"}]
+    assert "用户自称小明" not in str(sent)
+
+
+def test_empty_failed_answer_is_not_resent():
+    history = [Message("user", "a"), Message("assistant", ""), Message("user", "b")]
+    assert [m["role"] for m in plan_for(history).kwargs["messages"]] == ["user", "user"]
+
+
+def test_images_become_seed_shaped_parts():
+    url = "https://example.com/cat.png"
+    sent = plan_for([Message("user", "这张图显示了什么", images=[url])], model="qwen3-vl-plus").kwargs["messages"]
+    assert sent[0]["content"] == [{"type": "image_url", "image_url": {"url": url}},
+                                  {"type": "text", "text": "这张图显示了什么"}]
+
+
+def test_thinking_goes_in_extra_body_with_budget_capped_by_model():
+    plan = plan_for([Message("user", "hi")], thinking=True, thinking_budget=10_000_000)
+    assert plan.kwargs["extra_body"] == {"enable_thinking": True, "thinking_budget": 81920}
+    assert plan.kwargs["stream_options"] == {"include_usage": True}
+
+
+def test_thinking_off_is_sent_explicitly_for_models_that_think_by_default():
+    plan = plan_for([Message("user", "hi")], model="qwen3.5-plus", thinking=False)
+    assert plan.kwargs["extra_body"] == {"enable_thinking": False}
+
+
+def test_always_thinking_models_get_no_enable_thinking():
+    plan = plan_for([Message("user", "hi")], model="qwq-plus", thinking=True)
+    assert "extra_body" not in plan.kwargs
+
+
+def test_json_mode_adds_the_json_word_when_missing():
+    plan = plan_for([Message("user", "hello")], json_mode=True, system_prompt="You are Atri.")
+    assert plan.kwargs["response_format"] == {"type": "json_object"}
+    assert plan.kwargs["messages"][0]["content"].endswith(JSON_INSTRUCTION)
+    assert "note_json_word_added" in plan.notes
+
+
+def test_json_mode_leaves_a_prompt_that_already_says_json():
+    plan = plan_for([Message("user", "answer in JSON please")], json_mode=True, system_prompt="You are Atri.")
+    assert plan.kwargs["messages"][0]["content"] == "You are Atri."
+    assert plan.notes == []
+
+
+def test_json_mode_turns_thinking_off_on_models_that_cannot_do_both():
+    plan = plan_for([Message("user", "json")], json_mode=True, thinking=True, thinking_budget=200)
+    assert plan.kwargs["extra_body"] == {"enable_thinking": False}
+    assert "note_json_no_thinking" in plan.notes
+
+
+def test_unknown_dashscope_models_are_guessed_from_their_id():
+    assert DASHSCOPE.model("qwen3-vl-8b-thinking").stream_only
+    assert DASHSCOPE.model("qwen3.6-plus").thinking_default
+    assert not DASHSCOPE.model("qwen-max-latest").thinking_default
