@@ -10,7 +10,7 @@ st.set_page_config(page_title="Atri", page_icon="🐱", layout="centered")
 
 lang = current_language()
 settings = load_settings()
-st.sidebar.button(t(lang, "new_chat"), on_click=new_chat, icon="➕", use_container_width=True)
+st.sidebar.button(t(lang, "new_chat"), on_click=new_chat, icon=":material/add:", use_container_width=True)
 setup = render_sidebar(settings, lang)
 
 st.title(t(lang, "app_title"))

@@ -13,7 +13,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import queue
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -101,6 +103,32 @@ def _die_with_parent() -> None:
         pass
 
 
+def _spawn_kept(command: list[str], log_path: Path) -> subprocess.Popen:
+    """Start the server from a thread that lives as long as the server.
+
+    PR_SET_PDEATHSIG fires when the *thread* that forked exits, and Streamlit runs each script run
+    in a short-lived thread: forking from it would kill the server at the end of the run.
+    """
+    started: queue.Queue[subprocess.Popen | BaseException] = queue.Queue()
+
+    def keep() -> None:
+        try:
+            with log_path.open("wb") as log:
+                process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                           preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+        except OSError as error:
+            started.put(error)
+            return
+        started.put(process)
+        process.wait()
+
+    threading.Thread(target=keep, name="atri-local-engine", daemon=True).start()
+    outcome = started.get(timeout=30)
+    if isinstance(outcome, BaseException):
+        raise LocalModelError(f"could not start the llama.cpp server: {outcome}")
+    return outcome
+
+
 @dataclass
 class LocalEngine:
     model_path: Path
@@ -155,11 +183,8 @@ def start_engine(model_path: Path, model_id: str, threads: int | None = None,
                "--interrupt_requests", "False"]
     if threads:
         command += ["--n_threads", str(threads)]
-    log_path = model_path.parent / f"server-{port}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   preexec_fn=_die_with_parent if sys.platform == "linux" else None)
-    engine = LocalEngine(model_path, model_id, port, process)
+    log_path = model_path.parent / "local-server.log"
+    engine = LocalEngine(model_path, model_id, port, _spawn_kept(command, log_path))
     atexit.register(engine.stop)
     _wait_until_ready(engine, log_path, timeout_s)
     return engine

@@ -57,7 +57,7 @@ def show_history(lang: str) -> None:
         st.warning(t(lang, key, **values))
     last = history[-1] if history else None
     if last and last.role == "assistant" and last.facts and last.facts.error_kind and not st.session_state.get("pending"):
-        st.button(t(lang, "retry"), on_click=_retry, icon="🔄", key="retry")
+        st.button(t(lang, "retry"), on_click=_retry, icon=":material/refresh:", key="retry")
 
 
 def chat_input(lang: str) -> None:

@@ -84,13 +84,13 @@ def show_assistant(lang: str, message: Message) -> None:
     if facts is None:
         return
     for note in facts.notes:
-        st.caption(f"ℹ️ {t(lang, note)}")
+        st.caption(f":material/info: {t(lang, note)}")
     if facts.error_kind:
         if message.content:
             st.caption(t(lang, "interrupted_marker"))
-        st.error(error_text(lang, facts.error_kind, facts.error_detail), icon="⚠️")
+        st.error(error_text(lang, facts.error_kind, facts.error_detail), icon=":material/error:")
     elif facts.finish_reason in ("length", "content_filter"):
-        st.warning(t(lang, f"finish_{facts.finish_reason}"), icon="✂️")
+        st.warning(t(lang, f"finish_{facts.finish_reason}"), icon=":material/content_cut:")
     st.caption(facts_line(lang, facts) + (f" · {t(lang, 'facts_estimated')}" if facts.usage and facts.usage.estimated else ""))
     show_raw(lang, facts)
 

@@ -1,0 +1,100 @@
+"""The embedded model, for real: assembled from its PyPI parts, served by llama.cpp on loopback."""
+import hashlib
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from atri.local import (MODEL_SHA256, LocalModelError, assemble_model, cache_dir, gguf_token_counter,
+                        is_intact, part_paths, prepare_and_start)
+from atri.messages import ChatOptions, Message
+from atri.providers import LOCAL, catalogue
+from atri.request import build_request
+from atri.settings import Connection
+from atri.turn import run_turn
+
+LOCAL_PROVIDER = catalogue()[LOCAL]
+MODEL = LOCAL_PROVIDER.models[0]
+
+
+@pytest.fixture(scope="module")
+def engine():
+    engine = prepare_and_start({})
+    yield engine
+    engine.stop()
+
+
+def chat(engine, history, max_tokens=48, **options):
+    conn = Connection(LOCAL_PROVIDER, engine.base_url, "not-needed")
+    opts = ChatOptions(LOCAL, engine.model_id, temperature=0.0, **options)
+    plan = build_request(history, opts, MODEL, LOCAL_PROVIDER)
+    plan.kwargs["max_tokens"] = max_tokens
+    turns = []
+    for turn in run_turn(conn, plan, MODEL, count=gguf_token_counter(str(engine.model_path))):
+        turns.append(len(turn.content))
+    return turn, turns
+
+
+def test_the_cached_model_is_intact():
+    assert is_intact(assemble_model(cache_dir()))
+
+
+def test_a_corrupted_model_is_rebuilt_not_used(tmp_path: Path):
+    parts = part_paths()
+    target = tmp_path / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+    source = assemble_model(cache_dir())
+    target.write_bytes(source.read_bytes()[:1_000_000] + b"\0" * 10)  # a partial, corrupt file
+    assert not is_intact(target)
+    rebuilt = assemble_model(tmp_path, parts)
+    assert rebuilt == target and is_intact(target)
+
+
+def test_parts_that_do_not_add_up_are_refused(tmp_path: Path):
+    bogus = tmp_path / "part.bin"
+    bogus.write_bytes(b"not a model")
+    with pytest.raises(LocalModelError, match="sha256"):
+        assemble_model(tmp_path / "out", [bogus])
+    assert not list((tmp_path / "out").glob("*.gguf"))
+    assert hashlib.sha256(b"not a model").hexdigest() != MODEL_SHA256
+
+
+def test_it_listens_on_loopback_only(engine):
+    assert engine.base_url.startswith("http://127.0.0.1:")
+
+
+def test_streams_a_chinese_answer_with_counted_usage(engine):
+    turn, lengths = chat(engine, [Message("user", "用一句话介绍你自己。")], system_prompt="你是一只可爱的猫娘,名字叫Atri")
+    assert turn.error is None, turn.error
+    assert turn.content.strip()
+    assert len(set(lengths)) > 3, "the answer should arrive in several pieces"
+    assert turn.usage.estimated and turn.usage.prompt_tokens > 10 and turn.usage.completion_tokens > 0
+
+
+def test_json_mode_gives_json(engine):
+    turn, _ = chat(engine, [Message("user", "Give the name and age of a cat called Atri, age 2.")],
+                   max_tokens=64, json_mode=True)
+    assert isinstance(json.loads(turn.content), dict)
+
+
+def test_two_turns_send_the_first_answer_back(engine):
+    first, _ = chat(engine, [Message("user", "My name is Xiaoming. Say hi.")], max_tokens=24)
+    history = [Message("user", "My name is Xiaoming. Say hi."), Message("assistant", first.content),
+               Message("user", "What is my name?")]
+    second, _ = chat(engine, history, max_tokens=24)
+    assert first.content in json.dumps(second.request["messages"], ensure_ascii=False)
+    assert "xiaoming" in second.content.lower()
+
+
+def test_two_sessions_at_once_both_get_answers(engine):
+    results = {}
+
+    def ask(name):
+        results[name], _ = chat(engine, [Message("user", f"Count from 1 to 5, {name}.")], max_tokens=24)
+
+    threads = [threading.Thread(target=ask, args=(n,)) for n in ("Ann", "Bo")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert all(r.error is None and r.content and r.finish_reason for r in results.values()), results
