@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +17,9 @@ MAX_RETRIES = 2  # the SDK retries 408/409/429/5xx and connection errors with ba
 DETAIL_LIMIT = 400
 
 
+@lru_cache(maxsize=32)
 def make_client(conn: Connection, timeout_s: float, max_retries: int = MAX_RETRIES) -> openai.OpenAI:
+    """One client (and connection pool) per provider connection; building one costs ~20 ms."""
     return openai.OpenAI(
         api_key=conn.api_key,
         base_url=conn.base_url,
@@ -77,8 +80,6 @@ def stream_chunks(conn: Connection, kwargs: dict[str, Any]) -> Iterator[dict[str
         if received and error.kind in ("connection", "timeout"):
             error = ChatError("interrupted", error.detail)
         raise error from None
-    finally:
-        client.close()
 
 
 def complete_text(conn: Connection, kwargs: dict[str, Any], timeout_s: float = 60.0) -> str:
@@ -89,8 +90,6 @@ def complete_text(conn: Connection, kwargs: dict[str, Any], timeout_s: float = 6
         return response.choices[0].message.content or ""
     except (openai.OpenAIError, httpx2.HTTPError) as exc:
         raise to_chat_error(exc, conn) from None
-    finally:
-        client.close()
 
 
 def list_models(conn: Connection, timeout_s: float = 5.0) -> list[str]:
@@ -100,5 +99,3 @@ def list_models(conn: Connection, timeout_s: float = 5.0) -> list[str]:
         return sorted(model.id for model in client.models.list())
     except (openai.OpenAIError, httpx2.HTTPError):
         return []
-    finally:
-        client.close()

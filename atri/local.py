@@ -103,6 +103,15 @@ def _die_with_parent() -> None:
         pass
 
 
+def default_threads() -> int:
+    """All cores but one: the HTTP server, the client and Streamlit need a core to stream on.
+
+    On 2 cores, 2 generation threads ran at 50-57 tokens/s with the streaming path starved (75-90% of
+    in-process speed); 1 thread ran a steady ~50 tokens/s at 95% (bench/local_speed.py).
+    """
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
 def _spawn_kept(command: list[str], log_path: Path) -> subprocess.Popen:
     """Start the server from a thread that lives as long as the server.
 
@@ -181,8 +190,7 @@ def start_engine(model_path: Path, model_id: str, threads: int | None = None,
                "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(CONTEXT_TOKENS),
                # the default cuts a running stream as soon as a second request arrives
                "--interrupt_requests", "False"]
-    if threads:
-        command += ["--n_threads", str(threads)]
+    command += ["--n_threads", str(threads or default_threads())]
     log_path = model_path.parent / "local-server.log"
     engine = LocalEngine(model_path, model_id, port, _spawn_kept(command, log_path))
     atexit.register(engine.stop)

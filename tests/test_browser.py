@@ -1,0 +1,45 @@
+"""A person in a real browser: type, watch the answer stream in, open the reasoning."""
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from tests.browser import IDLE, chromium_available, launch, streamlit_server
+from tests.fake_provider import GOOD_KEY
+
+pytestmark = pytest.mark.skipif(not chromium_available(), reason="chromium-headless-shell is not installed (apt-get install chromium-headless-shell)")
+
+
+@pytest.fixture
+def app_url(fake):
+    fake.chunk_delay_s = 0.08
+    with streamlit_server({"DASHSCOPE_API_KEY": GOOD_KEY, "DASHSCOPE_BASE_URL": fake.base_url}) as url:
+        yield url
+
+
+def test_chat_streams_and_reasoning_can_be_read(app_url):
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = browser.new_page(locale="en-US")
+        page.goto(app_url)
+        page.wait_for_selector(IDLE, timeout=60_000)
+
+        page.get_by_text("Thinking", exact=True).click()
+        expect(page.get_by_text("Thinking budget (tokens)")).to_be_visible()
+        page.wait_for_selector(IDLE)
+
+        page.get_by_test_id("stChatInputTextArea").fill("Hello Atri, I am Xiaoming")
+        page.keyboard.press("Enter")
+
+        answer = page.get_by_test_id("stChatMessage").nth(1)
+        # While it streams, the answer carries a cursor and is still incomplete.
+        expect(answer.get_by_text("▌", exact=False)).to_be_visible(timeout=20_000)
+        expect(answer).not_to_contain_text("several small pieces")
+        expect(answer).to_contain_text("Echo: Hello Atri, I am Xiaoming. Meow~ This answer streams in several small pieces.",
+                                       timeout=20_000)
+        page.wait_for_selector(IDLE)
+
+        thinking = answer.get_by_test_id("stExpander").filter(has_text="Thought for")
+        expect(thinking).to_be_visible()
+        expect(thinking.get_by_text("step by step")).not_to_be_visible()
+        thinking.get_by_text("Thought for").click()
+        expect(thinking.get_by_text("Let me think about this step by step")).to_be_visible()
+        browser.close()
