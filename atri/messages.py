@@ -71,6 +71,7 @@ class Message:
     reasoning: str = ""  # shown, never sent back
     facts: AnswerFacts | None = None  # assistant messages only
     options: ChatOptions | None = None  # the options the answer was asked with
+    id: int | None = None  # the store's row id, once saved
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,13 +82,17 @@ class Message:
             raise ValueError(f"unknown role {data.get('role')!r}")
         if not isinstance(data.get("content"), str):
             raise ValueError("content must be a string")
+        images = data.get("images") or []
+        if not isinstance(images, list) or not all(isinstance(url, str) for url in images):
+            raise ValueError("images must be a list of URLs")
         facts = data.get("facts")
         options = data.get("options")
         return cls(
             role=data["role"],
             content=data["content"],
-            images=list(data.get("images") or []),
+            images=list(images),
             reasoning=data.get("reasoning") or "",
             facts=AnswerFacts.from_dict(facts) if facts else None,
             options=ChatOptions.from_dict(options) if options else None,
+            id=data.get("id"),
         )

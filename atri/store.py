@@ -1,0 +1,334 @@
+"""Conversations in SQL: a SQLite file by default, PostgreSQL when ATRI_DATABASE_URL names one.
+
+Every read and write is scoped by owner: a conversation id belonging to someone else finds nothing.
+Messages are rows in thread order; regenerating an answer or editing a question keeps the old rows
+as inactive variants at the same position, so "1 / 2" can bring them back.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, create_engine, event, func,
+                        or_, select, text, update)
+from sqlalchemy.engine import Connection as SqlConnection
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from .messages import Message
+
+EXPORT_FORMAT = "atri.conversation"
+EXPORT_VERSION = 1
+TITLE_WORDS = 8
+TITLE_CHARS = 40
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ConversationRow(Base):
+    __tablename__ = "conversations"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    title: Mapped[str] = mapped_column(String(200), default="")
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # per-conversation choices
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class MessageRow(Base):
+    __tablename__ = "messages"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    role: Mapped[str] = mapped_column(String(20))
+    content: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # images, reasoning, facts, options
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SchemaVersion(Base):
+    __tablename__ = "atri_schema_version"
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+def _v1(connection: SqlConnection) -> None:
+    Base.metadata.create_all(connection, tables=[ConversationRow.__table__, MessageRow.__table__])
+
+
+# Append a function for each schema change; start-up applies the missing ones in one transaction.
+MIGRATIONS: list[Callable[[SqlConnection], None]] = [_v1]
+
+
+@dataclass(frozen=True)
+class ConversationInfo:
+    id: str
+    title: str
+    updated_at: datetime
+    settings: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: int
+    position: int
+    message: Message
+    variant: int  # 1-based index among the rows at this position and role
+    variants: int
+
+
+class BadImport(ValueError):
+    """An import file that is not an Atri conversation; the message says what is wrong."""
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def title_from(text_: str) -> str:
+    words = text_.split()
+    title = " ".join(words[:TITLE_WORDS]) if len(words) > 1 else text_.strip()
+    if len(title) > TITLE_CHARS:
+        cut = title[:TITLE_CHARS]
+        title = (cut.rsplit(" ", 1)[0] if " " in cut else cut) + "…"
+    return title
+
+
+def _message_data(message: Message) -> dict[str, Any]:
+    data = message.to_dict()
+    data.pop("role"), data.pop("content"), data.pop("id", None)
+    return data
+
+
+def _to_message(row: MessageRow) -> Message:
+    return Message.from_dict({**row.data, "role": row.role, "content": row.content, "id": row.id})
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers and one writer at once, across sessions
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return create_engine(url, pool_pre_ping=True)
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.engine = make_engine(url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.migrate()
+
+    def migrate(self) -> int:
+        with self.engine.begin() as connection:
+            SchemaVersion.__table__.create(connection, checkfirst=True)
+            current = connection.execute(select(func.max(SchemaVersion.version))).scalar() or 0
+            for version, migration in enumerate(MIGRATIONS[current:], start=current + 1):
+                migration(connection)
+                connection.execute(SchemaVersion.__table__.insert().values(version=version))
+        return len(MIGRATIONS)
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:  # one transaction: commit on success, roll back on error
+            yield session
+
+    def _owned(self, session: Session, owner: str, conversation_id: str) -> ConversationRow | None:
+        return session.scalar(select(ConversationRow).where(ConversationRow.id == conversation_id,
+                                                            ConversationRow.owner == owner))
+
+    # conversations
+
+    def create_conversation(self, owner: str, title: str = "", settings: dict[str, Any] | None = None) -> str:
+        conversation_id = new_id()
+        stamp = now()
+        with self._session() as session:
+            session.add(ConversationRow(id=conversation_id, owner=owner, title=title, settings=settings or {},
+                                        created_at=stamp, updated_at=stamp))
+        return conversation_id
+
+    def conversation(self, owner: str, conversation_id: str) -> ConversationInfo | None:
+        with self._session() as session:
+            row = self._owned(session, owner, conversation_id)
+            return ConversationInfo(row.id, row.title, row.updated_at, dict(row.settings or {})) if row else None
+
+    def list_conversations(self, owner: str, query: str = "", limit: int = 200) -> list[ConversationInfo]:
+        """Newest first; a query matches the title or any message text (case-insensitive)."""
+        statement = select(ConversationRow).where(ConversationRow.owner == owner)
+        if query.strip():
+            pattern = f"%{query.strip().lower()}%"
+            in_messages = select(MessageRow.conversation_id).where(func.lower(MessageRow.content).like(pattern))
+            statement = statement.where(or_(func.lower(ConversationRow.title).like(pattern),
+                                            ConversationRow.id.in_(in_messages)))
+        statement = statement.order_by(ConversationRow.updated_at.desc()).limit(limit)
+        with self._session() as session:
+            return [ConversationInfo(r.id, r.title, r.updated_at, dict(r.settings or {}))
+                    for r in session.scalars(statement)]
+
+    def rename(self, owner: str, conversation_id: str, title: str) -> bool:
+        with self._session() as session:
+            row = self._owned(session, owner, conversation_id)
+            if row:
+                row.title = title.strip()[:200]
+            return row is not None
+
+    def update_settings(self, owner: str, conversation_id: str, settings: dict[str, Any]) -> None:
+        with self._session() as session:
+            row = self._owned(session, owner, conversation_id)
+            if row:
+                row.settings = {**(row.settings or {}), **settings}
+
+    def delete(self, owner: str, conversation_id: str) -> bool:
+        with self._session() as session:
+            row = self._owned(session, owner, conversation_id)
+            if row is None:
+                return False
+            session.execute(MessageRow.__table__.delete().where(MessageRow.conversation_id == conversation_id))
+            session.delete(row)
+            return True
+
+    # messages
+
+    def thread(self, owner: str, conversation_id: str) -> list[StoredMessage]:
+        """The active messages in order, each with how many variants its position has."""
+        with self._session() as session:
+            if self._owned(session, owner, conversation_id) is None:
+                return []
+            rows = session.scalars(select(MessageRow).where(MessageRow.conversation_id == conversation_id)
+                                   .order_by(MessageRow.position, MessageRow.id)).all()
+        thread = []
+        for row in rows:
+            if not row.active:
+                continue
+            siblings = [r.id for r in rows if r.position == row.position and r.role == row.role]
+            thread.append(StoredMessage(row.id, row.position, _to_message(row), siblings.index(row.id) + 1, len(siblings)))
+        return thread
+
+    def messages(self, owner: str, conversation_id: str) -> list[Message]:
+        return [item.message for item in self.thread(owner, conversation_id)]
+
+    def append(self, owner: str, conversation_id: str, message: Message, position: int | None = None) -> int:
+        """Add a message at the end (or at `position`, as a new variant); returns its id."""
+        with self._session() as session:
+            conversation = self._owned(session, owner, conversation_id)
+            if conversation is None:
+                raise KeyError(conversation_id)
+            if position is None:
+                last = session.scalar(select(func.max(MessageRow.position))
+                                      .where(MessageRow.conversation_id == conversation_id))
+                position = 0 if last is None else last + 1
+            row = MessageRow(conversation_id=conversation_id, position=position, active=True, role=message.role,
+                             content=message.content, data=_message_data(message), created_at=now())
+            session.add(row)
+            conversation.updated_at = now()
+            session.flush()
+            message.id = row.id
+            return row.id
+
+    def save(self, owner: str, message: Message) -> None:
+        """Write a message's current content and facts (used while it streams and when it ends)."""
+        with self._session() as session:
+            row = session.get(MessageRow, message.id)
+            if row is None or self._owned(session, owner, row.conversation_id) is None:
+                raise KeyError(message.id)
+            row.content = message.content
+            row.data = _message_data(message)
+
+    def retire_from(self, owner: str, conversation_id: str, position: int) -> None:
+        """Make the messages from `position` on inactive (they stay reachable as variants)."""
+        with self._session() as session:
+            if self._owned(session, owner, conversation_id) is None:
+                raise KeyError(conversation_id)
+            session.execute(update(MessageRow).where(MessageRow.conversation_id == conversation_id,
+                                                     MessageRow.position >= position).values(active=False))
+
+    def show_variant(self, owner: str, message_id: int, step: int) -> None:
+        """Switch the message's position to its previous (-1) or next (+1) variant."""
+        with self._session() as session:
+            row = session.get(MessageRow, message_id)
+            if row is None or self._owned(session, owner, row.conversation_id) is None:
+                return
+            siblings = session.scalars(select(MessageRow).where(
+                MessageRow.conversation_id == row.conversation_id, MessageRow.position == row.position,
+                MessageRow.role == row.role).order_by(MessageRow.id)).all()
+            index = [s.id for s in siblings].index(row.id) + step
+            if 0 <= index < len(siblings):
+                row.active = False
+                siblings[index].active = True
+
+    # export / import
+
+    def export(self, owner: str, conversation_id: str) -> dict[str, Any] | None:
+        info = self.conversation(owner, conversation_id)
+        if info is None:
+            return None
+        messages = []
+        for item in self.messages(owner, conversation_id):
+            data = item.to_dict()
+            data.pop("id", None)
+            messages.append(data)
+        return {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "title": info.title,
+                "exported_at": now().isoformat(), "settings": info.settings, "messages": messages}
+
+    def import_conversation(self, owner: str, raw: str | bytes) -> str:
+        """A new conversation from exported JSON; raises BadImport (and writes nothing) when malformed."""
+        messages, title, settings = parse_export(raw)
+        with self._session() as session:
+            conversation_id = new_id()
+            stamp = now()
+            session.add(ConversationRow(id=conversation_id, owner=owner, title=title, settings=settings,
+                                        created_at=stamp, updated_at=stamp))
+            session.flush()
+            for position, message in enumerate(messages):
+                session.add(MessageRow(conversation_id=conversation_id, position=position, active=True,
+                                       role=message.role, content=message.content, data=_message_data(message),
+                                       created_at=stamp))
+        return conversation_id
+
+    def ping(self) -> None:
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+
+
+def parse_export(raw: str | bytes) -> tuple[list[Message], str, dict[str, Any]]:
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise BadImport(f"not JSON: {error}") from None
+    if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
+        raise BadImport(f'not an Atri conversation export (expected "format": "{EXPORT_FORMAT}")')
+    if not isinstance(data.get("version"), int) or data["version"] > EXPORT_VERSION:
+        raise BadImport(f"unsupported export version {data.get('version')!r}")
+    if not isinstance(data.get("messages"), list) or not data["messages"]:
+        raise BadImport('"messages" must be a non-empty list')
+    messages = []
+    for index, item in enumerate(data["messages"]):
+        if not isinstance(item, dict):
+            raise BadImport(f"message {index + 1} is not an object")
+        try:
+            messages.append(Message.from_dict(item))
+        except (ValueError, TypeError, KeyError) as error:
+            raise BadImport(f"message {index + 1}: {error}") from None
+    title = data.get("title") if isinstance(data.get("title"), str) else ""
+    settings = data.get("settings") if isinstance(data.get("settings"), dict) else {}
+    return messages, title or title_from(messages[0].content), settings

@@ -1,0 +1,170 @@
+"""Conversations in SQL, against SQLite and a real PostgreSQL server."""
+import json
+import threading
+
+import pytest
+from sqlalchemy import text
+
+from atri.messages import AnswerFacts, ChatOptions, Message, Usage
+from atri.store import BadImport, Store, title_from
+from tests.postgres import pg_bin, postgres_server
+
+
+@pytest.fixture(scope="module")
+def pg_url():
+    if pg_bin() is None:
+        pytest.skip("PostgreSQL is not installed here (apt-get install postgresql); .ci/run installs it")
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        return Store(f"sqlite:///{tmp_path / 'atri.db'}")
+    store = Store(request.getfixturevalue("pg_url"))
+    with store.engine.begin() as connection:
+        connection.execute(text("DELETE FROM messages"))
+        connection.execute(text("DELETE FROM conversations"))
+    return store
+
+
+def answer(content, reasoning="", finish="stop"):
+    facts = AnswerFacts(model="qwen3-max", finish_reason=finish, ttft_s=0.3, total_s=1.2,
+                        usage=Usage(37, 73, 5, 0), request={"model": "qwen3-max"})
+    return Message("assistant", content, reasoning=reasoning, facts=facts,
+                   options=ChatOptions("dashscope", "qwen3-max", thinking=True, thinking_budget=50))
+
+
+def test_a_conversation_round_trips_with_everything(store):
+    cid = store.create_conversation("alice", "first")
+    store.append("alice", cid, Message("user", "这张图显示了什么", images=["https://example.com/a.png"]))
+    store.append("alice", cid, answer("一套穿搭", reasoning="看图"))
+    again = Store(str(store.engine.url.render_as_string(hide_password=False)))  # a restarted server
+    user, reply = again.messages("alice", cid)
+    assert user.images == ["https://example.com/a.png"]
+    assert reply.reasoning == "看图" and reply.facts.usage.completion_tokens == 73
+    assert reply.options.thinking_budget == 50
+
+
+def test_streaming_progress_is_saved_in_place(store):
+    cid = store.create_conversation("alice")
+    store.append("alice", cid, Message("user", "hi"))
+    partial = Message("assistant", "Hel")
+    store.append("alice", cid, partial)
+    partial.content = "Hello there"
+    store.save("alice", partial)
+    assert store.messages("alice", cid)[-1].content == "Hello there"
+
+
+def test_other_owners_see_nothing(store):
+    cid = store.create_conversation("alice", "secret plans")
+    store.append("alice", cid, Message("user", "my flight is on the 14th"))
+    assert store.conversation("mallory", cid) is None
+    assert store.messages("mallory", cid) == []
+    assert store.list_conversations("mallory") == []
+    assert not store.rename("mallory", cid, "pwned") and not store.delete("mallory", cid)
+    with pytest.raises(KeyError):
+        store.append("mallory", cid, Message("user", "injected"))
+    assert store.conversation("alice", cid).title == "secret plans"
+
+
+def test_list_is_newest_first_and_searchable_by_title_or_text(store):
+    old = store.create_conversation("alice", "Cats")
+    store.append("alice", old, Message("user", "我的猫叫小橘"))
+    new = store.create_conversation("alice", "Travel")
+    store.append("alice", new, Message("user", "flight on the 14th"))
+    assert [c.id for c in store.list_conversations("alice")] == [new, old]
+    assert [c.id for c in store.list_conversations("alice", "小橘")] == [old]
+    assert [c.id for c in store.list_conversations("alice", "travel")] == [new]
+    assert store.list_conversations("alice", "nothing like this") == []
+
+
+def test_rename_and_delete(store):
+    cid = store.create_conversation("alice", "old")
+    store.append("alice", cid, Message("user", "x"))
+    assert store.rename("alice", cid, "new name")
+    assert store.conversation("alice", cid).title == "new name"
+    assert store.delete("alice", cid)
+    assert store.conversation("alice", cid) is None and store.messages("alice", cid) == []
+
+
+def test_regenerate_keeps_the_old_answer_reachable(store):
+    cid = store.create_conversation("alice")
+    store.append("alice", cid, Message("user", "q"))
+    first_id = store.append("alice", cid, answer("first answer"))
+    position = store.thread("alice", cid)[-1].position
+    store.retire_from("alice", cid, position)
+    store.append("alice", cid, answer("second answer"), position=position)
+    last = store.thread("alice", cid)[-1]
+    assert (last.message.content, last.variant, last.variants) == ("second answer", 2, 2)
+    store.show_variant("alice", last.id, -1)
+    last = store.thread("alice", cid)[-1]
+    assert (last.message.content, last.variant, last.id) == ("first answer", 1, first_id)
+
+
+def test_export_then_import_is_a_complete_copy(store):
+    cid = store.create_conversation("alice", "Atri chat")
+    store.append("alice", cid, Message("user", "hi", images=["data:image/png;base64,iVBORw0KGgo="]))
+    store.append("alice", cid, answer("喵~", reasoning="think"))
+    exported = store.export("alice", cid)
+    raw = json.dumps(exported, ensure_ascii=False)
+    assert "sk-" not in raw
+    copy = store.import_conversation("bob", raw)
+    assert copy != cid
+    assert [m.to_dict() | {"id": None} for m in store.messages("bob", copy)] == \
+           [m.to_dict() | {"id": None} for m in store.messages("alice", cid)]
+
+
+@pytest.mark.parametrize("raw, reason", [
+    ("{not json", "not JSON"),
+    ('{"format": "something else"}', "not an Atri conversation"),
+    ('{"format": "atri.conversation", "version": 1, "messages": []}', "non-empty list"),
+    ('{"format": "atri.conversation", "version": 1, "messages": [{"role": "wizard", "content": "x"}]}', "message 1"),
+    ('{"format": "atri.conversation", "version": 1, "messages": [{"role": "user", "content": 5}]}', "message 1"),
+])
+def test_malformed_imports_are_refused_and_change_nothing(store, raw, reason):
+    before = store.list_conversations("bob")
+    with pytest.raises(BadImport, match=reason):
+        store.import_conversation("bob", raw)
+    assert store.list_conversations("bob") == before
+
+
+def test_two_writers_at_once(store):
+    cid = store.create_conversation("alice")
+    errors = []
+
+    def write(n):
+        try:
+            for i in range(20):
+                store.append("alice", cid, Message("user", f"{n}-{i}"))
+        except Exception as error:  # noqa: BLE001 - the test reports any failure
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(store.messages("alice", cid)) == 40
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'w.db'}")
+    with store.engine.connect() as connection:
+        assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_migrations_run_once(tmp_path):
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    Store(url)
+    store = Store(url)
+    with store.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM atri_schema_version")).scalar() == 1
+
+
+def test_titles_from_first_words():
+    assert title_from("Recommend a science fiction film about space exploration please now ok") == \
+        "Recommend a science fiction film about…"
+    assert title_from("推荐一部关于太空探索的科幻电影。") == "推荐一部关于太空探索的科幻电影。"
