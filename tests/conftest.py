@@ -10,7 +10,8 @@ from tests.fake_provider import GOOD_KEY, FakeProvider
 
 ROOT = Path(__file__).resolve().parents[1]
 PROVIDER_ENV = ["DASHSCOPE_API_KEY", "ALIYUN_API_KEY", "DASHSCOPE_BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL",
-                "DEEPSEEK_API_KEY", "ATRI_CUSTOM_BASE_URL", "ATRI_CUSTOM_API_KEY", "ATRI_LOCAL_MODEL"]
+                "DEEPSEEK_API_KEY", "ATRI_CUSTOM_BASE_URL", "ATRI_CUSTOM_API_KEY", "ATRI_LOCAL_MODEL",
+                "ATRI_DATABASE_URL", "ATRI_DATA_DIR"]
 
 
 @pytest.fixture(scope="session")
@@ -28,26 +29,42 @@ def fake(fake_server: FakeProvider) -> Iterator[FakeProvider]:
 
 
 @pytest.fixture
-def dashscope_env(fake: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> FakeProvider:
-    """The app configured for DashScope, pointed at the fake provider."""
+def database_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'atri.db'}"
+
+
+@pytest.fixture
+def dashscope_env(fake: FakeProvider, database_url: str, monkeypatch: pytest.MonkeyPatch) -> FakeProvider:
+    """The app configured for DashScope, pointed at the fake provider, with its own database."""
     for name in PROVIDER_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DASHSCOPE_API_KEY", GOOD_KEY)
     monkeypatch.setenv("DASHSCOPE_BASE_URL", fake.base_url)
+    monkeypatch.setenv("ATRI_DATABASE_URL", database_url)
     return fake
+
+
+def new_app(owner: str | None = None, conversation: str | None = None):
+    """A fresh browser tab: new session state, optionally the same visitor and URL as before."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    if owner:
+        at.session_state["owner"] = owner
+    if conversation:
+        at.query_params["c"] = conversation
+    at.run()
+    assert not at.exception, at.exception
+    return at
 
 
 @pytest.fixture
 def app(dashscope_env: FakeProvider):
     import streamlit as st
-    from streamlit.testing.v1 import AppTest
 
     st.cache_resource.clear()
     st.cache_data.clear()
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.run()
-    assert not at.exception
-    return at
+    return new_app()
 
 
 def clean_env() -> dict[str, str]:

@@ -86,6 +86,11 @@ class FakeProvider:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
+    @property
+    def streamed(self) -> list[dict[str, Any]]:
+        """The chat requests that asked for a stream (the app's answers, not its title calls)."""
+        return [r for r in self.requests if r.get("stream")]
+
     def start(self) -> FakeProvider:
         self._thread.start()
         return self

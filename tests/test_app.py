@@ -35,7 +35,7 @@ def test_turn_two_request_carries_turn_one(app, dashscope_env):
     app.toggle(key="thinking::qwen3-max").set_value(True).run()
     send(app, "我是小明")
     send(app, "我是谁")
-    sent = dashscope_env.requests[-1]["messages"]
+    sent = dashscope_env.streamed[-1]["messages"]
     assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
     assert sent[2]["content"].startswith("Echo: 我是小明")
     assert "Let me think" not in json.dumps(sent)
@@ -55,7 +55,7 @@ def test_json_mode_renders_json_and_says_what_it_added(app, dashscope_env):
     send(app, "你好")
     assert app.json, "the answer should be rendered as JSON"
     assert json.loads(app.json[0].value)["reply"] == "Echo: 你好"
-    assert "json" in dashscope_env.requests[-1]["messages"][0]["content"].lower()
+    assert "json" in dashscope_env.streamed[-1]["messages"][0]["content"].lower()
     assert any("“json”" in c.value for c in app.caption)
 
 
@@ -63,7 +63,7 @@ def test_json_mode_with_thinking_on_qwen3_max_drops_thinking_and_says_why(app, d
     app.toggle(key="thinking::qwen3-max").set_value(True).run()
     app.toggle(key="json_mode").set_value(True).run()
     send(app, "give me json")
-    assert dashscope_env.requests[-1]["enable_thinking"] is False
+    assert dashscope_env.streamed[-1]["enable_thinking"] is False
     assert any("cannot think in JSON mode" in c.value for c in app.caption)
     assert app.json
 
@@ -78,7 +78,7 @@ def test_errors_show_a_specific_message_and_keep_the_question(app, dashscope_env
     assert bubbles(app)[0] == ("user", "keep me")
     assert expected in app.error[0].value
     assert "Traceback" not in all_text(app)
-    assert app.button(key="retry")
+    assert app.button(key="regenerate").label == "Retry"
 
 
 def test_wrong_key_says_check_the_key_and_region(app, monkeypatch):
@@ -96,10 +96,11 @@ def test_broken_stream_keeps_the_partial_answer_and_retry_finishes_it(app, dashs
     assert partial.startswith("Echo:") and "pieces" not in partial
     assert "interrupted" in " ".join(c.value for c in app.caption)
     assert "broke mid-answer" in app.error[0].value
-    app.button(key="retry").click().run()
+    app.button(key="regenerate").click().run()
     assert [name for name, _ in bubbles(app)] == ["user", "assistant"]
     assert "several small pieces" in bubbles(app)[1][1]
     assert not app.error
+    assert "2 / 2" in [c.value for c in app.caption]  # the broken answer stays reachable
 
 
 def test_connection_refused_is_explained(app, monkeypatch):
@@ -129,7 +130,7 @@ def test_raw_view_shows_request_and_response_without_the_key(app):
 def test_image_urls_go_with_the_message_and_bad_links_are_refused(app, dashscope_env):
     app.text_area(key="image_urls").set_value("https://example.com/a.png\nfile:///etc/passwd").run()
     send(app, "这张图显示了什么")
-    content = dashscope_env.requests[-1]["messages"][-1]["content"]
+    content = dashscope_env.streamed[-1]["messages"][-1]["content"]
     assert content[0] == {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}
     assert any("file:///etc/passwd" in w.value for w in app.warning)
     assert app.text_area(key="image_urls").value == ""
@@ -144,5 +145,5 @@ def test_chinese_interface(app):
 
 def test_new_chat_clears_the_conversation(app):
     send(app, "hi")
-    app.sidebar.button[0].click().run()
+    app.button(key="new_chat").click().run()
     assert not app.chat_message

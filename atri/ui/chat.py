@@ -1,28 +1,46 @@
-"""The conversation in session state, and driving one turn from submission to saved answer."""
+"""The open conversation: saved as it happens, replayed from the store, and driven one turn at a time."""
 from __future__ import annotations
+
+import threading
+import time
 
 import streamlit as st
 
 from atri.errors import ChatError
 from atri.i18n import t
 from atri.images import ImageBatch, file_to_data_url, parse_image_urls
-from atri.messages import AnswerFacts, Message
+from atri.messages import ChatOptions, Message
 from atri.request import build_request
+from atri.store import Store, StoredMessage, title_from
+from atri.titles import suggest_title
 from atri.turn import Turn, run_turn
+from atri.ui.config import get_store
+from atri.ui.identity import current_owner
 from atri.ui.render import LiveAnswer, show_message
 from atri.ui.sidebar import ChatSetup
 
 CHAT_INPUT_KEY = "chat_input"
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp"]
+SAVE_INTERVAL_S = 0.5  # how often a streaming answer is written to the database
 
 
-def messages() -> list[Message]:
-    return st.session_state.setdefault("messages", [])
+def conversation_id() -> str | None:
+    return st.query_params.get("c")
 
 
-def new_chat() -> None:
-    st.session_state.messages = []
-    st.session_state.pending = False
+def open_conversation(cid: str | None) -> None:
+    if cid:
+        st.query_params["c"] = cid
+    else:
+        st.query_params.pop("c", None)
+    st.session_state.pending = None
+    st.session_state.editing = False
+
+
+def _thread() -> list[StoredMessage]:
+    cid = conversation_id()
+    # Read on every run: another tab of the same browser may have written since.
+    return get_store().thread(current_owner(), cid) if cid else []
 
 
 def _on_submit() -> None:
@@ -37,27 +55,84 @@ def _on_submit() -> None:
     st.session_state.image_problems = batch.problems
     if not text.strip() and not batch.urls:
         return
-    messages().append(Message("user", text, images=batch.urls))
+    _send(Message("user", text, images=batch.urls))
     st.session_state.image_urls = ""
-    st.session_state.pending = True
 
 
-def _retry() -> None:
-    history = messages()
-    if history and history[-1].role == "assistant":
-        history.pop()
-    st.session_state.pending = True
+def _send(message: Message, position: int | None = None) -> None:
+    """Save the question before anything goes out, then ask for the answer."""
+    store, owner = get_store(), current_owner()
+    cid = conversation_id()
+    if cid is None or store.conversation(owner, cid) is None:
+        cid = store.create_conversation(owner, title_from(message.content) or "🖼")
+        st.query_params["c"] = cid
+        st.session_state.needs_title = cid
+    store.append(owner, cid, message, position=position)
+    st.session_state.pending = {"conversation": cid}
+    st.session_state.editing = False
+
+
+def _regenerate(item: StoredMessage) -> None:
+    """Retry or regenerate: the old answer stays reachable as a variant."""
+    get_store().retire_from(current_owner(), conversation_id(), item.position)
+    st.session_state.pending = {"conversation": conversation_id(), "position": item.position}
+
+
+def _answer_again() -> None:
+    st.session_state.pending = {"conversation": conversation_id()}
+
+
+def _show_variant(item: StoredMessage, step: int) -> None:
+    get_store().show_variant(current_owner(), item.id, step)
+
+
+def _send_edit(item: StoredMessage) -> None:
+    text = st.session_state.get("edit_text", "").strip()
+    if not text:
+        return
+    get_store().retire_from(current_owner(), conversation_id(), item.position)
+    _send(Message("user", text, images=item.message.images), position=item.position)
+
+
+def _answer_actions(lang: str, item: StoredMessage, failed: bool) -> None:
+    columns = st.columns([1.6, 0.5, 0.8, 0.5, 3], vertical_alignment="center")
+    label, icon = ("retry", ":material/refresh:") if failed else ("regenerate", ":material/autorenew:")
+    columns[0].button(t(lang, label), icon=icon, key="regenerate", on_click=_regenerate, args=(item,))
+    if item.variants > 1:
+        columns[1].button("‹", key="variant_prev", on_click=_show_variant, args=(item, -1), disabled=item.variant == 1)
+        columns[2].caption(f"{item.variant} / {item.variants}")
+        columns[3].button("›", key="variant_next", on_click=_show_variant, args=(item, 1),
+                          disabled=item.variant == item.variants)
+
+
+def _question_actions(lang: str, item: StoredMessage, answered: bool) -> None:
+    if st.session_state.get("editing"):
+        st.text_area(t(lang, "edit_message"), value=item.message.content, key="edit_text")
+        left, right, _ = st.columns([1, 1, 4])
+        left.button(t(lang, "send_edit"), type="primary", key="send_edit", on_click=_send_edit, args=(item,))
+        right.button(t(lang, "cancel"), key="cancel_edit", on_click=lambda: st.session_state.update(editing=False))
+        return
+    left, right, _ = st.columns([1, 1.4, 4])
+    left.button(t(lang, "edit"), icon=":material/edit:", key="edit",
+                on_click=lambda: st.session_state.update(editing=True))
+    if not answered:
+        right.button(t(lang, "get_answer"), icon=":material/send:", key="answer_again", on_click=_answer_again)
 
 
 def show_history(lang: str) -> None:
-    history = messages()
-    for message in history:
-        show_message(lang, message)
+    thread = _thread()
+    busy = bool(st.session_state.get("pending"))
+    for index, item in enumerate(thread):
+        show_message(lang, item.message)
+        last = index == len(thread) - 1
+        if busy:
+            continue
+        if item.message.role == "assistant" and last:
+            _answer_actions(lang, item, failed=bool(item.message.facts and item.message.facts.error_kind))
+        elif item.message.role == "user" and (last or index == len(thread) - 2):
+            _question_actions(lang, item, answered=not last)
     for key, values in st.session_state.get("image_problems", []):
         st.warning(t(lang, key, **values))
-    last = history[-1] if history else None
-    if last and last.role == "assistant" and last.facts and last.facts.error_kind and not st.session_state.get("pending"):
-        st.button(t(lang, "retry"), on_click=_retry, icon=":material/refresh:", key="retry")
 
 
 def chat_input(lang: str) -> None:
@@ -65,19 +140,50 @@ def chat_input(lang: str) -> None:
                   accept_file="multiple", file_type=IMAGE_TYPES, submit_mode="stop")
 
 
-def _failed_message(setup: ChatSetup, error: ChatError) -> Message:
-    facts = AnswerFacts(model=setup.options.model, error_kind=error.kind, error_detail=error.detail)
-    return Message("assistant", "", facts=facts, options=setup.options)
+class ProgressSaver:
+    """Writes the growing answer to the store: a crash or a kill loses at most half a second."""
+
+    def __init__(self, store: Store, owner: str, cid: str, options: ChatOptions, position: int | None) -> None:
+        self.store, self.owner, self.cid, self.options, self.position = store, owner, cid, options, position
+        self.message: Message | None = None
+        self._saved_at = 0.0
+
+    def update(self, turn: Turn, final: bool = False) -> Message:
+        message = turn.to_message(self.options)
+        if self.message is None:
+            self.store.append(self.owner, self.cid, message, position=self.position)
+        elif final or time.monotonic() - self._saved_at >= SAVE_INTERVAL_S:
+            message.id = self.message.id
+            self.store.save(self.owner, message)
+        else:
+            return self.message
+        self.message, self._saved_at = message, time.monotonic()
+        return message
+
+
+def _title_in_background(setup: ChatSetup, store: Store, owner: str, cid: str, question: Message, answer: Message) -> None:
+    def work() -> None:
+        title = suggest_title(setup.connection, setup.model, question, answer)
+        if title:
+            store.rename(owner, cid, title)
+
+    threading.Thread(target=work, name="atri-title", daemon=True).start()
 
 
 def answer_pending(setup: ChatSetup, lang: str) -> None:
-    """Stream the answer to the last user message, then keep it (whole, partial or failed)."""
-    if not st.session_state.get("pending"):
+    """Stream the answer to the last question, saving it as it grows (whole, partial or failed)."""
+    pending = st.session_state.get("pending")
+    if not pending or pending.get("conversation") != conversation_id():
+        st.session_state.pending = None
         return
-    st.session_state.pending = False
-    history = messages()
+    st.session_state.pending = None
+    store, owner, cid = get_store(), current_owner(), pending["conversation"]
+    history = store.messages(owner, cid)
+    saver = ProgressSaver(store, owner, cid, setup.options, pending.get("position"))
     if setup.connection is None:
-        history.append(_failed_message(setup, ChatError("no_connection")))
+        turn = Turn(model=setup.options.model, request={}, notes=[], error=ChatError("no_connection"))
+        turn.ended_at = turn.started
+        saver.update(turn, final=True)
         st.rerun()
     plan = build_request(history, setup.options, setup.model, setup.connection.provider)
     turn: Turn | None = None
@@ -86,11 +192,15 @@ def answer_pending(setup: ChatSetup, lang: str) -> None:
         try:
             for turn in run_turn(setup.connection, plan, setup.model, count=setup.count):
                 live.draw(turn)
+                saver.update(turn)
         except BaseException:
             # The stop button (or a new rerun) interrupts the script here: keep what arrived.
             if turn is not None:
                 turn.error = turn.error or ChatError("stopped")
-                history.append(turn.to_message(setup.options))
+                saver.update(turn, final=True)
             raise
-    history.append(turn.to_message(setup.options))
+    answer = saver.update(turn, final=True)
+    if st.session_state.pop("needs_title", None) == cid and not turn.error and history:
+        _title_in_background(setup, store, owner, cid, history[-1], answer)
     st.rerun()
+

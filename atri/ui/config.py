@@ -10,6 +10,7 @@ from atri.i18n import language_for, t
 from atri.local import LocalEngine, LocalModelError, gguf_token_counter, prepare_and_start
 from atri.providers import LOCAL, Provider, catalogue, with_local_model
 from atri.settings import Connection, Settings, gather_values
+from atri.store import Store
 from atri.tokens import TokenCounter, rough_count
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +31,25 @@ def load_settings() -> Settings:
 def local_engine(model_override: str) -> LocalEngine:
     """One llama.cpp server per Streamlit process, shared by every session."""
     return prepare_and_start({"ATRI_LOCAL_MODEL": model_override, "ATRI_CACHE_DIR": os.environ.get("ATRI_CACHE_DIR", "")})
+
+
+@st.cache_resource(show_spinner=False)
+def _store(url: str) -> Store:
+    return Store(url)
+
+
+def database_url(settings: Settings) -> str:
+    url = settings.get("ATRI_DATABASE_URL")
+    if url:
+        return url
+    data_dir = Path(settings.get("ATRI_DATA_DIR") or PROJECT_ROOT / "data")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{data_dir / 'atri.db'}"
+
+
+def get_store() -> Store:
+    """One engine (and connection pool) per process; migrations run when it is first made."""
+    return _store(database_url(load_settings()))
 
 
 def current_language() -> str:

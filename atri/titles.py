@@ -1,0 +1,46 @@
+"""A short title for a conversation, asked of the model in one cheap non-streaming call."""
+from __future__ import annotations
+
+from typing import Any
+
+from .client import complete_text
+from .errors import ChatError
+from .messages import Message
+from .providers import ModelInfo, Thinking
+from .settings import Connection
+
+TITLE_PROMPT = ("Write a title of at most six words for the conversation below, in the language it is written in. "
+                "Reply with the title only, no quotes.")
+TITLE_MAX_TOKENS = 24
+
+
+def title_request(model: ModelInfo, question: str, answer: str) -> dict[str, Any] | None:
+    """None when a title call is not cheap or not possible (stream-only or always-thinking models)."""
+    if model.stream_only or model.thinking in (Thinking.ALWAYS, Thinking.HIDDEN):
+        return None
+    kwargs: dict[str, Any] = {
+        "model": model.id,
+        "messages": [{"role": "system", "content": TITLE_PROMPT},
+                     {"role": "user", "content": f"User: {question[:500]}\nAssistant: {answer[:500]}"}],
+        "max_tokens": TITLE_MAX_TOKENS,
+        "temperature": 0.3,
+    }
+    if model.thinking == Thinking.HYBRID:
+        # Non-streaming calls to hybrid Qwen models must say so explicitly (400 otherwise).
+        kwargs["extra_body"] = {"enable_thinking": False}
+    return kwargs
+
+
+def clean_title(raw: str) -> str:
+    line = next((part for part in raw.strip().splitlines() if part.strip()), "")
+    return line.strip().strip("\"'“”「」《》#*").strip()[:60]
+
+
+def suggest_title(conn: Connection, model: ModelInfo, question: Message, answer: Message) -> str | None:
+    kwargs = title_request(model, question.content, answer.content)
+    if kwargs is None:
+        return None
+    try:
+        return clean_title(complete_text(conn, kwargs, timeout_s=30)) or None
+    except ChatError:
+        return None

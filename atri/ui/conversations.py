@@ -1,0 +1,89 @@
+"""The sidebar list of conversations: new, switch, search, rename, delete, export, import."""
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from atri.export import to_markdown
+from atri.i18n import t
+from atri.store import BadImport
+from atri.ui.chat import conversation_id, open_conversation
+from atri.ui.config import get_store
+from atri.ui.identity import current_owner
+
+LIST_LIMIT = 50
+
+
+def _import() -> None:
+    upload = st.session_state.get("import_file")
+    if upload is None:
+        return
+    try:
+        cid = get_store().import_conversation(current_owner(), upload.getvalue())
+    except BadImport as error:
+        st.session_state.import_result = ("error", str(error))
+        return
+    st.session_state.import_result = ("ok", "")
+    open_conversation(cid)
+
+
+def _delete(cid: str) -> None:
+    get_store().delete(current_owner(), cid)
+    st.session_state.confirm_delete = None
+    open_conversation(None)
+
+
+def _rename(cid: str) -> None:
+    get_store().rename(current_owner(), cid, st.session_state.get("rename_text", ""))
+
+
+def _manage(lang: str, cid: str, title: str) -> None:
+    store, owner = get_store(), current_owner()
+    with st.expander(t(lang, "manage_chat")):
+        st.text_input(t(lang, "title"), value=title, key="rename_text")
+        st.button(t(lang, "rename"), key="rename", on_click=_rename, args=(cid,), icon=":material/edit:")
+        st.download_button(t(lang, "export_markdown"), key="export_md", file_name="atri-chat.md", mime="text/markdown",
+                           data=lambda: to_markdown(title, store.messages(owner, cid)), icon=":material/description:")
+        st.download_button(t(lang, "export_json"), key="export_json", file_name="atri-chat.json",
+                           mime="application/json", icon=":material/data_object:",
+                           data=lambda: json.dumps(store.export(owner, cid), ensure_ascii=False, indent=2))
+        if st.session_state.get("confirm_delete") == cid:
+            st.warning(t(lang, "delete_confirm", title=title))
+            left, right = st.columns(2)
+            left.button(t(lang, "delete_yes"), type="primary", key="delete_yes", on_click=_delete, args=(cid,))
+            right.button(t(lang, "cancel"), key="delete_no", on_click=lambda: st.session_state.update(confirm_delete=None))
+        else:
+            st.button(t(lang, "delete"), key="delete", icon=":material/delete:",
+                      on_click=lambda: st.session_state.update(confirm_delete=cid))
+
+
+def conversation_sidebar(lang: str) -> None:
+    store, owner = get_store(), current_owner()
+    cid = conversation_id()
+    current = store.conversation(owner, cid) if cid else None
+    if cid and current is None and not st.session_state.get("pending"):
+        st.warning(t(lang, "not_found"))
+        open_conversation(None)
+    with st.sidebar:
+        st.button(t(lang, "new_chat"), on_click=open_conversation, args=(None,), icon=":material/add:",
+                  use_container_width=True, key="new_chat")
+        st.subheader(t(lang, "conversations"))
+        query = st.text_input(t(lang, "search_conversations"), key="conversation_search", label_visibility="collapsed",
+                              placeholder=t(lang, "search_conversations"))
+        conversations = store.list_conversations(owner, query, limit=LIST_LIMIT)
+        if query and not conversations:
+            st.caption(t(lang, "no_matches"))
+        for info in conversations:
+            st.button(info.title or t(lang, "untitled"), key=f"conversation::{info.id}", use_container_width=True,
+                      type="primary" if current and info.id == current.id else "secondary",
+                      on_click=open_conversation, args=(info.id,))
+        if current:
+            _manage(lang, current.id, current.title)
+        st.file_uploader(t(lang, "import_json"), type=["json"], key="import_file", on_change=_import)
+        status, reason = st.session_state.pop("import_result", (None, ""))
+        if status == "error":
+            st.error(t(lang, "import_failed", reason=reason))
+        elif status == "ok":
+            st.success(t(lang, "imported"))
+        st.divider()

@@ -1,0 +1,110 @@
+"""Conversations that last, driven through AppTest: reload, list, regenerate, edit, import."""
+import json
+import time
+
+from tests.conftest import new_app
+from tests.test_app import bubbles, send
+
+
+def conversation_buttons(at):
+    return [b for b in at.sidebar.button if b.key and b.key.startswith("conversation::")]
+
+
+def test_reload_brings_the_conversation_back(app):
+    send(app, "我是小明")
+    owner, cid = app.session_state["owner"], app.query_params["c"]
+    reloaded = new_app(owner=owner, conversation=cid)
+    assert bubbles(reloaded) == bubbles(app)
+    assert [name for name, _ in bubbles(reloaded)] == ["user", "assistant"]
+
+
+def test_someone_elses_link_opens_nothing(app):
+    send(app, "my secret")
+    stranger = new_app(owner="anon:someone-else-entirely-0001", conversation=app.query_params["c"])
+    assert not stranger.chat_message
+    assert "not found" in stranger.warning[0].value
+    assert not conversation_buttons(stranger)
+
+
+def test_list_switch_rename_search_delete(app):
+    send(app, "cats are great")
+    first = app.query_params["c"]
+    app.button(key="new_chat").click().run()
+    send(app, "flights on the 14th")
+    second = app.query_params["c"]
+    assert [b.key.split("::")[1] for b in conversation_buttons(app)] == [second, first]  # newest first
+
+    app.button(key=f"conversation::{first}").click().run()
+    assert bubbles(app)[0] == ("user", "cats are great")
+
+    app.text_input(key="rename_text").set_value("Cat talk").run()
+    app.button(key="rename").click().run()
+    assert app.button(key=f"conversation::{first}").label == "Cat talk"
+
+    app.text_input(key="conversation_search").set_value("14th").run()
+    assert [b.key.split("::")[1] for b in conversation_buttons(app)] == [second]
+    app.text_input(key="conversation_search").set_value("").run()
+
+    app.button(key="delete").click().run()
+    assert "cannot be undone" in app.warning[0].value
+    app.button(key="delete_yes").click().run()
+    assert [b.key.split("::")[1] for b in conversation_buttons(app)] == [second]
+    assert not app.chat_message
+
+
+def test_regenerate_keeps_both_answers(app, dashscope_env):
+    send(app, "tell me a joke")
+    app.button(key="regenerate").click().run()
+    assert "2 / 2" in [c.value for c in app.caption]
+    assert len(dashscope_env.streamed) == 2
+    assert [m["role"] for m in dashscope_env.streamed[-1]["messages"]] == ["system", "user"]
+    app.button(key="variant_prev").click().run()
+    assert "1 / 2" in [c.value for c in app.caption]
+
+
+def test_edit_the_last_question_and_resend(app, dashscope_env):
+    send(app, "what is 2+2?")
+    app.button(key="edit").click().run()
+    app.text_area(key="edit_text").set_value("what is 3+3?").run()
+    app.button(key="send_edit").click().run()
+    assert [text for _, text in bubbles(app)][0] == "what is 3+3?"
+    assert "Echo: what is 3+3?" in bubbles(app)[1][1]
+    assert dashscope_env.streamed[-1]["messages"][-1]["content"] == "what is 3+3?"
+
+
+def test_a_title_is_asked_of_the_model_in_the_background(app, dashscope_env):
+    send(app, "Recommend a science fiction film about space exploration")
+    cid = app.query_params["c"]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        titles = [r for r in dashscope_env.requests if not r.get("stream")]
+        if titles:
+            break
+        time.sleep(0.1)
+    assert titles and titles[0]["enable_thinking"] is False  # a non-streaming call to a hybrid model
+    time.sleep(0.3)
+    app.run()
+    assert app.button(key=f"conversation::{cid}").label.startswith("Echo:")  # the fake model's answer
+
+
+def test_export_json_then_import_it(app):
+    send(app, "你好")
+    exported = app.get("download_button")
+    assert exported  # Markdown and JSON buttons are there
+    from atri.ui.config import get_store
+
+    data = get_store().export(app.session_state["owner"], app.query_params["c"])
+    app.file_uploader(key="import_file").set_value(("chat.json", json.dumps(data).encode(), "application/json")).run()
+    assert "Imported" in app.success[0].value
+    assert len(conversation_buttons(app)) == 2
+    assert bubbles(app)[0] == ("user", "你好")
+
+
+def test_malformed_import_changes_nothing(app):
+    send(app, "keep this")
+    before = [b.key for b in conversation_buttons(app)]
+    app.file_uploader(key="import_file").set_value(("bad.json", b'{"format": "atri.conversation", "version": 1, "messages": "x"}',
+                                                    "application/json")).run()
+    assert "nothing was changed" in app.error[0].value and "messages" in app.error[0].value
+    assert [b.key for b in conversation_buttons(app)] == before
+    assert bubbles(app)[0] == ("user", "keep this")
