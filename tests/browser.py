@@ -9,6 +9,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from atri.local import free_port
@@ -20,8 +21,14 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 IDLE = "[data-testid=stApp][data-test-script-state=notRunning]"
 
 
+@dataclass
+class RunningApp:
+    url: str
+    process: subprocess.Popen
+
+
 @contextmanager
-def streamlit_server(env: dict[str, str], port: int | None = None, log: Path | None = None) -> Iterator[str]:
+def streamlit_server(env: dict[str, str], port: int | None = None, log: Path | None = None) -> Iterator[RunningApp]:
     port = port or free_port()
     command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
                "--server.headless", "true", "--server.address", "127.0.0.1"]
@@ -30,7 +37,7 @@ def streamlit_server(env: dict[str, str], port: int | None = None, log: Path | N
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, process)
-        yield url
+        yield RunningApp(url, process)
     finally:
         process.terminate()
         try:

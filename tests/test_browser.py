@@ -9,10 +9,11 @@ pytestmark = pytest.mark.skipif(not chromium_available(), reason="chromium-headl
 
 
 @pytest.fixture
-def app_url(fake):
+def app_url(fake, database_url):
     fake.chunk_delay_s = 0.08
-    with streamlit_server({"DASHSCOPE_API_KEY": GOOD_KEY, "DASHSCOPE_BASE_URL": fake.base_url}) as url:
-        yield url
+    with streamlit_server({"DASHSCOPE_API_KEY": GOOD_KEY, "DASHSCOPE_BASE_URL": fake.base_url,
+                           "ATRI_DATABASE_URL": database_url}) as app:
+        yield app.url
 
 
 def test_chat_streams_and_reasoning_can_be_read(app_url):

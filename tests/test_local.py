@@ -98,3 +98,26 @@ def test_two_sessions_at_once_both_get_answers(engine):
     for thread in threads:
         thread.join(timeout=120)
     assert all(r.error is None and r.content and r.finish_reason for r in results.values()), results
+
+
+def test_with_no_key_the_page_chats_offline(monkeypatch, database_url):
+    import streamlit as st
+
+    from tests.conftest import PROVIDER_ENV, new_app
+
+    for name in PROVIDER_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ATRI_DATABASE_URL", database_url)
+    st.cache_resource.clear()
+    try:
+        at = new_app()
+        assert at.selectbox(key="provider").value == "local"
+        at.chat_input[0].set_value("你好").run(timeout=120)
+        assert not at.exception
+        assert [m.name for m in at.chat_message] == ["user", "assistant"]
+        assert at.chat_message[1].markdown[0].value.strip()
+        facts = next(c.value for c in at.caption if c.value.startswith("qwen2.5-coder"))
+        assert "≈" in facts and "counted locally" in facts
+        assert "This model cannot switch thinking" in " ".join(c.value for c in at.caption)
+    finally:
+        st.cache_resource.clear()  # releases (stops) the page's engine

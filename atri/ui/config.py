@@ -27,13 +27,13 @@ def load_settings() -> Settings:
     return Settings(gather_values(os.environ, PROJECT_ROOT / ".env", _secrets()))
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner=False, validate=lambda engine: engine.running, on_release=LocalEngine.stop)
 def local_engine(model_override: str) -> LocalEngine:
-    """One llama.cpp server per Streamlit process, shared by every session."""
+    """One llama.cpp server per Streamlit process, shared by every session; restarted if it died."""
     return prepare_and_start({"ATRI_LOCAL_MODEL": model_override, "ATRI_CACHE_DIR": os.environ.get("ATRI_CACHE_DIR", "")})
 
 
-@st.cache_resource(show_spinner=False)
+@st.cache_resource(show_spinner=False, on_release=lambda store: store.engine.dispose())
 def _store(url: str) -> Store:
     return Store(url)
 

@@ -1,0 +1,89 @@
+"""Conversations survive reloads and server deaths, and stay private, in a real browser."""
+import signal
+import time
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from atri.local import free_port
+from atri.store import Store
+from tests.browser import IDLE, chromium_available, launch, streamlit_server
+from tests.fake_provider import GOOD_KEY
+
+pytestmark = pytest.mark.skipif(not chromium_available(), reason="chromium-headless-shell is not installed (apt-get install chromium-headless-shell)")
+
+ANSWER_END = "several small pieces."
+
+
+def env_for(fake, database_url):
+    return {"DASHSCOPE_API_KEY": GOOD_KEY, "DASHSCOPE_BASE_URL": fake.base_url, "ATRI_DATABASE_URL": database_url}
+
+
+def send(page, text):
+    page.get_by_test_id("stChatInputTextArea").fill(text)
+    page.keyboard.press("Enter")
+
+
+def open_page(browser, url):
+    page = browser.new_context(locale="en-US").new_page()
+    page.goto(url)
+    page.wait_for_selector(IDLE, timeout=60_000)
+    return page
+
+
+def test_reload_keeps_the_chat_and_another_visitor_cannot_open_it(fake, database_url):
+    with streamlit_server(env_for(fake, database_url)) as app, sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = open_page(browser, app.url)
+        send(page, "Remember: my cat is called 小橘")
+        expect(page.get_by_test_id("stChatMessage").nth(1)).to_contain_text(ANSWER_END, timeout=20_000)
+        page.wait_for_url("**?c=*")
+        link = page.url
+
+        page.reload()
+        page.wait_for_selector(IDLE, timeout=60_000)
+        expect(page.get_by_test_id("stChatMessage").nth(0)).to_contain_text("my cat is called 小橘")
+        expect(page.get_by_test_id("stChatMessage").nth(1)).to_contain_text(ANSWER_END)
+
+        stranger = open_page(browser, link)
+        expect(stranger.get_by_text("This conversation was not found")).to_be_visible()
+        expect(stranger.get_by_test_id("stChatMessage")).to_have_count(0)
+        expect(stranger.get_by_text("小橘")).to_have_count(0)
+        browser.close()
+
+
+def wait_for_partial_answer(store: Store, owner: str, cid: str, timeout_s: float = 15) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        saved = store.messages(owner, cid)
+        if len(saved) == 2 and saved[1].content:
+            return saved[1].content
+        time.sleep(0.1)
+    raise AssertionError("no partial answer reached the database")
+
+
+def test_killed_mid_stream_the_question_and_partial_answer_survive(fake, database_url):
+    fake.chunk_delay_s = 0.4
+    port = free_port()
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        with streamlit_server(env_for(fake, database_url), port=port) as app:
+            page = open_page(browser, app.url)
+            send(page, "Tell me a long story")
+            page.wait_for_url("**?c=*", timeout=20_000)
+            cid = page.url.split("c=")[1].split("&")[0]
+            owner = "anon:" + next(c["value"] for c in page.context.cookies() if c["name"] == "atri_owner")
+            partial = wait_for_partial_answer(Store(database_url), owner, cid)
+            app.process.send_signal(signal.SIGKILL)  # no chance to save anything more
+            app.process.wait()
+        assert ANSWER_END not in partial
+
+        with streamlit_server(env_for(fake, database_url), port=port) as app:
+            page.reload()
+            page.wait_for_selector(IDLE, timeout=60_000)
+            messages = page.get_by_test_id("stChatMessage")
+            expect(messages.nth(0)).to_contain_text("Tell me a long story")
+            expect(messages.nth(1)).to_contain_text(partial.strip())
+            expect(page.get_by_text("answer interrupted")).to_be_visible()
+            expect(page.get_by_role("button", name="Retry")).to_be_visible()
+        browser.close()
