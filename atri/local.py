@@ -220,3 +220,8 @@ def gguf_token_counter(model_path: str) -> TokenCounter:
         return len(vocab.tokenize(text.encode("utf-8"), add_bos=False, special=True)) if text else 0
 
     return count
+
+
+def bundled_token_counter() -> TokenCounter:
+    """The Qwen2 vocabulary of the bundled model (assembled on first use), for counting Qwen tokens offline."""
+    return gguf_token_counter(str(assemble_model(cache_dir())))

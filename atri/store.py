@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, create_engine, event, func,
+import numpy as np
+from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, Text, create_engine, event, func,
                         or_, select, text, update)
 from sqlalchemy.engine import Connection as SqlConnection
 from sqlalchemy.engine import Engine
@@ -54,6 +55,18 @@ class MessageRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class MemoryRow(Base):
+    """One embedded turn of a conversation, for recall memory."""
+
+    __tablename__ = "memories"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    turn_key: Mapped[str] = mapped_column(String(80))
+    embedder: Mapped[str] = mapped_column(String(80))
+    text: Mapped[str] = mapped_column(Text)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian
+
+
 class SchemaVersion(Base):
     __tablename__ = "atri_schema_version"
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -63,8 +76,12 @@ def _v1(connection: SqlConnection) -> None:
     Base.metadata.create_all(connection, tables=[ConversationRow.__table__, MessageRow.__table__])
 
 
+def _v2(connection: SqlConnection) -> None:
+    Base.metadata.create_all(connection, tables=[MemoryRow.__table__])
+
+
 # Append a function for each schema change; start-up applies the missing ones in one transaction.
-MIGRATIONS: list[Callable[[SqlConnection], None]] = [_v1]
+MIGRATIONS: list[Callable[[SqlConnection], None]] = [_v1, _v2]
 
 
 @dataclass(frozen=True)
@@ -204,6 +221,7 @@ class Store:
             if row is None:
                 return False
             session.execute(MessageRow.__table__.delete().where(MessageRow.conversation_id == conversation_id))
+            session.execute(MemoryRow.__table__.delete().where(MemoryRow.conversation_id == conversation_id))
             session.delete(row)
             return True
 
@@ -275,6 +293,26 @@ class Store:
             if 0 <= index < len(siblings):
                 row.active = False
                 siblings[index].active = True
+
+    # recall memory
+
+    def add_memories(self, owner: str, conversation_id: str, embedder: str,
+                     items: list[tuple[str, str, np.ndarray]]) -> None:
+        """Store (turn key, text, vector) for turns of the conversation."""
+        with self._session() as session:
+            if self._owned(session, owner, conversation_id) is None:
+                raise KeyError(conversation_id)
+            for key, text_, vector in items:
+                session.add(MemoryRow(conversation_id=conversation_id, turn_key=key, embedder=embedder, text=text_,
+                                      vector=np.asarray(vector, dtype="<f4").tobytes()))
+
+    def memories(self, owner: str, conversation_id: str, embedder: str) -> list[tuple[str, str, np.ndarray]]:
+        with self._session() as session:
+            if self._owned(session, owner, conversation_id) is None:
+                return []
+            rows = session.scalars(select(MemoryRow).where(MemoryRow.conversation_id == conversation_id,
+                                                           MemoryRow.embedder == embedder)).all()
+            return [(r.turn_key, r.text, np.frombuffer(r.vector, dtype="<f4")) for r in rows]
 
     # export / import
 

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 
 from atri.messages import AnswerFacts, ChatOptions, Message, Usage
-from atri.store import BadImport, Store, title_from
+from atri.store import MIGRATIONS, BadImport, Store, title_from
 from tests.postgres import pg_bin, postgres_server
 
 
@@ -161,7 +161,7 @@ def test_migrations_run_once(tmp_path):
     Store(url)
     store = Store(url)
     with store.engine.connect() as connection:
-        assert connection.execute(text("SELECT count(*) FROM atri_schema_version")).scalar() == 1
+        assert connection.execute(text("SELECT count(*) FROM atri_schema_version")).scalar() == len(MIGRATIONS)
 
 
 def test_titles_from_first_words():

@@ -1,0 +1,84 @@
+"""Estimated cost of a request, from per-model prices in a data file (tiered by input length)."""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from .messages import Usage
+
+DEFAULT_PRICES = Path(__file__).parent / "data" / "prices.toml"
+SYMBOLS = {"CNY": "¥", "USD": "$"}
+PER = 1_000_000
+
+
+@dataclass(frozen=True)
+class Tier:
+    up_to: int  # input tokens of the request
+    input: float
+    output: float
+    output_thinking: float | None = None
+
+
+@dataclass(frozen=True)
+class Price:
+    currency: str
+    tiers: tuple[Tier, ...]
+    cached_share: float = 1.0
+
+    def tier_for(self, prompt_tokens: int) -> Tier:
+        for tier in self.tiers:
+            if prompt_tokens <= tier.up_to:
+                return tier
+        return self.tiers[-1]
+
+
+def _read(path: Path) -> dict[str, Price]:
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    return {model: Price(raw["currency"], tuple(Tier(**t) for t in raw["tiers"]), raw.get("cached_share", 1.0))
+            for model, raw in data.get("models", {}).items()}
+
+
+@cache
+def price_table(override: str = "") -> dict[str, Price]:
+    """The bundled prices, with the entries of the file named by ATRI_PRICES_FILE replacing them."""
+    prices = _read(DEFAULT_PRICES)
+    if override:
+        prices.update(_read(Path(override).expanduser()))
+    return prices
+
+
+def request_cost(price: Price, usage: Usage, thought: bool = False) -> float:
+    tier = price.tier_for(usage.prompt_tokens)
+    cached = min(usage.cached_tokens, usage.prompt_tokens)
+    output_price = tier.output_thinking if thought and tier.output_thinking is not None else tier.output
+    return ((usage.prompt_tokens - cached) * tier.input + cached * tier.input * price.cached_share
+            + usage.completion_tokens * output_price) / PER
+
+
+def format_cost(amount: float, currency: str) -> str:
+    symbol = SYMBOLS.get(currency, f"{currency} ")
+    if amount == 0:
+        return f"{symbol}0"
+    return f"{symbol}{amount:.4f}" if amount < 1 else f"{symbol}{amount:,.2f}"
+
+
+@dataclass
+class Totals:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    cached_tokens: int = 0
+    estimated: bool = False
+    cost: dict[str, float] | None = None  # by currency
+
+    def add(self, usage: Usage, cost: float | None, currency: str | None) -> None:
+        self.prompt_tokens += usage.prompt_tokens
+        self.completion_tokens += usage.completion_tokens
+        self.reasoning_tokens += usage.reasoning_tokens
+        self.cached_tokens += usage.cached_tokens
+        self.estimated = self.estimated or usage.estimated
+        if cost is not None and currency:
+            self.cost = self.cost or {}
+            self.cost[currency] = self.cost.get(currency, 0.0) + cost
