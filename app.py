@@ -2,8 +2,9 @@
 import streamlit as st
 
 from atri.i18n import t
-from atri.ui.chat import answer_pending, chat_input, show_history
+from atri.ui.chat import answer_pending, chat_input, conversation_id, show_history
 from atri.ui.config import current_language, load_settings
+from atri.ui.context_panel import conversation_totals
 from atri.ui.conversations import conversation_sidebar
 from atri.ui.identity import remember_owner
 from atri.ui.sidebar import render_sidebar
@@ -13,9 +14,10 @@ st.set_page_config(page_title="Atri", page_icon="🐱", layout="centered")
 lang = current_language()
 remember_owner()
 conversation_sidebar(lang)
-setup = render_sidebar(load_settings(), lang)
+setup = render_sidebar(load_settings(), lang, conversation_id())
 
 st.title(t(lang, "app_title"))
+conversation_totals(lang, conversation_id())
 show_history(lang)
 chat_input(lang)
 answer_pending(setup, lang)

@@ -19,7 +19,7 @@ import queue
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -216,12 +216,14 @@ def gguf_token_counter(model_path: str) -> TokenCounter:
 
     vocab = Llama(model_path=model_path, vocab_only=True, verbose=False)
 
+    @lru_cache(maxsize=16384)  # the same history is counted again every turn
     def count(text: str) -> int:
         return len(vocab.tokenize(text.encode("utf-8"), add_bos=False, special=True)) if text else 0
 
     return count
 
 
+@cache
 def bundled_token_counter() -> TokenCounter:
     """The Qwen2 vocabulary of the bundled model (assembled on first use), for counting Qwen tokens offline."""
     return gguf_token_counter(str(assemble_model(cache_dir())))

@@ -50,6 +50,7 @@ class AnswerFacts:
     notes: list[str] = field(default_factory=list)  # i18n keys of adjustments we made
     request: dict[str, Any] | None = None  # the request as sent, without the key
     response: dict[str, Any] | None = None  # the response in the SDK's model_dump shape
+    context: dict[str, Any] | None = None  # what the context strategy chose (atri.context.ContextPlan.explain)
 
     @property
     def interrupted(self) -> bool:

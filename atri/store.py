@@ -245,6 +245,15 @@ class Store:
     def messages(self, owner: str, conversation_id: str) -> list[Message]:
         return [item.message for item in self.thread(owner, conversation_id)]
 
+    def all_answers(self, owner: str, conversation_id: str) -> list[Message]:
+        """Every answer ever given in the conversation, regenerated ones included (they were paid for)."""
+        with self._session() as session:
+            if self._owned(session, owner, conversation_id) is None:
+                return []
+            rows = session.scalars(select(MessageRow).where(MessageRow.conversation_id == conversation_id,
+                                                            MessageRow.role == "assistant")).all()
+            return [_to_message(row) for row in rows]
+
     def append(self, owner: str, conversation_id: str, message: Message, position: int | None = None) -> int:
         """Add a message at the end (or at `position`, as a new variant); returns its id."""
         with self._session() as session:

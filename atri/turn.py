@@ -36,6 +36,7 @@ class Turn:
     error: ChatError | None = None
     response_id: str | None = None
     response_model: str | None = None
+    context: dict[str, Any] | None = None
 
     @property
     def thinking_now(self) -> bool:
@@ -105,6 +106,7 @@ class Turn:
             notes=list(self.notes),
             request=self.request,
             response=self.response_dump(),
+            context=self.context,
         )
         return Message("assistant", self.content, reasoning=self.reasoning, facts=facts, options=options)
 
@@ -119,10 +121,10 @@ def estimate_usage(turn: Turn, count: TokenCounter) -> Usage:
 
 
 def run_turn(conn: Connection, plan: RequestPlan, model: ModelInfo, *, count: TokenCounter | None = None,
-             source: ChunkSource = stream_chunks, should_stop: Callable[[], bool] = lambda: False) -> Iterator[Turn]:
+             source: ChunkSource = stream_chunks, context: dict[str, Any] | None = None) -> Iterator[Turn]:
     """Yields the growing Turn after each event, and once more when it has ended (error or not)."""
     request_record = {"base_url": conn.base_url, **plan.kwargs}
-    turn = Turn(model=plan.kwargs["model"], request=request_record, notes=plan.notes)
+    turn = Turn(model=plan.kwargs["model"], request=request_record, notes=plan.notes, context=context)
     parser = ChunkParser(inline_tags=conn.provider.inline_think_tags,
                          starts_in_reasoning=conn.provider.inline_think_tags and model.thinking == Thinking.ALWAYS)
     chunks = source(conn, plan.kwargs)
@@ -133,9 +135,6 @@ def run_turn(conn: Connection, plan: RequestPlan, model: ModelInfo, *, count: To
             for event in parser.feed(chunk):
                 turn.apply(event)
             yield turn
-            if should_stop():
-                turn.error = ChatError("stopped")
-                break
     except ChatError as error:
         turn.error = error
     finally:

@@ -114,7 +114,9 @@ def test_connection_refused_is_explained(app, monkeypatch):
 def test_facts_under_each_answer(app):
     send(app, "hi")
     facts = [c.value for c in app.caption if c.value.startswith("qwen3-max")]
-    assert facts and "first token" in facts[0] and "in " in facts[0] and "≈" not in facts[0]
+    assert facts and "first token" in facts[0] and "in 10" in facts[0]
+    assert "in ≈" not in facts[0], "the fake provider reports usage: nothing is estimated"
+    assert "¥0.0005" in facts[0], "10 in + 20 out at qwen3-max's ≤32K tier: (10×6 + 20×24) / 1M yuan"
 
 
 def test_raw_view_shows_request_and_response_without_the_key(app):

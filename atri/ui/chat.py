@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import streamlit as st
 
+from atri.context import input_budget
+from atri.conversation_context import prepare_context
 from atri.errors import ChatError
 from atri.i18n import t
 from atri.images import ImageBatch, file_to_data_url, parse_image_urls
@@ -15,6 +18,7 @@ from atri.store import Store, StoredMessage, title_from
 from atri.titles import suggest_title
 from atri.turn import Turn, run_turn
 from atri.ui.config import get_store
+from atri.ui.context_panel import current_settings
 from atri.ui.identity import current_owner
 from atri.ui.render import LiveAnswer, show_message
 from atri.ui.sidebar import ChatSetup
@@ -64,7 +68,9 @@ def _send(message: Message, position: int | None = None) -> None:
     store, owner = get_store(), current_owner()
     cid = conversation_id()
     if cid is None or store.conversation(owner, cid) is None:
-        cid = store.create_conversation(owner, title_from(message.content) or "🖼")
+        cid = store.create_conversation(owner, title_from(message.content) or "🖼",
+                                        settings={"context": current_settings().to_dict()})
+        st.session_state.ctx_loaded_for = cid
         st.query_params["c"] = cid
         st.session_state.needs_title = cid
     store.append(owner, cid, message, position=position)
@@ -185,12 +191,19 @@ def answer_pending(setup: ChatSetup, lang: str) -> None:
         turn.ended_at = turn.started
         saver.update(turn, final=True)
         st.rerun()
-    plan = build_request(history, setup.options, setup.model, setup.connection.provider)
     turn: Turn | None = None
     with st.chat_message("assistant"):
+        status = st.empty()
+        context = prepare_context(store, owner, cid, history, setup.context, setup.options.system_prompt,
+                                  input_budget(setup.model), setup.count, setup.connection, setup.model,
+                                  on_summarising=lambda: status.caption(t(lang, "summarising")))
+        status.empty()
+        plan = build_request(context.sent, replace(setup.options, system_prompt=context.system_prompt),
+                             setup.model, setup.connection.provider)
+        plan.notes = context.notes + plan.notes
         live = LiveAnswer(lang)
         try:
-            for turn in run_turn(setup.connection, plan, setup.model, count=setup.count):
+            for turn in run_turn(setup.connection, plan, setup.model, count=setup.count, context=context.explain()):
                 live.draw(turn)
                 saver.update(turn)
         except BaseException:

@@ -9,9 +9,10 @@ import streamlit as st
 from atri.i18n import language_for, t
 from atri.local import LocalEngine, LocalModelError, gguf_token_counter, prepare_and_start
 from atri.providers import LOCAL, Provider, catalogue, with_local_model
+from atri.pricing import Price, price_table
 from atri.settings import Connection, Settings, gather_values
 from atri.store import Store
-from atri.tokens import TokenCounter, rough_count
+from atri.tokens import TokenCounter
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,7 +59,7 @@ def current_language() -> str:
     return st.session_state.lang
 
 
-def local_connection(settings: Settings, lang: str) -> tuple[Connection | None, TokenCounter]:
+def local_connection(settings: Settings, lang: str) -> tuple[Connection | None, TokenCounter | None]:
     """Start (once) and connect to the embedded model; on failure say why and how to go remote."""
     provider = catalogue()[LOCAL]
     try:
@@ -67,7 +68,7 @@ def local_connection(settings: Settings, lang: str) -> tuple[Connection | None, 
     except LocalModelError as error:
         st.error(t(lang, "local_failed", reason=str(error)))
         st.info(t(lang, "setup_hint"))
-        return None, rough_count
+        return None, None
     if engine.model_id != provider.default_model:
         provider = with_local_model(provider, engine.model_id)
     return Connection(provider, engine.base_url, "not-needed"), gguf_token_counter(str(engine.model_path))
@@ -75,3 +76,7 @@ def local_connection(settings: Settings, lang: str) -> tuple[Connection | None, 
 
 def provider_for(connection: Connection | None, provider_id: str) -> Provider:
     return connection.provider if connection else catalogue()[provider_id]
+
+
+def price_for(model_id: str) -> Price | None:
+    return price_table(load_settings().get("ATRI_PRICES_FILE")).get(model_id)

@@ -9,7 +9,9 @@ import streamlit as st
 from atri.i18n import t
 from atri.images import decode_data_url, shorten_data_urls
 from atri.messages import AnswerFacts, Message
+from atri.pricing import format_cost, request_cost
 from atri.turn import Turn
+from atri.ui.config import price_for
 
 REDRAW_INTERVAL_S = 0.05  # redrawing a long answer on every token would cost O(n²)
 
@@ -27,7 +29,7 @@ def thinking_label(lang: str, seconds: float | None, reasoning_tokens: int | Non
     return " · ".join(parts)
 
 
-def facts_line(lang: str, facts: AnswerFacts) -> str:
+def facts_line(lang: str, facts: AnswerFacts, thought: bool = False) -> str:
     parts = [facts.model]
     if facts.ttft_s is not None:
         parts.append(t(lang, "facts_ttft", seconds=facts.ttft_s))
@@ -39,6 +41,9 @@ def facts_line(lang: str, facts: AnswerFacts) -> str:
         parts.append(t(lang, "facts_tokens", prompt=f"{mark}{usage.prompt_tokens:,}",
                        completion=f"{mark}{usage.completion_tokens:,}", reasoning=f"{mark}{usage.reasoning_tokens:,}",
                        cached=f"{usage.cached_tokens:,}"))
+        price = price_for(facts.model)
+        if price:
+            parts.append(t(lang, "cost", cost=format_cost(request_cost(price, usage, thought), price.currency)))
     return " · ".join(parts)
 
 
@@ -63,6 +68,33 @@ def show_answer_body(lang: str, message: Message) -> None:
             return
     if message.content:
         st.markdown(message.content)
+
+
+def _preview(text: str, limit: int = 160) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit] + "…"
+
+
+def show_context(lang: str, facts: AnswerFacts) -> None:
+    """What the context strategy sent with this answer, what it left out, and why."""
+    context = facts.context or {}
+    sent = (facts.request or {}).get("messages", [])
+    label = t(lang, "context_view", sent=len(sent), dropped=len(context.get("dropped", [])),
+              tokens=context.get("input_tokens", 0), budget=context.get("budget", 0))
+    with st.expander(f"{label} · {t(lang, 'strategy_' + context.get('strategy', 'full'))}"):
+        st.progress(min(1.0, context.get("input_tokens", 0) / max(1, context.get("budget", 1))))
+        if context.get("summary"):
+            st.caption(t(lang, "context_summary", through=context.get("summary_through", 0)))
+            st.markdown(context["summary"])
+        if context.get("recalled"):
+            st.caption(t(lang, "context_recalled"))
+            for item in context["recalled"]:
+                st.markdown(f"`{t(lang, 'score')} {item['score']:.3f}` {_preview(item['text'])}")
+        st.caption(t(lang, "context_sent"))
+        for message in sent:
+            st.markdown(f"**{message['role']}** · {_preview(str(message['content']))}")
+        if context.get("dropped"):
+            st.caption(f"{t(lang, 'context_dropped')}: {len(context['dropped'])}")
 
 
 def show_raw(lang: str, facts: AnswerFacts) -> None:
@@ -91,7 +123,10 @@ def show_assistant(lang: str, message: Message) -> None:
         st.error(error_text(lang, facts.error_kind, facts.error_detail), icon=":material/error:")
     elif facts.finish_reason in ("length", "content_filter"):
         st.warning(t(lang, f"finish_{facts.finish_reason}"), icon=":material/content_cut:")
-    st.caption(facts_line(lang, facts) + (f" · {t(lang, 'facts_estimated')}" if facts.usage and facts.usage.estimated else ""))
+    st.caption(facts_line(lang, facts, bool(message.reasoning))
+               + (f" · {t(lang, 'facts_estimated')}" if facts.usage and facts.usage.estimated else ""))
+    if facts.context:
+        show_context(lang, facts)
     show_raw(lang, facts)
 
 

@@ -10,8 +10,10 @@ from atri.i18n import LANGUAGES, PERSONA_PROMPTS, PERSONAS, t
 from atri.messages import ChatOptions
 from atri.providers import LOCAL, ModelInfo, Thinking, catalogue
 from atri.settings import Connection, Settings
-from atri.tokens import TokenCounter, rough_count
+from atri.context import ContextSettings
+from atri.tokens import TokenCounter, counter_for
 from atri.ui.config import local_connection
+from atri.ui.context_panel import context_controls, meter
 
 DEFAULT_TEMPERATURE = 0.7
 DEFAULT_BUDGET = 1000
@@ -23,6 +25,7 @@ class ChatSetup:
     connection: Connection | None
     model: ModelInfo
     count: TokenCounter
+    context: ContextSettings
 
 
 def _apply_persona() -> None:
@@ -56,7 +59,7 @@ def _thinking_controls(lang: str, model: ModelInfo) -> tuple[bool, int | None]:
     return model.thinking == Thinking.ALWAYS, None
 
 
-def render_sidebar(settings: Settings, lang: str) -> ChatSetup:
+def render_sidebar(settings: Settings, lang: str, cid: str | None) -> ChatSetup:
     providers = catalogue()
     with st.sidebar:
         st.selectbox(t(lang, "language"), list(LANGUAGES), format_func=LANGUAGES.get, key="lang")
@@ -67,9 +70,9 @@ def render_sidebar(settings: Settings, lang: str) -> ChatSetup:
                                    format_func=lambda pid: providers[pid].label)
         provider = providers[provider_id]
 
-        count: TokenCounter = rough_count
+        local_count: TokenCounter | None = None
         if provider_id == LOCAL:
-            connection, count = local_connection(settings, lang)
+            connection, local_count = local_connection(settings, lang)
             provider = connection.provider if connection else provider
         else:
             visitor_key = None
@@ -87,6 +90,7 @@ def render_sidebar(settings: Settings, lang: str) -> ChatSetup:
         picked = st.selectbox(t(lang, "model"), choices, index=choices.index(default_model), key=f"model::{provider_id}")
         typed = st.text_input(t(lang, "custom_model"), key=f"custom_model::{provider_id}", help=t(lang, "custom_model_help"))
         model = provider.model(typed.strip() or picked)
+        count = local_count or counter_for(model.id)
 
         temperature = st.slider(t(lang, "temperature"), 0.0, 2.0, DEFAULT_TEMPERATURE, 0.05, key="temperature")
         thinking, budget = _thinking_controls(lang, model)
@@ -102,7 +106,9 @@ def render_sidebar(settings: Settings, lang: str) -> ChatSetup:
         system_prompt = st.text_area(t(lang, "system_prompt"), key="system_prompt", height=100)
         st.text_area(t(lang, "image_urls"), key="image_urls", height=80,
                      placeholder="https://example.com/cat.png")
+        context = context_controls(lang, cid)
+        meter(lang, cid, context, system_prompt, model, count)
 
     options = ChatOptions(provider_id=provider_id, model=model.id, temperature=temperature, thinking=thinking,
                           thinking_budget=budget, json_mode=json_mode, system_prompt=system_prompt)
-    return ChatSetup(options, connection, model, count)
+    return ChatSetup(options, connection, model, count, context)

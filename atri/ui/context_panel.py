@@ -1,0 +1,88 @@
+"""The sidebar's context controls and meter, and the per-conversation totals."""
+from __future__ import annotations
+
+import streamlit as st
+
+from atri.context import STRATEGIES, ContextSettings, input_budget, plan_context
+from atri.i18n import t
+from atri.memory import load_summary
+from atri.messages import Message
+from atri.pricing import Totals, format_cost, price_table, request_cost
+from atri.providers import ModelInfo
+from atri.tokens import TokenCounter
+from atri.ui.config import get_store, load_settings
+from atri.ui.identity import current_owner
+
+DEFAULTS = ContextSettings()
+NEXT_QUESTION = Message("user", "")  # stands in for the question not yet typed
+KEYS = {"strategy": "ctx_strategy", "last_n": "ctx_last_n", "summary_share": "ctx_summary_share",
+        "recall_k": "ctx_recall_k", "recall_with_summary": "ctx_recall_with_summary"}
+
+
+def load_for_conversation(cid: str | None) -> None:
+    """Put the conversation's saved context choices into the widgets, once per switch."""
+    if st.session_state.get("ctx_loaded_for") == cid:
+        return
+    st.session_state.ctx_loaded_for = cid
+    saved = ContextSettings()
+    if cid:
+        info = get_store().conversation(current_owner(), cid)
+        saved = ContextSettings.from_dict(info.settings.get("context") if info else None)
+    for field, key in KEYS.items():
+        st.session_state[key] = getattr(saved, field)
+
+
+def _save(cid: str | None) -> None:
+    if cid:
+        get_store().update_settings(current_owner(), cid, {"context": current_settings().to_dict()})
+
+
+def current_settings() -> ContextSettings:
+    return ContextSettings(**{field: st.session_state.get(key, getattr(DEFAULTS, field)) for field, key in KEYS.items()})
+
+
+def context_controls(lang: str, cid: str | None) -> ContextSettings:
+    load_for_conversation(cid)
+    st.subheader(t(lang, "context"))
+    strategy = st.selectbox(t(lang, "strategy"), STRATEGIES, key=KEYS["strategy"], on_change=_save, args=(cid,),
+                            format_func=lambda s: t(lang, f"strategy_{s}"))
+    if strategy != "full":
+        st.slider(t(lang, "last_n"), 1, 30, key=KEYS["last_n"], on_change=_save, args=(cid,))
+    if strategy == "recall":
+        st.slider(t(lang, "recall_k"), 1, 8, key=KEYS["recall_k"], on_change=_save, args=(cid,))
+        st.toggle(t(lang, "recall_with_summary"), key=KEYS["recall_with_summary"], on_change=_save, args=(cid,))
+    if strategy == "summary" or (strategy == "recall" and st.session_state.get(KEYS["recall_with_summary"])):
+        st.slider(t(lang, "summary_share"), 0.3, 0.95, step=0.05, key=KEYS["summary_share"], on_change=_save, args=(cid,))
+    return current_settings()
+
+
+def meter(lang: str, cid: str | None, settings: ContextSettings, system_prompt: str, model: ModelInfo,
+          count: TokenCounter) -> None:
+    """Estimated input tokens of the next request (before the new question), against the window."""
+    thread = get_store().messages(current_owner(), cid) if cid else []
+    info = get_store().conversation(current_owner(), cid) if cid else None
+    summary = load_summary(info.settings) if info else None
+    budget = input_budget(model)
+    plan = plan_context(thread + [NEXT_QUESTION], settings, system_prompt, budget, count, summary)
+    st.progress(min(1.0, plan.input_tokens / budget), text=t(lang, "context_meter", tokens=plan.input_tokens, budget=budget))
+
+
+def conversation_totals(lang: str, cid: str | None) -> None:
+    if not cid:
+        return
+    prices = price_table(load_settings().get("ATRI_PRICES_FILE"))
+    totals = Totals()
+    for answer in get_store().all_answers(current_owner(), cid):
+        facts = answer.facts
+        if facts and facts.usage:
+            price = prices.get(facts.model)
+            cost = request_cost(price, facts.usage, bool(answer.reasoning)) if price else None
+            totals.add(facts.usage, cost, price.currency if price else None)
+    if not totals.prompt_tokens:
+        return
+    mark = "≈" if totals.estimated else ""
+    line = t(lang, "chat_totals", prompt=totals.prompt_tokens, completion=totals.completion_tokens,
+             reasoning=totals.reasoning_tokens, cached=totals.cached_tokens)
+    costs = " + ".join(format_cost(amount, currency) for currency, amount in (totals.cost or {}).items())
+    st.caption(f"{mark}{line}" + (f" · {t(lang, 'cost', cost=costs)}" if costs else ""))
+
