@@ -80,7 +80,9 @@ def conversation_sidebar(lang: str) -> None:
                       on_click=open_conversation, args=(info.id,))
         if current:
             _manage(lang, current.id, current.title)
-        st.file_uploader(t(lang, "import_json"), type=["json"], key="import_file", on_change=_import)
+        with st.expander(t(lang, "import_json"), icon=":material/upload_file:"):
+            st.file_uploader(t(lang, "import_json"), type=["json"], key="import_file", on_change=_import,
+                             label_visibility="collapsed")
         status, reason = st.session_state.pop("import_result", (None, ""))
         if status == "error":
             st.error(t(lang, "import_failed", reason=reason))
