@@ -102,7 +102,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "error_connection": ("无法连接到服务商。请检查网络与接口地址。", "Could not reach the provider. Check the network and the base URL."),
     "error_interrupted": ("连接在回答途中中断。已保留收到的部分,可以重试。", "The connection broke mid-answer. What arrived is kept; you can retry."),
     "error_stream_error": ("服务商在回答途中报错:{detail}", "The provider reported an error mid-answer: {detail}"),
-    "error_stopped": ("已停止。", "Stopped."),
+    "stopped_marker": ("你停止了这个回答,以上为已收到的部分。", "You stopped this answer; the part above is what arrived."),
     "error_unknown": ("发生未知错误({detail})。请重试。", "Something unexpected went wrong ({detail}). Please retry."),
     "error_no_connection": ("此服务商尚未配置 API Key:请在侧边栏输入 Key 或选择其他服务商,然后点“重试”。",
                             "This provider has no API key yet: enter one in the sidebar or pick another provider, then press Retry."),

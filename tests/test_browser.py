@@ -44,3 +44,26 @@ def test_chat_streams_and_reasoning_can_be_read(app_url):
         thinking.get_by_text("Thought for").click()
         expect(thinking.get_by_text("Let me think about this step by step")).to_be_visible()
         browser.close()
+
+
+def test_stop_keeps_what_arrived(app_url, fake):
+    fake.chunk_delay_s = 0.5
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = browser.new_page(locale="en-US")
+        page.goto(app_url)
+        page.wait_for_selector(IDLE, timeout=60_000)
+        page.get_by_test_id("stChatInputTextArea").fill("a slow answer please")
+        page.keyboard.press("Enter")
+        answer = page.get_by_test_id("stChatMessage").nth(1)
+        expect(answer).to_contain_text("Echo:", timeout=20_000)
+        page.get_by_test_id("stChatInputStopButton").click()
+        page.wait_for_selector(IDLE)
+        page.reload()
+        page.wait_for_selector(IDLE, timeout=60_000)
+        answer = page.get_by_test_id("stChatMessage").nth(1)
+        expect(answer).to_contain_text("Echo:")
+        expect(answer).not_to_contain_text("several small pieces")
+        expect(answer).to_contain_text("You stopped this answer")
+        expect(page.get_by_role("button", name="Retry")).to_be_visible()
+        browser.close()

@@ -16,7 +16,7 @@ from atri.messages import ChatOptions, Message
 from atri.request import build_request
 from atri.store import Store, StoredMessage, title_from
 from atri.titles import suggest_title
-from atri.turn import Turn, run_turn
+from atri.turn import Turn, estimate_usage, run_turn
 from atri.ui.config import get_store
 from atri.ui.context_panel import current_settings
 from atri.ui.identity import current_owner
@@ -210,6 +210,7 @@ def answer_pending(setup: ChatSetup, lang: str) -> None:
             # The stop button (or a new rerun) interrupts the script here: keep what arrived.
             if turn is not None:
                 turn.error = turn.error or ChatError("stopped")
+                turn.usage = turn.usage or estimate_usage(turn, setup.count)
                 saver.update(turn, final=True)
             raise
     answer = saver.update(turn, final=True)

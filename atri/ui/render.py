@@ -117,7 +117,9 @@ def show_assistant(lang: str, message: Message) -> None:
         return
     for note in facts.notes:
         st.caption(f":material/info: {t(lang, note)}")
-    if facts.error_kind:
+    if facts.error_kind == "stopped":
+        st.caption(f":material/stop_circle: {t(lang, 'stopped_marker')}")
+    elif facts.error_kind:
         if message.content:
             st.caption(t(lang, "interrupted_marker"))
         st.error(error_text(lang, facts.error_kind, facts.error_detail), icon=":material/error:")
