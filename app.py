@@ -18,6 +18,6 @@ setup = render_sidebar(load_settings(), lang, conversation_id())
 
 st.title(t(lang, "app_title"))
 conversation_totals(lang, conversation_id())
-show_history(lang)
+show_history(lang, setup.options.provider_id)
 chat_input(lang)
 answer_pending(setup, lang)

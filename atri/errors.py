@@ -12,8 +12,6 @@ class ChatError(Exception):
         self.status = status
 
 
-RETRYABLE = {"rate_limit", "burst", "timeout", "connection", "server", "interrupted", "stream_error"}
-
 
 def classify_status(status: int, text: str) -> str:
     """Map an HTTP error (status and the provider's code/message) to a kind."""

@@ -31,13 +31,12 @@ STRINGS: dict[str, tuple[str, str]] = {
     "image_url_refused": ("已忽略非 http(s) 链接:{url}", "Ignored a link that is not http(s): {url}"),
     "image_too_big": ("图片 {name} 超过 {limit} MB,未发送。", "Image {name} is larger than {limit} MB and was not sent."),
     "image_not_image": ("{name} 不是图片,未发送。", "{name} is not an image and was not sent."),
-    "images_need_data": ("该服务商只接受上传的图片,不接受 http(s) 链接。", "This provider only accepts uploaded images, not http(s) links."),
-    "settings": ("设置", "Settings"),
+    "note_images_need_data": ("该服务商只接受上传的图片,无法下载 http(s) 图片链接:请改为上传图片文件。",
+                              "This provider only takes uploaded images and cannot download http(s) image links: attach the file instead."),
     "thinking_live": ("思考中…", "Thinking…"),
     "thought_for": ("思考了 {seconds:.1f} 秒", "Thought for {seconds:.1f} s"),
     "reasoning_tokens_label": ("{tokens:,} 个思考 token", "{tokens:,} reasoning tokens"),
     "budget_label": ("预算 {budget:,}", "budget {budget:,}"),
-    "reasoning": ("思考过程", "Reasoning"),
     "raw_view": ("原始请求与响应", "Raw request and response"),
     "raw_request": ("请求(不含 Key)", "Request (without the key)"),
     "raw_response": ("响应", "Response"),
@@ -137,6 +136,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "context_full_fell_back": ("完整历史放不下:已省略最早的几轮。", "The full history no longer fits: the oldest turns were left out."),
     "context_trimmed": ("超出上下文窗口:已省略最早的几轮。", "Over the context window: the oldest turns were left out."),
     "empty_chat": ("你好!我是 Atri。有什么想聊的?", "Hi! I'm Atri. What shall we talk about?"),
+    "offline_hint": ("现在使用的是内置离线小模型(Qwen2.5-Coder 0.5B),无需联网。要使用云端模型,请在 .env 中设置 DASHSCOPE_API_KEY 等,或在侧边栏选择服务商并输入 Key。",
+                     "You are talking to the built-in offline model (Qwen2.5-Coder 0.5B): no network needed. For a cloud model, set DASHSCOPE_API_KEY (or another key) in .env, or pick a provider in the sidebar and enter a key."),
 }
 
 PERSONAS: dict[str, tuple[str, str]] = {

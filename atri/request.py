@@ -60,8 +60,11 @@ def build_request(history: list[Message], options: ChatOptions, model: ModelInfo
     if system_prompt:
         sent.insert(0, {"role": "system", "content": system_prompt})
 
-    if any(m.images for m in history if m.role == "user") and not model.vision:
+    images = [url for m in history if m.role == "user" for url in m.images]
+    if images and not model.vision:
         notes.append("note_model_no_vision")
+    if provider.images_as_data_urls and any(not url.startswith("data:") for url in images):
+        notes.append("note_images_need_data")
 
     kwargs: dict[str, Any] = {
         "model": options.model,

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import (JSON, Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, Text, create_engine, event, func,
-                        or_, select, text, update)
+                        or_, select, update)
 from sqlalchemy.engine import Connection as SqlConnection
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -351,10 +351,6 @@ class Store:
                                        role=message.role, content=message.content, data=_message_data(message),
                                        created_at=stamp))
         return conversation_id
-
-    def ping(self) -> None:
-        with self.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
 
 
 def parse_export(raw: str | bytes) -> tuple[list[Message], str, dict[str, Any]]:

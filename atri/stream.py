@@ -1,7 +1,6 @@
 """Streamed chunks (in the SDK's model_dump shape) -> typed events. Pure."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,9 +159,3 @@ class ChunkParser:
     def close(self) -> list[Event]:
         return self._splitter.close() if self._splitter else []
 
-
-def parse_chunks(chunks: Iterable[dict[str, Any]], inline_tags: bool = False) -> Iterator[Event]:
-    parser = ChunkParser(inline_tags)
-    for chunk in chunks:
-        yield from parser.feed(chunk)
-    yield from parser.close()

@@ -70,3 +70,14 @@ def test_unknown_dashscope_models_are_guessed_from_their_id():
     assert DASHSCOPE.model("qwen3-vl-8b-thinking").stream_only
     assert DASHSCOPE.model("qwen3.6-plus").thinking_default
     assert not DASHSCOPE.model("qwen-max-latest").thinking_default
+
+
+def test_ollama_is_warned_that_it_cannot_fetch_image_links():
+    ollama = catalogue()["ollama"]
+    opts = ChatOptions("ollama", "qwen2.5vl:3b")
+    plan = build_request([Message("user", "what is this?", images=["https://example.com/a.png"])], opts,
+                         ollama.model("qwen2.5vl:3b"), ollama)
+    assert "note_images_need_data" in plan.notes
+    uploaded = build_request([Message("user", "and this?", images=["data:image/png;base64,AAAA"])], opts,
+                             ollama.model("qwen2.5vl:3b"), ollama)
+    assert "note_images_need_data" not in uploaded.notes

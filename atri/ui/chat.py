@@ -13,6 +13,7 @@ from atri.errors import ChatError
 from atri.i18n import t
 from atri.images import ImageBatch, file_to_data_url, parse_image_urls
 from atri.messages import ChatOptions, Message
+from atri.providers import LOCAL
 from atri.request import build_request
 from atri.store import Store, StoredMessage, title_from
 from atri.titles import suggest_title
@@ -125,9 +126,13 @@ def _question_actions(lang: str, item: StoredMessage, answered: bool) -> None:
         right.button(t(lang, "get_answer"), icon=":material/send:", key="answer_again", on_click=_answer_again)
 
 
-def show_history(lang: str) -> None:
+def show_history(lang: str, provider_id: str) -> None:
     thread = _thread()
     busy = bool(st.session_state.get("pending"))
+    if not thread and not busy:
+        st.caption(t(lang, "empty_chat"))
+        if provider_id == LOCAL:
+            st.caption(t(lang, "offline_hint"))
     for index, item in enumerate(thread):
         show_message(lang, item.message)
         last = index == len(thread) - 1
@@ -187,9 +192,9 @@ def answer_pending(setup: ChatSetup, lang: str) -> None:
     history = store.messages(owner, cid)
     saver = ProgressSaver(store, owner, cid, setup.options, pending.get("position"))
     if setup.connection is None:
-        turn = Turn(model=setup.options.model, request={}, notes=[], error=ChatError("no_connection"))
-        turn.ended_at = turn.started
-        saver.update(turn, final=True)
+        failed = Turn(model=setup.options.model, request={}, notes=[], error=ChatError("no_connection"))
+        failed.ended_at = failed.started
+        saver.update(failed, final=True)
         st.rerun()
     turn: Turn | None = None
     with st.chat_message("assistant"):

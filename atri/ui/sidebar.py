@@ -8,7 +8,7 @@ import streamlit as st
 from atri.client import list_models
 from atri.i18n import LANGUAGES, PERSONA_PROMPTS, PERSONAS, t
 from atri.messages import ChatOptions
-from atri.providers import LOCAL, ModelInfo, Thinking, catalogue
+from atri.providers import LOCAL, ModelInfo, Provider, Thinking, catalogue
 from atri.settings import Connection, Settings
 from atri.context import ContextSettings
 from atri.tokens import TokenCounter, counter_for
@@ -59,28 +59,31 @@ def _thinking_controls(lang: str, model: ModelInfo) -> tuple[bool, int | None]:
     return model.thinking == Thinking.ALWAYS, None
 
 
-def render_sidebar(settings: Settings, lang: str, cid: str | None) -> ChatSetup:
+def _provider_controls(settings: Settings, lang: str) -> tuple[Provider, Connection | None, TokenCounter | None]:
+    """The provider picker, and a key field when neither the configuration nor the visitor has given one."""
     providers = catalogue()
+    if "provider" not in st.session_state:
+        st.session_state.provider = settings.default_provider_id()
+    provider_id = st.selectbox(t(lang, "provider"), list(providers), key="provider",
+                               format_func=lambda pid: providers[pid].label)
+    provider = providers[provider_id]
+    if provider_id == LOCAL:
+        connection, local_count = local_connection(settings, lang)
+        return (connection.provider if connection else provider), connection, local_count
+    visitor_key = None
+    if not settings.key_for(provider) and not provider.key_optional:
+        visitor_key = st.text_input(t(lang, "api_key"), type="password", key=f"visitor_key::{provider_id}")
+    connection = settings.connection(provider, visitor_key or None)
+    if connection is None:
+        st.warning(t(lang, "api_key_missing", provider=provider.label, env=provider.key_env[0]))
+    return provider, connection, None
+
+
+def render_sidebar(settings: Settings, lang: str, cid: str | None) -> ChatSetup:
     with st.sidebar:
         st.selectbox(t(lang, "language"), list(LANGUAGES), format_func=LANGUAGES.get, key="lang")
-        provider_ids = list(providers)
-        if "provider" not in st.session_state:
-            st.session_state.provider = settings.default_provider_id()
-        provider_id = st.selectbox(t(lang, "provider"), provider_ids, key="provider",
-                                   format_func=lambda pid: providers[pid].label)
-        provider = providers[provider_id]
-
-        local_count: TokenCounter | None = None
-        if provider_id == LOCAL:
-            connection, local_count = local_connection(settings, lang)
-            provider = connection.provider if connection else provider
-        else:
-            visitor_key = None
-            if not settings.key_for(provider) and not provider.key_optional:
-                visitor_key = st.text_input(t(lang, "api_key"), type="password", key=f"visitor_key::{provider_id}")
-            connection = settings.connection(provider, visitor_key or None)
-            if connection is None:
-                st.warning(t(lang, "api_key_missing", provider=provider.label, env=provider.key_env[0]))
+        provider, connection, local_count = _provider_controls(settings, lang)
+        provider_id = provider.id
 
         default_model = settings.default_model_for(provider)
         known = [m.id for m in provider.models] or [default_model]
