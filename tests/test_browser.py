@@ -67,3 +67,24 @@ def test_stop_keeps_what_arrived(app_url, fake):
         expect(answer).to_contain_text("You stopped this answer")
         expect(page.get_by_role("button", name="Retry")).to_be_visible()
         browser.close()
+
+
+def test_an_attached_image_is_sent_and_stays_in_the_history(app_url, fake, tmp_path):
+    from tests.test_images import png
+
+    picture = tmp_path / "cat.png"
+    picture.write_bytes(png(40, 30))
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = browser.new_page(locale="en-US")
+        page.goto(app_url)
+        page.wait_for_selector(IDLE, timeout=60_000)
+        page.locator("[data-testid=stChatInputFileUploadButton] input[type=file]").set_input_files(str(picture))
+        page.get_by_test_id("stChatInputTextArea").fill("这张图显示了什么")
+        page.keyboard.press("Enter")
+        question = page.get_by_test_id("stChatMessage").nth(0)
+        expect(page.get_by_test_id("stChatMessage").nth(1)).to_contain_text("I see 1 image", timeout=20_000)
+        expect(question.locator("img")).to_have_count(1)
+        part = fake.streamed[-1]["messages"][-1]["content"][0]
+        assert part["type"] == "image_url" and part["image_url"]["url"].startswith("data:image/png;base64,")
+        browser.close()
