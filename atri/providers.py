@@ -46,6 +46,7 @@ class ModelInfo:
 class Provider:
     id: str
     label: str
+    label_zh: str
     base_url: str
     key_env: tuple[str, ...]
     base_url_env: str | None
@@ -55,6 +56,9 @@ class Provider:
     key_optional: bool = False
     inline_think_tags: bool = False  # parse <think>…</think> inside content
     images_as_data_urls: bool = False  # the server cannot download http(s) images
+
+    def label_for(self, lang: str) -> str:
+        return self.label_zh if lang == "zh" else self.label
 
     def model(self, model_id: str) -> ModelInfo:
         for info in self.models:
@@ -75,6 +79,7 @@ def catalogue() -> dict[str, Provider]:
         providers[provider_id] = Provider(
             id=provider_id,
             label=raw["label"],
+            label_zh=raw.get("label_zh", raw["label"]),
             base_url=raw["base_url"],
             key_env=tuple(raw.get("key_env", ())),
             base_url_env=raw.get("base_url_env"),

@@ -25,7 +25,7 @@ MODELS = ["qwen3-max", "qwen-plus", "qwen3-vl-plus", "qwq-plus"]
 
 @dataclass
 class Fault:
-    kind: str  # "status" | "cut" | "stream_error" | "length" | "slow"
+    kind: str  # "status" | "cut" (connection dropped) | "truncate" (body ends early, cleanly) | "stream_error" | "length" | "slow"
     status: int = 500
     body: dict[str, Any] | None = None
     after_chunks: int = 2
@@ -221,9 +221,11 @@ class FakeProvider:
                 try:
                     time.sleep(provider.first_token_delay_s)
                     for index, piece in enumerate(pieces):
-                        if fault and fault.kind in ("cut", "stream_error") and index == fault.after_chunks:
+                        if fault and fault.kind in ("cut", "truncate", "stream_error") and index == fault.after_chunks:
                             if fault.kind == "stream_error":
                                 self._send_event(error_body("InternalError", "Stream interrupted by an upstream error."))
+                                self.wfile.write(b"0\r\n\r\n")
+                            elif fault.kind == "truncate":  # a proxy that ends the response: no finish, no [DONE]
                                 self.wfile.write(b"0\r\n\r\n")
                             else:
                                 self.connection.shutdown(socket.SHUT_RDWR)

@@ -73,6 +73,15 @@ def test_a_cut_stream_keeps_the_partial_answer(fake):
     assert turn.content and turn.finish_reason is None
 
 
+def test_a_stream_that_just_ends_without_finish_reason_is_an_interrupted_answer(fake):
+    fake.script(Fault("truncate", after_chunks=4))
+    turn, _ = finish_turn(fake)
+    assert turn.error is None, "the SDK's iterator simply ends"
+    assert turn.content and turn.finish_reason is None
+    facts = turn.to_message(ChatOptions("dashscope", "qwen3-max")).facts
+    assert facts.interrupted and facts.error_kind == "interrupted"
+
+
 def test_an_error_event_mid_stream_keeps_the_partial_answer(fake):
     fake.script(Fault("stream_error", after_chunks=4))
     turn, _ = finish_turn(fake)

@@ -65,7 +65,7 @@ def _provider_controls(settings: Settings, lang: str) -> tuple[Provider, Connect
     if "provider" not in st.session_state:
         st.session_state.provider = settings.default_provider_id()
     provider_id = st.selectbox(t(lang, "provider"), list(providers), key="provider",
-                               format_func=lambda pid: providers[pid].label)
+                               format_func=lambda pid: providers[pid].label_for(lang))
     provider = providers[provider_id]
     if provider_id == LOCAL:
         connection, local_count = local_connection(settings, lang)
@@ -75,7 +75,7 @@ def _provider_controls(settings: Settings, lang: str) -> tuple[Provider, Connect
         visitor_key = st.text_input(t(lang, "api_key"), type="password", key=f"visitor_key::{provider_id}")
     connection = settings.connection(provider, visitor_key or None)
     if connection is None:
-        st.warning(t(lang, "api_key_missing", provider=provider.label, env=provider.key_env[0]))
+        st.warning(t(lang, "api_key_missing", provider=provider.label_for(lang), env=provider.key_env[0]))
     return provider, connection, None
 
 
