@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -234,12 +235,14 @@ class Store:
                 return []
             rows = session.scalars(select(MessageRow).where(MessageRow.conversation_id == conversation_id)
                                    .order_by(MessageRow.position, MessageRow.id)).all()
+        variants: dict[tuple[int, str], list[int]] = defaultdict(list)
+        for row in rows:
+            variants[(row.position, row.role)].append(row.id)
         thread = []
         for row in rows:
-            if not row.active:
-                continue
-            siblings = [r.id for r in rows if r.position == row.position and r.role == row.role]
-            thread.append(StoredMessage(row.id, row.position, _to_message(row), siblings.index(row.id) + 1, len(siblings)))
+            if row.active:
+                siblings = variants[(row.position, row.role)]
+                thread.append(StoredMessage(row.id, row.position, _to_message(row), siblings.index(row.id) + 1, len(siblings)))
         return thread
 
     def messages(self, owner: str, conversation_id: str) -> list[Message]:

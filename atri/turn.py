@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from urllib.parse import urlsplit, urlunsplit
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -111,6 +112,14 @@ class Turn:
         return Message("assistant", self.content, reasoning=self.reasoning, facts=facts, options=options)
 
 
+def public_url(url: str) -> str:
+    """The URL without any user:password@ part (some gateways take credentials that way)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else "")))
+
+
 def estimate_usage(turn: Turn, count: TokenCounter) -> Usage:
     return Usage(
         prompt_tokens=count_prompt(turn.request.get("messages", []), count),
@@ -123,7 +132,7 @@ def estimate_usage(turn: Turn, count: TokenCounter) -> Usage:
 def run_turn(conn: Connection, plan: RequestPlan, model: ModelInfo, *, count: TokenCounter | None = None,
              source: ChunkSource = stream_chunks, context: dict[str, Any] | None = None) -> Iterator[Turn]:
     """Yields the growing Turn after each event, and once more when it has ended (error or not)."""
-    request_record = {"base_url": conn.base_url, **plan.kwargs}
+    request_record = {"base_url": public_url(conn.base_url), **plan.kwargs}
     turn = Turn(model=plan.kwargs["model"], request=request_record, notes=plan.notes, context=context)
     parser = ChunkParser(inline_tags=conn.provider.inline_think_tags,
                          starts_in_reasoning=conn.provider.inline_think_tags and model.thinking == Thinking.ALWAYS)

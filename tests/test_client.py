@@ -111,3 +111,10 @@ def test_length_finish_is_reported(fake):
 def test_connection_repr_hides_the_key():
     conn = Settings({"DASHSCOPE_API_KEY": "sk-hidden"}).connection(DASHSCOPE)
     assert "sk-hidden" not in repr(conn)
+
+
+def test_credentials_in_a_gateway_url_are_not_recorded(fake):
+    from atri.turn import public_url
+
+    assert public_url("https://user:s3cret@gateway.example:8443/v1") == "https://gateway.example:8443/v1"
+    assert public_url(fake.base_url) == fake.base_url
