@@ -2,7 +2,7 @@
 import streamlit as st
 
 from atri.i18n import t
-from atri.ui.chat import answer_pending, chat_input, conversation_id, show_history
+from atri.ui.chat import answer_pending, chat_input, conversation_id, settle_streaming_answer, show_history
 from atri.ui.config import current_language, load_settings
 from atri.ui.context_panel import conversation_totals
 from atri.ui.conversations import conversation_sidebar
@@ -11,6 +11,7 @@ from atri.ui.sidebar import render_sidebar
 
 st.set_page_config(page_title="Atri", page_icon="🐱", layout="centered")
 
+settle_streaming_answer()
 lang = current_language()
 remember_owner()
 conversation_sidebar(lang)

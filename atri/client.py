@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable, Iterator
 from functools import lru_cache
-from collections.abc import Iterator
 from typing import Any
 
 import httpx2
@@ -63,23 +64,61 @@ def to_chat_error(exc: BaseException, conn: Connection) -> ChatError:
     return ChatError("unknown", _scrub(type(exc).__name__, conn))
 
 
-def stream_chunks(conn: Connection, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
+class Cancel:
+    """Stops a stream from another thread by closing its connection (the provider stops generating too)."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._closers: list[Callable[[], None]] = []
+        self._lock = threading.Lock()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def on_cancel(self, closer: Callable[[], None]) -> None:
+        with self._lock:
+            self._closers.append(closer)
+            run_now = self._event.is_set()
+        if run_now:
+            closer()
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._event.set()
+            closers = list(self._closers)
+        for closer in closers:
+            try:
+                closer()
+            except Exception:  # noqa: BLE001 - closing a half-read response may complain; it is closed either way
+                pass
+
+
+def stream_chunks(conn: Connection, kwargs: dict[str, Any], cancel: Cancel | None = None) -> Iterator[dict[str, Any]]:
     """Yields each chunk as a dict (unknown fields such as reasoning_content included)."""
     client = make_client(conn, conn.timeout_s)
     received = False
     try:
         stream = client.chat.completions.create(**kwargs)
+        if cancel:
+            cancel.on_cancel(stream.close)
         try:
             for chunk in stream:
+                if cancel and cancel.cancelled:
+                    break
                 received = True
                 yield chunk.model_dump(exclude_none=True)
         finally:
             stream.close()
     except (openai.OpenAIError, httpx2.HTTPError) as exc:
+        if cancel and cancel.cancelled:
+            raise ChatError("stopped") from None
         error = to_chat_error(exc, conn)
         if received and error.kind in ("connection", "timeout"):
             error = ChatError("interrupted", error.detail)
         raise error from None
+    if cancel and cancel.cancelled:
+        raise ChatError("stopped")
 
 
 def complete_text(conn: Connection, kwargs: dict[str, Any], timeout_s: float = 60.0) -> str:

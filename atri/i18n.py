@@ -49,6 +49,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "finish_content_filter": ("回答被服务商的内容过滤截断。", "The provider's content filter cut the answer."),
     "json_invalid": ("返回内容不是有效的 JSON:{error}", "The answer is not valid JSON: {error}"),
     "retry": ("重试", "Retry"),
+    "stop": ("停止", "Stop"),
     "regenerate": ("重新生成", "Regenerate"),
     "edit": ("编辑", "Edit"),
     "edit_message": ("编辑问题后重新发送", "Edit your question, then send it again"),

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .client import stream_chunks
+from .client import Cancel, stream_chunks
 from .errors import ChatError
 from .messages import AnswerFacts, ChatOptions, Message, Usage
 from .providers import ModelInfo, Thinking
@@ -16,7 +16,7 @@ from .settings import Connection
 from .stream import ChunkParser, ContentDelta, ContentWasReasoning, Event, Finish, ReasoningDelta, UsageReport
 from .tokens import TokenCounter, count_prompt, rough_count
 
-ChunkSource = Callable[[Connection, dict[str, Any]], Iterator[dict[str, Any]]]
+ChunkSource = Callable[[Connection, dict[str, Any], Cancel | None], Iterator[dict[str, Any]]]
 
 
 @dataclass
@@ -130,13 +130,14 @@ def estimate_usage(turn: Turn, count: TokenCounter) -> Usage:
 
 
 def run_turn(conn: Connection, plan: RequestPlan, model: ModelInfo, *, count: TokenCounter | None = None,
-             source: ChunkSource = stream_chunks, context: dict[str, Any] | None = None) -> Iterator[Turn]:
+             source: ChunkSource = stream_chunks, context: dict[str, Any] | None = None,
+             cancel: Cancel | None = None) -> Iterator[Turn]:
     """Yields the growing Turn after each event, and once more when it has ended (error or not)."""
     request_record = {"base_url": public_url(conn.base_url), **plan.kwargs}
     turn = Turn(model=plan.kwargs["model"], request=request_record, notes=plan.notes, context=context)
     parser = ChunkParser(inline_tags=conn.provider.inline_think_tags,
                          starts_in_reasoning=conn.provider.inline_think_tags and model.thinking == Thinking.ALWAYS)
-    chunks = source(conn, plan.kwargs)
+    chunks = source(conn, plan.kwargs, cancel)
     try:
         for chunk in chunks:
             turn.response_id = turn.response_id or chunk.get("id")

@@ -1,12 +1,14 @@
 """The open conversation: saved as it happens, replayed from the store, and driven one turn at a time."""
 from __future__ import annotations
 
+import secrets
 import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import streamlit as st
 
+from atri.client import Cancel
 from atri.context import input_budget
 from atri.conversation_context import prepare_context
 from atri.errors import ChatError
@@ -148,7 +150,7 @@ def show_history(lang: str, provider_id: str) -> None:
 
 def chat_input(lang: str) -> None:
     st.chat_input(t(lang, "chat_placeholder"), key=CHAT_INPUT_KEY, on_submit=_on_submit,
-                  accept_file="multiple", file_type=IMAGE_TYPES, submit_mode="stop")
+                  accept_file="multiple", file_type=IMAGE_TYPES, submit_mode="disable")
 
 
 class ProgressSaver:
@@ -181,6 +183,30 @@ def _title_in_background(setup: ChatSetup, store: Store, owner: str, cid: str, q
     threading.Thread(target=work, name="atri-title", daemon=True).start()
 
 
+@dataclass
+class LiveAnswerHandle:
+    cancel: Cancel
+    saved: threading.Event
+
+
+# The answer each browser session is streaming. A click during a stream reruns the page at once in a
+# new script thread (fastReruns), while the old thread would stream on unseen: the new run stops it.
+_STREAMING: dict[str, LiveAnswerHandle] = {}
+SETTLE_TIMEOUT_S = 10.0
+
+
+def _session_key() -> str:
+    return st.session_state.setdefault("session_key", secrets.token_hex(8))
+
+
+def settle_streaming_answer() -> None:
+    """Stop an answer this session is still streaming (Stop, or any other click), and wait until it is saved."""
+    handle = _STREAMING.get(_session_key())
+    if handle:
+        handle.cancel.cancel()
+        handle.saved.wait(SETTLE_TIMEOUT_S)
+
+
 def answer_pending(setup: ChatSetup, lang: str) -> None:
     """Stream the answer to the last question, saving it as it grows (whole, partial or failed)."""
     pending = st.session_state.get("pending")
@@ -207,17 +233,25 @@ def answer_pending(setup: ChatSetup, lang: str) -> None:
                              setup.model, setup.connection.provider)
         plan.notes = context.notes + plan.notes
         live = LiveAnswer(lang)
+        st.button(t(lang, "stop"), key="stop_answer", icon=":material/stop_circle:")  # a click reruns the page
+        handle = LiveAnswerHandle(Cancel(), threading.Event())
+        _STREAMING[_session_key()] = handle
         try:
-            for turn in run_turn(setup.connection, plan, setup.model, count=setup.count, context=context.explain()):
-                live.draw(turn)
+            for turn in run_turn(setup.connection, plan, setup.model, count=setup.count,
+                                 context=context.explain(), cancel=handle.cancel):
                 saver.update(turn)
+                live.draw(turn)
         except BaseException:
-            # The stop button (or a new rerun) interrupts the script here: keep what arrived.
+            # Streamlit stops this run at its next element call: keep what arrived.
             if turn is not None:
                 turn.error = turn.error or ChatError("stopped")
                 turn.usage = turn.usage or estimate_usage(turn, setup.count)
                 saver.update(turn, final=True)
             raise
+        finally:
+            handle.saved.set()
+            if _STREAMING.get(_session_key()) is handle:
+                del _STREAMING[_session_key()]
     answer = saver.update(turn, final=True)
     if st.session_state.pop("needs_title", None) == cid and not turn.error and history:
         _title_in_background(setup, store, owner, cid, history[-1], answer)
