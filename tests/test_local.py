@@ -121,3 +121,26 @@ def test_with_no_key_the_page_chats_offline(monkeypatch, database_url):
         assert "This model cannot switch thinking" in " ".join(c.value for c in at.caption)
     finally:
         st.cache_resource.clear()  # releases (stops) the page's engine
+
+
+def test_two_browser_sessions_chat_with_the_local_model_at_once(database_url):
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.browser import IDLE, chromium_available, launch, streamlit_server
+
+    if not chromium_available():
+        pytest.skip("chromium-headless-shell is not installed (apt-get install chromium-headless-shell)")
+    with streamlit_server({"ATRI_DATABASE_URL": database_url}) as app, sync_playwright() as playwright:
+        browser = launch(playwright)
+        pages = [browser.new_context(locale="zh-CN").new_page() for _ in range(2)]
+        for page in pages:
+            page.goto(app.url)
+            page.wait_for_selector(IDLE, timeout=120_000)
+        for page, question in zip(pages, ["用一句话介绍杭州。", "Say hello in one short sentence."]):
+            page.get_by_test_id("stChatInputTextArea").fill(question)
+            page.keyboard.press("Enter")
+        for page in pages:
+            answer = page.get_by_test_id("stChatMessage").nth(1)
+            expect(answer).to_contain_text("qwen2.5-coder", timeout=120_000)  # the facts line: the answer ended
+            expect(answer.get_by_test_id("stAlert")).to_have_count(0)  # no error box
+        browser.close()
