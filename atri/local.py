@@ -9,13 +9,13 @@ import atexit
 import ctypes
 import hashlib
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-import queue
 import urllib.error
 import urllib.request
 from dataclasses import dataclass

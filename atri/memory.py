@@ -26,11 +26,9 @@ def summary_request(model: ModelInfo, thread: list[Message], due: tuple[int, int
 def write_summary(conn: Connection, model: ModelInfo, thread: list[Message], due: tuple[int, int],
                   previous: Summary | None) -> str:
     """Fold thread[due] (and the previous summary) into a new summary; raises ChatError on failure."""
-    turn = None
-    for turn in run_turn(conn, RequestPlan(summary_request(model, thread, due, previous)), model):
-        pass
-    if turn is None or turn.error or not turn.content.strip():
-        raise turn.error if turn and turn.error else ChatError("unknown", "empty summary")
+    *_, turn = run_turn(conn, RequestPlan(summary_request(model, thread, due, previous)))
+    if turn.error or not turn.content.strip():
+        raise turn.error or ChatError("unknown", "empty summary")
     return turn.content.strip()
 
 

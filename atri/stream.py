@@ -63,8 +63,8 @@ def _held_back(text: str, tags: tuple[str, ...]) -> int:
 class InlineThinkSplitter:
     """Separates <think>…</think> from content, with tags possibly split across chunks."""
 
-    def __init__(self, starts_in_reasoning: bool = False) -> None:
-        self._mode = "reasoning" if starts_in_reasoning else "start"
+    def __init__(self) -> None:
+        self._mode = "start"
         self._pending = ""
         self._seen_text = False
         self._answer_begun = False  # newlines right after </think> are dropped
@@ -134,8 +134,8 @@ class InlineThinkSplitter:
 class ChunkParser:
     """Turns chunk dicts into events; reasoning may come in three shapes (see DESIGN.md)."""
 
-    def __init__(self, inline_tags: bool = False, starts_in_reasoning: bool = False) -> None:
-        self._splitter = InlineThinkSplitter(starts_in_reasoning) if inline_tags else None
+    def __init__(self, inline_tags: bool = False) -> None:
+        self._splitter = InlineThinkSplitter() if inline_tags else None
 
     def feed(self, chunk: dict[str, Any]) -> list[Event]:
         events: list[Event] = []

@@ -2,21 +2,18 @@
 from __future__ import annotations
 
 import time
-from urllib.parse import urlsplit, urlunsplit
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from .client import Cancel, stream_chunks
 from .errors import ChatError
 from .messages import AnswerFacts, ChatOptions, Message, Usage
-from .providers import ModelInfo, Thinking
 from .request import RequestPlan
 from .settings import Connection
 from .stream import ChunkParser, ContentDelta, ContentWasReasoning, Event, Finish, ReasoningDelta, UsageReport
 from .tokens import TokenCounter, count_prompt, rough_count
-
-ChunkSource = Callable[[Connection, dict[str, Any], Cancel | None], Iterator[dict[str, Any]]]
 
 
 @dataclass
@@ -129,15 +126,14 @@ def estimate_usage(turn: Turn, count: TokenCounter) -> Usage:
     )
 
 
-def run_turn(conn: Connection, plan: RequestPlan, model: ModelInfo, *, count: TokenCounter | None = None,
-             source: ChunkSource = stream_chunks, context: dict[str, Any] | None = None,
-             cancel: Cancel | None = None) -> Iterator[Turn]:
+def run_turn(conn: Connection, plan: RequestPlan, *, count: TokenCounter | None = None,
+             context: dict[str, Any] | None = None, cancel: Cancel | None = None) -> Iterator[Turn]:
     """Yields the growing Turn after each event, and once more when it has ended (error or not)."""
     request_record = {"base_url": public_url(conn.base_url), **plan.kwargs}
     turn = Turn(model=plan.kwargs["model"], request=request_record, notes=plan.notes, context=context)
-    parser = ChunkParser(inline_tags=conn.provider.inline_think_tags,
-                         starts_in_reasoning=conn.provider.inline_think_tags and model.thinking == Thinking.ALWAYS)
-    chunks = source(conn, plan.kwargs, cancel)
+    # A model that opens with reasoning but no <think> tag is caught by its lone </think> (ContentWasReasoning).
+    parser = ChunkParser(inline_tags=conn.provider.inline_think_tags)
+    chunks = stream_chunks(conn, plan.kwargs, cancel)
     try:
         for chunk in chunks:
             turn.response_id = turn.response_id or chunk.get("id")

@@ -44,8 +44,7 @@ def app_path(model_path: Path, runs: int, max_tokens: int, threads: int | None) 
             options = ChatOptions(LOCAL, BUNDLED_MODEL_ID, temperature=0.0, system_prompt=system_prompt(run))
             plan = build_request([Message("user", PROMPT)], options, model, provider)
             plan.kwargs["max_tokens"] = max_tokens
-            for turn in run_turn(conn, plan, model, count=count):
-                pass
+            *_, turn = run_turn(conn, plan, count=count)
             ttft = turn.first_token_at - turn.started
             tokens = count(turn.content)
             results.append((ttft, (tokens - 1) / (turn.ended_at - turn.first_token_at)))

@@ -19,6 +19,7 @@ CHROMIUM = shutil.which("chromium-headless-shell") or "/usr/bin/chromium-headles
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--no-first-run", "--disable-sync"]
 IDLE = "[data-testid=stApp][data-test-script-state=notRunning]"
+NO_CHROMIUM = "chromium-headless-shell is not installed (apt-get install chromium-headless-shell); .ci/run installs it"
 
 
 @dataclass

@@ -163,7 +163,8 @@ class FakeProvider:
                     self._json(fault.status, fault.body or SERVER_ERROR)
                     return
                 json_mode = body.get("response_format", {}).get("type") == "json_object"
-                thinking = bool(body.get("enable_thinking")) or "thinking" in body.get("model", "") or body.get("model", "").startswith("qwq")
+                model = body.get("model", "")
+                thinking = bool(body.get("enable_thinking")) or "thinking" in model or model.startswith("qwq")
                 if json_mode and "json" not in json.dumps([text_of(m["content"]) for m in body["messages"]], ensure_ascii=False).lower():
                     self._json(400, NO_JSON_WORD)
                     return

@@ -2,10 +2,10 @@
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.browser import IDLE, chromium_available, launch, streamlit_server
+from tests.browser import IDLE, NO_CHROMIUM, chromium_available, launch, streamlit_server
 from tests.fake_provider import GOOD_KEY
 
-pytestmark = pytest.mark.skipif(not chromium_available(), reason="chromium-headless-shell is not installed (apt-get install chromium-headless-shell)")
+pytestmark = pytest.mark.skipif(not chromium_available(), reason=NO_CHROMIUM)
 
 
 @pytest.fixture

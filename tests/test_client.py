@@ -15,7 +15,7 @@ def finish_turn(fake, key=GOOD_KEY, **options):
     conn = Settings({"DASHSCOPE_API_KEY": key, "DASHSCOPE_BASE_URL": fake.base_url, "ATRI_TIMEOUT_S": "1"}).connection(DASHSCOPE)
     opts = ChatOptions("dashscope", options.pop("model", "qwen3-max"), **options)
     plan = build_request([Message("user", "你好")], opts, DASHSCOPE.model(opts.model), DASHSCOPE)
-    turns = list(run_turn(conn, plan, DASHSCOPE.model(opts.model)))
+    turns = list(run_turn(conn, plan))
     return turns[-1], len(turns)
 
 
@@ -98,7 +98,7 @@ def test_a_silent_server_times_out(fake):
 def test_nobody_listening_is_a_connection_error():
     conn = Settings({"DASHSCOPE_API_KEY": "k", "DASHSCOPE_BASE_URL": "http://127.0.0.1:9/v1"}).connection(DASHSCOPE)
     plan = build_request([Message("user", "hi")], ChatOptions("dashscope", "qwen3-max"), DASHSCOPE.model("qwen3-max"), DASHSCOPE)
-    turn = list(run_turn(conn, plan, DASHSCOPE.model("qwen3-max")))[-1]
+    turn = list(run_turn(conn, plan))[-1]
     assert turn.error.kind == "connection"
 
 

@@ -3,8 +3,7 @@ import io
 
 from PIL import Image
 
-from atri.images import (MAX_UPLOAD_BYTES, ImageBatch, decode_data_url, file_to_data_url, parse_image_urls,
-                         shorten_data_urls)
+from atri.images import MAX_UPLOAD_BYTES, ImageBatch, decode_data_url, file_to_data_url, parse_image_urls, shorten_data_urls
 
 
 def png(width: int, height: int) -> bytes:

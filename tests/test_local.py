@@ -6,8 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from atri.local import (MODEL_SHA256, LocalModelError, assemble_model, cache_dir, gguf_token_counter,
-                        is_intact, part_paths, prepare_and_start)
+from atri.local import (
+    MODEL_SHA256,
+    LocalModelError,
+    assemble_model,
+    cache_dir,
+    gguf_token_counter,
+    is_intact,
+    part_paths,
+    prepare_and_start,
+)
 from atri.messages import ChatOptions, Message
 from atri.providers import LOCAL, catalogue
 from atri.request import build_request
@@ -31,7 +39,7 @@ def chat(engine, history, max_tokens=48, **options):
     plan = build_request(history, opts, MODEL, LOCAL_PROVIDER)
     plan.kwargs["max_tokens"] = max_tokens
     turns = []
-    for turn in run_turn(conn, plan, MODEL, count=gguf_token_counter(str(engine.model_path))):
+    for turn in run_turn(conn, plan, count=gguf_token_counter(str(engine.model_path))):
         turns.append(len(turn.content))
     return turn, turns
 
@@ -126,10 +134,10 @@ def test_with_no_key_the_page_chats_offline(monkeypatch, database_url):
 def test_two_browser_sessions_chat_with_the_local_model_at_once(database_url):
     from playwright.sync_api import expect, sync_playwright
 
-    from tests.browser import IDLE, chromium_available, launch, streamlit_server
+    from tests.browser import IDLE, NO_CHROMIUM, chromium_available, launch, streamlit_server
 
     if not chromium_available():
-        pytest.skip("chromium-headless-shell is not installed (apt-get install chromium-headless-shell)")
+        pytest.skip(NO_CHROMIUM)
     with streamlit_server({"ATRI_DATABASE_URL": database_url}) as app, sync_playwright() as playwright:
         browser = launch(playwright)
         pages = [browser.new_context(locale="zh-CN").new_page() for _ in range(2)]

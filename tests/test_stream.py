@@ -1,7 +1,6 @@
 import pytest
 
-from atri.stream import (ChunkParser, ContentDelta, ContentWasReasoning, Finish, InlineThinkSplitter,
-                         ReasoningDelta, UsageReport)
+from atri.stream import ChunkParser, ContentDelta, ContentWasReasoning, Finish, InlineThinkSplitter, ReasoningDelta, UsageReport
 
 
 def chunk(**delta):

@@ -237,7 +237,7 @@ def answer_pending(setup: ChatSetup, lang: str) -> None:
         handle = LiveAnswerHandle(Cancel(), threading.Event())
         _STREAMING[_session_key()] = handle
         try:
-            for turn in run_turn(setup.connection, plan, setup.model, count=setup.count,
+            for turn in run_turn(setup.connection, plan, count=setup.count,
                                  context=context.explain(), cancel=handle.cancel):
                 saver.update(turn)
                 live.draw(turn)

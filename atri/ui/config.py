@@ -8,8 +8,8 @@ import streamlit as st
 
 from atri.i18n import language_for, t
 from atri.local import LocalEngine, LocalModelError, gguf_token_counter, prepare_and_start
-from atri.providers import LOCAL, Provider, catalogue, with_local_model
 from atri.pricing import Price, price_table
+from atri.providers import LOCAL, Provider, catalogue, with_local_model
 from atri.settings import Connection, Settings, gather_values
 from atri.store import Store
 from atri.tokens import TokenCounter

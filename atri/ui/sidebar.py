@@ -6,11 +6,11 @@ from dataclasses import dataclass
 import streamlit as st
 
 from atri.client import list_models
+from atri.context import ContextSettings
 from atri.i18n import LANGUAGES, PERSONA_PROMPTS, PERSONAS, t
 from atri.messages import ChatOptions
 from atri.providers import LOCAL, ModelInfo, Provider, Thinking, catalogue
 from atri.settings import Connection, Settings
-from atri.context import ContextSettings
 from atri.tokens import TokenCounter, counter_for
 from atri.ui.config import local_connection
 from atri.ui.context_panel import context_controls, meter
