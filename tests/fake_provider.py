@@ -78,6 +78,7 @@ class FakeProvider:
         self.faults: deque[Fault] = deque()
         self.chunk_delay_s = 0.0
         self.first_token_delay_s = 0.0
+        self.keepalive_comments = False  # DeepSeek-style ": keep-alive" SSE comments between chunks
         self.reasoning_text = "Let me think about this step by step. The user wants a friendly reply."
         self._server = QuietServer(("127.0.0.1", port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -107,6 +108,7 @@ class FakeProvider:
         self.faults.clear()
         self.chunk_delay_s = 0.0
         self.first_token_delay_s = 0.0
+        self.keepalive_comments = False
 
     def answer_for(self, body: dict[str, Any]) -> str:
         last_user = next((m for m in reversed(body["messages"]) if m["role"] == "user"), {"content": ""})
@@ -192,7 +194,9 @@ class FakeProvider:
 
             def _send_event(self, payload: dict[str, Any] | str) -> None:
                 data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
-                line = f"data: {data}\n\n".encode()
+                self._send_raw(f"data: {data}\n\n".encode())
+
+            def _send_raw(self, line: bytes) -> None:
                 self.wfile.write(f"{len(line):X}\r\n".encode() + line + b"\r\n")
                 self.wfile.flush()
 
@@ -232,6 +236,8 @@ class FakeProvider:
                                 self.connection.shutdown(socket.SHUT_RDWR)
                             self.close_connection = True
                             return
+                        if provider.keepalive_comments:
+                            self._send_raw(b": keep-alive\n\n")
                         self._send_event(piece)
                         time.sleep(delay)
                     if body.get("stream_options", {}).get("include_usage"):

@@ -103,6 +103,13 @@ def test_broken_stream_keeps_the_partial_answer_and_retry_finishes_it(app, dashs
     assert "2 / 2" in [c.value for c in app.caption]  # the broken answer stays reachable
 
 
+def test_a_cut_off_answer_says_so(app, dashscope_env):
+    dashscope_env.script(Fault("length"))
+    send(app, "write a long essay")
+    assert "hit the length limit" in app.warning[0].value
+    assert bubbles(app)[1][1].startswith("Echo:")
+
+
 def test_connection_refused_is_explained(app, monkeypatch):
     monkeypatch.setenv("DASHSCOPE_BASE_URL", "http://127.0.0.1:9/v1")
     app.run()

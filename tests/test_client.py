@@ -102,6 +102,13 @@ def test_nobody_listening_is_a_connection_error():
     assert turn.error.kind == "connection"
 
 
+def test_keep_alive_comments_under_load_are_skipped(fake):
+    fake.keepalive_comments = True
+    turn, _ = finish_turn(fake, thinking=True)
+    assert turn.error is None and turn.finish_reason == "stop"
+    assert turn.content == "Echo: 你好. Meow~ This answer streams in several small pieces."
+
+
 def test_length_finish_is_reported(fake):
     fake.script(Fault("length"))
     turn, _ = finish_turn(fake)
