@@ -47,6 +47,14 @@ def test_last_n_turns_leaves_old_turns_out(app, dashscope_env):
     assert "left out" in context_expanders(app)[-1].label and "2 left out" in context_expanders(app)[-1].label
 
 
+def test_hidden_settings_keep_their_values(app):
+    app.selectbox(key="ctx_strategy").set_value("last_n").run()
+    app.slider(key="ctx_last_n").set_value(3).run()
+    app.selectbox(key="ctx_strategy").set_value("full").run()
+    app.selectbox(key="ctx_strategy").set_value("last_n").run()
+    assert app.slider(key="ctx_last_n").value == 3
+
+
 def test_the_strategy_is_kept_per_conversation(app):
     app.selectbox(key="ctx_strategy").set_value("recall").run()
     send(app, "hi")
@@ -74,10 +82,11 @@ def test_recall_memory_brings_back_the_planted_fact(app, dashscope_env):
 def test_rolling_summary_is_written_once_and_reused(app, dashscope_env, small_window):
     app.selectbox(key="ctx_strategy").set_value("summary").run()
     app.slider(key="ctx_last_n").set_value(2).run()
+    app.slider(key="ctx_summary_share").set_value(0.5).run()
     for i in range(6):
         send(app, f"turn {i}: " + "tell me something about cats and their habits " * 6)
     summaries = [r for r in dashscope_env.streamed if r["messages"][0]["content"].startswith("Summarise")]
-    assert summaries, "the history outgrew 70% of the window, so a summary was asked for"
+    assert summaries, "the history outgrew half the window, so a summary was asked for"
     assert all(r.get("enable_thinking") is False for r in summaries)
     last = dashscope_env.streamed[-1]
     assert "Summary of the earlier conversation" in last["messages"][0]["content"]

@@ -43,6 +43,10 @@ def current_settings() -> ContextSettings:
 
 def context_controls(lang: str, cid: str | None) -> ContextSettings:
     load_for_conversation(cid)
+    for field, key in KEYS.items():
+        # Streamlit forgets the value of a widget it did not draw in a run (the N slider under "full"):
+        # writing the value back each run keeps it.
+        st.session_state[key] = st.session_state.get(key, getattr(DEFAULTS, field))
     st.subheader(t(lang, "context"))
     strategy = st.selectbox(t(lang, "strategy"), STRATEGIES, key=KEYS["strategy"], on_change=_save, args=(cid,),
                             format_func=lambda s: t(lang, f"strategy_{s}"))
