@@ -156,3 +156,13 @@ def test_new_chat_clears_the_conversation(app):
     send(app, "hi")
     app.button(key="new_chat").click().run()
     assert not app.chat_message
+
+
+def test_the_thinking_budget_survives_switching_thinking_off_and_on(app, dashscope_env):
+    app.toggle(key="thinking::qwen3-max").set_value(True).run()
+    app.number_input(key="thinking_budget").set_value(300).run()
+    app.toggle(key="thinking::qwen3-max").set_value(False).run()
+    app.toggle(key="thinking::qwen3-max").set_value(True).run()
+    send(app, "hi")
+    assert dashscope_env.streamed[-1]["thinking_budget"] == 300
+    assert not app.warning

@@ -43,14 +43,16 @@ def _model_choices(connection: Connection | None, defaults: list[str]) -> list[s
 
 
 def _thinking_controls(lang: str, model: ModelInfo) -> tuple[bool, int | None]:
+    # Streamlit forgets a widget's value in runs that do not draw it (thinking off): write it back each run.
+    st.session_state.thinking_budget = st.session_state.get("thinking_budget", DEFAULT_BUDGET)
     if model.thinking == Thinking.HYBRID:
         thinking = st.toggle(t(lang, "thinking"), value=model.thinking_default, key=f"thinking::{model.id}")
         budget = None
         if thinking:
-            budget = int(st.number_input(t(lang, "thinking_budget"), min_value=1,
-                                         max_value=model.max_thinking_budget or 1_000_000,
-                                         value=min(DEFAULT_BUDGET, model.max_thinking_budget or DEFAULT_BUDGET),
-                                         step=100, key="thinking_budget"))
+            ceiling = model.max_thinking_budget or 1_000_000
+            st.session_state.thinking_budget = min(st.session_state.thinking_budget, ceiling)
+            budget = int(st.number_input(t(lang, "thinking_budget"), min_value=1, max_value=ceiling, step=100,
+                                         key="thinking_budget"))
         return thinking, budget
     hint = {Thinking.ALWAYS: "thinking_always", Thinking.HIDDEN: "thinking_hidden"}.get(model.thinking, "thinking_unavailable")
     st.toggle(t(lang, "thinking"), value=model.thinking != Thinking.NONE, disabled=True, help=t(lang, hint),
