@@ -166,3 +166,10 @@ def test_the_thinking_budget_survives_switching_thinking_off_and_on(app, dashsco
     send(app, "hi")
     assert dashscope_env.streamed[-1]["thinking_budget"] == 300
     assert not app.warning
+
+
+def test_each_providers_model_choice_survives_switching_providers(app):
+    app.selectbox(key="model::dashscope").set_value("qwen-plus").run()
+    app.selectbox(key="provider").set_value("deepseek").run()
+    app.selectbox(key="provider").set_value("dashscope").run()
+    assert app.selectbox(key="model::dashscope").value == "qwen-plus"

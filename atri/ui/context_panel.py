@@ -12,6 +12,7 @@ from atri.providers import ModelInfo
 from atri.tokens import TokenCounter
 from atri.ui.config import get_store, load_settings
 from atri.ui.identity import current_owner
+from atri.ui.state import keep
 
 DEFAULTS = ContextSettings()
 NEXT_QUESTION = Message("user", "")  # stands in for the question not yet typed
@@ -44,9 +45,7 @@ def current_settings() -> ContextSettings:
 def context_controls(lang: str, cid: str | None) -> ContextSettings:
     load_for_conversation(cid)
     for field, key in KEYS.items():
-        # Streamlit forgets the value of a widget it did not draw in a run (the N slider under "full"):
-        # writing the value back each run keeps it.
-        st.session_state[key] = st.session_state.get(key, getattr(DEFAULTS, field))
+        keep(key, getattr(DEFAULTS, field))  # the N slider is hidden under "full", for one
     st.subheader(t(lang, "context"))
     strategy = st.selectbox(t(lang, "strategy"), STRATEGIES, key=KEYS["strategy"], on_change=_save, args=(cid,),
                             format_func=lambda s: t(lang, f"strategy_{s}"))

@@ -14,6 +14,7 @@ from atri.settings import Connection, Settings
 from atri.tokens import TokenCounter, counter_for
 from atri.ui.config import local_connection
 from atri.ui.context_panel import context_controls, meter
+from atri.ui.state import keep
 
 DEFAULT_TEMPERATURE = 0.7
 DEFAULT_BUDGET = 1000
@@ -43,8 +44,7 @@ def _model_choices(connection: Connection | None, defaults: list[str]) -> list[s
 
 
 def _thinking_controls(lang: str, model: ModelInfo) -> tuple[bool, int | None]:
-    # Streamlit forgets a widget's value in runs that do not draw it (thinking off): write it back each run.
-    st.session_state.thinking_budget = st.session_state.get("thinking_budget", DEFAULT_BUDGET)
+    keep("thinking_budget", DEFAULT_BUDGET)
     if model.thinking == Thinking.HYBRID:
         thinking = st.toggle(t(lang, "thinking"), value=model.thinking_default, key=f"thinking::{model.id}")
         budget = None
@@ -92,7 +92,12 @@ def render_sidebar(settings: Settings, lang: str, cid: str | None) -> ChatSetup:
         if default_model not in known:
             known.insert(0, default_model)
         choices = _model_choices(connection, known)
-        picked = st.selectbox(t(lang, "model"), choices, index=choices.index(default_model), key=f"model::{provider_id}")
+        for pid in catalogue():  # every provider's choice survives switching to another provider and back
+            keep(f"model::{pid}", None)
+            keep(f"custom_model::{pid}", "")
+        if st.session_state[f"model::{provider_id}"] not in choices:
+            st.session_state[f"model::{provider_id}"] = default_model
+        picked = st.selectbox(t(lang, "model"), choices, key=f"model::{provider_id}")
         typed = st.text_input(t(lang, "custom_model"), key=f"custom_model::{provider_id}", help=t(lang, "custom_model_help"))
         model = provider.model(typed.strip() or picked)
         count = local_count or counter_for(model.id)
