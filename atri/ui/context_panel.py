@@ -84,8 +84,8 @@ def conversation_totals(lang: str, cid: str | None) -> None:
     if not totals.prompt_tokens:
         return
     mark = "≈" if totals.estimated else ""
-    line = t(lang, "chat_totals", prompt=totals.prompt_tokens, completion=totals.completion_tokens,
-             reasoning=totals.reasoning_tokens, cached=totals.cached_tokens)
-    costs = " + ".join(format_cost(amount, currency) for currency, amount in (totals.cost or {}).items())
-    st.caption(f"{mark}{line}" + (f" · {t(lang, 'cost', cost=costs)}" if costs else ""))
+    line = t(lang, "chat_totals", prompt=f"{mark}{totals.prompt_tokens:,}", completion=f"{mark}{totals.completion_tokens:,}",
+             reasoning=f"{mark}{totals.reasoning_tokens:,}", cached=f"{totals.cached_tokens:,}")
+    costs = " + ".join(format_cost(amount, currency) for currency, amount in (totals.cost or {}).items() if amount)
+    st.caption(line + (f" · {t(lang, 'cost', cost=costs)}" if costs else ""))
 

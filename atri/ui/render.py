@@ -42,8 +42,9 @@ def facts_line(lang: str, facts: AnswerFacts, thought: bool = False) -> str:
                        completion=f"{mark}{usage.completion_tokens:,}", reasoning=f"{mark}{usage.reasoning_tokens:,}",
                        cached=f"{usage.cached_tokens:,}"))
         price = price_for(facts.model)
-        if price:
-            parts.append(t(lang, "cost", cost=format_cost(request_cost(price, usage, thought), price.currency)))
+        cost = request_cost(price, usage, thought) if price else 0.0
+        if price and cost:  # free (the local model) says nothing
+            parts.append(t(lang, "cost", cost=format_cost(cost, price.currency)))
     return " · ".join(parts)
 
 
