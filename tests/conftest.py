@@ -28,6 +28,17 @@ def fake(fake_server: FakeProvider) -> Iterator[FakeProvider]:
     fake_server.reset()
 
 
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A throwaway PostgreSQL server on loopback, for the whole test session."""
+    from tests.postgres import pg_bin, postgres_server
+
+    if pg_bin() is None:
+        pytest.skip("PostgreSQL is not installed here (apt-get install postgresql); .ci/run installs it")
+    with postgres_server() as url:
+        yield url
+
+
 @pytest.fixture
 def database_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'atri.db'}"

@@ -87,3 +87,24 @@ def test_killed_mid_stream_the_question_and_partial_answer_survive(fake, databas
             expect(page.get_by_text("answer interrupted")).to_be_visible()
             expect(page.get_by_role("button", name="Retry")).to_be_visible()
         browser.close()
+
+
+def test_two_replicas_on_one_postgresql_serve_the_same_conversations(fake, pg_url):
+    """The deployment the README describes: any replica behind the load balancer can reopen a chat."""
+    with streamlit_server(env_for(fake, pg_url)) as first, streamlit_server(env_for(fake, pg_url)) as second, \
+            sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = open_page(browser, first.url)  # cookies are per host, not per port: one visitor, two replicas
+        send(page, "Replica test: my flight is on the 14th")
+        expect(page.get_by_test_id("stChatMessage").nth(1)).to_contain_text(ANSWER_END, timeout=20_000)
+        page.wait_for_url("**?c=*")
+        cid = page.url.split("c=")[1].split("&")[0]
+
+        page.goto(f"{second.url}/?c={cid}")
+        page.wait_for_selector(IDLE, timeout=60_000)
+        expect(page.get_by_test_id("stChatMessage").nth(0)).to_contain_text("my flight is on the 14th")
+        send(page, "And which day was that?")
+        expect(page.get_by_test_id("stChatMessage").nth(3)).to_contain_text(ANSWER_END, timeout=20_000)
+        sent = fake.streamed[-1]["messages"]
+        assert any("14th" in m["content"] for m in sent if m["role"] == "user"), "replica 2 sent replica 1's turn"
+        browser.close()

@@ -7,15 +7,6 @@ from sqlalchemy import text
 
 from atri.messages import AnswerFacts, ChatOptions, Message, Usage
 from atri.store import MIGRATIONS, BadImport, Store, title_from
-from tests.postgres import pg_bin, postgres_server
-
-
-@pytest.fixture(scope="module")
-def pg_url():
-    if pg_bin() is None:
-        pytest.skip("PostgreSQL is not installed here (apt-get install postgresql); .ci/run installs it")
-    with postgres_server() as url:
-        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
