@@ -82,9 +82,12 @@ def test_a_title_is_asked_of_the_model_in_the_background(app, dashscope_env):
             break
         time.sleep(0.1)
     assert titles and titles[0]["enable_thinking"] is False  # a non-streaming call to a hybrid model
-    time.sleep(0.3)
-    app.run()
-    assert app.button(key=f"conversation::{cid}").label.startswith("Echo:")  # the fake model's answer
+    while time.monotonic() < deadline:
+        app.run()
+        if app.button(key=f"conversation::{cid}").label.startswith("Echo:"):  # the fake model's answer
+            break
+        time.sleep(0.1)
+    assert app.button(key=f"conversation::{cid}").label.startswith("Echo:")
 
 
 def test_export_json_then_import_it(app):
