@@ -7,12 +7,14 @@ from atri.ui.config import current_language, load_settings
 from atri.ui.context_panel import conversation_totals
 from atri.ui.conversations import conversation_sidebar
 from atri.ui.identity import remember_owner
+from atri.ui.nav import navigation
 from atri.ui.sidebar import render_sidebar
 
 st.set_page_config(page_title="Atri", page_icon="🐱", layout="centered")
 
 settle_streaming_answer()
 lang = current_language()
+navigation(lang)
 remember_owner()
 conversation_sidebar(lang)
 setup = render_sidebar(load_settings(), lang, conversation_id())

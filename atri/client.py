@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from functools import lru_cache
 from typing import Any
 
@@ -64,6 +64,14 @@ def to_chat_error(exc: BaseException, conn: Connection) -> ChatError:
     return ChatError("unknown", _scrub(type(exc).__name__, conn))
 
 
+def _stream_error(exc: BaseException, conn: Connection, received: bool) -> ChatError:
+    """A connection lost after the first chunk is an interrupted answer, not a failure to connect."""
+    error = to_chat_error(exc, conn)
+    if received and error.kind in ("connection", "timeout"):
+        return ChatError("interrupted", error.detail)
+    return error
+
+
 class Cancel:
     """Stops a stream from another thread by closing its connection (the provider stops generating too)."""
 
@@ -113,12 +121,26 @@ def stream_chunks(conn: Connection, kwargs: dict[str, Any], cancel: Cancel | Non
     except (openai.OpenAIError, httpx2.HTTPError) as exc:
         if cancel and cancel.cancelled:
             raise ChatError("stopped") from None
-        error = to_chat_error(exc, conn)
-        if received and error.kind in ("connection", "timeout"):
-            error = ChatError("interrupted", error.detail)
-        raise error from None
+        raise _stream_error(exc, conn, received) from None
     if cancel and cancel.cancelled:
         raise ChatError("stopped")
+
+
+async def astream_chunks(conn: Connection, kwargs: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    """stream_chunks on the async client (as the tutorial's AsyncOpenAI example): for several answers at once.
+
+    A client per call: an async client is tied to the event loop that made it.
+    """
+    received = False
+    try:
+        async with openai.AsyncOpenAI(api_key=conn.api_key, base_url=conn.base_url, max_retries=MAX_RETRIES,
+                                      timeout=httpx2.Timeout(conn.timeout_s, connect=CONNECT_TIMEOUT_S)) as client:
+            stream = await client.chat.completions.create(**kwargs)
+            async for chunk in stream:
+                received = True
+                yield chunk.model_dump(exclude_none=True)
+    except (openai.OpenAIError, httpx2.HTTPError) as exc:
+        raise _stream_error(exc, conn, received) from None
 
 
 def complete_text(conn: Connection, kwargs: dict[str, Any], timeout_s: float = 60.0) -> str:

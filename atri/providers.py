@@ -56,6 +56,7 @@ class Provider:
     key_optional: bool = False
     inline_think_tags: bool = False  # parse <think>…</think> inside content
     images_as_data_urls: bool = False  # the server cannot download http(s) images
+    cap_output: bool = False  # send max_tokens = the model's max_output
 
     def label_for(self, lang: str) -> str:
         return self.label_zh if lang == "zh" else self.label
@@ -89,6 +90,7 @@ def catalogue() -> dict[str, Provider]:
             key_optional=raw.get("key_optional", False),
             inline_think_tags=raw.get("inline_think_tags", False),
             images_as_data_urls=raw.get("images_as_data_urls", False),
+            cap_output=raw.get("cap_output", False),
         )
     return providers
 

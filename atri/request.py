@@ -74,6 +74,8 @@ def build_request(history: list[Message], options: ChatOptions, model: ModelInfo
     }
     if options.temperature is not None:
         kwargs["temperature"] = options.temperature
+    if provider.cap_output:
+        kwargs["max_tokens"] = model.max_output
     if json_mode and model.json_mode:
         kwargs["response_format"] = {"type": "json_object"}
 

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .client import Cancel, stream_chunks
+from .client import Cancel, astream_chunks, stream_chunks
 from .errors import ChatError
 from .messages import AnswerFacts, ChatOptions, Message, Usage
 from .request import RequestPlan
@@ -126,30 +126,59 @@ def estimate_usage(turn: Turn, count: TokenCounter) -> Usage:
     )
 
 
+class TurnFollower:
+    """Turns one request's chunks into a growing Turn; shared by the sync and async streams."""
+
+    def __init__(self, conn: Connection, plan: RequestPlan, count: TokenCounter | None,
+                 context: dict[str, Any] | None) -> None:
+        request_record = {"base_url": public_url(conn.base_url), **plan.kwargs}
+        self.turn = Turn(model=plan.kwargs["model"], request=request_record, notes=plan.notes, context=context)
+        # A model that opens with reasoning but no <think> tag is caught by its lone </think> (ContentWasReasoning).
+        self._parser = ChunkParser(inline_tags=conn.provider.inline_think_tags)
+        self._count = count or rough_count
+
+    def feed(self, chunk: dict[str, Any]) -> Turn:
+        turn = self.turn
+        turn.response_id = turn.response_id or chunk.get("id")
+        turn.response_model = turn.response_model or chunk.get("model")
+        for event in self._parser.feed(chunk):
+            turn.apply(event)
+        return turn
+
+    def finish(self, error: ChatError | None = None) -> Turn:
+        turn = self.turn
+        turn.error = error
+        for event in self._parser.close():
+            turn.apply(event)
+        turn.ended_at = time.perf_counter()
+        if turn.usage is None and (turn.content or turn.reasoning or turn.error is None):
+            turn.usage = estimate_usage(turn, self._count)
+        return turn
+
+
 def run_turn(conn: Connection, plan: RequestPlan, *, count: TokenCounter | None = None,
              context: dict[str, Any] | None = None, cancel: Cancel | None = None) -> Iterator[Turn]:
-    """Yields the growing Turn after each event, and once more when it has ended (error or not)."""
-    request_record = {"base_url": public_url(conn.base_url), **plan.kwargs}
-    turn = Turn(model=plan.kwargs["model"], request=request_record, notes=plan.notes, context=context)
-    # A model that opens with reasoning but no <think> tag is caught by its lone </think> (ContentWasReasoning).
-    parser = ChunkParser(inline_tags=conn.provider.inline_think_tags)
+    """Yields the growing Turn after each chunk, and once more when it has ended (error or not)."""
+    follower = TurnFollower(conn, plan, count, context)
     chunks = stream_chunks(conn, plan.kwargs, cancel)
+    error = None
     try:
         for chunk in chunks:
-            turn.response_id = turn.response_id or chunk.get("id")
-            turn.response_model = turn.response_model or chunk.get("model")
-            for event in parser.feed(chunk):
-                turn.apply(event)
-            yield turn
-    except ChatError as error:
-        turn.error = error
+            yield follower.feed(chunk)
+    except ChatError as failure:
+        error = failure
     finally:
-        close = getattr(chunks, "close", None)
-        if close:
-            close()
-    for event in parser.close():
-        turn.apply(event)
-    turn.ended_at = time.perf_counter()
-    if turn.usage is None and (turn.content or turn.reasoning or turn.error is None):
-        turn.usage = estimate_usage(turn, count or rough_count)
-    yield turn
+        chunks.close()
+    yield follower.finish(error)
+
+
+async def arun_turn(conn: Connection, plan: RequestPlan, *, count: TokenCounter | None = None) -> AsyncIterator[Turn]:
+    """The same, on the async client: many turns can stream at once in one thread."""
+    follower = TurnFollower(conn, plan, count, None)
+    error = None
+    try:
+        async for chunk in astream_chunks(conn, plan.kwargs):
+            yield follower.feed(chunk)
+    except ChatError as failure:
+        error = failure
+    yield follower.finish(error)

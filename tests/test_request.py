@@ -81,3 +81,11 @@ def test_ollama_is_warned_that_it_cannot_fetch_image_links():
     uploaded = build_request([Message("user", "and this?", images=["data:image/png;base64,AAAA"])], opts,
                              ollama.model("qwen2.5vl:3b"), ollama)
     assert "note_images_need_data" not in uploaded.notes
+
+
+def test_the_local_model_is_capped_at_its_max_output():
+    local = catalogue()["local"]
+    model = local.models[0]
+    plan = build_request([Message("user", "hi")], ChatOptions("local", model.id), model, local)
+    assert plan.kwargs["max_tokens"] == model.max_output
+    assert "max_tokens" not in plan_for([Message("user", "hi")]).kwargs  # providers pick their own default

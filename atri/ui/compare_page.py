@@ -1,0 +1,81 @@
+"""The compare page: one question, several models answering at once."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+import streamlit as st
+
+from atri.compare import Target, compare
+from atri.i18n import PERSONA_PROMPTS, t
+from atri.messages import ChatOptions, Message
+from atri.providers import LOCAL, catalogue
+from atri.settings import Settings
+from atri.tokens import counter_for
+from atri.turn import Turn
+from atri.ui.config import local_connection
+from atri.ui.render import REDRAW_INTERVAL_S, error_text, facts_line
+
+MAX_TARGETS = 4
+
+
+def _choices(settings: Settings) -> list[str]:
+    """'provider · model' for every model of every provider that can be reached without asking for a key."""
+    choices = []
+    for provider in catalogue().values():
+        if provider.id == LOCAL or (settings.is_configured(provider) and settings.connection(provider)):
+            models = [m.id for m in provider.models] or [settings.default_model_for(provider)]
+            choices += [f"{provider.id} · {model}" for model in models]
+    return choices
+
+
+def _target(settings: Settings, choice: str, lang: str) -> Target | None:
+    provider_id, model_id = choice.split(" · ", 1)
+    provider = catalogue()[provider_id]
+    if provider_id == LOCAL:
+        connection, count = local_connection(settings, lang)
+        return Target(connection, connection.provider.model(model_id), count) if connection else None
+    connection = settings.connection(provider)
+    return Target(connection, provider.model(model_id), counter_for(model_id)) if connection else None
+
+
+def compare_page(settings: Settings, lang: str) -> None:
+    st.title(t(lang, "compare_title"))
+    st.caption(t(lang, "compare_intro"))
+    choices = _choices(settings)
+    picked = st.multiselect(t(lang, "compare_models"), choices, default=choices[:2], max_selections=MAX_TARGETS,
+                            key="cmp_models")
+    if len(choices) < 2:
+        st.info(t(lang, "setup_hint"))
+    question = st.text_area(t(lang, "compare_question"), key="cmp_question", height=100)
+    thinking = st.toggle(t(lang, "thinking"), key="cmp_thinking")
+    if not st.button(t(lang, "compare_ask"), type="primary", disabled=not (picked and question.strip()), key="cmp_ask"):
+        return
+    targets = [target for target in (_target(settings, choice, lang) for choice in picked) if target]
+    options = ChatOptions("", "", temperature=st.session_state.get("temperature", 0.7), thinking=thinking,
+                          system_prompt=st.session_state.get("system_prompt", PERSONA_PROMPTS["atri"]))
+    columns = st.columns(len(targets))
+    slots = []
+    for column, target in zip(columns, targets):
+        column.markdown(f"**{target.label}**")
+        slots.append((column.empty(), column.empty()))
+    last_draw = [0.0] * len(targets)
+
+    def draw(index: int, turn: Turn) -> None:
+        now = time.perf_counter()
+        if turn.ended_at is None and now - last_draw[index] < REDRAW_INTERVAL_S:
+            return
+        last_draw[index] = now
+        answer, facts = slots[index]
+        answer.markdown(turn.content or (f"*{t(lang, 'thinking_live')}*" if turn.reasoning else "…"))
+        if turn.ended_at is not None:
+            message = turn.to_message(options)
+            with facts.container():
+                if turn.error:
+                    st.error(error_text(lang, turn.error.kind, turn.error.detail))
+                st.caption(facts_line(lang, message.facts, bool(turn.reasoning)))
+                if turn.reasoning:
+                    with st.expander(t(lang, "thought_for", seconds=turn.thinking_seconds() or 0.0)):
+                        st.markdown(turn.reasoning)
+
+    asyncio.run(compare(targets, Message("user", question), options, draw))

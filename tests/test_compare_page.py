@@ -1,0 +1,38 @@
+"""The compare page, driven through AppTest against the fake DashScope server."""
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+
+
+def compare_app():
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    at.switch_page("pages/1_Compare.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_two_models_answer_side_by_side(dashscope_env):
+    at = compare_app()
+    at.multiselect(key="cmp_models").set_value(["dashscope · qwen3-max", "dashscope · qwq-plus"]).run()
+    at.text_area(key="cmp_question").set_value("用一句话介绍杭州").run()
+    at.button(key="cmp_ask").click().run()
+    assert not at.exception
+    answers = [md.value for md in at.markdown if md.value.startswith("Echo:")]
+    assert len(answers) == 2 and all("用一句话介绍杭州" in a for a in answers)
+    facts = [c.value for c in at.caption if c.value.startswith(("qwen3-max", "qwq-plus"))]
+    assert len(facts) == 2 and all("first token" in f for f in facts)
+    assert any(e.label.startswith("Thought for") for e in at.expander), "qwq-plus shows its reasoning"
+    assert {r["model"] for r in dashscope_env.streamed} == {"qwen3-max", "qwq-plus"}
+
+
+def test_the_chat_settings_survive_a_visit(dashscope_env):
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.selectbox(key="model::dashscope").set_value("qwen-plus").run()
+    at.text_area(key="system_prompt").set_value("You are terse.").run()
+    at.switch_page("pages/1_Compare.py").run()
+    at.switch_page("app.py").run()
+    assert at.selectbox(key="model::dashscope").value == "qwen-plus"
+    assert at.text_area(key="system_prompt").value == "You are terse."
