@@ -138,6 +138,8 @@ def test_raw_view_shows_request_and_response_without_the_key(app):
 
 def test_image_urls_go_with_the_message_and_bad_links_are_refused(app, dashscope_env):
     app.text_area(key="image_urls").set_value("https://example.com/a.png\nfile:///etc/passwd").run()
+    assert len(app.sidebar.image) == 1, "a preview of the image that will be sent"
+    assert any("file:///etc/passwd" in c.value for c in app.sidebar.caption), "refused before sending"
     send(app, "这张图显示了什么")
     content = dashscope_env.streamed[-1]["messages"][-1]["content"]
     assert content[0] == {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}

@@ -8,6 +8,7 @@ import streamlit as st
 from atri.client import list_models
 from atri.context import ContextSettings
 from atri.i18n import LANGUAGES, PERSONA_PROMPTS, PERSONAS, t
+from atri.images import parse_image_urls
 from atri.messages import ChatOptions
 from atri.providers import LOCAL, ModelInfo, Provider, Thinking, catalogue
 from atri.settings import Connection, Settings
@@ -59,6 +60,15 @@ def _thinking_controls(lang: str, model: ModelInfo) -> tuple[bool, int | None]:
               key=f"thinking_fixed::{model.id}")
     st.caption(t(lang, hint))
     return model.thinking == Thinking.ALWAYS, None
+
+
+def _preview_images(lang: str, pasted: str) -> None:
+    """What will go with the next message, before it is sent."""
+    batch = parse_image_urls(pasted)
+    if batch.urls:
+        st.image(batch.urls, width=60)
+    for key, values in batch.problems:
+        st.caption(f":material/block: {t(lang, key, **values)}")
 
 
 def _provider_controls(settings: Settings, lang: str) -> tuple[Provider, Connection | None, TokenCounter | None]:
@@ -114,8 +124,9 @@ def render_sidebar(settings: Settings, lang: str, cid: str | None) -> ChatSetup:
         st.selectbox(t(lang, "persona"), list(PERSONAS), key="persona", on_change=_apply_persona,
                      format_func=lambda p: PERSONAS[p][0 if lang == "zh" else 1])
         system_prompt = st.text_area(t(lang, "system_prompt"), key="system_prompt", height=100)
-        st.text_area(t(lang, "image_urls"), key="image_urls", height=80,
-                     placeholder="https://example.com/cat.png")
+        pasted = st.text_area(t(lang, "image_urls"), key="image_urls", height=80,
+                              placeholder="https://example.com/cat.png")
+        _preview_images(lang, pasted)
         context = context_controls(lang, cid)
         meter(lang, cid, context, system_prompt, model, count)
 
