@@ -38,6 +38,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "reasoning_tokens_label": ("{tokens:,} 个思考 token", "{tokens:,} reasoning tokens"),
     "budget_label": ("预算 {budget:,}", "budget {budget:,}"),
     "raw_view": ("原始请求与响应", "Raw request and response"),
+    "show_details": ("显示", "Show"),
     "raw_request": ("请求(不含 Key)", "Request (without the key)"),
     "raw_response": ("响应", "Response"),
     "facts_ttft": ("首 token {seconds:.2f} 秒", "first token {seconds:.2f} s"),

@@ -175,3 +175,14 @@ def test_each_providers_model_choice_survives_switching_providers(app):
     app.selectbox(key="provider").set_value("deepseek").run()
     app.selectbox(key="provider").set_value("dashscope").run()
     assert app.selectbox(key="model::dashscope").value == "qwen-plus"
+
+
+def test_older_answers_send_their_details_only_when_asked(app):
+    for text in ["first question", "second", "third"]:
+        send(app, text)
+    raw_views = [e for e in app.expander if e.label == "Raw request and response"]
+    assert [len(view.code) for view in raw_views] == [0, 2, 2], "the first answer's raw view waits to be asked"
+    show = next(b for b in app.button if b.key and b.key.startswith("open_button::raw::"))
+    show.click().run()
+    raw_views = [e for e in app.expander if e.label == "Raw request and response"]
+    assert len(raw_views[0].code) == 2 and "first question" in raw_views[0].code[0].value

@@ -28,6 +28,7 @@ from atri.ui.sidebar import ChatSetup
 
 CHAT_INPUT_KEY = "chat_input"
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp"]
+RECENT_MESSAGES = 4  # the last two turns show their details at once; older ones on demand
 SAVE_INTERVAL_S = 0.5  # how often a streaming answer is written to the database
 
 
@@ -136,7 +137,7 @@ def show_history(lang: str, provider_id: str) -> None:
         if provider_id == LOCAL:
             st.caption(t(lang, "offline_hint"))
     for index, item in enumerate(thread):
-        show_message(lang, item.message)
+        show_message(lang, item.message, recent=index >= len(thread) - RECENT_MESSAGES)
         last = index == len(thread) - 1
         if busy:
             continue

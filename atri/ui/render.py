@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
+from typing import Any
 
 import streamlit as st
 
@@ -76,37 +78,57 @@ def _preview(text: str, limit: int = 160) -> str:
     return flat if len(flat) <= limit else flat[:limit] + "…"
 
 
-def show_context(lang: str, facts: AnswerFacts) -> None:
+def _details(lang: str, label: str, key: str, eager: bool, body: Callable[[], None]) -> None:
+    """An expander whose content reaches the browser for recent answers, or once asked for.
+
+    Each answer's raw request holds the whole history before it: sent for every answer, a long
+    chat's page would grow with the square of its length.
+    """
+    with st.expander(label):
+        if eager or st.session_state.get(f"open::{key}"):
+            body()
+        else:
+            st.button(t(lang, "show_details"), key=f"open_button::{key}",
+                      on_click=lambda: st.session_state.update({f"open::{key}": True}))
+
+
+def show_context(lang: str, facts: AnswerFacts, key: str, eager: bool) -> None:
     """What the context strategy sent with this answer, what it left out, and why."""
     context = facts.context or {}
     sent = (facts.request or {}).get("messages", [])
     label = t(lang, "context_view", sent=len(sent), dropped=len(context.get("dropped", [])),
               tokens=context.get("input_tokens", 0), budget=context.get("budget", 0))
-    with st.expander(f"{label} · {t(lang, 'strategy_' + context.get('strategy', 'full'))}"):
-        st.progress(min(1.0, context.get("input_tokens", 0) / max(1, context.get("budget", 1))))
-        if context.get("summary"):
-            st.caption(t(lang, "context_summary", through=context.get("summary_through", 0)))
-            st.markdown(context["summary"])
-        if context.get("recalled"):
-            st.caption(t(lang, "context_recalled"))
-            for item in context["recalled"]:
-                st.markdown(f"`{t(lang, 'score')} {item['score']:.3f}` {_preview(item['text'])}")
-        st.caption(t(lang, "context_sent"))
-        for message in sent:
-            st.markdown(f"**{message['role']}** · {_preview(str(message['content']))}")
-        if context.get("dropped"):
-            st.caption(f"{t(lang, 'context_dropped')}: {len(context['dropped'])}")
+    _details(lang, f"{label} · {t(lang, 'strategy_' + context.get('strategy', 'full'))}", f"context::{key}", eager,
+             lambda: _context_body(lang, context, sent))
 
 
-def show_raw(lang: str, facts: AnswerFacts) -> None:
-    with st.expander(t(lang, "raw_view"), expanded=False):
+def _context_body(lang: str, context: dict[str, Any], sent: list[dict[str, Any]]) -> None:
+    st.progress(min(1.0, context.get("input_tokens", 0) / max(1, context.get("budget", 1))))
+    if context.get("summary"):
+        st.caption(t(lang, "context_summary", through=context.get("summary_through", 0)))
+        st.markdown(context["summary"])
+    if context.get("recalled"):
+        st.caption(t(lang, "context_recalled"))
+        for item in context["recalled"]:
+            st.markdown(f"`{t(lang, 'score')} {item['score']:.3f}` {_preview(item['text'])}")
+    st.caption(t(lang, "context_sent"))
+    for message in sent:
+        st.markdown(f"**{message['role']}** · {_preview(str(message['content']))}")
+    if context.get("dropped"):
+        st.caption(f"{t(lang, 'context_dropped')}: {len(context['dropped'])}")
+
+
+def show_raw(lang: str, facts: AnswerFacts, key: str, eager: bool) -> None:
+    def body() -> None:
         st.caption(t(lang, "raw_request"))
         st.code(json.dumps(shorten_data_urls(facts.request), indent=4, ensure_ascii=False), language="json")
         st.caption(t(lang, "raw_response"))
         st.code(json.dumps(facts.response, indent=4, ensure_ascii=False), language="json")
 
+    _details(lang, t(lang, "raw_view"), f"raw::{key}", eager, body)
 
-def show_assistant(lang: str, message: Message) -> None:
+
+def show_assistant(lang: str, message: Message, recent: bool = True) -> None:
     facts = message.facts
     if message.reasoning:
         budget = message.options.thinking_budget if message.options else None
@@ -128,18 +150,20 @@ def show_assistant(lang: str, message: Message) -> None:
         st.warning(t(lang, f"finish_{facts.finish_reason}"), icon=":material/content_cut:")
     st.caption(facts_line(lang, facts, bool(message.reasoning))
                + (f" · {t(lang, 'facts_estimated')}" if facts.usage and facts.usage.estimated else ""))
+    key = str(message.id)
     if facts.context:
-        show_context(lang, facts)
-    show_raw(lang, facts)
+        show_context(lang, facts, key, eager=recent)
+    show_raw(lang, facts, key, eager=recent)
 
 
-def show_message(lang: str, message: Message) -> None:
+def show_message(lang: str, message: Message, recent: bool = True) -> None:
+    """`recent`: the details of the answer (context, raw request) are sent at once, not on demand."""
     with st.chat_message(message.role):
         if message.role == "user":
             show_images(message.images)
             st.markdown(message.content)
         else:
-            show_assistant(lang, message)
+            show_assistant(lang, message, recent)
 
 
 class LiveAnswer:
