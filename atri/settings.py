@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from dotenv import dotenv_values
@@ -80,6 +81,12 @@ class Settings:
         return self.values.get(name) or default
 
 
+@lru_cache(maxsize=4)
+def _dotenv(path: Path, mtime_ns: int) -> dict[str, str]:
+    """Read again only when the file changes (mtime_ns is part of the cache key)."""
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
 def gather_values(environ: Mapping[str, str], dotenv_path: Path | None,
                   secrets: Mapping[str, object] | None) -> dict[str, str]:
     """Secrets < .env < environment: the most explicit source wins."""
@@ -88,6 +95,6 @@ def gather_values(environ: Mapping[str, str], dotenv_path: Path | None,
         if isinstance(value, (str, int, float)):
             values[name] = str(value)
     if dotenv_path is not None and dotenv_path.is_file():
-        values.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+        values.update(_dotenv(dotenv_path, dotenv_path.stat().st_mtime_ns))
     values.update(environ)
     return values
