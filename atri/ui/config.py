@@ -9,7 +9,7 @@ import streamlit as st
 from atri.i18n import language_for, t
 from atri.local import LocalEngine, LocalModelError, gguf_token_counter, prepare_and_start
 from atri.pricing import Price, price_table
-from atri.providers import LOCAL, Provider, catalogue, with_local_model
+from atri.providers import LOCAL, catalogue, with_local_model
 from atri.settings import Connection, Settings, gather_values
 from atri.store import Store
 from atri.tokens import TokenCounter
@@ -29,9 +29,9 @@ def load_settings() -> Settings:
 
 
 @st.cache_resource(show_spinner=False, validate=lambda engine: engine.running, on_release=LocalEngine.stop)
-def local_engine(model_override: str) -> LocalEngine:
+def local_engine(model_override: str, cache_dir: str) -> LocalEngine:
     """One llama.cpp server per Streamlit process, shared by every session; restarted if it died."""
-    return prepare_and_start({"ATRI_LOCAL_MODEL": model_override, "ATRI_CACHE_DIR": os.environ.get("ATRI_CACHE_DIR", "")})
+    return prepare_and_start({"ATRI_LOCAL_MODEL": model_override, "ATRI_CACHE_DIR": cache_dir})
 
 
 @st.cache_resource(show_spinner=False, on_release=lambda store: store.engine.dispose())
@@ -64,7 +64,7 @@ def local_connection(settings: Settings, lang: str) -> tuple[Connection | None, 
     provider = catalogue()[LOCAL]
     try:
         with st.spinner(t(lang, "local_starting")):
-            engine = local_engine(settings.get("ATRI_LOCAL_MODEL"))
+            engine = local_engine(settings.get("ATRI_LOCAL_MODEL"), settings.get("ATRI_CACHE_DIR"))
     except LocalModelError as error:
         st.error(t(lang, "local_failed", reason=str(error)))
         st.info(t(lang, "setup_hint"))
@@ -73,9 +73,6 @@ def local_connection(settings: Settings, lang: str) -> tuple[Connection | None, 
         provider = with_local_model(provider, engine.model_id)
     return Connection(provider, engine.base_url, "not-needed"), gguf_token_counter(str(engine.model_path))
 
-
-def provider_for(connection: Connection | None, provider_id: str) -> Provider:
-    return connection.provider if connection else catalogue()[provider_id]
 
 
 def price_for(model_id: str) -> Price | None:
