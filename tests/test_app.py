@@ -186,3 +186,18 @@ def test_older_answers_send_their_details_only_when_asked(app):
     show.click().run()
     raw_views = [e for e in app.expander if e.label == "Raw request and response"]
     assert len(raw_views[0].code) == 2 and "first question" in raw_views[0].code[0].value
+
+
+def test_a_visitor_can_bring_their_own_key(app, monkeypatch):
+    from tests.fake_provider import GOOD_KEY
+
+    monkeypatch.delenv("DASHSCOPE_API_KEY")
+    app.run()
+    assert "needs an API key" in app.sidebar.warning[0].value
+    send(app, "hello without a key")
+    assert "no API key yet" in app.error[0].value
+    assert bubbles(app)[0] == ("user", "hello without a key")
+    app.text_input(key="visitor_key::dashscope").set_value(GOOD_KEY).run()
+    app.button(key="regenerate").click().run()
+    assert "Echo: hello without a key" in bubbles(app)[1][1]
+    assert GOOD_KEY not in all_text(app)
