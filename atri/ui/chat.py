@@ -1,6 +1,7 @@
 """The open conversation: saved as it happens, replayed from the store, and driven one turn at a time."""
 from __future__ import annotations
 
+import contextlib
 import secrets
 import threading
 import time
@@ -179,7 +180,8 @@ def _title_in_background(setup: ChatSetup, store: Store, owner: str, cid: str, q
     def work() -> None:
         title = suggest_title(setup.connection, setup.model, question, answer)
         if title:
-            store.rename(owner, cid, title)
+            with contextlib.suppress(Exception):  # the chat may be gone by now; the first words stay
+                store.rename(owner, cid, title)
 
     threading.Thread(target=work, name="atri-title", daemon=True).start()
 
