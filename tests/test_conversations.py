@@ -37,7 +37,8 @@ def test_list_switch_rename_search_delete(app):
     app.button(key=f"conversation::{first}").click().run()
     assert bubbles(app)[0] == ("user", "cats are great")
 
-    app.text_input(key="rename_text").set_value("Cat talk").run()
+    assert "cats are great" in app.text_input(key=f"rename_text::{first}").value  # this chat's title, not the last one's
+    app.text_input(key=f"rename_text::{first}").set_value("Cat talk").run()
     app.button(key="rename").click().run()
     assert app.button(key=f"conversation::{first}").label == "Cat talk"
 
@@ -111,3 +112,20 @@ def test_malformed_import_changes_nothing(app):
     assert "nothing was changed" in app.error[0].value and "messages" in app.error[0].value
     assert [b.key for b in conversation_buttons(app)] == before
     assert bubbles(app)[0] == ("user", "keep this")
+
+
+def test_reopening_a_chat_restores_its_model_and_persona(app, dashscope_env):
+    app.selectbox(key="persona").set_value("translator").run()
+    app.selectbox(key="model::dashscope").set_value("qwen-plus").run()
+    send(app, "猫")
+    translator_chat = app.query_params["c"]
+    app.button(key="new_chat").click().run()
+    app.selectbox(key="persona").set_value("atri").run()
+    app.selectbox(key="model::dashscope").set_value("qwen3-max").run()
+    send(app, "喵")
+    app.button(key=f"conversation::{translator_chat}").click().run()
+    assert app.selectbox(key="model::dashscope").value == "qwen-plus"
+    assert app.selectbox(key="persona").value == "translator"
+    send(app, "狗")
+    sent = dashscope_env.streamed[-1]
+    assert sent["model"] == "qwen-plus" and "translate" in sent["messages"][0]["content"]

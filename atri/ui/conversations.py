@@ -35,13 +35,13 @@ def _delete(cid: str) -> None:
 
 
 def _rename(cid: str) -> None:
-    get_store().rename(current_owner(), cid, st.session_state.get("rename_text", ""))
+    get_store().rename(current_owner(), cid, st.session_state.get(f"rename_text::{cid}", ""))
 
 
 def _manage(lang: str, cid: str, title: str) -> None:
     store, owner = get_store(), current_owner()
     with st.expander(t(lang, "manage_chat")):
-        st.text_input(t(lang, "title"), value=title, key="rename_text")
+        st.text_input(t(lang, "title"), value=title, key=f"rename_text::{cid}")  # one field per chat: no stale title
         st.button(t(lang, "rename"), key="rename", on_click=_rename, args=(cid,), icon=":material/edit:")
         st.download_button(t(lang, "export_markdown"), key="export_md", file_name="atri-chat.md", mime="text/markdown",
                            data=lambda: to_markdown(title, store.messages(owner, cid)), icon=":material/description:")

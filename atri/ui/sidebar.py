@@ -13,8 +13,9 @@ from atri.messages import ChatOptions
 from atri.providers import LOCAL, ModelInfo, Provider, Thinking, catalogue
 from atri.settings import Connection, Settings
 from atri.tokens import TokenCounter, counter_for
-from atri.ui.config import local_connection
+from atri.ui.config import get_store, local_connection
 from atri.ui.context_panel import context_controls, meter
+from atri.ui.identity import current_owner
 from atri.ui.state import keep
 
 DEFAULT_TEMPERATURE = 0.7
@@ -47,7 +48,8 @@ def _model_choices(connection: Connection | None, defaults: list[str]) -> list[s
 def _thinking_controls(lang: str, model: ModelInfo) -> tuple[bool, int | None]:
     keep("thinking_budget", DEFAULT_BUDGET)
     if model.thinking == Thinking.HYBRID:
-        thinking = st.toggle(t(lang, "thinking"), value=model.thinking_default, key=f"thinking::{model.id}")
+        keep(f"thinking::{model.id}", model.thinking_default)
+        thinking = st.toggle(t(lang, "thinking"), key=f"thinking::{model.id}")
         budget = None
         if thinking:
             ceiling = model.max_thinking_budget or 1_000_000
@@ -91,7 +93,38 @@ def _provider_controls(settings: Settings, lang: str) -> tuple[Provider, Connect
     return provider, connection, None
 
 
+def restore_options(cid: str | None) -> None:
+    """Reopening a conversation brings back the provider, model, persona and options of its last answer."""
+    if cid is None or st.session_state.get("options_loaded_for") == cid:
+        return
+    st.session_state.options_loaded_for = cid
+    answers = [m for m in get_store().messages(current_owner(), cid) if m.role == "assistant" and m.options]
+    if not answers:
+        return
+    options = answers[-1].options
+    providers = catalogue()
+    if options.provider_id not in providers:
+        return
+    provider = providers[options.provider_id]
+    st.session_state.provider = provider.id
+    if any(m.id == options.model for m in provider.models) or provider.id == LOCAL:
+        st.session_state[f"model::{provider.id}"] = options.model
+        st.session_state[f"custom_model::{provider.id}"] = ""
+    else:
+        st.session_state[f"custom_model::{provider.id}"] = options.model
+    if options.temperature is not None:
+        st.session_state.temperature = options.temperature
+    st.session_state.json_mode = options.json_mode
+    st.session_state[f"thinking::{options.model}"] = options.thinking
+    if options.thinking_budget:
+        st.session_state.thinking_budget = options.thinking_budget
+    st.session_state.system_prompt = options.system_prompt
+    st.session_state.persona = next((p for p, prompt in PERSONA_PROMPTS.items() if prompt == options.system_prompt),
+                                    st.session_state.get("persona", "atri"))
+
+
 def render_sidebar(settings: Settings, lang: str, cid: str | None) -> ChatSetup:
+    restore_options(cid)
     with st.sidebar:
         st.selectbox(t(lang, "language"), list(LANGUAGES), format_func=LANGUAGES.get, key="lang")
         provider, connection, local_count = _provider_controls(settings, lang)
@@ -112,7 +145,8 @@ def render_sidebar(settings: Settings, lang: str, cid: str | None) -> ChatSetup:
         model = provider.model(typed.strip() or picked)
         count = local_count or counter_for(model.id)
 
-        temperature = st.slider(t(lang, "temperature"), 0.0, 2.0, DEFAULT_TEMPERATURE, 0.05, key="temperature")
+        keep("temperature", DEFAULT_TEMPERATURE)
+        temperature = st.slider(t(lang, "temperature"), 0.0, 2.0, step=0.05, key="temperature")
         thinking, budget = _thinking_controls(lang, model)
         json_mode = st.toggle(t(lang, "json_mode"), key="json_mode")
         if json_mode and not model.json_mode:
