@@ -67,7 +67,7 @@ def conversation_sidebar(lang: str) -> None:
         open_conversation(None)
     with st.sidebar:
         st.button(t(lang, "new_chat"), on_click=open_conversation, args=(None,), icon=":material/add:",
-                  use_container_width=True, key="new_chat")
+                  width="stretch", key="new_chat")
         st.subheader(t(lang, "conversations"))
         query = st.text_input(t(lang, "search_conversations"), key="conversation_search", label_visibility="collapsed",
                               placeholder=t(lang, "search_conversations"))
@@ -75,7 +75,7 @@ def conversation_sidebar(lang: str) -> None:
         if query and not conversations:
             st.caption(t(lang, "no_matches"))
         for info in conversations:
-            st.button(info.title or t(lang, "untitled"), key=f"conversation::{info.id}", use_container_width=True,
+            st.button(info.title or t(lang, "untitled"), key=f"conversation::{info.id}", width="stretch",
                       type="primary" if current and info.id == current.id else "secondary",
                       on_click=open_conversation, args=(info.id,))
         if current:
