@@ -1,4 +1,5 @@
 """Context strategies on the page: the sidebar choice, the meter, the context view, summaries, recall."""
+import re
 from dataclasses import replace
 
 import pytest
@@ -22,12 +23,24 @@ def context_expanders(at):
 
 
 def test_the_meter_and_the_chat_totals(app):
-    assert "Next request ≈" in app.sidebar.get("progress")[0].proto.text
+    def meter() -> int:
+        text = app.sidebar.get("progress")[0].proto.text
+        return int(re.search(r"≈ ([\d,]+) /", text).group(1).replace(",", ""))
+
+    before = meter()
     send(app, "hello")
     send(app, "again")
+    assert meter() > before, "the next request carries the two turns"
+    per_answer = [c.value for c in app.caption if c.value.startswith("qwen3-max")]
     totals = next(c.value for c in app.caption if c.value.startswith("This chat:"))
-    assert "in 3" in totals or "in " in totals
-    assert "¥" in totals
+
+    def figure(line: str, name: str) -> int:
+        return int(re.search(rf"{name} ([\d,]+)", line).group(1).replace(",", ""))
+
+    for name in ("in", "out"):
+        assert figure(totals, name) == sum(figure(line, name) for line in per_answer)
+    costs = [float(re.search(r"¥([\d.]+)", line).group(1)) for line in per_answer]
+    assert float(re.search(r"¥([\d.]+)", totals).group(1)) == pytest.approx(sum(costs), abs=2e-4)
 
 
 def test_each_answer_shows_what_was_sent(app):

@@ -93,8 +93,8 @@ def test_a_title_is_asked_of_the_model_in_the_background(app, dashscope_env):
 
 def test_export_json_then_import_it(app):
     send(app, "你好")
-    exported = app.get("download_button")
-    assert exported  # Markdown and JSON buttons are there
+    labels = [button.proto.label for button in app.get("download_button")]
+    assert labels == ["Export Markdown", "Export JSON"]
     from atri.ui.config import get_store
 
     data = get_store().export(app.session_state["owner"], app.query_params["c"])
