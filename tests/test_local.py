@@ -68,7 +68,16 @@ def test_parts_that_do_not_add_up_are_refused(tmp_path: Path):
 
 
 def test_it_listens_on_loopback_only(engine):
-    assert engine.base_url.startswith("http://127.0.0.1:")
+    """The kernel's own table of listening sockets: bound to 127.0.0.1, not to every interface."""
+    listening = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as handle:
+            for line in handle.readlines()[1:]:
+                local, state = line.split()[1], line.split()[3]
+                address, port = local.rsplit(":", 1)
+                if state == "0A" and int(port, 16) == engine.port:  # 0A: LISTEN
+                    listening.append(address)
+    assert listening == ["0100007F"], listening  # 127.0.0.1, little-endian hex
 
 
 def test_streams_a_chinese_answer_with_counted_usage(engine):
