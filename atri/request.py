@@ -102,3 +102,29 @@ def _thinking_body(options: ChatOptions, model: ModelInfo, json_mode: bool, note
             budget = min(budget, model.max_thinking_budget)
         body["thinking_budget"] = max(1, int(budget))
     return body
+
+
+MESSAGE_REFS = "atri_message_ids"
+
+
+def compact_request(record: dict[str, Any], sent: list[Message]) -> dict[str, Any]:
+    """The request as stored: the thread messages it sent become their ids (the rest stays as sent).
+
+    Every request carries the whole history before it; stored in full, a chat would grow with the
+    square of its length. `expand_request` rebuilds it exactly (same rules as history_messages).
+    """
+    messages = record.get("messages", [])
+    system = [m["content"] for m in messages if m["role"] == "system"]
+    if not sent or any(m.id is None for m in sent) or len(messages) != len(system) + len(history_messages(sent)):
+        return record
+    return {**record, "messages": {"system": system[0] if system else None, MESSAGE_REFS: [m.id for m in sent]}}
+
+
+def expand_request(record: dict[str, Any] | None, messages_by_id: dict[int, Message]) -> dict[str, Any] | None:
+    messages = (record or {}).get("messages")
+    if not isinstance(messages, dict):
+        return record
+    full = history_messages([messages_by_id[i] for i in messages[MESSAGE_REFS] if i in messages_by_id])
+    if messages.get("system"):
+        full.insert(0, {"role": "system", "content": messages["system"]})
+    return {**record, "messages": full}

@@ -37,6 +37,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from .messages import Message
+from .request import expand_request
 
 EXPORT_FORMAT = "atri.conversation"
 EXPORT_VERSION = 1
@@ -155,14 +156,18 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _to_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)  # Chinese stored as itself: a third of the size of escapes
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False})
+        engine = create_engine(url, connect_args={"check_same_thread": False}, json_serializer=_to_json)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, json_serializer=_to_json)
 
 
 class Store:
@@ -262,6 +267,14 @@ class Store:
     def messages(self, owner: str, conversation_id: str) -> list[Message]:
         return [item.message for item in self.thread(owner, conversation_id)]
 
+    def messages_by_id(self, owner: str, conversation_id: str) -> dict[int, Message]:
+        """Every message of the conversation, variants included, by id (what stored requests refer to)."""
+        with self._session() as session:
+            if self._owned(session, owner, conversation_id) is None:
+                return {}
+            rows = session.scalars(select(MessageRow).where(MessageRow.conversation_id == conversation_id)).all()
+            return {row.id: _to_message(row) for row in rows}
+
     def all_answers(self, owner: str, conversation_id: str) -> list[Message]:
         """Every answer ever given in the conversation, regenerated ones included (they were paid for)."""
         with self._session() as session:
@@ -346,8 +359,11 @@ class Store:
         info = self.conversation(owner, conversation_id)
         if info is None:
             return None
+        by_id = self.messages_by_id(owner, conversation_id)
         messages = []
         for item in self.messages(owner, conversation_id):
+            if item.facts and item.facts.request:
+                item.facts.request = expand_request(item.facts.request, by_id)  # an export stands alone
             data = item.to_dict()
             data.pop("id", None)
             messages.append(data)

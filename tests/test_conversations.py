@@ -129,3 +129,20 @@ def test_reopening_a_chat_restores_its_model_and_persona(app, dashscope_env):
     send(app, "狗")
     sent = dashscope_env.streamed[-1]
     assert sent["model"] == "qwen-plus" and "translate" in sent["messages"][0]["content"]
+
+
+def test_stored_requests_refer_to_earlier_messages_instead_of_copying_them(app):
+    from atri.request import MESSAGE_REFS
+    from atri.ui.config import get_store
+
+    for text in ["我的猫叫小橘", "它几岁了?", "它喜欢吃什么?"]:
+        send(app, text)
+    owner, cid = app.session_state["owner"], app.query_params["c"]
+    last = get_store().messages(owner, cid)[-1]
+    assert set(last.facts.request["messages"]) == {"system", MESSAGE_REFS}
+    assert len(last.facts.request["messages"][MESSAGE_REFS]) == 5
+    raw = [e for e in app.expander if e.label == "Raw request and response"][-1]
+    shown = json.loads(raw.code[0].value)["messages"]
+    assert [m["content"] for m in shown[1:]][::2] == ["我的猫叫小橘", "它几岁了?", "它喜欢吃什么?"]
+    exported = get_store().export(owner, cid)["messages"][-1]["facts"]["request"]["messages"]
+    assert exported[1]["content"] == "我的猫叫小橘", "an export stands alone"

@@ -89,3 +89,17 @@ def test_the_local_model_is_capped_at_its_max_output():
     plan = build_request([Message("user", "hi")], ChatOptions("local", model.id), model, local)
     assert plan.kwargs["max_tokens"] == model.max_output
     assert "max_tokens" not in plan_for([Message("user", "hi")]).kwargs  # providers pick their own default
+
+
+def test_a_stored_request_refers_to_the_thread_and_expands_back_exactly():
+    from atri.request import MESSAGE_REFS, compact_request, expand_request
+
+    thread = [Message("user", "看图", images=["https://example.com/a.png"], id=1), Message("assistant", "", id=2),
+              Message("user", "然后呢", id=3), Message("assistant", "一只猫", id=4), Message("user", "几岁?", id=5)]
+    plan = plan_for(thread, model="qwen3-vl-plus", system_prompt="persona")
+    record = {"base_url": "https://x/v1", **plan.kwargs}
+    stored = compact_request(record, thread)
+    assert stored["messages"] == {"system": "persona", MESSAGE_REFS: [1, 2, 3, 4, 5]}
+    assert expand_request(stored, {m.id: m for m in thread}) == record
+    unsaved = [Message("user", "no id yet")]
+    assert compact_request(record, unsaved) is record, "kept whole when it cannot be referred to"

@@ -17,7 +17,7 @@ from atri.i18n import t
 from atri.images import ImageBatch, file_to_data_url, parse_image_urls
 from atri.messages import ChatOptions, Message
 from atri.providers import LOCAL
-from atri.request import build_request
+from atri.request import build_request, compact_request
 from atri.store import Store, StoredMessage, title_from
 from atri.titles import suggest_title
 from atri.turn import Turn, estimate_usage, run_turn
@@ -137,8 +137,9 @@ def show_history(lang: str, provider_id: str) -> None:
         st.caption(t(lang, "empty_chat"))
         if provider_id == LOCAL:
             st.caption(t(lang, "offline_hint"))
+    by_id = get_store().messages_by_id(current_owner(), conversation_id()) if thread else {}
     for index, item in enumerate(thread):
-        show_message(lang, item.message, recent=index >= len(thread) - RECENT_MESSAGES)
+        show_message(lang, item.message, by_id, recent=index >= len(thread) - RECENT_MESSAGES)
         last = index == len(thread) - 1
         if busy:
             continue
@@ -161,10 +162,13 @@ class ProgressSaver:
     def __init__(self, store: Store, owner: str, cid: str, options: ChatOptions, position: int | None) -> None:
         self.store, self.owner, self.cid, self.options, self.position = store, owner, cid, options, position
         self.message: Message | None = None
+        self.sent: list[Message] = []  # the thread messages the request carried, stored as references
         self._saved_at = 0.0
 
     def update(self, turn: Turn, final: bool = False) -> Message:
         message = turn.to_message(self.options)
+        if message.facts and message.facts.request:
+            message.facts.request = compact_request(message.facts.request, self.sent)
         if self.message is None:
             self.store.append(self.owner, self.cid, message, position=self.position)
         elif final or time.monotonic() - self._saved_at >= SAVE_INTERVAL_S:
@@ -234,6 +238,7 @@ def answer_pending(setup: ChatSetup, lang: str) -> None:
         status.empty()
         plan = build_request(context.sent, replace(setup.options, system_prompt=context.system_prompt),
                              setup.model, setup.connection.provider)
+        saver.sent = context.sent
         plan.notes = context.notes + plan.notes
         live = LiveAnswer(lang)
         st.button(t(lang, "stop"), key="stop_answer", icon=":material/stop_circle:")  # a click reruns the page

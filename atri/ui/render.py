@@ -12,6 +12,7 @@ from atri.i18n import t
 from atri.images import decode_data_url, shorten_data_urls
 from atri.messages import AnswerFacts, Message
 from atri.pricing import format_cost, request_cost
+from atri.request import expand_request
 from atri.turn import Turn
 from atri.ui.config import price_for
 
@@ -92,10 +93,10 @@ def _details(lang: str, label: str, key: str, eager: bool, body: Callable[[], No
                       on_click=lambda: st.session_state.update({f"open::{key}": True}))
 
 
-def show_context(lang: str, facts: AnswerFacts, key: str, eager: bool) -> None:
+def show_context(lang: str, facts: AnswerFacts, request: dict[str, Any], key: str, eager: bool) -> None:
     """What the context strategy sent with this answer, what it left out, and why."""
     context = facts.context or {}
-    sent = (facts.request or {}).get("messages", [])
+    sent = request.get("messages", [])
     label = t(lang, "context_view", sent=len(sent), dropped=len(context.get("dropped", [])),
               tokens=context.get("input_tokens", 0), budget=context.get("budget", 0))
     _details(lang, f"{label} · {t(lang, 'strategy_' + context.get('strategy', 'full'))}", f"context::{key}", eager,
@@ -118,17 +119,17 @@ def _context_body(lang: str, context: dict[str, Any], sent: list[dict[str, Any]]
         st.caption(f"{t(lang, 'context_dropped')}: {len(context['dropped'])}")
 
 
-def show_raw(lang: str, facts: AnswerFacts, key: str, eager: bool) -> None:
+def show_raw(lang: str, facts: AnswerFacts, request: dict[str, Any], key: str, eager: bool) -> None:
     def body() -> None:
         st.caption(t(lang, "raw_request"))
-        st.code(json.dumps(shorten_data_urls(facts.request), indent=4, ensure_ascii=False), language="json")
+        st.code(json.dumps(shorten_data_urls(request), indent=4, ensure_ascii=False), language="json")
         st.caption(t(lang, "raw_response"))
         st.code(json.dumps(facts.response, indent=4, ensure_ascii=False), language="json")
 
     _details(lang, t(lang, "raw_view"), f"raw::{key}", eager, body)
 
 
-def show_assistant(lang: str, message: Message, recent: bool = True) -> None:
+def show_assistant(lang: str, message: Message, by_id: dict[int, Message], recent: bool = True) -> None:
     facts = message.facts
     if message.reasoning:
         budget = message.options.thinking_budget if message.options else None
@@ -151,19 +152,21 @@ def show_assistant(lang: str, message: Message, recent: bool = True) -> None:
     st.caption(facts_line(lang, facts, bool(message.reasoning))
                + (f" · {t(lang, 'facts_estimated')}" if facts.usage and facts.usage.estimated else ""))
     key = str(message.id)
+    request = expand_request(facts.request, by_id) or {}
     if facts.context:
-        show_context(lang, facts, key, eager=recent)
-    show_raw(lang, facts, key, eager=recent)
+        show_context(lang, facts, request, key, eager=recent)
+    show_raw(lang, facts, request, key, eager=recent)
 
 
-def show_message(lang: str, message: Message, recent: bool = True) -> None:
-    """`recent`: the details of the answer (context, raw request) are sent at once, not on demand."""
+def show_message(lang: str, message: Message, by_id: dict[int, Message], recent: bool = True) -> None:
+    """`by_id`: the conversation's messages, which stored requests refer to. `recent`: the answer's
+    details (context, raw request) are sent at once, not on demand."""
     with st.chat_message(message.role):
         if message.role == "user":
             show_images(message.images)
             st.markdown(message.content)
         else:
-            show_assistant(lang, message, recent)
+            show_assistant(lang, message, by_id, recent)
 
 
 class LiveAnswer:
