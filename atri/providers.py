@@ -33,14 +33,6 @@ class ModelInfo:
     max_output: int = 8192
     known: bool = True  # False when guessed from the id
 
-    @property
-    def can_toggle_thinking(self) -> bool:
-        return self.thinking == Thinking.HYBRID
-
-    @property
-    def shows_reasoning(self) -> bool:
-        return self.thinking in (Thinking.HYBRID, Thinking.ALWAYS)
-
 
 @dataclass(frozen=True)
 class Provider:
