@@ -16,6 +16,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "api_key": ("API Key(仅保存在本次会话)", "API key (kept in this session only)"),
     "api_key_missing": ("{provider} 需要 API Key:在 .env 中设置 {env},或在上方输入。",
                         "{provider} needs an API key: set {env} in .env, or enter one above."),
+    "model_guessed": ("目录中没有这个模型:它能否思考、看图、用 JSON 模式是按名称推测的。",
+                      "This model is not in the catalogue: whether it thinks, sees images or does JSON mode is guessed from its name."),
     "temperature": ("温度", "Temperature"),
     "thinking": ("深度思考", "Thinking"),
     "thinking_budget": ("思考预算(token)", "Thinking budget (tokens)"),

@@ -201,3 +201,12 @@ def test_a_visitor_can_bring_their_own_key(app, monkeypatch):
     app.button(key="regenerate").click().run()
     assert "Echo: hello without a key" in bubbles(app)[1][1]
     assert GOOD_KEY not in all_text(app)
+
+
+def test_any_model_id_can_be_typed_and_its_abilities_are_guessed(app, dashscope_env):
+    app.text_input(key="custom_model::dashscope").set_value("qwen3-vl-8b-thinking").run()
+    assert any("guessed from its name" in c.value for c in app.sidebar.caption)
+    assert app.toggle(key="thinking_fixed::qwen3-vl-8b-thinking").value, "a *-thinking model always thinks"
+    send(app, "hi")
+    assert dashscope_env.streamed[-1]["model"] == "qwen3-vl-8b-thinking"
+    assert "enable_thinking" not in dashscope_env.streamed[-1], "thinking-only models refuse enable_thinking"

@@ -143,6 +143,8 @@ def render_sidebar(settings: Settings, lang: str, cid: str | None) -> ChatSetup:
         picked = st.selectbox(t(lang, "model"), choices, key=f"model::{provider_id}")
         typed = st.text_input(t(lang, "custom_model"), key=f"custom_model::{provider_id}", help=t(lang, "custom_model_help"))
         model = provider.model(typed.strip() or picked)
+        if not model.known and provider.id != LOCAL:
+            st.caption(f":material/help: {t(lang, 'model_guessed')}")
         count = local_count or counter_for(model.id)
 
         keep("temperature", DEFAULT_TEMPERATURE)
