@@ -2,7 +2,7 @@
 import streamlit as st
 
 from atri.i18n import t
-from atri.ui.chat import answer_pending, chat_input, conversation_id, settle_streaming_answer, show_history
+from atri.ui.chat import answer_pending, chat_input, open_view, settle_streaming_answer, show_history
 from atri.ui.config import current_language, load_settings
 from atri.ui.context_panel import conversation_totals
 from atri.ui.conversations import conversation_sidebar
@@ -16,11 +16,12 @@ settle_streaming_answer()
 lang = current_language()
 navigation(lang)
 remember_owner()
-conversation_sidebar(lang)
-setup = render_sidebar(load_settings(), lang, conversation_id())
+view = open_view(lang)
+conversation_sidebar(lang, view)
+setup = render_sidebar(load_settings(), lang, view)
 
 st.title(t(lang, "app_title"))
-conversation_totals(lang, conversation_id())
-show_history(lang, setup.options.provider_id)
+conversation_totals(lang, view)
+show_history(lang, view, setup.options.provider_id)
 chat_input(lang)
 answer_pending(setup, lang)

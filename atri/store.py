@@ -117,6 +117,29 @@ class StoredMessage:
     variants: int
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    info: ConversationInfo | None  # None: no such conversation for this owner (or none open)
+    thread: list[StoredMessage]  # the active messages in order
+    by_id: dict[int, Message]  # every message, variants included (what stored requests refer to)
+
+    @property
+    def cid(self) -> str | None:
+        return self.info.id if self.info else None
+
+    @property
+    def messages(self) -> list[Message]:
+        return [item.message for item in self.thread]
+
+    @property
+    def answers(self) -> list[Message]:
+        """Every answer ever given, regenerated ones included (they were paid for)."""
+        return [m for m in self.by_id.values() if m.role == "assistant"]
+
+
+EMPTY = Snapshot(None, [], {})
+
+
 class BadImport(ValueError):
     """An import file that is not an Atri conversation; the message says what is wrong."""
 
@@ -247,13 +270,16 @@ class Store:
 
     # messages
 
-    def thread(self, owner: str, conversation_id: str) -> list[StoredMessage]:
-        """The active messages in order, each with how many variants its position has."""
+    def snapshot(self, owner: str, conversation_id: str) -> Snapshot:
+        """The conversation and all its messages, read once (a page draws from this)."""
         with self._session() as session:
-            if self._owned(session, owner, conversation_id) is None:
-                return []
+            row = self._owned(session, owner, conversation_id)
+            if row is None:
+                return EMPTY
+            info = ConversationInfo(row.id, row.title, row.updated_at, dict(row.settings or {}))
             rows = session.scalars(select(MessageRow).where(MessageRow.conversation_id == conversation_id)
                                    .order_by(MessageRow.position, MessageRow.id)).all()
+        by_id = {row.id: _to_message(row) for row in rows}
         variants: dict[tuple[int, str], list[int]] = defaultdict(list)
         for row in rows:
             variants[(row.position, row.role)].append(row.id)
@@ -261,28 +287,15 @@ class Store:
         for row in rows:
             if row.active:
                 siblings = variants[(row.position, row.role)]
-                thread.append(StoredMessage(row.id, row.position, _to_message(row), siblings.index(row.id) + 1, len(siblings)))
-        return thread
+                thread.append(StoredMessage(row.id, row.position, by_id[row.id], siblings.index(row.id) + 1, len(siblings)))
+        return Snapshot(info, thread, by_id)
+
+    def thread(self, owner: str, conversation_id: str) -> list[StoredMessage]:
+        """The active messages in order, each with how many variants its position has."""
+        return self.snapshot(owner, conversation_id).thread
 
     def messages(self, owner: str, conversation_id: str) -> list[Message]:
-        return [item.message for item in self.thread(owner, conversation_id)]
-
-    def messages_by_id(self, owner: str, conversation_id: str) -> dict[int, Message]:
-        """Every message of the conversation, variants included, by id (what stored requests refer to)."""
-        with self._session() as session:
-            if self._owned(session, owner, conversation_id) is None:
-                return {}
-            rows = session.scalars(select(MessageRow).where(MessageRow.conversation_id == conversation_id)).all()
-            return {row.id: _to_message(row) for row in rows}
-
-    def all_answers(self, owner: str, conversation_id: str) -> list[Message]:
-        """Every answer ever given in the conversation, regenerated ones included (they were paid for)."""
-        with self._session() as session:
-            if self._owned(session, owner, conversation_id) is None:
-                return []
-            rows = session.scalars(select(MessageRow).where(MessageRow.conversation_id == conversation_id,
-                                                            MessageRow.role == "assistant")).all()
-            return [_to_message(row) for row in rows]
+        return self.snapshot(owner, conversation_id).messages
 
     def append(self, owner: str, conversation_id: str, message: Message, position: int | None = None) -> int:
         """Add a message at the end (or at `position`, as a new variant); returns its id."""
@@ -356,19 +369,18 @@ class Store:
     # export / import
 
     def export(self, owner: str, conversation_id: str) -> dict[str, Any] | None:
-        info = self.conversation(owner, conversation_id)
-        if info is None:
+        snapshot = self.snapshot(owner, conversation_id)
+        if snapshot.info is None:
             return None
-        by_id = self.messages_by_id(owner, conversation_id)
         messages = []
-        for item in self.messages(owner, conversation_id):
+        for item in snapshot.messages:
             if item.facts and item.facts.request:
-                item.facts.request = expand_request(item.facts.request, by_id)  # an export stands alone
+                item.facts.request = expand_request(item.facts.request, snapshot.by_id)  # an export stands alone
             data = item.to_dict()
             data.pop("id", None)
             messages.append(data)
-        return {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "title": info.title,
-                "exported_at": now().isoformat(), "settings": info.settings, "messages": messages}
+        return {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "title": snapshot.info.title,
+                "exported_at": now().isoformat(), "settings": snapshot.info.settings, "messages": messages}
 
     def import_conversation(self, owner: str, raw: str | bytes) -> str:
         """A new conversation from exported JSON; raises BadImport (and writes nothing) when malformed."""

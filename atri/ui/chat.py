@@ -18,7 +18,7 @@ from atri.images import ImageBatch, file_to_data_url, parse_image_urls
 from atri.messages import ChatOptions, Message
 from atri.providers import LOCAL
 from atri.request import build_request, compact_request
-from atri.store import Store, StoredMessage, title_from
+from atri.store import EMPTY, Snapshot, Store, StoredMessage, title_from
 from atri.titles import suggest_title
 from atri.turn import Turn, estimate_usage, run_turn
 from atri.ui.config import get_store
@@ -46,10 +46,20 @@ def open_conversation(cid: str | None) -> None:
     st.session_state.editing = False
 
 
-def _thread() -> list[StoredMessage]:
+def open_view(lang: str) -> Snapshot:
+    """The open conversation, read once per run for everything the page draws.
+
+    Read on every run (not kept in the session): another tab of the same browser may have written.
+    A link to a conversation this visitor does not own opens a new chat instead.
+    """
     cid = conversation_id()
-    # Read on every run: another tab of the same browser may have written since.
-    return get_store().thread(current_owner(), cid) if cid else []
+    if not cid:
+        return EMPTY
+    view = get_store().snapshot(current_owner(), cid)
+    if view.info is None and not st.session_state.get("pending"):
+        st.warning(t(lang, "not_found"))
+        open_conversation(None)
+    return view
 
 
 def _on_submit() -> None:
@@ -130,16 +140,15 @@ def _question_actions(lang: str, item: StoredMessage, answered: bool) -> None:
         right.button(t(lang, "get_answer"), icon=":material/send:", key="answer_again", on_click=_answer_again)
 
 
-def show_history(lang: str, provider_id: str) -> None:
-    thread = _thread()
+def show_history(lang: str, view: Snapshot, provider_id: str) -> None:
+    thread = view.thread
     busy = bool(st.session_state.get("pending"))
     if not thread and not busy:
         st.caption(t(lang, "empty_chat"))
         if provider_id == LOCAL:
             st.caption(t(lang, "offline_hint"))
-    by_id = get_store().messages_by_id(current_owner(), conversation_id()) if thread else {}
     for index, item in enumerate(thread):
-        show_message(lang, item.message, by_id, recent=index >= len(thread) - RECENT_MESSAGES)
+        show_message(lang, item.message, view.by_id, recent=index >= len(thread) - RECENT_MESSAGES)
         last = index == len(thread) - 1
         if busy:
             continue

@@ -9,6 +9,7 @@ from atri.memory import load_summary
 from atri.messages import Message
 from atri.pricing import Totals, format_cost, price_table, request_cost
 from atri.providers import ModelInfo
+from atri.store import Snapshot
 from atri.tokens import TokenCounter
 from atri.ui.config import get_store, load_settings
 from atri.ui.identity import current_owner
@@ -20,15 +21,12 @@ KEYS = {"strategy": "ctx_strategy", "last_n": "ctx_last_n", "summary_share": "ct
         "recall_k": "ctx_recall_k", "recall_with_summary": "ctx_recall_with_summary"}
 
 
-def load_for_conversation(cid: str | None) -> None:
+def load_for_conversation(view: Snapshot) -> None:
     """Put the conversation's saved context choices into the widgets, once per switch."""
-    if st.session_state.get("ctx_loaded_for") == cid:
+    if st.session_state.get("ctx_loaded_for") == view.cid:
         return
-    st.session_state.ctx_loaded_for = cid
-    saved = ContextSettings()
-    if cid:
-        info = get_store().conversation(current_owner(), cid)
-        saved = ContextSettings.from_dict(info.settings.get("context") if info else None)
+    st.session_state.ctx_loaded_for = view.cid
+    saved = ContextSettings.from_dict(view.info.settings.get("context") if view.info else None)
     for field, key in KEYS.items():
         st.session_state[key] = getattr(saved, field)
 
@@ -42,8 +40,9 @@ def current_settings() -> ContextSettings:
     return ContextSettings(**{field: st.session_state.get(key, getattr(DEFAULTS, field)) for field, key in KEYS.items()})
 
 
-def context_controls(lang: str, cid: str | None) -> ContextSettings:
-    load_for_conversation(cid)
+def context_controls(lang: str, view: Snapshot) -> ContextSettings:
+    cid = view.cid
+    load_for_conversation(view)
     for field, key in KEYS.items():
         keep(key, getattr(DEFAULTS, field))  # the N slider is hidden under "full", for one
     st.subheader(t(lang, "context"))
@@ -59,23 +58,19 @@ def context_controls(lang: str, cid: str | None) -> ContextSettings:
     return current_settings()
 
 
-def meter(lang: str, cid: str | None, settings: ContextSettings, system_prompt: str, model: ModelInfo,
+def meter(lang: str, view: Snapshot, settings: ContextSettings, system_prompt: str, model: ModelInfo,
           count: TokenCounter) -> None:
     """Estimated input tokens of the next request (before the new question), against the window."""
-    thread = get_store().messages(current_owner(), cid) if cid else []
-    info = get_store().conversation(current_owner(), cid) if cid else None
-    summary = load_summary(info.settings) if info else None
+    summary = load_summary(view.info.settings) if view.info else None
     budget = input_budget(model)
-    plan = plan_context(thread + [NEXT_QUESTION], settings, system_prompt, budget, count, summary)
+    plan = plan_context(view.messages + [NEXT_QUESTION], settings, system_prompt, budget, count, summary)
     st.progress(min(1.0, plan.input_tokens / budget), text=t(lang, "context_meter", tokens=plan.input_tokens, budget=budget))
 
 
-def conversation_totals(lang: str, cid: str | None) -> None:
-    if not cid:
-        return
+def conversation_totals(lang: str, view: Snapshot) -> None:
     prices = price_table(load_settings().get("ATRI_PRICES_FILE"))
     totals = Totals()
-    for answer in get_store().all_answers(current_owner(), cid):
+    for answer in view.answers:
         facts = answer.facts
         if facts and facts.usage:
             price = prices.get(facts.model)

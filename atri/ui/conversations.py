@@ -7,8 +7,8 @@ import streamlit as st
 
 from atri.export import to_markdown
 from atri.i18n import t
-from atri.store import BadImport
-from atri.ui.chat import conversation_id, open_conversation
+from atri.store import BadImport, Snapshot
+from atri.ui.chat import open_conversation
 from atri.ui.config import get_store
 from atri.ui.identity import current_owner
 
@@ -58,13 +58,9 @@ def _manage(lang: str, cid: str, title: str) -> None:
                       on_click=lambda: st.session_state.update(confirm_delete=cid))
 
 
-def conversation_sidebar(lang: str) -> None:
+def conversation_sidebar(lang: str, view: Snapshot) -> None:
     store, owner = get_store(), current_owner()
-    cid = conversation_id()
-    current = store.conversation(owner, cid) if cid else None
-    if cid and current is None and not st.session_state.get("pending"):
-        st.warning(t(lang, "not_found"))
-        open_conversation(None)
+    current = view.info
     with st.sidebar:
         st.button(t(lang, "new_chat"), on_click=open_conversation, args=(None,), icon=":material/add:",
                   width="stretch", key="new_chat")

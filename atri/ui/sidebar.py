@@ -12,10 +12,10 @@ from atri.images import parse_image_urls
 from atri.messages import ChatOptions
 from atri.providers import LOCAL, ModelInfo, Provider, Thinking, catalogue
 from atri.settings import Connection, Settings
+from atri.store import Snapshot
 from atri.tokens import TokenCounter, counter_for
-from atri.ui.config import get_store, local_connection
+from atri.ui.config import local_connection
 from atri.ui.context_panel import context_controls, meter
-from atri.ui.identity import current_owner
 from atri.ui.state import keep
 
 DEFAULT_TEMPERATURE = 0.7
@@ -93,12 +93,12 @@ def _provider_controls(settings: Settings, lang: str) -> tuple[Provider, Connect
     return provider, connection, None
 
 
-def restore_options(cid: str | None) -> None:
+def restore_options(view: Snapshot) -> None:
     """Reopening a conversation brings back the provider, model, persona and options of its last answer."""
-    if cid is None or st.session_state.get("options_loaded_for") == cid:
+    if view.cid is None or st.session_state.get("options_loaded_for") == view.cid:
         return
-    st.session_state.options_loaded_for = cid
-    answers = [m for m in get_store().messages(current_owner(), cid) if m.role == "assistant" and m.options]
+    st.session_state.options_loaded_for = view.cid
+    answers = [m for m in view.messages if m.role == "assistant" and m.options]
     if not answers:
         return
     options = answers[-1].options
@@ -123,8 +123,8 @@ def restore_options(cid: str | None) -> None:
                                     st.session_state.get("persona", "atri"))
 
 
-def render_sidebar(settings: Settings, lang: str, cid: str | None) -> ChatSetup:
-    restore_options(cid)
+def render_sidebar(settings: Settings, lang: str, view: Snapshot) -> ChatSetup:
+    restore_options(view)
     with st.sidebar:
         st.selectbox(t(lang, "language"), list(LANGUAGES), format_func=LANGUAGES.get, key="lang")
         provider, connection, local_count = _provider_controls(settings, lang)
@@ -163,8 +163,8 @@ def render_sidebar(settings: Settings, lang: str, cid: str | None) -> ChatSetup:
         pasted = st.text_area(t(lang, "image_urls"), key="image_urls", height=80,
                               placeholder="https://example.com/cat.png")
         _preview_images(lang, pasted)
-        context = context_controls(lang, cid)
-        meter(lang, cid, context, system_prompt, model, count)
+        context = context_controls(lang, view)
+        meter(lang, view, context, system_prompt, model, count)
 
     options = ChatOptions(provider_id=provider_id, model=model.id, temperature=temperature, thinking=thinking,
                           thinking_budget=budget, json_mode=json_mode, system_prompt=system_prompt)
