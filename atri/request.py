@@ -6,6 +6,7 @@ from typing import Any
 
 from .messages import ChatOptions, Message
 from .providers import ModelInfo, Provider, Thinking
+from .tokens import message_text
 
 JSON_INSTRUCTION = "Reply with one valid JSON object only (JSON, no Markdown fences)."
 
@@ -37,12 +38,7 @@ def history_messages(history: list[Message]) -> list[dict[str, Any]]:
 
 
 def mentions_json(messages: list[dict[str, Any]]) -> bool:
-    def text_of(content: Any) -> str:
-        if isinstance(content, str):
-            return content
-        return " ".join(part.get("text", "") for part in content if isinstance(part, dict))
-
-    return any("json" in text_of(m["content"]).lower() for m in messages)
+    return any("json" in message_text(m["content"]).lower() for m in messages)
 
 
 def build_request(history: list[Message], options: ChatOptions, model: ModelInfo,
