@@ -32,6 +32,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "image_urls": ("图片链接(每行一个,随下一条消息发送)", "Image URLs (one per line, sent with your next message)"),
     "image_url_refused": ("已忽略非 http(s) 链接:{url}", "Ignored a link that is not http(s): {url}"),
     "image_too_big": ("图片 {name} 超过 {limit} MB,未发送。", "Image {name} is larger than {limit} MB and was not sent."),
+    "image_too_many_pixels": ("图片 {name} 有 {megapixels} 百万像素,超过上限 {limit} 百万像素,未发送。",
+                              "Image {name} has {megapixels} megapixels, over the limit of {limit}; it was not sent."),
     "image_not_image": ("{name} 不是图片,未发送。", "{name} is not an image and was not sent."),
     "note_images_need_data": ("该服务商只接受上传的图片,无法下载 http(s) 图片链接:请改为上传图片文件。",
                               "This provider only takes uploaded images and cannot download http(s) image links: attach the file instead."),

@@ -68,7 +68,8 @@ class AnswerFacts:
 class Message:
     role: Role
     content: str
-    images: list[str] = field(default_factory=list)  # http(s) or data: URLs, user messages only
+    images: list[str] = field(default_factory=list)  # http(s) or data:image URLs, user messages only
+    thumbnails: list[str] = field(default_factory=list)  # per image: a small data: URL to show, "" for http(s)
     reasoning: str = ""  # shown, never sent back
     facts: AnswerFacts | None = None  # assistant messages only
     options: ChatOptions | None = None  # the options the answer was asked with

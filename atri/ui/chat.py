@@ -74,7 +74,7 @@ def _on_submit() -> None:
     st.session_state.image_problems = batch.problems
     if not text.strip() and not batch.urls:
         return
-    _send(Message("user", text, images=batch.urls))
+    _send(Message("user", text, images=batch.urls, thumbnails=batch.thumbnails))
     st.session_state.image_urls = ""
 
 
@@ -112,7 +112,8 @@ def _send_edit(item: StoredMessage) -> None:
     if not text:
         return
     get_store().retire_from(current_owner(), conversation_id(), item.position)
-    _send(Message("user", text, images=item.message.images), position=item.position)
+    _send(Message("user", text, images=item.message.images, thumbnails=item.message.thumbnails),
+          position=item.position)
 
 
 def _answer_actions(lang: str, item: StoredMessage, failed: bool) -> None:
