@@ -7,9 +7,11 @@ recalled snippets). The output is what to send plus an explanation for the conte
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from .messages import Message
+from pydantic import Field
+
+from .messages import InvalidData, Message, validated
 from .providers import ModelInfo
 from .request import history_messages
 from .tokens import TokenCounter, count_prompt
@@ -21,17 +23,21 @@ SUMMARY_INPUT_SHARE = 0.6  # one summary call sees at most this share of the bud
 
 @dataclass(frozen=True)
 class ContextSettings:
-    strategy: str = "full"
-    last_n: int = 6  # turns kept word for word (last N; the recent window of summary and recall)
-    summary_share: float = 0.7  # summarise once the history passes this share of the budget
-    recall_k: int = 3
-    recall_with_summary: bool = False
+    """The bounds are the sidebar controls' bounds: a stored or imported value outside them is refused."""
+
+    strategy: Literal["full", "last_n", "summary", "recall"] = "full"
+    last_n: Annotated[int, Field(strict=True, ge=1, le=30)] = 6  # turns kept word for word
+    summary_share: Annotated[float, Field(strict=True, ge=0.3, le=0.95)] = 0.7  # summarise past this share
+    recall_k: Annotated[int, Field(strict=True, ge=1, le=8)] = 3
+    recall_with_summary: Annotated[bool, Field(strict=True)] = False
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> ContextSettings:
-        values = {k: v for k, v in (data or {}).items() if k in cls.__dataclass_fields__}
-        settings = cls(**values)
-        return settings if settings.strategy in STRATEGIES else cls()
+        """Stored settings; ones that don't validate (an old database) fall back to the defaults."""
+        try:
+            return validated(cls, data or {})
+        except InvalidData:
+            return cls()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

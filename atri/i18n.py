@@ -86,9 +86,18 @@ STRINGS: dict[str, tuple[str, str]] = {
     "note_json_unsupported": ("此模型不支持 JSON 模式:仅通过提示词要求 JSON。",
                               "This model has no JSON mode: JSON was asked for in the prompt only."),
     "note_model_cannot_think": ("此模型不支持思考模式,已直接回答。", "This model cannot think: it answered directly."),
-    "note_model_no_vision": ("此模型可能无法读取图片,如报错请换用视觉模型(如 qwen3-vl-plus)。",
-                             "This model may not read images; if it fails, pick a vision model (e.g. qwen3-vl-plus)."),
+    "note_model_no_vision": ("此模型看不到图片:只发送了文字。要询问图片,请换用视觉模型(如 qwen3-vl-plus)。",
+                             "This model can't see images: only the text was sent. To ask about them, pick a "
+                             "vision model (e.g. qwen3-vl-plus)."),
     # errors: what happened, then what to do
+    "error_unreadable": ("这条消息无法读取(存储的数据已损坏:{detail})。",
+                         "This message could not be read (its stored data is damaged: {detail})."),
+    "error_storage": ("数据库暂时无法写入,这个回答还没有保存:它保留在本页上,数据库恢复后会自动保存。",
+                      "The database is not accepting writes: this answer is not saved yet. It stays on this page "
+                      "and is saved as soon as the database answers."),
+    "question_not_saved": ("数据库暂时无法写入,消息没有发送。你的文字在下面,请稍后重试。",
+                           "The database is not accepting writes, so your message was not sent. Your text is "
+                           "below; try again in a moment."),
     "error_auth": ("API Key 无效(401)。请检查 Key,并确认 Key 的地域与接口地址一致(国内站与国际站不同)。",
                    "The API key was refused (401). Check the key, and that its region matches the base URL (mainland and international endpoints differ)."),
     "error_forbidden": ("无权访问此模型(403)。请检查账号是否已开通该模型。", "Access to this model is denied (403). Check that your account has it enabled."),

@@ -1,100 +1,212 @@
-"""The data of a conversation: small dataclasses, with a dict form for storage and export."""
+"""The data of a conversation: small dataclasses, with a dict form for storage and export.
+
+Whatever comes from outside (an import, a stored row read back, a provider's usage) is turned into
+these types by one validator (pydantic over the dataclasses): typed, bounded in size and depth, and
+with image references that can only be web URLs or `data:image` URLs — never a path.
+"""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from functools import cache
+from typing import Annotated, Any, Literal, TypeVar
+
+from typing_extensions import NotRequired, TypedDict  # pydantic needs these on Python < 3.12
+
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    with_config,
+)
+
+from .i18n import STRINGS
+from .images import BadImage, check_image_reference
 
 Role = Literal["system", "user", "assistant"]
+T = TypeVar("T")
+
+MAX_TEXT_CHARS = 2_000_000  # a message or its reasoning (a 1 MB paste still fits)
+MAX_IMAGES = 16
+MAX_DEPTH = 32  # nesting of any stored JSON value (a request is about 7 deep)
+MAX_COUNT = 10**10
+
+Text = Annotated[str, Field(strict=True, max_length=MAX_TEXT_CHARS)]
+Name = Annotated[str, Field(strict=True, max_length=200)]
+Count = Annotated[int, Field(strict=True, ge=0, le=MAX_COUNT)]
+Seconds = Annotated[float, Field(strict=True, ge=0, le=10**7, allow_inf_nan=False)]
+Flag = Annotated[bool, Field(strict=True)]
+
+
+def _known_note(key: str) -> str:
+    if key not in STRINGS:
+        raise ValueError(f"unknown note {key[:40]!r}")
+    return key
+
+
+def _image_reference(url: str, info: ValidationInfo) -> str:
+    """Stored rows were checked whole when written: read back, their shape is enough (and cheap)."""
+    try:
+        return check_image_reference(url, decode=not (info.context or {}).get("stored"))
+    except BadImage as refused:
+        raise ValueError(f"not an http(s) or data:image URL within the limits ({refused.key})") from None
+
+
+def _thumbnail(url: str, info: ValidationInfo) -> str:
+    return url if url == "" else _image_reference(url, info)
+
+
+Note = Annotated[str, Field(strict=True, max_length=80), AfterValidator(_known_note)]
+ImageReference = Annotated[str, Field(strict=True), AfterValidator(_image_reference)]
+Thumbnail = Annotated[str, Field(strict=True), AfterValidator(_thumbnail)]
 
 
 @dataclass(frozen=True)
 class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    reasoning_tokens: int = 0
-    cached_tokens: int = 0
-    estimated: bool = False  # True when the server sent no usage and we counted
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Usage:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+    prompt_tokens: Count = 0
+    completion_tokens: Count = 0
+    reasoning_tokens: Count = 0
+    cached_tokens: Count = 0
+    estimated: Flag = False  # True when the server sent no usage and we counted
 
 
 @dataclass(frozen=True)
 class ChatOptions:
-    provider_id: str
-    model: str
-    temperature: float | None = None
-    thinking: bool = False
-    thinking_budget: int | None = None
-    json_mode: bool = False
-    system_prompt: str = ""
+    provider_id: Annotated[str, Field(strict=True, pattern=r"^[a-z0-9_-]{1,40}$")]
+    model: Name
+    temperature: Annotated[float, Field(strict=True, ge=0, le=2, allow_inf_nan=False)] | None = None
+    thinking: Flag = False
+    thinking_budget: Annotated[int, Field(strict=True, ge=1, le=1_000_000)] | None = None
+    json_mode: Flag = False
+    system_prompt: Annotated[str, Field(strict=True, max_length=100_000)] = ""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ChatOptions:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        return _adapter(cls).validate_python(data)
+
+
+class Recollection(TypedDict):
+    index: Count
+    text: Text
+    score: Annotated[float, Field(strict=True, allow_inf_nan=False)]
+
+
+class ContextReport(TypedDict, total=False):
+    """What the context strategy chose for one answer (atri.context.ContextPlan.explain)."""
+
+    strategy: Literal["full", "last_n", "summary", "recall"]
+    input_tokens: Count
+    budget: Count
+    dropped: Annotated[list[Count], Field(max_length=100_000)]
+    summary: Text | None
+    summary_through: Count
+    recalled: Annotated[list[Recollection], Field(max_length=100)]
+    notes: Annotated[list[Note], Field(max_length=50)]
+
+
+class SentMessage(TypedDict):
+    role: Name
+    content: Text | list[dict[str, JsonValue]]
+
+
+class MessageRefs(TypedDict):
+    system: Text | None
+    atri_message_ids: Annotated[list[Count], Field(max_length=100_000)]
+    atri_text_only: NotRequired[Flag]
+
+
+@with_config(ConfigDict(extra="allow"))
+class RequestRecord(TypedDict, total=False):
+    """The request as sent (without the key); its history may be stored as references (atri.request)."""
+
+    messages: list[SentMessage] | MessageRefs
 
 
 @dataclass
 class AnswerFacts:
     """What we measured about one answer."""
 
-    model: str
-    finish_reason: str | None = None  # None: the stream ended without one (interrupted)
-    ttft_s: float | None = None
-    total_s: float | None = None
-    thinking_s: float | None = None
+    model: Name
+    finish_reason: Annotated[str, Field(strict=True, max_length=40)] | None = None  # None: interrupted
+    ttft_s: Seconds | None = None
+    total_s: Seconds | None = None
+    thinking_s: Seconds | None = None
     usage: Usage | None = None
-    error_kind: str | None = None  # an atri.errors kind when the turn failed
-    error_detail: str | None = None
-    notes: list[str] = field(default_factory=list)  # i18n keys of adjustments we made
-    request: dict[str, Any] | None = None  # the request as sent, without the key
-    response: dict[str, Any] | None = None  # the response in the SDK's model_dump shape
-    context: dict[str, Any] | None = None  # what the context strategy chose (atri.context.ContextPlan.explain)
+    error_kind: Annotated[str, Field(strict=True, pattern=r"^[a-z_]{1,40}$")] | None = None  # an atri.errors kind
+    error_detail: Annotated[str, Field(strict=True, max_length=4000)] | None = None
+    notes: Annotated[list[Note], Field(max_length=50)] = field(default_factory=list)  # i18n keys of adjustments
+    request: RequestRecord | None = None  # the request as sent, without the key
+    response: dict[str, JsonValue] | None = None  # the response in the SDK's model_dump shape
+    context: ContextReport | None = None  # what the context strategy chose
 
     @property
     def interrupted(self) -> bool:
         return self.error_kind is not None or self.finish_reason is None
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> AnswerFacts:
-        values = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        if values.get("usage") is not None:
-            values["usage"] = Usage.from_dict(values["usage"])
-        return cls(**values)
-
 
 @dataclass
 class Message:
     role: Role
-    content: str
-    images: list[str] = field(default_factory=list)  # http(s) or data:image URLs, user messages only
-    thumbnails: list[str] = field(default_factory=list)  # per image: a small data: URL to show, "" for http(s)
-    reasoning: str = ""  # shown, never sent back
+    content: Text
+    images: Annotated[list[ImageReference], Field(max_length=MAX_IMAGES)] = field(default_factory=list)
+    thumbnails: Annotated[list[Thumbnail], Field(max_length=MAX_IMAGES)] = field(default_factory=list)
+    reasoning: Text = ""  # shown, never sent back
     facts: AnswerFacts | None = None  # assistant messages only
     options: ChatOptions | None = None  # the options the answer was asked with
-    id: int | None = None  # the store's row id, once saved
+    id: Annotated[int, Field(strict=True)] | None = None  # the store's row id, once saved
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Message:
-        if data.get("role") not in ("system", "user", "assistant"):
-            raise ValueError(f"unknown role {data.get('role')!r}")
-        if not isinstance(data.get("content"), str):
-            raise ValueError("content must be a string")
-        images = data.get("images") or []
-        if not isinstance(images, list) or not all(isinstance(url, str) for url in images):
-            raise ValueError("images must be a list of URLs")
-        facts = data.get("facts")
-        options = data.get("options")
-        return cls(
-            role=data["role"],
-            content=data["content"],
-            images=list(images),
-            reasoning=data.get("reasoning") or "",
-            facts=AnswerFacts.from_dict(facts) if facts else None,
-            options=ChatOptions.from_dict(options) if options else None,
-            id=data.get("id"),
-        )
+    def from_dict(cls, data: Any, stored: bool = False) -> Message:
+        """Raises InvalidData naming the field and the reason. `stored`: read back from our own database."""
+        return validated(cls, data, stored)
+
+
+class InvalidData(ValueError):
+    """Data from outside that does not fit; the message names the first bad field and why."""
+
+
+@cache
+def _adapter(kind: type) -> TypeAdapter:
+    return TypeAdapter(kind)
+
+
+def depth(value: Any, limit: int = MAX_DEPTH) -> int:
+    """How deeply lists and dicts nest in value, counting no further than limit + 1 (no recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack and deepest <= limit:
+        item, level = stack.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def validated(kind: type[T], data: Any, stored: bool = False) -> T:
+    if depth(data) > MAX_DEPTH:
+        raise InvalidData(f"nested more than {MAX_DEPTH} levels deep")
+    try:
+        return _adapter(kind).validate_python(data, context={"stored": stored})
+    except ValidationError as error:
+        first = error.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "value"
+        raise InvalidData(f"{where}: {first['msg']}") from None
+
+
+def usage_from_provider(raw: dict[str, Any]) -> Usage:
+    """A provider's usage object (numbers may be missing or null); raises InvalidData when malformed."""
+    completion_details = raw.get("completion_tokens_details") or {}
+    prompt_details = raw.get("prompt_tokens_details") or {}
+    if not isinstance(completion_details, dict) or not isinstance(prompt_details, dict):
+        raise InvalidData("usage details are not objects")
+    return validated(Usage, {
+        "prompt_tokens": raw.get("prompt_tokens") or 0,
+        "completion_tokens": raw.get("completion_tokens") or 0,
+        "reasoning_tokens": completion_details.get("reasoning_tokens") or 0,
+        "cached_tokens": prompt_details.get("cached_tokens") or 0,
+    })

@@ -17,21 +17,22 @@ class RequestPlan:
     notes: list[str] = field(default_factory=list)  # i18n keys: what we changed and why
 
 
-def user_content(message: Message) -> str | list[dict[str, Any]]:
+def user_content(message: Message, with_images: bool = True) -> str | list[dict[str, Any]]:
     """Plain text, or the seed's list of image_url parts followed by the text part."""
-    if not message.images:
+    if not message.images or not with_images:
         return message.content
     parts: list[dict[str, Any]] = [{"type": "image_url", "image_url": {"url": url}} for url in message.images]
     parts.append({"type": "text", "text": message.content})
     return parts
 
 
-def history_messages(history: list[Message]) -> list[dict[str, Any]]:
-    """Only content goes back to the model: reasoning is never resent, empty failed answers are skipped."""
+def history_messages(history: list[Message], with_images: bool = True) -> list[dict[str, Any]]:
+    """Only content goes back to the model: reasoning is never resent, empty failed answers are skipped.
+    A model that cannot see gets the text alone (a template error otherwise breaks every later turn)."""
     sent: list[dict[str, Any]] = []
     for message in history:
         if message.role == "user":
-            sent.append({"role": "user", "content": user_content(message)})
+            sent.append({"role": "user", "content": user_content(message, with_images)})
         elif message.role == "assistant" and message.content:
             sent.append({"role": "assistant", "content": message.content})
     return sent
@@ -44,7 +45,7 @@ def mentions_json(messages: list[dict[str, Any]]) -> bool:
 def build_request(history: list[Message], options: ChatOptions, model: ModelInfo,
                   provider: Provider) -> RequestPlan:
     notes: list[str] = []
-    sent = history_messages(history)
+    sent = history_messages(history, with_images=model.vision)
     system_prompt = options.system_prompt.strip()
 
     json_mode = options.json_mode
@@ -59,7 +60,7 @@ def build_request(history: list[Message], options: ChatOptions, model: ModelInfo
     images = [url for m in history if m.role == "user" for url in m.images]
     if images and not model.vision:
         notes.append("note_model_no_vision")
-    if provider.images_as_data_urls and any(not url.startswith("data:") for url in images):
+    if model.vision and provider.images_as_data_urls and any(not url.startswith("data:") for url in images):
         notes.append("note_images_need_data")
 
     kwargs: dict[str, Any] = {
@@ -101,6 +102,7 @@ def _thinking_body(options: ChatOptions, model: ModelInfo, json_mode: bool, note
 
 
 MESSAGE_REFS = "atri_message_ids"
+TEXT_ONLY = "atri_text_only"  # the images of the referenced messages were not sent
 
 
 def compact_request(record: dict[str, Any], sent: list[Message]) -> dict[str, Any]:
@@ -113,14 +115,17 @@ def compact_request(record: dict[str, Any], sent: list[Message]) -> dict[str, An
     system = [m["content"] for m in messages if m["role"] == "system"]
     if not sent or any(m.id is None for m in sent) or len(messages) != len(system) + len(history_messages(sent)):
         return record
-    return {**record, "messages": {"system": system[0] if system else None, MESSAGE_REFS: [m.id for m in sent]}}
+    text_only = not any(isinstance(m["content"], list) for m in messages) and any(m.images for m in sent)
+    refs = {"system": system[0] if system else None, MESSAGE_REFS: [m.id for m in sent]}
+    return {**record, "messages": {**refs, TEXT_ONLY: True} if text_only else refs}
 
 
 def expand_request(record: dict[str, Any] | None, messages_by_id: dict[int, Message]) -> dict[str, Any] | None:
     messages = (record or {}).get("messages")
     if not isinstance(messages, dict):
         return record
-    full = history_messages([messages_by_id[i] for i in messages[MESSAGE_REFS] if i in messages_by_id])
+    full = history_messages([messages_by_id[i] for i in messages[MESSAGE_REFS] if i in messages_by_id],
+                            with_images=not messages.get(TEXT_ONLY))
     if messages.get("system"):
         full.insert(0, {"role": "system", "content": messages["system"]})
     return {**record, "messages": full}

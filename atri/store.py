@@ -6,16 +6,21 @@ as inactive variants at the same position, so "1 / 2" can bring them back.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import secrets
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
+
+from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 import numpy as np
+from pydantic import Field
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -34,15 +39,20 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection as SqlConnection
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from .messages import Message
+from .context import ContextSettings
+from .images import thumbnail_of
+from .messages import AnswerFacts, InvalidData, Message, validated
 from .request import expand_request
 
 EXPORT_FORMAT = "atri.conversation"
 EXPORT_VERSION = 1
 TITLE_WORDS = 8
 TITLE_CHARS = 40
+TITLE_MAX_CHARS = 200  # the column's size
+MAX_IMPORT_MESSAGES = 20_000
 
 
 class Base(DeclarativeBase):
@@ -83,6 +93,14 @@ class MemoryRow(Base):
     vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian
 
 
+class AppSecretRow(Base):
+    """Secrets the app makes for itself (e.g. the key that signs owner cookies), shared by every replica."""
+
+    __tablename__ = "app_secrets"
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class SchemaVersion(Base):
     __tablename__ = "atri_schema_version"
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -96,8 +114,28 @@ def _v2(connection: SqlConnection) -> None:
     Base.metadata.create_all(connection, tables=[MemoryRow.__table__])
 
 
+def _v3(connection: SqlConnection) -> None:
+    """A table for the app's own secrets, and anonymous owners stored as a hash of their cookie token:
+    whoever can read the database must not be able to act as every visitor."""
+    Base.metadata.create_all(connection, tables=[AppSecretRow.__table__])
+    table = ConversationRow.__table__
+    owners = connection.execute(select(table.c.owner).where(table.c.owner.like("anon:%")).distinct()).scalars()
+    for owner in list(owners):
+        token = owner.removeprefix("anon:")
+        if not HASHED_OWNER.fullmatch(token):
+            hashed = "anon:" + hashlib.sha256(token.encode()).hexdigest()
+            connection.execute(update(table).where(table.c.owner == owner).values(owner=hashed))
+
+
+HASHED_OWNER = re.compile(r"[0-9a-f]{64}")
+
 # Append a function for each schema change; start-up applies the missing ones in one transaction.
-MIGRATIONS: list[Callable[[SqlConnection], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[SqlConnection], None]] = [_v1, _v2, _v3]
+
+
+class StoredSummary(TypedDict):
+    text: Annotated[str, Field(strict=True, max_length=200_000)]
+    through: Annotated[int, Field(strict=True, ge=0)]
 
 
 @dataclass(frozen=True)
@@ -140,6 +178,10 @@ class Snapshot:
 EMPTY = Snapshot(None, [], {})
 
 
+class StorageError(Exception):
+    """The database did not take a read or write (locked, unreachable): worth trying again later."""
+
+
 class BadImport(ValueError):
     """An import file that is not an Atri conversation; the message says what is wrong."""
 
@@ -161,14 +203,48 @@ def title_from(text_: str) -> str:
     return title
 
 
+def storable(value: Any) -> Any:
+    """The value with NUL characters removed from every string: PostgreSQL refuses them in text and
+    JSON, SQLite keeps them, and text that arrived must never be lost to that difference."""
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(v) for v in value]
+    return value
+
+
+def clip_title(title: str) -> str:
+    return storable(title).strip()[:TITLE_MAX_CHARS]
+
+
 def _message_data(message: Message) -> dict[str, Any]:
-    data = message.to_dict()
+    data = storable(message.to_dict())
     data.pop("role"), data.pop("content"), data.pop("id", None)
     return data
 
 
 def _to_message(row: MessageRow) -> Message:
-    return Message.from_dict({**row.data, "role": row.role, "content": row.content, "id": row.id})
+    """The stored message, or, when the row does not validate (an old or damaged database), a
+    placeholder that says it could not be read: one bad row never takes the page down."""
+    try:
+        return Message.from_dict({**(row.data if isinstance(row.data, dict) else {}),
+                                  "role": row.role, "content": row.content, "id": row.id}, stored=True)
+    except InvalidData as error:
+        return Message("assistant", "", facts=AnswerFacts(model="", error_kind="unreadable", error_detail=str(error)),
+                       id=row.id)
+
+
+def conversation_settings(raw: Any) -> dict[str, Any]:
+    """Per-conversation settings from outside, checked: the context strategy's and the rolling summary."""
+    raw = raw if isinstance(raw, dict) else {}
+    settings: dict[str, Any] = {}
+    if "context" in raw:
+        settings["context"] = validated(ContextSettings, raw["context"]).to_dict()
+    if raw.get("summary") is not None:
+        settings["summary"] = validated(StoredSummary, raw["summary"])
+    return storable(settings)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -210,8 +286,11 @@ class Store:
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:  # one transaction: commit on success, roll back on error
-            yield session
+        try:
+            with self._sessions.begin() as session:  # one transaction: commit on success, roll back on error
+                yield session
+        except (OperationalError, InterfaceError) as error:
+            raise StorageError(type(error.orig).__name__ if error.orig else type(error).__name__) from error
 
     def _owned(self, session: Session, owner: str, conversation_id: str) -> ConversationRow | None:
         return session.scalar(select(ConversationRow).where(ConversationRow.id == conversation_id,
@@ -223,8 +302,8 @@ class Store:
         conversation_id = new_id()
         stamp = now()
         with self._session() as session:
-            session.add(ConversationRow(id=conversation_id, owner=owner, title=title, settings=settings or {},
-                                        created_at=stamp, updated_at=stamp))
+            session.add(ConversationRow(id=conversation_id, owner=owner, title=clip_title(title),
+                                        settings=storable(settings or {}), created_at=stamp, updated_at=stamp))
         return conversation_id
 
     def conversation(self, owner: str, conversation_id: str) -> ConversationInfo | None:
@@ -249,14 +328,14 @@ class Store:
         with self._session() as session:
             row = self._owned(session, owner, conversation_id)
             if row:
-                row.title = title.strip()[:200]
+                row.title = clip_title(title)
             return row is not None
 
     def update_settings(self, owner: str, conversation_id: str, settings: dict[str, Any]) -> None:
         with self._session() as session:
             row = self._owned(session, owner, conversation_id)
             if row:
-                row.settings = {**(row.settings or {}), **settings}
+                row.settings = {**(row.settings or {}), **storable(settings)}
 
     def delete(self, owner: str, conversation_id: str) -> bool:
         with self._session() as session:
@@ -267,6 +346,20 @@ class Store:
             session.execute(MemoryRow.__table__.delete().where(MemoryRow.conversation_id == conversation_id))
             session.delete(row)
             return True
+
+    def app_secret(self, name: str) -> bytes:
+        """A random 32-byte secret made once and kept in the database, so every replica and restart agrees."""
+        with self._session() as session:
+            row = session.get(AppSecretRow, name)
+            if row is not None:
+                return row.value
+        try:
+            with self._session() as session:
+                session.add(AppSecretRow(name=name, value=secrets.token_bytes(32)))
+        except IntegrityError:  # another replica made it first: theirs wins
+            pass
+        with self._session() as session:
+            return session.get(AppSecretRow, name).value
 
     # messages
 
@@ -308,12 +401,13 @@ class Store:
                                       .where(MessageRow.conversation_id == conversation_id))
                 position = 0 if last is None else last + 1
             row = MessageRow(conversation_id=conversation_id, position=position, active=True, role=message.role,
-                             content=message.content, data=_message_data(message), created_at=now())
+                             content=storable(message.content), data=_message_data(message), created_at=now())
             session.add(row)
             conversation.updated_at = now()
             session.flush()
-            message.id = row.id
-            return row.id
+            row_id = row.id
+        message.id = row_id  # only once committed: a failed write leaves the message unsaved
+        return row_id
 
     def save(self, owner: str, message: Message) -> None:
         """Write a message's current content and facts (used while it streams and when it ends)."""
@@ -321,7 +415,7 @@ class Store:
             row = session.get(MessageRow, message.id)
             if row is None or self._owned(session, owner, row.conversation_id) is None:
                 raise KeyError(message.id)
-            row.content = message.content
+            row.content = storable(message.content)
             row.data = _message_data(message)
 
     def retire_from(self, owner: str, conversation_id: str, position: int) -> None:
@@ -388,35 +482,47 @@ class Store:
         with self._session() as session:
             conversation_id = new_id()
             stamp = now()
-            session.add(ConversationRow(id=conversation_id, owner=owner, title=title, settings=settings,
+            session.add(ConversationRow(id=conversation_id, owner=owner, title=clip_title(title), settings=settings,
                                         created_at=stamp, updated_at=stamp))
             session.flush()
             for position, message in enumerate(messages):
                 session.add(MessageRow(conversation_id=conversation_id, position=position, active=True,
-                                       role=message.role, content=message.content, data=_message_data(message),
-                                       created_at=stamp))
+                                       role=message.role, content=storable(message.content),
+                                       data=_message_data(message), created_at=stamp))
         return conversation_id
 
 
 def parse_export(raw: str | bytes) -> tuple[list[Message], str, dict[str, Any]]:
+    """The messages, title and settings of an export; raises BadImport naming the field and the reason."""
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise BadImport(f"not JSON: {error}") from None
+    except RecursionError:
+        raise BadImport("nested too deeply") from None
     if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
         raise BadImport(f'not an Atri conversation export (expected "format": "{EXPORT_FORMAT}")')
-    if not isinstance(data.get("version"), int) or data["version"] > EXPORT_VERSION:
-        raise BadImport(f"unsupported export version {data.get('version')!r}")
-    if not isinstance(data.get("messages"), list) or not data["messages"]:
+    if type(data.get("version")) is not int or not 1 <= data["version"] <= EXPORT_VERSION:
+        raise BadImport(f"unsupported export version {str(data.get('version'))[:20]!r}")
+    items = data.get("messages")
+    if not isinstance(items, list) or not items:
         raise BadImport('"messages" must be a non-empty list')
+    if len(items) > MAX_IMPORT_MESSAGES:
+        raise BadImport(f'"messages" has {len(items):,} entries; at most {MAX_IMPORT_MESSAGES:,} are taken')
     messages = []
-    for index, item in enumerate(data["messages"]):
+    for index, item in enumerate(items):
         if not isinstance(item, dict):
             raise BadImport(f"message {index + 1} is not an object")
         try:
-            messages.append(Message.from_dict(item))
-        except (ValueError, TypeError, KeyError) as error:
+            message = Message.from_dict({k: v for k, v in item.items() if k != "id"})
+        except InvalidData as error:
             raise BadImport(f"message {index + 1}: {error}") from None
+        if message.images and len(message.thumbnails) != len(message.images):
+            message.thumbnails = [thumbnail_of(url) for url in message.images]
+        messages.append(message)
+    try:
+        settings = conversation_settings(data.get("settings"))
+    except InvalidData as error:
+        raise BadImport(f"settings: {error}") from None
     title = data.get("title") if isinstance(data.get("title"), str) else ""
-    settings = data.get("settings") if isinstance(data.get("settings"), dict) else {}
-    return messages, title or title_from(messages[0].content), settings
+    return messages, clip_title(title or title_from(messages[0].content)), settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .messages import Usage
+from .messages import InvalidData, Usage, usage_from_provider
 
 OPEN_TAG = "<think>"
 CLOSE_TAG = "</think>"
@@ -36,17 +36,6 @@ class Finish:
 
 
 Event = ReasoningDelta | ContentDelta | ContentWasReasoning | UsageReport | Finish
-
-
-def usage_from_dict(raw: dict[str, Any]) -> Usage:
-    completion_details = raw.get("completion_tokens_details") or {}
-    prompt_details = raw.get("prompt_tokens_details") or {}
-    return Usage(
-        prompt_tokens=raw.get("prompt_tokens") or 0,
-        completion_tokens=raw.get("completion_tokens") or 0,
-        reasoning_tokens=completion_details.get("reasoning_tokens") or 0,
-        cached_tokens=prompt_details.get("cached_tokens") or 0,
-    )
 
 
 def _held_back(text: str, tags: tuple[str, ...]) -> int:
@@ -144,16 +133,19 @@ class ChunkParser:
                 continue
             delta = choice.get("delta") or {}
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-            if reasoning:
+            if isinstance(reasoning, str) and reasoning:
                 events.append(ReasoningDelta(reasoning))
             content = delta.get("content")
-            if content:
+            if isinstance(content, str) and content:
                 events.extend(self._splitter.feed(content) if self._splitter else [ContentDelta(content)])
-            if choice.get("finish_reason"):
+            if isinstance(choice.get("finish_reason"), str) and choice["finish_reason"]:
                 events.extend(self.close())
                 events.append(Finish(choice["finish_reason"]))
-        if chunk.get("usage"):
-            events.append(UsageReport(usage_from_dict(chunk["usage"])))
+        if isinstance(chunk.get("usage"), dict):
+            try:
+                events.append(UsageReport(usage_from_provider(chunk["usage"])))
+            except InvalidData:  # a malformed usage object: the answer stands, usage is counted instead
+                pass
         return events
 
     def close(self) -> list[Event]:

@@ -5,8 +5,10 @@ import threading
 import pytest
 from sqlalchemy import text
 
+from atri.images import image_from_bytes
 from atri.messages import AnswerFacts, ChatOptions, Message, Usage
 from atri.store import MIGRATIONS, BadImport, Store, title_from
+from tests.test_images import png
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -96,7 +98,8 @@ def test_regenerate_keeps_the_old_answer_reachable(store):
 
 def test_export_then_import_is_a_complete_copy(store):
     cid = store.create_conversation("alice", "Atri chat")
-    store.append("alice", cid, Message("user", "hi", images=["data:image/png;base64,iVBORw0KGgo="]))
+    url, thumbnail = image_from_bytes("cat.png", png(64, 32))
+    store.append("alice", cid, Message("user", "hi", images=[url], thumbnails=[thumbnail]))
     store.append("alice", cid, answer("喵~", reasoning="think"))
     exported = store.export("alice", cid)
     raw = json.dumps(exported, ensure_ascii=False)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import contextlib
 import secrets
 import threading
-import time
 from dataclasses import dataclass, replace
 
 import streamlit as st
@@ -18,7 +17,8 @@ from atri.images import ImageBatch, file_to_data_url, parse_image_urls
 from atri.messages import ChatOptions, Message
 from atri.providers import LOCAL
 from atri.request import build_request, compact_request
-from atri.store import EMPTY, Snapshot, Store, StoredMessage, title_from
+from atri.saving import ProgressSaver
+from atri.store import EMPTY, Snapshot, StorageError, Store, StoredMessage, title_from
 from atri.titles import suggest_title
 from atri.turn import Turn, estimate_usage, run_turn
 from atri.ui.config import get_store
@@ -30,7 +30,6 @@ from atri.ui.sidebar import ChatSetup
 CHAT_INPUT_KEY = "chat_input"
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp"]
 RECENT_MESSAGES = 4  # the last two turns show their details at once; older ones on demand
-SAVE_INTERVAL_S = 0.5  # how often a streaming answer is written to the database
 
 
 def conversation_id() -> str | None:
@@ -74,7 +73,11 @@ def _on_submit() -> None:
     st.session_state.image_problems = batch.problems
     if not text.strip() and not batch.urls:
         return
-    _send(Message("user", text, images=batch.urls, thumbnails=batch.thumbnails))
+    try:
+        _send(Message("user", text, images=batch.urls, thumbnails=batch.thumbnails))
+    except StorageError:
+        st.session_state.unsent_question = text  # shown with the reason, to copy and send again
+        return
     st.session_state.image_urls = ""
 
 
@@ -157,37 +160,24 @@ def show_history(lang: str, view: Snapshot, provider_id: str) -> None:
             _answer_actions(lang, item, failed=bool(item.message.facts and item.message.facts.error_kind))
         elif item.message.role == "user" and (last or index == len(thread) - 2):
             _question_actions(lang, item, answered=not last)
+    unsaved = st.session_state.get("unsaved_answer")
+    if unsaved is not None and unsaved.cid == view.cid:
+        if unsaved.saved.is_set() and unsaved.message.id in view.by_id:
+            del st.session_state.unsaved_answer
+        elif not unsaved.saved.is_set():
+            show_message(lang, unsaved.message, view.by_id)
+            st.warning(t(lang, "error_storage"), icon=":material/database:")
     for key, values in st.session_state.get("image_problems", []):
         st.warning(t(lang, key, **values))
+    unsent = st.session_state.pop("unsent_question", None)
+    if unsent:
+        st.error(t(lang, "question_not_saved"), icon=":material/database:")
+        st.code(unsent, language="text", wrap_lines=True)
 
 
 def chat_input(lang: str) -> None:
     st.chat_input(t(lang, "chat_placeholder"), key=CHAT_INPUT_KEY, on_submit=_on_submit,
                   accept_file="multiple", file_type=IMAGE_TYPES, submit_mode="disable")
-
-
-class ProgressSaver:
-    """Writes the growing answer to the store: a crash or a kill loses at most half a second."""
-
-    def __init__(self, store: Store, owner: str, cid: str, options: ChatOptions, position: int | None) -> None:
-        self.store, self.owner, self.cid, self.options, self.position = store, owner, cid, options, position
-        self.message: Message | None = None
-        self.sent: list[Message] = []  # the thread messages the request carried, stored as references
-        self._saved_at = 0.0
-
-    def update(self, turn: Turn, final: bool = False) -> Message:
-        message = turn.to_message(self.options)
-        if message.facts and message.facts.request:
-            message.facts.request = compact_request(message.facts.request, self.sent)
-        if self.message is None:
-            self.store.append(self.owner, self.cid, message, position=self.position)
-        elif final or time.monotonic() - self._saved_at >= SAVE_INTERVAL_S:
-            message.id = self.message.id
-            self.store.save(self.owner, message)
-        else:
-            return self.message
-        self.message, self._saved_at = message, time.monotonic()
-        return message
 
 
 def _title_in_background(setup: ChatSetup, store: Store, owner: str, cid: str, question: Message, answer: Message) -> None:
@@ -237,7 +227,7 @@ def answer_pending(setup: ChatSetup, lang: str) -> None:
     if setup.connection is None:
         failed = Turn(model=setup.options.model, request={}, notes=[], error=ChatError("no_connection"))
         failed.ended_at = failed.started
-        saver.update(failed, final=True)
+        saver.finish(failed)
         st.rerun()
     turn: Turn | None = None
     with st.chat_message("assistant"):
@@ -264,13 +254,15 @@ def answer_pending(setup: ChatSetup, lang: str) -> None:
             if turn is not None:
                 turn.error = turn.error or ChatError("stopped")
                 turn.usage = turn.usage or estimate_usage(turn, setup.count)
-                saver.update(turn, final=True)
+                saver.finish(turn)
             raise
         finally:
             handle.saved.set()
             if _STREAMING.get(_session_key()) is handle:
                 del _STREAMING[_session_key()]
-    answer = saver.update(turn, final=True)
+    answer = saver.finish(turn)
+    if not saver.saved.is_set():
+        st.session_state.unsaved_answer = saver  # drawn from memory until the background write lands
     if st.session_state.pop("needs_title", None) == cid and not turn.error and history:
         _title_in_background(setup, store, owner, cid, history[-1], answer)
     st.rerun()

@@ -1,0 +1,73 @@
+"""Saving an answer while it streams: what arrived is never lost to a storage error.
+
+The answer is written every half second and when it ends. A write the database refuses (a lock
+held by another writer, a lost connection) is simply tried again at the next chance; the final
+write is retried for a few seconds and then, if the database is still away, by a background thread
+until it answers. Meanwhile the page shows the answer from memory and says it is not saved yet.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+from tenacity import Retrying, retry_if_result, stop_after_delay, wait_exponential
+
+from .messages import ChatOptions, Message
+from .request import compact_request
+from .store import StorageError, Store
+from .turn import Turn
+
+SAVE_INTERVAL_S = 0.5  # how often a streaming answer is written to the database
+FINAL_RETRY_S = 8.0  # how long the end of an answer waits for a busy database before going to the background
+BACKGROUND_RETRY_S = 3600.0
+
+
+class ProgressSaver:
+    """Writes the growing answer of one turn to the store; a crash or a kill loses at most half a second."""
+
+    def __init__(self, store: Store, owner: str, cid: str, options: ChatOptions, position: int | None) -> None:
+        self.store, self.owner, self.cid, self.options, self.position = store, owner, cid, options, position
+        self.message: Message | None = None  # the latest state of the answer
+        self.sent: list[Message] = []  # the thread messages the request carried, stored as references
+        self.saved = threading.Event()  # set when the latest state is in the database
+        self._saved_at = 0.0
+        self._lock = threading.Lock()
+
+    def update(self, turn: Turn, final: bool = False) -> Message:
+        message = turn.to_message(self.options)
+        if message.facts and message.facts.request:
+            message.facts.request = compact_request(message.facts.request, self.sent)
+        with self._lock:
+            message.id = self.message.id if self.message else None
+            self.message = message
+            self.saved.clear()
+        if final or message.id is None or time.monotonic() - self._saved_at >= SAVE_INTERVAL_S:
+            self._write()
+        return message
+
+    def finish(self, turn: Turn) -> Message:
+        """The final write: retried for a while, then handed to a background thread if still refused."""
+        message = self.update(turn, final=True)
+        if not self.saved.is_set() and not self._retry(FINAL_RETRY_S):
+            threading.Thread(target=self._retry, args=(BACKGROUND_RETRY_S,), name="atri-save", daemon=True).start()
+        return message
+
+    def _retry(self, seconds: float) -> bool:
+        retrying = Retrying(stop=stop_after_delay(seconds), wait=wait_exponential(multiplier=0.2, max=3),
+                            retry=retry_if_result(lambda saved: not saved), retry_error_callback=lambda _: False)
+        return retrying(self._write)
+
+    def _write(self) -> bool:
+        with self._lock:  # one write at a time, of the newest state
+            message = self.message
+            try:
+                if message.id is None:
+                    self.store.append(self.owner, self.cid, message, position=self.position)
+                else:
+                    self.store.save(self.owner, message)
+            except StorageError:
+                return False
+            self._saved_at = time.monotonic()
+            if message is self.message:
+                self.saved.set()
+            return True
