@@ -161,3 +161,18 @@ def test_two_browser_sessions_chat_with_the_local_model_at_once(database_url):
             expect(answer).to_contain_text("qwen2.5-coder", timeout=120_000)  # the facts line: the answer ended
             expect(answer.get_by_test_id("stAlert")).to_have_count(0)  # no error box
         browser.close()
+
+
+def test_an_image_sent_to_the_embedded_model_gets_a_text_answer_and_a_note(engine):
+    """It cannot see: llama.cpp's template used to fail on image parts, and every later turn with it."""
+    from atri.images import image_from_bytes
+    from tests.test_images import png
+
+    url, thumbnail = image_from_bytes("cat.png", png(64, 64))
+    question = Message("user", "Say hello.", images=[url, "https://example.com/cat.png"], thumbnails=[thumbnail, ""])
+    first, _ = chat(engine, [question], max_tokens=16)
+    assert first.error is None and first.content.strip()
+    assert "note_model_no_vision" in first.notes
+    assert "image_url" not in json.dumps(first.request["messages"])
+    second, _ = chat(engine, [question, Message("assistant", first.content), Message("user", "Again.")], max_tokens=16)
+    assert second.error is None and second.content.strip()
