@@ -137,6 +137,7 @@ def test_raw_view_shows_request_and_response_without_the_key(app):
 
 
 def test_image_urls_go_with_the_message_and_bad_links_are_refused(app, dashscope_env):
+    app.selectbox(key="model::dashscope").set_value("qwen3-vl-plus").run()
     app.text_area(key="image_urls").set_value("https://example.com/a.png\nfile:///etc/passwd").run()
     assert len(app.sidebar.image) == 1, "a preview of the image that will be sent"
     assert any("file:///etc/passwd" in c.value for c in app.sidebar.caption), "refused before sending"

@@ -1,0 +1,45 @@
+"""Issue 14 on the page (AppTest): damaged rows, a locked database and images for a model that can't see."""
+import json
+
+from sqlalchemy import text
+
+from tests.conftest import new_app
+from tests.test_app import all_text, bubbles, send
+from tests.test_hostile_input import hold_sqlite_lock
+
+
+def test_a_conversation_with_a_damaged_row_opens_says_so_and_the_tab_keeps_working(app, database_url):
+    send(app, "hello")
+    owner, cid = app.session_state["owner"], app.query_params["c"]
+    from atri.ui.config import get_store
+
+    with get_store().engine.begin() as connection:  # what an older version let an import write
+        connection.execute(text("UPDATE messages SET data = :data WHERE role = 'assistant'"),
+                           {"data": json.dumps({"options": {"provider_id": "dashscope", "model": "m",
+                                                            "temperature": "hot"}})})
+    reopened = new_app(owner=owner, conversation=cid)
+    assert "could not be read" in all_text(reopened) and "temperature" in all_text(reopened)
+    assert bubbles(reopened)[0] == ("user", "hello")
+    reopened.button(key="new_chat").click().run()
+    assert not reopened.exception
+    send(reopened, "still works")
+    assert bubbles(reopened)[0] == ("user", "still works")
+
+
+def test_a_locked_database_keeps_the_question_on_the_page(app, database_url):
+    locker = hold_sqlite_lock(database_url.removeprefix("sqlite:///"), seconds=12)
+    send(app, "please keep this question")
+    assert "your message was not sent" in app.error[0].value
+    assert app.code[0].value == "please keep this question"
+    locker.join()
+    send(app, "please keep this question")
+    assert bubbles(app)[0] == ("user", "please keep this question")
+
+
+def test_a_model_that_cannot_see_gets_the_text_and_the_visitor_a_note(app, dashscope_env):
+    app.text_area(key="image_urls").set_value("https://example.com/a.png").run()
+    send(app, "what is in the picture?")  # qwen3-max reads no images
+    assert dashscope_env.streamed[-1]["messages"][-1]["content"] == "what is in the picture?"
+    assert "can't see images" in all_text(app)
+    send(app, "and now?")  # the conversation is not broken
+    assert dashscope_env.streamed[-1]["messages"][-1]["content"] == "and now?"
