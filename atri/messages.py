@@ -195,7 +195,7 @@ def validated(kind: type[T], data: Any, stored: bool = False) -> T:
     except ValidationError as error:
         first = error.errors(include_url=False, include_input=False)[0]
         where = ".".join(str(part) for part in first["loc"]) or "value"
-        raise InvalidData(f"{where}: {first['msg']}") from None
+        raise InvalidData(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
 
 
 def usage_from_provider(raw: dict[str, Any]) -> Usage:
