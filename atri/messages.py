@@ -10,18 +10,8 @@ from dataclasses import asdict, dataclass, field
 from functools import cache
 from typing import Annotated, Any, Literal, TypeVar
 
+from pydantic import AfterValidator, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError, ValidationInfo, with_config
 from typing_extensions import NotRequired, TypedDict  # pydantic needs these on Python < 3.12
-
-from pydantic import (
-    AfterValidator,
-    ConfigDict,
-    Field,
-    JsonValue,
-    TypeAdapter,
-    ValidationError,
-    ValidationInfo,
-    with_config,
-)
 
 from .i18n import STRINGS
 from .images import BadImage, check_image_reference

@@ -1,10 +1,11 @@
 """Estimated cost of a request, from per-model prices in a data file (tiered by input length)."""
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+
+import tomllib
 
 from .messages import Usage
 

@@ -6,20 +6,20 @@ as inactive variants at the same position, so "1 / 2" can bring them back.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import secrets
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any
 
-from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
-
 import numpy as np
+from alembic import command as alembic_command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
 from pydantic import Field
 from sqlalchemy import (
     JSON,
@@ -33,14 +33,17 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Connection as SqlConnection
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 from .context import ContextSettings
 from .images import thumbnail_of
@@ -101,38 +104,6 @@ class AppSecretRow(Base):
     value: Mapped[bytes] = mapped_column(LargeBinary)
 
 
-class SchemaVersion(Base):
-    __tablename__ = "atri_schema_version"
-    version: Mapped[int] = mapped_column(Integer, primary_key=True)
-
-
-def _v1(connection: SqlConnection) -> None:
-    Base.metadata.create_all(connection, tables=[ConversationRow.__table__, MessageRow.__table__])
-
-
-def _v2(connection: SqlConnection) -> None:
-    Base.metadata.create_all(connection, tables=[MemoryRow.__table__])
-
-
-def _v3(connection: SqlConnection) -> None:
-    """A table for the app's own secrets, and anonymous owners stored as a hash of their cookie token:
-    whoever can read the database must not be able to act as every visitor."""
-    Base.metadata.create_all(connection, tables=[AppSecretRow.__table__])
-    table = ConversationRow.__table__
-    owners = connection.execute(select(table.c.owner).where(table.c.owner.like("anon:%")).distinct()).scalars()
-    for owner in list(owners):
-        token = owner.removeprefix("anon:")
-        if not HASHED_OWNER.fullmatch(token):
-            hashed = "anon:" + hashlib.sha256(token.encode()).hexdigest()
-            connection.execute(update(table).where(table.c.owner == owner).values(owner=hashed))
-
-
-HASHED_OWNER = re.compile(r"[0-9a-f]{64}")
-
-# Append a function for each schema change; start-up applies the missing ones in one transaction.
-MIGRATIONS: list[Callable[[SqlConnection], None]] = [_v1, _v2, _v3]
-
-
 class StoredSummary(TypedDict):
     text: Annotated[str, Field(strict=True, max_length=200_000)]
     through: Annotated[int, Field(strict=True, ge=0)]
@@ -176,6 +147,18 @@ class Snapshot:
 
 
 EMPTY = Snapshot(None, [], {})
+
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+MIGRATION_LOCK = 0x61747269  # "atri": one PostgreSQL advisory lock for migrations
+
+
+def _legacy_version(connection: SqlConnection) -> int | None:
+    """The version a database made before Alembic had (1 or 2), if it has not been stamped yet."""
+    inspector = inspect(connection)
+    if not inspector.has_table("atri_schema_version") or inspector.has_table("alembic_version"):
+        return None
+    return connection.execute(text("SELECT max(version) FROM atri_schema_version")).scalar() or None
 
 
 class StorageError(Exception):
@@ -275,14 +258,23 @@ class Store:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.migrate()
 
-    def migrate(self) -> int:
+    def migrate(self) -> str:
+        """Bring the schema to the newest Alembic revision (atri/migrations), in one transaction.
+
+        A database from before Alembic (its own version table) is stamped at the revision it
+        already has, not rebuilt. Replicas starting at once on PostgreSQL take turns.
+        """
         with self.engine.begin() as connection:
-            SchemaVersion.__table__.create(connection, checkfirst=True)
-            current = connection.execute(select(func.max(SchemaVersion.version))).scalar() or 0
-            for version, migration in enumerate(MIGRATIONS[current:], start=current + 1):
-                migration(connection)
-                connection.execute(SchemaVersion.__table__.insert().values(version=version))
-        return len(MIGRATIONS)
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+            config = AlembicConfig()
+            config.set_main_option("script_location", str(MIGRATIONS_DIR))
+            config.attributes["connection"] = connection
+            legacy = _legacy_version(connection)
+            if legacy:
+                alembic_command.stamp(config, f"{legacy:04d}")
+            alembic_command.upgrade(config, "head")
+            return MigrationContext.configure(connection).get_current_revision() or ""
 
     @contextmanager
     def _session(self) -> Iterator[Session]:

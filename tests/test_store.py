@@ -7,7 +7,7 @@ from sqlalchemy import text
 
 from atri.images import image_from_bytes
 from atri.messages import AnswerFacts, ChatOptions, Message, Usage
-from atri.store import MIGRATIONS, BadImport, Store, title_from
+from atri.store import BadImport, Store, title_from
 from tests.test_images import png
 
 
@@ -150,36 +150,10 @@ def test_sqlite_runs_in_wal_mode(tmp_path):
         assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
 
 
-def test_migrations_run_once(tmp_path):
-    url = f"sqlite:///{tmp_path / 'm.db'}"
-    Store(url)
-    store = Store(url)
-    with store.engine.connect() as connection:
-        assert connection.execute(text("SELECT count(*) FROM atri_schema_version")).scalar() == len(MIGRATIONS)
-
-
 def test_titles_from_first_words():
     assert title_from("Recommend a science fiction film about space exploration please now ok") == \
         "Recommend a science fiction film about…"
     assert title_from("推荐一部关于太空探索的科幻电影。") == "推荐一部关于太空探索的科幻电影。"
-
-
-def test_migration_3_stores_anonymous_owners_as_a_hash_of_their_token(store):
-    import hashlib
-
-    token = "legacy-cookie-token-0123456789"
-    with store.engine.begin() as connection:  # a conversation as the previous version stored it
-        connection.execute(text("DELETE FROM atri_schema_version WHERE version >= 3"))
-        connection.execute(text("INSERT INTO conversations (id, owner, title, settings, created_at, updated_at) "
-                                "VALUES ('old', :owner, 't', '{}', :now, :now)"), {"owner": f"anon:{token}", "now": "2026-01-01"})
-    store.migrate()
-    with store.engine.connect() as connection:
-        owners = connection.execute(text("SELECT owner FROM conversations WHERE id = 'old'")).scalars().all()
-    assert owners == ["anon:" + hashlib.sha256(token.encode()).hexdigest()]
-    with store.engine.begin() as connection:  # run it again: a hash is not hashed twice
-        connection.execute(text("DELETE FROM atri_schema_version WHERE version >= 3"))
-    store.migrate()
-    assert store.conversation("anon:" + hashlib.sha256(token.encode()).hexdigest(), "old") is not None
 
 
 def test_the_app_secret_is_made_once_and_shared(store):

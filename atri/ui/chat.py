@@ -14,9 +14,9 @@ from atri.conversation_context import prepare_context
 from atri.errors import ChatError
 from atri.i18n import t
 from atri.images import ImageBatch, file_to_data_url, parse_image_urls
-from atri.messages import ChatOptions, Message
+from atri.messages import Message
 from atri.providers import LOCAL
-from atri.request import build_request, compact_request
+from atri.request import build_request
 from atri.saving import ProgressSaver
 from atri.store import EMPTY, Snapshot, StorageError, Store, StoredMessage, title_from
 from atri.titles import suggest_title

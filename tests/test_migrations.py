@@ -1,0 +1,128 @@
+"""The schema is Alembic's (atri/migrations): blank databases, databases made before Alembic, and a
+check that the models and the migrations agree — on SQLite and PostgreSQL."""
+import hashlib
+import threading
+from datetime import UTC, datetime
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    inspect,
+    text,
+)
+
+from atri.store import Base, Store, make_engine
+
+HEAD = "0003"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def blank_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'atri.db'}"
+    url = request.getfixturevalue("pg_url")
+    engine = make_engine(url)
+    with engine.begin() as connection:  # an empty database, whatever earlier tests left
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return url
+
+
+def legacy_schema() -> MetaData:
+    """The tables exactly as the version before Alembic made them (create_all of its classes)."""
+    metadata = MetaData()
+    Table("conversations", metadata,
+          Column("id", String(40), primary_key=True), Column("owner", String(200), index=True, nullable=False),
+          Column("title", String(200), nullable=False), Column("settings", JSON, nullable=False),
+          Column("created_at", DateTime(timezone=True), nullable=False),
+          Column("updated_at", DateTime(timezone=True), index=True, nullable=False))
+    Table("messages", metadata,
+          Column("id", Integer, primary_key=True, autoincrement=True),
+          Column("conversation_id", ForeignKey("conversations.id", ondelete="CASCADE"), index=True, nullable=False),
+          Column("position", Integer, nullable=False), Column("active", Boolean, nullable=False),
+          Column("role", String(20), nullable=False), Column("content", Text, nullable=False),
+          Column("data", JSON, nullable=False), Column("created_at", DateTime(timezone=True), nullable=False))
+    Table("memories", metadata,
+          Column("id", Integer, primary_key=True, autoincrement=True),
+          Column("conversation_id", ForeignKey("conversations.id", ondelete="CASCADE"), index=True, nullable=False),
+          Column("turn_key", String(80), nullable=False), Column("embedder", String(80), nullable=False),
+          Column("text", Text, nullable=False), Column("vector", LargeBinary, nullable=False))
+    Table("atri_schema_version", metadata, Column("version", Integer, primary_key=True))
+    return metadata
+
+
+def test_a_blank_database_is_migrated_to_head(blank_url):
+    store = Store(blank_url)
+    assert store.migrate() == HEAD  # a second run has nothing to do
+    tables = set(inspect(store.engine).get_table_names())
+    assert {"conversations", "messages", "memories", "app_secrets", "alembic_version"} <= tables
+    assert "atri_schema_version" not in tables
+
+
+def test_a_database_made_before_alembic_is_stamped_and_upgraded_with_its_data(blank_url):
+    engine = create_engine(blank_url.replace("postgresql://", "postgresql+psycopg://"))
+    legacy = legacy_schema()
+    legacy.create_all(engine)
+    token = "an-old-cookie-token-that-was-stored-plainly"
+    stamp = datetime(2026, 1, 1, tzinfo=UTC)
+    with engine.begin() as connection:
+        connection.execute(legacy.tables["atri_schema_version"].insert(), [{"version": 1}, {"version": 2}])
+        connection.execute(legacy.tables["conversations"].insert().values(
+            id="old", owner=f"anon:{token}", title="猫", settings={"context": {"strategy": "recall"}},
+            created_at=stamp, updated_at=stamp))
+        connection.execute(legacy.tables["messages"].insert().values(
+            conversation_id="old", position=0, active=True, role="user", content="我的猫叫小橘", data={},
+            created_at=stamp))
+    engine.dispose()
+
+    store = Store(blank_url)
+    owner = "anon:" + hashlib.sha256(token.encode()).hexdigest()
+    assert [m.content for m in store.messages(owner, "old")] == ["我的猫叫小橘"]
+    assert store.conversation(owner, "old").settings == {"context": {"strategy": "recall"}}
+    assert store.conversation(f"anon:{token}", "old") is None, "the plain token no longer opens anything"
+    assert "atri_schema_version" not in inspect(store.engine).get_table_names()
+
+
+def test_the_models_and_the_migrations_agree(blank_url):
+    store = Store(blank_url)
+    with store.engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}),
+                                       Base.metadata)
+    assert differences == []
+
+
+def test_replicas_starting_at_once_migrate_once(pg_url):
+    engine = make_engine(pg_url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    failures: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            Store(pg_url)
+        except BaseException as error:  # noqa: B036 — reported below
+            failures.append(error)
+
+    replicas = [threading.Thread(target=start) for _ in range(3)]
+    for replica in replicas:
+        replica.start()
+    for replica in replicas:
+        replica.join()
+    assert failures == []
+    assert Store(pg_url).migrate() == HEAD
