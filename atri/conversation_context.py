@@ -5,7 +5,7 @@ from collections.abc import Callable
 
 from .context import ContextPlan, ContextSettings, Summary, last_turns_from, plan_context, summary_due
 from .errors import ChatError
-from .memory import load_summary, new_memories, write_summary
+from .memory import new_memories, write_summary
 from .messages import Message
 from .providers import ModelInfo
 from .recall import Memory, default_embedder, recall
@@ -19,7 +19,7 @@ def prepare_context(store: Store, owner: str, cid: str, thread: list[Message], s
                     on_summarising: Callable[[], None] = lambda: None) -> ContextPlan:
     """Bring the stored summary and memories up to date as the strategy needs, then plan what to send."""
     info = store.conversation(owner, cid)
-    summary = load_summary(info.settings if info else {})
+    summary = info.summary if info else None
     notes: list[str] = []
     due = summary_due(thread, settings, summary, budget, count)
     while due:
@@ -29,7 +29,7 @@ def prepare_context(store: Store, owner: str, cid: str, thread: list[Message], s
         except ChatError:
             notes.append("summary_failed")
             break
-        store.update_settings(owner, cid, {"summary": {"text": summary.text, "through": summary.through}})
+        store.save_summary(owner, cid, summary)
         due = summary_due(thread, settings, summary, budget, count)
     recalled = []
     if settings.strategy == "recall":

@@ -38,10 +38,3 @@ def new_memories(thread: list[Message], known: set[str], embedder: Embedder) -> 
         return []
     vectors = embedder.passages([text for _, text in todo])
     return [Memory(key, text, vector) for (key, text), vector in zip(todo, vectors)]
-
-
-def load_summary(settings: dict[str, Any]) -> Summary | None:
-    raw = settings.get("summary")
-    if isinstance(raw, dict) and isinstance(raw.get("text"), str) and isinstance(raw.get("through"), int):
-        return Summary(raw["text"], raw["through"])
-    return None

@@ -129,7 +129,7 @@ class AnswerFacts:
     error_detail: Annotated[str, Field(strict=True, max_length=4000)] | None = None
     notes: Annotated[list[Note], Field(max_length=50)] = field(default_factory=list)  # i18n keys of adjustments
     request: RequestRecord | None = None  # the request as sent, without the key
-    response: dict[str, JsonValue] | None = None  # the response in the SDK's model_dump shape
+    response_id: Annotated[str, Field(strict=True, max_length=200)] | None = None  # the provider's id
     context: ContextReport | None = None  # what the context strategy chose
 
     @property

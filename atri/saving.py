@@ -13,6 +13,7 @@ import time
 from tenacity import Retrying, retry_if_result, stop_after_delay, wait_exponential
 
 from .messages import ChatOptions, Message
+from .pricing import Price
 from .request import compact_request
 from .store import StorageError, Store
 from .turn import Turn
@@ -25,8 +26,10 @@ BACKGROUND_RETRY_S = 3600.0
 class ProgressSaver:
     """Writes the growing answer of one turn to the store; a crash or a kill loses at most half a second."""
 
-    def __init__(self, store: Store, owner: str, cid: str, options: ChatOptions, position: int | None) -> None:
+    def __init__(self, store: Store, owner: str, cid: str, options: ChatOptions, position: int | None,
+                 price: Price | None = None) -> None:
         self.store, self.owner, self.cid, self.options, self.position = store, owner, cid, options, position
+        self.price = price  # the model's, so the stored answer carries its cost
         self.message: Message | None = None  # the latest state of the answer
         self.sent: list[Message] = []  # the thread messages the request carried, stored as references
         self.saved = threading.Event()  # set when the latest state is in the database
@@ -62,9 +65,9 @@ class ProgressSaver:
             message = self.message
             try:
                 if message.id is None:
-                    self.store.append(self.owner, self.cid, message, position=self.position)
+                    self.store.append(self.owner, self.cid, message, position=self.position, price=self.price)
                 else:
-                    self.store.save(self.owner, message)
+                    self.store.save(self.owner, message, price=self.price)
             except StorageError:
                 return False
             self._saved_at = time.monotonic()

@@ -11,7 +11,7 @@ import secrets
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,6 +25,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     LargeBinary,
@@ -45,9 +46,10 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
-from .context import ContextSettings
+from .context import ContextSettings, Summary
 from .images import thumbnail_of
 from .messages import AnswerFacts, InvalidData, Message, validated
+from .pricing import Price, request_cost
 from .request import expand_request
 
 EXPORT_FORMAT = "atri.conversation"
@@ -68,11 +70,17 @@ class ConversationRow(Base):
     owner: Mapped[str] = mapped_column(String(200), index=True)
     title: Mapped[str] = mapped_column(String(200), default="")
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # per-conversation choices
+    summary_text: Mapped[str | None] = mapped_column(Text)  # the rolling summary of the older turns
+    summary_through: Mapped[int | None] = mapped_column(Integer)  # how many thread messages it stands for
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
 class MessageRow(Base):
+    """One message. What totals, quotas and the usage dashboard add up is in columns (one SQL query);
+    the rest (images, reasoning, notes, the request, the context report, options) is in `data`.
+    Each fact is stored once: the raw response is rebuilt from these when it is shown."""
+
     __tablename__ = "messages"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
@@ -80,8 +88,20 @@ class MessageRow(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     role: Mapped[str] = mapped_column(String(20))
     content: Mapped[str] = mapped_column(Text, default="")
-    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # images, reasoning, facts, options
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    provider: Mapped[str | None] = mapped_column(String(40))
+    model: Mapped[str | None] = mapped_column(String(200), index=True)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    reasoning_tokens: Mapped[int | None] = mapped_column(Integer)
+    cached_tokens: Mapped[int | None] = mapped_column(Integer)
+    usage_estimated: Mapped[bool | None] = mapped_column(Boolean)
+    cost: Mapped[float | None] = mapped_column(Float)  # at the prices of the day, in the price's currency
+    currency: Mapped[str | None] = mapped_column(String(8))
+    ttft_s: Mapped[float | None] = mapped_column(Float)
+    total_s: Mapped[float | None] = mapped_column(Float)
+    error_kind: Mapped[str | None] = mapped_column(String(40), index=True)
 
 
 class MemoryRow(Base):
@@ -104,6 +124,16 @@ class AppSecretRow(Base):
     value: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+@dataclass
+class UsageTotals:
+    answers: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    cached_tokens: int = 0
+    cost: dict[str, float] = field(default_factory=dict)  # by currency
+
+
 class StoredSummary(TypedDict):
     text: Annotated[str, Field(strict=True, max_length=200_000)]
     through: Annotated[int, Field(strict=True, ge=0)]
@@ -115,6 +145,12 @@ class ConversationInfo:
     title: str
     updated_at: datetime
     settings: dict[str, Any]
+    summary: Summary | None = None
+
+    @classmethod
+    def of(cls, row: ConversationRow) -> ConversationInfo:
+        summary = Summary(row.summary_text, row.summary_through or 0) if row.summary_text is not None else None
+        return cls(row.id, row.title, row.updated_at, dict(row.settings or {}), summary)
 
 
 @dataclass(frozen=True)
@@ -202,18 +238,65 @@ def clip_title(title: str) -> str:
     return storable(title).strip()[:TITLE_MAX_CHARS]
 
 
+FACT_FIELDS = ("model", "usage", "ttft_s", "total_s", "error_kind")  # kept in columns, not in `data`
+
+
+def _columns(message: Message, price: Price | None = None) -> dict[str, Any]:
+    facts, options = message.facts, message.options
+    usage = facts.usage if facts else None
+    cost = request_cost(price, usage, bool(message.reasoning)) if price and usage else None
+    return {
+        "provider": options.provider_id if options else None,
+        "model": facts.model if facts else None,
+        "prompt_tokens": usage.prompt_tokens if usage else None,
+        "completion_tokens": usage.completion_tokens if usage else None,
+        "reasoning_tokens": usage.reasoning_tokens if usage else None,
+        "cached_tokens": usage.cached_tokens if usage else None,
+        "usage_estimated": usage.estimated if usage else None,
+        "cost": cost,
+        "currency": price.currency if cost is not None else None,
+        "ttft_s": facts.ttft_s if facts else None,
+        "total_s": facts.total_s if facts else None,
+        "error_kind": facts.error_kind if facts else None,
+    }
+
+
 def _message_data(message: Message) -> dict[str, Any]:
+    """The message without what its row's columns hold."""
     data = storable(message.to_dict())
     data.pop("role"), data.pop("content"), data.pop("id", None)
+    for name in FACT_FIELDS:
+        (data.get("facts") or {}).pop(name, None)
+    (data.get("options") or {}).pop("provider_id", None)
     return data
+
+
+def _row_values(message: Message, price: Price | None = None) -> dict[str, Any]:
+    return {"role": message.role, "content": storable(message.content), "data": _message_data(message),
+            **_columns(message, price)}
+
+
+def _message_dict(row: MessageRow) -> dict[str, Any]:
+    """The message as one dict again: `data` with the columns put back."""
+    data = dict(row.data) if isinstance(row.data, dict) else {}
+    if isinstance(data.get("facts"), dict):
+        usage = None
+        if row.prompt_tokens is not None:
+            usage = {"prompt_tokens": row.prompt_tokens, "completion_tokens": row.completion_tokens or 0,
+                     "reasoning_tokens": row.reasoning_tokens or 0, "cached_tokens": row.cached_tokens or 0,
+                     "estimated": bool(row.usage_estimated)}
+        data["facts"] = {**data["facts"], "model": row.model or "", "usage": usage, "ttft_s": row.ttft_s,
+                         "total_s": row.total_s, "error_kind": row.error_kind}
+    if isinstance(data.get("options"), dict):
+        data["options"] = {**data["options"], "provider_id": row.provider or ""}
+    return {**data, "role": row.role, "content": row.content, "id": row.id}
 
 
 def _to_message(row: MessageRow) -> Message:
     """The stored message, or, when the row does not validate (an old or damaged database), a
     placeholder that says it could not be read: one bad row never takes the page down."""
     try:
-        return Message.from_dict({**(row.data if isinstance(row.data, dict) else {}),
-                                  "role": row.role, "content": row.content, "id": row.id}, stored=True)
+        return Message.from_dict(_message_dict(row), stored=True)
     except InvalidData as error:
         return Message("assistant", "", facts=AnswerFacts(model="", error_kind="unreadable", error_detail=str(error)),
                        id=row.id)
@@ -301,7 +384,7 @@ class Store:
     def conversation(self, owner: str, conversation_id: str) -> ConversationInfo | None:
         with self._session() as session:
             row = self._owned(session, owner, conversation_id)
-            return ConversationInfo(row.id, row.title, row.updated_at, dict(row.settings or {})) if row else None
+            return ConversationInfo.of(row) if row else None
 
     def list_conversations(self, owner: str, query: str = "", limit: int = 200) -> list[ConversationInfo]:
         """Newest first; a query matches the title or any message text (case-insensitive)."""
@@ -313,8 +396,29 @@ class Store:
                                             ConversationRow.id.in_(in_messages)))
         statement = statement.order_by(ConversationRow.updated_at.desc()).limit(limit)
         with self._session() as session:
-            return [ConversationInfo(r.id, r.title, r.updated_at, dict(r.settings or {}))
-                    for r in session.scalars(statement)]
+            return [ConversationInfo.of(row) for row in session.scalars(statement)]
+
+    def usage_totals(self, owner: str, since: datetime | None = None) -> UsageTotals:
+        """Every answer of this owner (regenerated ones too: they were paid for), added up in one query."""
+        conversations = select(ConversationRow.id).where(ConversationRow.owner == owner)
+        statement = (select(MessageRow.currency, func.count(MessageRow.id), func.sum(MessageRow.prompt_tokens),
+                            func.sum(MessageRow.completion_tokens), func.sum(MessageRow.reasoning_tokens),
+                            func.sum(MessageRow.cached_tokens), func.sum(MessageRow.cost))
+                     .where(MessageRow.conversation_id.in_(conversations), MessageRow.role == "assistant")
+                     .group_by(MessageRow.currency))
+        if since is not None:
+            statement = statement.where(MessageRow.created_at >= since)
+        totals = UsageTotals()
+        with self._session() as session:
+            for currency, answers, prompt, completion, reasoning, cached, cost in session.execute(statement):
+                totals.answers += answers
+                totals.prompt_tokens += prompt or 0
+                totals.completion_tokens += completion or 0
+                totals.reasoning_tokens += reasoning or 0
+                totals.cached_tokens += cached or 0
+                if currency and cost:
+                    totals.cost[currency] = cost
+        return totals
 
     def rename(self, owner: str, conversation_id: str, title: str) -> bool:
         with self._session() as session:
@@ -361,7 +465,7 @@ class Store:
             row = self._owned(session, owner, conversation_id)
             if row is None:
                 return EMPTY
-            info = ConversationInfo(row.id, row.title, row.updated_at, dict(row.settings or {}))
+            info = ConversationInfo.of(row)
             rows = session.scalars(select(MessageRow).where(MessageRow.conversation_id == conversation_id)
                                    .order_by(MessageRow.position, MessageRow.id)).all()
         by_id = {row.id: _to_message(row) for row in rows}
@@ -382,8 +486,10 @@ class Store:
     def messages(self, owner: str, conversation_id: str) -> list[Message]:
         return self.snapshot(owner, conversation_id).messages
 
-    def append(self, owner: str, conversation_id: str, message: Message, position: int | None = None) -> int:
-        """Add a message at the end (or at `position`, as a new variant); returns its id."""
+    def append(self, owner: str, conversation_id: str, message: Message, position: int | None = None,
+               price: Price | None = None) -> int:
+        """Add a message at the end (or at `position`, as a new variant); returns its id.
+        `price`: the model's, when known, so that the answer's cost is stored with it."""
         with self._session() as session:
             conversation = self._owned(session, owner, conversation_id)
             if conversation is None:
@@ -392,8 +498,8 @@ class Store:
                 last = session.scalar(select(func.max(MessageRow.position))
                                       .where(MessageRow.conversation_id == conversation_id))
                 position = 0 if last is None else last + 1
-            row = MessageRow(conversation_id=conversation_id, position=position, active=True, role=message.role,
-                             content=storable(message.content), data=_message_data(message), created_at=now())
+            row = MessageRow(conversation_id=conversation_id, position=position, active=True, created_at=now(),
+                             **_row_values(message, price))
             session.add(row)
             conversation.updated_at = now()
             session.flush()
@@ -401,14 +507,20 @@ class Store:
         message.id = row_id  # only once committed: a failed write leaves the message unsaved
         return row_id
 
-    def save(self, owner: str, message: Message) -> None:
+    def save(self, owner: str, message: Message, price: Price | None = None) -> None:
         """Write a message's current content and facts (used while it streams and when it ends)."""
         with self._session() as session:
             row = session.get(MessageRow, message.id)
             if row is None or self._owned(session, owner, row.conversation_id) is None:
                 raise KeyError(message.id)
-            row.content = storable(message.content)
-            row.data = _message_data(message)
+            for name, value in _row_values(message, price).items():
+                setattr(row, name, value)
+
+    def save_summary(self, owner: str, conversation_id: str, summary: Summary) -> None:
+        with self._session() as session:
+            row = self._owned(session, owner, conversation_id)
+            if row:
+                row.summary_text, row.summary_through = storable(summary.text), summary.through
 
     def retire_from(self, owner: str, conversation_id: str, position: int) -> None:
         """Make the messages from `position` on inactive (they stay reachable as variants)."""
@@ -465,22 +577,26 @@ class Store:
             data = item.to_dict()
             data.pop("id", None)
             messages.append(data)
+        settings = dict(snapshot.info.settings)
+        if snapshot.info.summary:
+            settings["summary"] = {"text": snapshot.info.summary.text, "through": snapshot.info.summary.through}
         return {"format": EXPORT_FORMAT, "version": EXPORT_VERSION, "title": snapshot.info.title,
-                "exported_at": now().isoformat(), "settings": snapshot.info.settings, "messages": messages}
+                "exported_at": now().isoformat(), "settings": settings, "messages": messages}
 
     def import_conversation(self, owner: str, raw: str | bytes) -> str:
         """A new conversation from exported JSON; raises BadImport (and writes nothing) when malformed."""
         messages, title, settings = parse_export(raw)
+        summary = settings.pop("summary", None) or {}
         with self._session() as session:
             conversation_id = new_id()
             stamp = now()
             session.add(ConversationRow(id=conversation_id, owner=owner, title=clip_title(title), settings=settings,
+                                        summary_text=summary.get("text"), summary_through=summary.get("through"),
                                         created_at=stamp, updated_at=stamp))
             session.flush()
             for position, message in enumerate(messages):
                 session.add(MessageRow(conversation_id=conversation_id, position=position, active=True,
-                                       role=message.role, content=storable(message.content),
-                                       data=_message_data(message), created_at=stamp))
+                                       created_at=stamp, **_row_values(message)))
         return conversation_id
 
 

@@ -67,30 +67,6 @@ class Turn:
         end = self.answer_started_at or self.ended_at or time.perf_counter()
         return end - self.first_token_at
 
-    def response_dump(self) -> dict[str, Any]:
-        """The finished answer in the shape of the SDK's ChatCompletion.model_dump()."""
-        message: dict[str, Any] = {"role": "assistant", "content": self.content}
-        if self.reasoning:
-            message["reasoning_content"] = self.reasoning
-        usage = None
-        if self.usage:
-            usage = {
-                "prompt_tokens": self.usage.prompt_tokens,
-                "completion_tokens": self.usage.completion_tokens,
-                "total_tokens": self.usage.prompt_tokens + self.usage.completion_tokens,
-                "completion_tokens_details": {"reasoning_tokens": self.usage.reasoning_tokens},
-                "prompt_tokens_details": {"cached_tokens": self.usage.cached_tokens},
-            }
-            if self.usage.estimated:
-                usage["estimated_by_atri"] = True
-        return {
-            "id": self.response_id,
-            "object": "chat.completion",
-            "model": self.response_model or self.model,
-            "choices": [{"index": 0, "finish_reason": self.finish_reason, "message": message}],
-            "usage": usage,
-        }
-
     def to_message(self, options: ChatOptions) -> Message:
         facts = AnswerFacts(
             model=self.response_model or self.model,
@@ -103,10 +79,38 @@ class Turn:
             error_detail=self.error.detail if self.error else None,
             notes=list(self.notes),
             request=self.request,
-            response=self.response_dump(),
+            response_id=self.response_id,
             context=self.context,
         )
         return Message("assistant", self.content, reasoning=self.reasoning, facts=facts, options=options)
+
+
+def response_record(message: Message) -> dict[str, Any]:
+    """A stored answer in the shape of the SDK's ChatCompletion.model_dump(), for the raw view.
+    Rebuilt when shown: storing it would keep the answer and its reasoning twice."""
+    facts = message.facts
+    body: dict[str, Any] = {"role": "assistant", "content": message.content}
+    if message.reasoning:
+        body["reasoning_content"] = message.reasoning
+    usage = None
+    if facts and facts.usage:
+        tokens = facts.usage
+        usage = {
+            "prompt_tokens": tokens.prompt_tokens,
+            "completion_tokens": tokens.completion_tokens,
+            "total_tokens": tokens.prompt_tokens + tokens.completion_tokens,
+            "completion_tokens_details": {"reasoning_tokens": tokens.reasoning_tokens},
+            "prompt_tokens_details": {"cached_tokens": tokens.cached_tokens},
+        }
+        if tokens.estimated:
+            usage["estimated_by_atri"] = True
+    return {
+        "id": facts.response_id if facts else None,
+        "object": "chat.completion",
+        "model": facts.model if facts else None,
+        "choices": [{"index": 0, "finish_reason": facts.finish_reason if facts else None, "message": body}],
+        "usage": usage,
+    }
 
 
 def public_url(url: str) -> str:

@@ -26,7 +26,7 @@ from sqlalchemy import (
 
 from atri.store import Base, Store, make_engine
 
-HEAD = "0003"
+HEAD = "0004"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -126,3 +126,57 @@ def test_replicas_starting_at_once_migrate_once(pg_url):
         replica.join()
     assert failures == []
     assert Store(pg_url).migrate() == HEAD
+
+
+def upgrade_to(url: str, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from atri.store import MIGRATIONS_DIR
+
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+    engine.dispose()
+
+
+def test_answers_stored_as_before_move_their_facts_to_columns_and_read_back_the_same(blank_url):
+    upgrade_to(blank_url, "0003")
+    stamp = datetime(2026, 1, 1, tzinfo=UTC)
+    facts = {"model": "qwen3-max", "finish_reason": "stop", "ttft_s": 0.3, "total_s": 1.5, "thinking_s": 0.8,
+             "usage": {"prompt_tokens": 37, "completion_tokens": 73, "reasoning_tokens": 5, "cached_tokens": 2,
+                       "estimated": False},
+             "error_kind": None, "error_detail": None, "notes": [], "request": {"model": "qwen3-max"},
+             "response": {"id": "chatcmpl-1", "choices": [{"message": {"content": "喵~", "reasoning_content": "想"}}]},
+             "context": None}
+    options = {"provider_id": "dashscope", "model": "qwen3-max", "temperature": 0.7, "thinking": True,
+               "thinking_budget": 50, "json_mode": False, "system_prompt": ""}
+    engine = make_engine(blank_url)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO conversations (id, owner, title, settings, created_at, updated_at) "
+                                "VALUES ('c', 'alice', 't', :settings, :now, :now)"),
+                           {"settings": '{"context": {"strategy": "summary"}, "summary": {"text": "猫叫小橘", "through": 4}}',
+                            "now": stamp})
+        for position, (role, content, data) in enumerate([("user", "你好", {"images": []}),
+                                                          ("assistant", "喵~", {"reasoning": "想", "facts": facts,
+                                                                                "options": options})]):
+            connection.execute(text("INSERT INTO messages (conversation_id, position, active, role, content, data, "
+                                    "created_at) VALUES ('c', :position, :active, :role, :content, :data, :now)"),
+                               {"position": position, "active": True, "role": role, "content": content,
+                                "data": __import__("json").dumps(data, ensure_ascii=False), "now": stamp})
+    engine.dispose()
+
+    store = Store(blank_url)
+    question, answer = store.messages("alice", "c")
+    assert (question.content, answer.content, answer.reasoning) == ("你好", "喵~", "想")
+    assert answer.facts.usage.prompt_tokens == 37 and answer.facts.model == "qwen3-max"
+    assert answer.facts.response_id == "chatcmpl-1" and answer.options.provider_id == "dashscope"
+    info = store.conversation("alice", "c")
+    assert info.summary.text == "猫叫小橘" and info.summary.through == 4 and "summary" not in info.settings
+    with store.engine.connect() as connection:
+        stored = connection.execute(text("SELECT data FROM messages WHERE role = 'assistant'")).scalar()
+    assert "喵~" not in str(stored), "the answer is stored once, in `content`"
+    assert store.usage_totals("alice").prompt_tokens == 37

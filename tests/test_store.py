@@ -159,3 +159,21 @@ def test_titles_from_first_words():
 def test_the_app_secret_is_made_once_and_shared(store):
     assert store.app_secret("owner-cookie") == store.app_secret("owner-cookie")
     assert len(store.app_secret("owner-cookie")) == 32 and store.app_secret("other") != store.app_secret("owner-cookie")
+
+
+def test_an_answer_is_stored_once_and_totals_are_one_query(store):
+    from atri.pricing import price_table
+
+    cid = store.create_conversation("alice")
+    store.append("alice", cid, Message("user", "hi"))
+    first = answer("第一个回答", reasoning="第一段思考")
+    store.append("alice", cid, first, price=price_table("").get("qwen3-max"))
+    store.retire_from("alice", cid, 1)
+    store.append("alice", cid, answer("第二个回答"), position=1, price=price_table("").get("qwen3-max"))
+    with store.engine.connect() as connection:
+        blobs = connection.execute(text("SELECT data FROM messages")).scalars().all()
+    assert not any("第一个回答" in str(blob) or "qwen3-max\", \"usage" in str(blob) for blob in blobs)
+    totals = store.usage_totals("alice")
+    assert (totals.answers, totals.prompt_tokens, totals.completion_tokens) == (2, 74, 146)  # regenerated included
+    assert totals.cost["CNY"] > 0
+    assert store.usage_totals("bob").answers == 0

@@ -21,7 +21,7 @@ from atri.saving import ProgressSaver
 from atri.store import EMPTY, Snapshot, StorageError, Store, StoredMessage, title_from
 from atri.titles import suggest_title
 from atri.turn import Turn, estimate_usage, run_turn
-from atri.ui.config import get_store
+from atri.ui.config import get_store, price_for
 from atri.ui.context_panel import current_settings
 from atri.ui.identity import current_owner
 from atri.ui.render import LiveAnswer, show_message
@@ -223,7 +223,7 @@ def answer_pending(setup: ChatSetup, lang: str) -> None:
     st.session_state.pending = None
     store, owner, cid = get_store(), current_owner(), pending["conversation"]
     history = store.messages(owner, cid)
-    saver = ProgressSaver(store, owner, cid, setup.options, pending.get("position"))
+    saver = ProgressSaver(store, owner, cid, setup.options, pending.get("position"), price_for(setup.model.id))
     if setup.connection is None:
         failed = Turn(model=setup.options.model, request={}, notes=[], error=ChatError("no_connection"))
         failed.ended_at = failed.started

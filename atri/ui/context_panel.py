@@ -5,7 +5,6 @@ import streamlit as st
 
 from atri.context import STRATEGIES, ContextSettings, input_budget, plan_context
 from atri.i18n import t
-from atri.memory import load_summary
 from atri.messages import Message
 from atri.pricing import Totals, format_cost, price_table, request_cost
 from atri.providers import ModelInfo
@@ -61,7 +60,7 @@ def context_controls(lang: str, view: Snapshot) -> ContextSettings:
 def meter(lang: str, view: Snapshot, settings: ContextSettings, system_prompt: str, model: ModelInfo,
           count: TokenCounter) -> None:
     """Estimated input tokens of the next request (before the new question), against the window."""
-    summary = load_summary(view.info.settings) if view.info else None
+    summary = view.info.summary if view.info else None
     budget = input_budget(model)
     plan = plan_context(view.messages + [NEXT_QUESTION], settings, system_prompt, budget, count, summary)
     st.progress(min(1.0, plan.input_tokens / budget), text=t(lang, "context_meter", tokens=plan.input_tokens, budget=budget))

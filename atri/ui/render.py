@@ -13,7 +13,7 @@ from atri.images import decode_data_url, shorten_data_urls
 from atri.messages import AnswerFacts, Message
 from atri.pricing import format_cost, request_cost
 from atri.request import expand_request
-from atri.turn import Turn
+from atri.turn import Turn, response_record
 from atri.ui.config import price_for
 
 REDRAW_INTERVAL_S = 0.05  # redrawing a long answer on every token would cost O(n²)
@@ -119,12 +119,12 @@ def _context_body(lang: str, context: dict[str, Any], sent: list[dict[str, Any]]
         st.caption(f"{t(lang, 'context_dropped')}: {len(context['dropped'])}")
 
 
-def show_raw(lang: str, facts: AnswerFacts, request: dict[str, Any], key: str, eager: bool) -> None:
+def show_raw(lang: str, message: Message, request: dict[str, Any], key: str, eager: bool) -> None:
     def body() -> None:
         st.caption(t(lang, "raw_request"))
         st.code(json.dumps(shorten_data_urls(request), indent=4, ensure_ascii=False), language="json")
         st.caption(t(lang, "raw_response"))
-        st.code(json.dumps(facts.response, indent=4, ensure_ascii=False), language="json")
+        st.code(json.dumps(response_record(message), indent=4, ensure_ascii=False), language="json")
 
     _details(lang, t(lang, "raw_view"), f"raw::{key}", eager, body)
 
@@ -155,7 +155,7 @@ def show_assistant(lang: str, message: Message, by_id: dict[int, Message], recen
     request = expand_request(facts.request, by_id) or {}
     if facts.context:
         show_context(lang, facts, request, key, eager=recent)
-    show_raw(lang, facts, request, key, eager=recent)
+    show_raw(lang, message, request, key, eager=recent)
 
 
 def show_message(lang: str, message: Message, by_id: dict[int, Message], recent: bool = True) -> None:
