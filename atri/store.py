@@ -46,7 +46,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
-from .context import ContextSettings, Summary
+from .context import ContextSettings, Memory, Summary
 from .images import thumbnail_of
 from .messages import AnswerFacts, InvalidData, Message, validated
 from .pricing import Price, request_cost
@@ -546,23 +546,25 @@ class Store:
 
     # recall memory
 
-    def add_memories(self, owner: str, conversation_id: str, embedder: str,
-                     items: list[tuple[str, str, np.ndarray]]) -> None:
-        """Store (turn key, text, vector) for turns of the conversation."""
+    def add_memories(self, owner: str, conversation_id: str, embedder: str, memories: list[Memory]) -> None:
         with self._session() as session:
             if self._owned(session, owner, conversation_id) is None:
                 raise KeyError(conversation_id)
-            for key, text_, vector in items:
-                session.add(MemoryRow(conversation_id=conversation_id, turn_key=key, embedder=embedder, text=text_,
-                                      vector=np.asarray(vector, dtype="<f4").tobytes()))
+            for memory in memories:
+                session.add(MemoryRow(conversation_id=conversation_id, turn_key=memory.key, embedder=embedder,
+                                      text=storable(memory.text),
+                                      vector=np.asarray(memory.vector, dtype="<f4").tobytes()))
 
-    def memories(self, owner: str, conversation_id: str, embedder: str) -> list[tuple[str, str, np.ndarray]]:
+    def memories(self, owner: str, conversation_id: str, embedder: str) -> list[Memory]:
         with self._session() as session:
             if self._owned(session, owner, conversation_id) is None:
                 return []
             rows = session.scalars(select(MemoryRow).where(MemoryRow.conversation_id == conversation_id,
                                                            MemoryRow.embedder == embedder)).all()
-            return [(r.turn_key, r.text, np.frombuffer(r.vector, dtype="<f4")) for r in rows]
+            return [Memory(r.turn_key, r.text, np.frombuffer(r.vector, dtype="<f4")) for r in rows]
+
+    def context_source(self, owner: str, conversation_id: str) -> StoredContext:
+        return StoredContext(self, owner, conversation_id)
 
     # export / import
 
@@ -598,6 +600,28 @@ class Store:
                 session.add(MessageRow(conversation_id=conversation_id, position=position, active=True,
                                        created_at=stamp, **_row_values(message)))
         return conversation_id
+
+
+@dataclass(frozen=True)
+class StoredContext:
+    """One stored conversation as the context strategies see it (atri.context.ContextSource)."""
+
+    store: Store
+    owner: str
+    conversation_id: str
+
+    def summary(self) -> Summary | None:
+        info = self.store.conversation(self.owner, self.conversation_id)
+        return info.summary if info else None
+
+    def save_summary(self, summary: Summary) -> None:
+        self.store.save_summary(self.owner, self.conversation_id, summary)
+
+    def memories(self, embedder: str) -> list[Memory]:
+        return self.store.memories(self.owner, self.conversation_id, embedder)
+
+    def add_memories(self, embedder: str, memories: list[Memory]) -> None:
+        self.store.add_memories(self.owner, self.conversation_id, embedder, memories)
 
 
 def parse_export(raw: str | bytes) -> tuple[list[Message], str, dict[str, Any]]:

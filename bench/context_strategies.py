@@ -19,36 +19,44 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from conversation import canned_answer, script  # noqa: E402
 
-from atri.context import ContextSettings, Summary, last_turns_from, plan_context, summary_due  # noqa: E402
+from atri.context import ContextSettings, Memory, Summary, prepare_context, write_summary  # noqa: E402
 from atri.local import BUNDLED_MODEL_ID, assemble_model, bundled_token_counter, cache_dir, start_engine  # noqa: E402
-from atri.memory import new_memories, write_summary  # noqa: E402
 from atri.messages import Message  # noqa: E402
 from atri.providers import LOCAL, ModelInfo, catalogue  # noqa: E402
-from atri.recall import Memory, default_embedder, recall  # noqa: E402
 from atri.settings import Connection  # noqa: E402
 
 SYSTEM = "你是一只可爱的猫娘,名字叫Atri,会软软地对用户喵喵叫"
 
 
+class InMemoryContext:
+    """The app's ContextSource without a database: what the store keeps, kept in a list."""
+
+    def __init__(self) -> None:
+        self._summary: Summary | None = None
+        self._memories: list[Memory] = []
+
+    def summary(self) -> Summary | None:
+        return self._summary
+
+    def save_summary(self, summary: Summary) -> None:
+        self._summary = summary
+
+    def memories(self, embedder: str) -> list[Memory]:
+        return list(self._memories)
+
+    def add_memories(self, embedder: str, memories: list[Memory]) -> None:
+        self._memories += memories
+
+
 def run(strategy: ContextSettings, budget: int, count, summarise) -> dict:
+    """The 60 turns through the same preparation step as the app (atri.context.prepare_context)."""
     thread: list[Message] = []
-    memories: list[Memory] = []
-    summary: Summary | None = None
-    embedder = default_embedder()
+    source = InMemoryContext()
     sent_tokens, hits, asked = [], 0, 0
     started = time.perf_counter()
     for turn, (user_text, fact) in enumerate(script(), start=1):
         thread.append(Message("user", user_text))
-        due = summary_due(thread, strategy, summary, budget, count)
-        while due:
-            summary = Summary(summarise(thread, due, summary), due[1])
-            due = summary_due(thread, strategy, summary, budget, count)
-        recalled = []
-        if strategy.strategy == "recall":
-            memories += new_memories(thread, {m.key for m in memories}, embedder)
-            recalled = recall(user_text, thread, memories, embedder, strategy.recall_k,
-                              before=last_turns_from(thread, strategy.last_n))
-        plan = plan_context(thread, strategy, SYSTEM, budget, count, summary, recalled)
+        plan = prepare_context(source, thread, strategy, SYSTEM, budget, count, summarise)
         sent_tokens.append(plan.input_tokens)
         if fact:
             asked += 1

@@ -2,10 +2,22 @@
 import numpy as np
 import pytest
 
-from atri.context import ContextSettings, Recalled, Summary, last_turns_from, plan_context, summary_due, summary_messages, turn_text
+from atri.context import (
+    ContextSettings,
+    Memory,
+    Recalled,
+    Summary,
+    last_turns_from,
+    plan_context,
+    recall,
+    summary_due,
+    summary_messages,
+    turn_key,
+    turn_text,
+    turns_to_embed,
+)
 from atri.messages import Message, Usage
 from atri.pricing import Price, Tier, format_cost, request_cost
-from atri.recall import Memory, recall, turn_key, turns_to_embed
 from atri.tokens import rough_count
 
 

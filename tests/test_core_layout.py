@@ -7,7 +7,9 @@ from tests.conftest import ROOT
 
 
 def test_atri_core_does_not_import_streamlit():
-    modules = sorted(f"atri.{m.name}" for m in pkgutil.iter_modules(atri.__path__) if m.name != "ui")
+    modules = sorted(m.name for m in pkgutil.walk_packages(atri.__path__, "atri.")
+                     if not m.name.startswith(("atri.ui", "atri.migrations")))
+    assert "atri.context.prepare" in modules
     assert len(modules) > 10
     code = f"import sys; import {', '.join(modules)}; print('streamlit' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)

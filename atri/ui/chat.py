@@ -9,8 +9,7 @@ from dataclasses import dataclass, replace
 import streamlit as st
 
 from atri.client import Cancel
-from atri.context import input_budget
-from atri.conversation_context import prepare_context
+from atri.context import input_budget, prepare_context, write_summary
 from atri.errors import ChatError
 from atri.i18n import t
 from atri.images import ImageBatch, file_to_data_url, parse_image_urls
@@ -232,8 +231,10 @@ def answer_pending(setup: ChatSetup, lang: str) -> None:
     turn: Turn | None = None
     with st.chat_message("assistant"):
         status = st.empty()
-        context = prepare_context(store, owner, cid, history, setup.context, setup.options.system_prompt,
-                                  input_budget(setup.model), setup.count, setup.connection, setup.model,
+        connection, model = setup.connection, setup.model
+        context = prepare_context(store.context_source(owner, cid), history, setup.context,
+                                  setup.options.system_prompt, input_budget(model), setup.count,
+                                  lambda thread, due, previous: write_summary(connection, model, thread, due, previous),
                                   on_summarising=lambda: status.caption(t(lang, "summarising")))
         status.empty()
         plan = build_request(context.sent, replace(setup.options, system_prompt=context.system_prompt),

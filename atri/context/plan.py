@@ -11,10 +11,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from .messages import InvalidData, Message, validated
-from .providers import ModelInfo
-from .request import history_messages
-from .tokens import TokenCounter, count_prompt
+from ..messages import InvalidData, Message, validated
+from ..providers import ModelInfo
+from ..request import history_messages
+from ..tokens import TokenCounter, count_prompt
 
 STRATEGIES = ("full", "last_n", "summary", "recall")
 OUTPUT_RESERVE = 4096  # tokens kept free for the answer, at most the model's max output

@@ -12,8 +12,8 @@ from typing import Protocol
 
 import numpy as np
 
-from .context import Recalled, turn_starts, turn_text
-from .messages import Message
+from ..messages import Message
+from .plan import Recalled, turn_starts, turn_text
 
 MAX_TURN_CHARS = 2000  # e5-small reads 512 tokens; the start of a turn carries its subject
 
@@ -73,6 +73,15 @@ def turns_to_embed(thread: list[Message], known: set[str]) -> list[tuple[str, st
         if key not in known:
             todo.append((key, turn_text(thread, start)))
     return todo
+
+
+def new_memories(thread: list[Message], known: set[str], embedder: Embedder) -> list[Memory]:
+    """Memories of the finished turns that have none yet (keys in `known`)."""
+    todo = turns_to_embed(thread, known)
+    if not todo:
+        return []
+    vectors = embedder.passages([text for _, text in todo])
+    return [Memory(key, text, vector) for (key, text), vector in zip(todo, vectors)]
 
 
 def recall(question: str, thread: list[Message], memories: list[Memory], embedder: Embedder, k: int,

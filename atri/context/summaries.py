@@ -1,16 +1,15 @@
-"""The model and store work behind the context strategies: writing summaries, embedding turns."""
+"""Rolling summaries: the older half of a long conversation folded into a few lines by the model."""
 from __future__ import annotations
 
 from typing import Any
 
-from .context import Summary, summary_messages
-from .errors import ChatError
-from .messages import Message
-from .providers import ModelInfo, Thinking
-from .recall import Embedder, Memory, turns_to_embed
-from .request import RequestPlan
-from .settings import Connection
-from .turn import run_turn
+from ..errors import ChatError
+from ..messages import Message
+from ..providers import ModelInfo, Thinking
+from ..request import RequestPlan
+from ..settings import Connection
+from ..turn import run_turn
+from .plan import Summary, summary_messages
 
 SUMMARY_MAX_TOKENS = 400
 
@@ -30,11 +29,3 @@ def write_summary(conn: Connection, model: ModelInfo, thread: list[Message], due
     if turn.error or not turn.content.strip():
         raise turn.error or ChatError("unknown", "empty summary")
     return turn.content.strip()
-
-
-def new_memories(thread: list[Message], known: set[str], embedder: Embedder) -> list[Memory]:
-    todo = turns_to_embed(thread, known)
-    if not todo:
-        return []
-    vectors = embedder.passages([text for _, text in todo])
-    return [Memory(key, text, vector) for (key, text), vector in zip(todo, vectors)]

@@ -1,0 +1,63 @@
+"""The context of one turn: bring the summary and the memories up to date as the strategy needs,
+then plan what to send. Works over a small interface (ContextSource) that the store implements for a
+stored conversation and the benchmark implements in memory."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from ..errors import ChatError
+from ..messages import Message
+from ..tokens import TokenCounter
+from .plan import ContextPlan, ContextSettings, Summary, last_turns_from, plan_context, summary_due
+from .recall import Embedder, Memory, default_embedder, new_memories, recall
+
+# (thread, (start, end) of the messages to fold in, the previous summary) -> the new summary's text;
+# raises ChatError when the model could not write one.
+Summarise = Callable[[list[Message], tuple[int, int], Summary | None], str]
+
+
+class ContextSource(Protocol):
+    """What the strategies keep between turns of one conversation."""
+
+    def summary(self) -> Summary | None: ...
+
+    def save_summary(self, summary: Summary) -> None: ...
+
+    def memories(self, embedder: str) -> list[Memory]: ...
+
+    def add_memories(self, embedder: str, memories: list[Memory]) -> None: ...
+
+
+def prepare_context(source: ContextSource, thread: list[Message], settings: ContextSettings, system_prompt: str,
+                    budget: int, count: TokenCounter, summarise: Summarise,
+                    on_summarising: Callable[[], None] = lambda: None, embedder: Embedder | None = None) -> ContextPlan:
+    summary, notes = _updated_summary(source, thread, settings, budget, count, summarise, on_summarising)
+    recalled = []
+    if settings.strategy == "recall":
+        embedder = embedder or default_embedder()
+        memories = source.memories(embedder.name)
+        fresh = new_memories(thread, {m.key for m in memories}, embedder)
+        if fresh:
+            source.add_memories(embedder.name, fresh)
+        recalled = recall(thread[-1].content, thread, memories + fresh, embedder, settings.recall_k,
+                          before=last_turns_from(thread, settings.last_n))
+    plan = plan_context(thread, settings, system_prompt, budget, count, summary, recalled)
+    plan.notes = notes + plan.notes
+    return plan
+
+
+def _updated_summary(source: ContextSource, thread: list[Message], settings: ContextSettings, budget: int,
+                     count: TokenCounter, summarise: Summarise,
+                     on_summarising: Callable[[], None]) -> tuple[Summary | None, list[str]]:
+    summary = source.summary()
+    due = summary_due(thread, settings, summary, budget, count)
+    while due:
+        on_summarising()
+        try:
+            summary = Summary(summarise(thread, due, summary), due[1])
+        except ChatError:
+            return summary, ["summary_failed"]
+        source.save_summary(summary)
+        due = summary_due(thread, settings, summary, budget, count)
+    return summary, []
