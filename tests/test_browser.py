@@ -79,6 +79,9 @@ def test_an_attached_image_is_sent_and_stays_in_the_history(app_url, fake, tmp_p
         page = browser.new_page(locale="en-US")
         page.goto(app_url)
         page.wait_for_selector(IDLE, timeout=60_000)
+        page.get_by_role("textbox", name="Other model id (optional)").fill("qwen3-vl-plus")  # a model that can see
+        page.keyboard.press("Enter")
+        page.wait_for_selector(IDLE)
         page.locator("[data-testid=stChatInputFileUploadButton] input[type=file]").set_input_files(str(picture))
         expect(page.get_by_test_id("stFileChipImagePreview")).to_be_visible()
         page.get_by_test_id("stChatInputTextArea").fill("这张图显示了什么")
