@@ -2,7 +2,7 @@
 import streamlit as st
 
 from atri.i18n import t
-from atri.ui.chat import answer_pending, chat_input, open_view, settle_streaming_answer, show_history
+from atri.ui.chat import chat_input, follow_answer, open_view, show_history, start_pending_answer
 from atri.ui.config import current_language, load_settings
 from atri.ui.context_panel import conversation_totals
 from atri.ui.conversations import conversation_sidebar
@@ -12,16 +12,16 @@ from atri.ui.sidebar import render_sidebar
 
 st.set_page_config(page_title="Atri", page_icon="🐱", layout="centered")
 
-settle_streaming_answer()
 lang = current_language()
 navigation(lang)
 remember_owner()
 view = open_view(lang)
 conversation_sidebar(lang, view)
 setup = render_sidebar(load_settings(), lang, view)
+start_pending_answer(setup, lang)
 
 st.title(t(lang, "app_title"))
 conversation_totals(lang, view)
 show_history(lang, view, setup.options.provider_id)
+follow_answer(lang, view)
 chat_input(lang)
-answer_pending(setup, lang)

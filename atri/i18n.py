@@ -92,6 +92,13 @@ STRINGS: dict[str, tuple[str, str]] = {
     # errors: what happened, then what to do
     "error_unreadable": ("这条消息无法读取(存储的数据已损坏:{detail})。",
                          "This message could not be read (its stored data is damaged: {detail})."),
+    "error_streaming": ("这个回答正在另一台服务器上生成:下面是目前已收到的部分。",
+                        "This answer is being written by another server: what has arrived so far is shown."),
+    "answer_elsewhere": ("正在另一台服务器上生成,页面会自动更新…", "Being written elsewhere; this page updates by itself…"),
+    "too_many_answers": ("你已有 {limit} 个回答正在生成。请等其中一个完成或停止它,再点“获取回答”。",
+                         "You already have {limit} answers being written. Wait for one to finish or stop it, then "
+                         "press “Get an answer”."),
+    "show_earlier": ("显示更早的 {count} 条消息", "Show {count} earlier messages"),
     "error_storage": ("数据库暂时无法写入,这个回答还没有保存:它保留在本页上,数据库恢复后会自动保存。",
                       "The database is not accepting writes: this answer is not saved yet. It stays on this page "
                       "and is saved as soon as the database answers."),

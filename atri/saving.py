@@ -15,7 +15,7 @@ from tenacity import Retrying, retry_if_result, stop_after_delay, wait_exponenti
 from .messages import ChatOptions, Message
 from .pricing import Price
 from .request import compact_request
-from .store import StorageError, Store
+from .store import STREAMING, StorageError, Store
 from .turn import Turn
 
 SAVE_INTERVAL_S = 0.5  # how often a streaming answer is written to the database
@@ -38,6 +38,8 @@ class ProgressSaver:
 
     def update(self, turn: Turn, final: bool = False) -> Message:
         message = turn.to_message(self.options)
+        if not final and message.facts and message.facts.error_kind == "interrupted":
+            message.facts.error_kind = STREAMING  # not ended yet: other pages and replicas see it live
         if message.facts and message.facts.request:
             message.facts.request = compact_request(message.facts.request, self.sent)
         with self._lock:

@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -57,6 +57,8 @@ EXPORT_VERSION = 1
 TITLE_WORDS = 8
 TITLE_CHARS = 40
 TITLE_MAX_CHARS = 200  # the column's size
+STREAMING = "streaming"  # the error kind of an answer while it is being written
+STALE_AFTER = timedelta(seconds=15)  # a "streaming" answer not touched for this long was left behind
 MAX_IMPORT_MESSAGES = 20_000
 
 
@@ -101,7 +103,8 @@ class MessageRow(Base):
     currency: Mapped[str | None] = mapped_column(String(8))
     ttft_s: Mapped[float | None] = mapped_column(Float)
     total_s: Mapped[float | None] = mapped_column(Float)
-    error_kind: Mapped[str | None] = mapped_column(String(40), index=True)
+    error_kind: Mapped[str | None] = mapped_column(String(40), index=True)  # "streaming": being written
+    written_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # touched while streaming
 
 
 class MemoryRow(Base):
@@ -273,7 +276,18 @@ def _message_data(message: Message) -> dict[str, Any]:
 
 def _row_values(message: Message, price: Price | None = None) -> dict[str, Any]:
     return {"role": message.role, "content": storable(message.content), "data": _message_data(message),
-            **_columns(message, price)}
+            "written_at": now(), **_columns(message, price)}
+
+
+def _error_kind(row: MessageRow) -> str | None:
+    """An answer marked as being written whose writer has stopped touching it was interrupted."""
+    if row.error_kind == STREAMING and (row.written_at is None or _aware(row.written_at) < now() - STALE_AFTER):
+        return "interrupted"
+    return row.error_kind
+
+
+def _aware(stamp: datetime) -> datetime:
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)  # SQLite hands back naive datetimes
 
 
 def _message_dict(row: MessageRow) -> dict[str, Any]:
@@ -286,7 +300,7 @@ def _message_dict(row: MessageRow) -> dict[str, Any]:
                      "reasoning_tokens": row.reasoning_tokens or 0, "cached_tokens": row.cached_tokens or 0,
                      "estimated": bool(row.usage_estimated)}
         data["facts"] = {**data["facts"], "model": row.model or "", "usage": usage, "ttft_s": row.ttft_s,
-                         "total_s": row.total_s, "error_kind": row.error_kind}
+                         "total_s": row.total_s, "error_kind": _error_kind(row)}
     if isinstance(data.get("options"), dict):
         data["options"] = {**data["options"], "provider_id": row.provider or ""}
     return {**data, "role": row.role, "content": row.content, "id": row.id}
@@ -515,6 +529,22 @@ class Store:
                 raise KeyError(message.id)
             for name, value in _row_values(message, price).items():
                 setattr(row, name, value)
+
+    def still_writing(self, message_ids: list[int]) -> None:
+        """The answers with these ids are still being written by this process."""
+        with self._session() as session:
+            session.execute(update(MessageRow).where(MessageRow.id.in_(message_ids), MessageRow.error_kind == STREAMING)
+                            .values(written_at=now()))
+
+    def interrupt_stale_answers(self) -> int:
+        """At start-up: mark answers left "being written" by a process that died as interrupted; returns
+        how many. A SQLite file has one app process, so all of them; on PostgreSQL other replicas may be
+        writing theirs, so only those their writer stopped touching."""
+        left_behind = MessageRow.error_kind == STREAMING
+        if self.engine.dialect.name != "sqlite":
+            left_behind &= or_(MessageRow.written_at.is_(None), MessageRow.written_at < now() - STALE_AFTER)
+        with self._session() as session:
+            return session.execute(update(MessageRow).where(left_behind).values(error_kind="interrupted")).rowcount
 
     def save_summary(self, owner: str, conversation_id: str, summary: Summary) -> None:
         with self._session() as session:

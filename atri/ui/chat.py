@@ -1,34 +1,26 @@
 """The open conversation: saved as it happens, replayed from the store, and driven one turn at a time."""
 from __future__ import annotations
 
-import contextlib
-import secrets
-import threading
-from dataclasses import dataclass, replace
-
 import streamlit as st
 
-from atri.client import Cancel
-from atri.context import input_budget, prepare_context, write_summary
-from atri.errors import ChatError
+from atri.answers import LiveAnswer, TooManyAnswers, TurnSetup
 from atri.i18n import t
 from atri.images import ImageBatch, file_to_data_url, parse_image_urls
 from atri.messages import Message
 from atri.providers import LOCAL
-from atri.request import build_request
-from atri.saving import ProgressSaver
-from atri.store import EMPTY, Snapshot, StorageError, Store, StoredMessage, title_from
-from atri.titles import suggest_title
-from atri.turn import Turn, estimate_usage, run_turn
-from atri.ui.config import get_store, price_for
+from atri.store import EMPTY, STREAMING, Snapshot, StorageError, StoredMessage, title_from
+from atri.ui.config import current_language, get_answerer, get_store, price_for
 from atri.ui.context_panel import current_settings
 from atri.ui.identity import current_owner
-from atri.ui.render import LiveAnswer, show_message
+from atri.ui.render import LiveAnswer as LiveDrawing
+from atri.ui.render import show_message
 from atri.ui.sidebar import ChatSetup
 
 CHAT_INPUT_KEY = "chat_input"
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp"]
 RECENT_MESSAGES = 4  # the last two turns show their details at once; older ones on demand
+LIVE_WAIT_S = 0.25  # longest wait between redraws of a live answer (it redraws as soon as a piece arrives)
+ELSEWHERE_REFRESH_S = 1.0
 
 
 def conversation_id() -> str | None:
@@ -53,6 +45,7 @@ def open_view(lang: str) -> Snapshot:
     cid = conversation_id()
     if not cid:
         return EMPTY
+    get_answerer()  # made before the first read: its start-up marks answers a dead process left as interrupted
     view = get_store().snapshot(current_owner(), cid)
     if view.info is None and not st.session_state.get("pending"):
         st.warning(t(lang, "not_found"))
@@ -145,7 +138,8 @@ def _question_actions(lang: str, item: StoredMessage, answered: bool) -> None:
 
 def show_history(lang: str, view: Snapshot, provider_id: str) -> None:
     thread = view.thread
-    busy = bool(st.session_state.get("pending"))
+    busy = get_answerer().live(current_owner(), view.cid) is not None or bool(
+        thread and thread[-1].message.facts and thread[-1].message.facts.error_kind == STREAMING)
     if not thread and not busy:
         st.caption(t(lang, "empty_chat"))
         if provider_id == LOCAL:
@@ -159,13 +153,6 @@ def show_history(lang: str, view: Snapshot, provider_id: str) -> None:
             _answer_actions(lang, item, failed=bool(item.message.facts and item.message.facts.error_kind))
         elif item.message.role == "user" and (last or index == len(thread) - 2):
             _question_actions(lang, item, answered=not last)
-    unsaved = st.session_state.get("unsaved_answer")
-    if unsaved is not None and unsaved.cid == view.cid:
-        if unsaved.saved.is_set() and unsaved.message.id in view.by_id:
-            del st.session_state.unsaved_answer
-        elif not unsaved.saved.is_set():
-            show_message(lang, unsaved.message, view.by_id)
-            st.warning(t(lang, "error_storage"), icon=":material/database:")
     for key, values in st.session_state.get("image_problems", []):
         st.warning(t(lang, key, **values))
     unsent = st.session_state.pop("unsent_question", None)
@@ -179,92 +166,69 @@ def chat_input(lang: str) -> None:
                   accept_file="multiple", file_type=IMAGE_TYPES, submit_mode="disable")
 
 
-def _title_in_background(setup: ChatSetup, store: Store, owner: str, cid: str, question: Message, answer: Message) -> None:
-    def work() -> None:
-        title = suggest_title(setup.connection, setup.model, question, answer)
-        if title:
-            with contextlib.suppress(Exception):  # the chat may be gone by now; the first words stay
-                store.rename(owner, cid, title)
-
-    threading.Thread(target=work, name="atri-title", daemon=True).start()
+def turn_setup(setup: ChatSetup) -> TurnSetup:
+    return TurnSetup(setup.options, setup.connection, setup.model, setup.count, setup.context,
+                     price_for(setup.model.id))
 
 
-@dataclass
-class LiveAnswerHandle:
-    cancel: Cancel
-    saved: threading.Event
-
-
-# The answer each browser session is streaming. A click during a stream reruns the page at once in a
-# new script thread (fastReruns), while the old thread would stream on unseen: the new run stops it.
-_STREAMING: dict[str, LiveAnswerHandle] = {}
-SETTLE_TIMEOUT_S = 10.0
-
-
-def _session_key() -> str:
-    return st.session_state.setdefault("session_key", secrets.token_hex(8))
-
-
-def settle_streaming_answer() -> None:
-    """Stop an answer this session is still streaming (Stop, or any other click), and wait until it is saved."""
-    handle = _STREAMING.get(_session_key())
-    if handle:
-        handle.cancel.cancel()
-        handle.saved.wait(SETTLE_TIMEOUT_S)
-
-
-def answer_pending(setup: ChatSetup, lang: str) -> None:
-    """Stream the answer to the last question, saving it as it grows (whole, partial or failed)."""
+def start_pending_answer(setup: ChatSetup, lang: str) -> None:
+    """Hand the question just sent to the process's answer workers; the page then only attaches."""
     pending = st.session_state.get("pending")
-    if not pending or pending.get("conversation") != conversation_id():
-        st.session_state.pending = None
-        return
     st.session_state.pending = None
-    store, owner, cid = get_store(), current_owner(), pending["conversation"]
-    history = store.messages(owner, cid)
-    saver = ProgressSaver(store, owner, cid, setup.options, pending.get("position"), price_for(setup.model.id))
-    if setup.connection is None:
-        failed = Turn(model=setup.options.model, request={}, notes=[], error=ChatError("no_connection"))
-        failed.ended_at = failed.started
-        saver.finish(failed)
-        st.rerun()
-    turn: Turn | None = None
+    cid = conversation_id()
+    if not pending or pending.get("conversation") != cid:
+        return
+    wants_title = st.session_state.pop("needs_title", None) == cid
+    try:
+        get_answerer().start(current_owner(), cid, turn_setup(setup), pending.get("position"), wants_title)
+    except TooManyAnswers as limit:
+        st.warning(t(lang, "too_many_answers", limit=limit.args[0]), icon=":material/hourglass:")
+
+
+def _stop(cid: str) -> None:
+    get_answerer().stop(current_owner(), cid)
+
+
+def follow_answer(lang: str, view: Snapshot) -> None:
+    """Draw the answer this process is writing for the open conversation, live, until it ends; an
+    answer being written by another replica is shown as saved and looked at again every second."""
+    live = get_answerer().live(current_owner(), view.cid)
+    if live is not None:
+        region = st.container()
+        if not live.done.is_set():  # outside the answer's region: a click reruns the page, and that run re-attaches
+            st.button(t(lang, "stop"), key="stop_answer", icon=":material/stop_circle:", on_click=_stop, args=(view.cid,))
+        with region:
+            _live_answer(lang, live)
+    elif view.thread and view.thread[-1].message.facts and view.thread[-1].message.facts.error_kind == STREAMING:
+        _written_elsewhere()
+
+
+def _live_answer(lang: str, live: LiveAnswer) -> None:
+    """Redraw the answer as it grows. Any click reruns the page, which ends this run and attaches again:
+    only Stop stops the answer."""
     with st.chat_message("assistant"):
         status = st.empty()
-        connection, model = setup.connection, setup.model
-        context = prepare_context(store.context_source(owner, cid), history, setup.context,
-                                  setup.options.system_prompt, input_budget(model), setup.count,
-                                  lambda thread, due, previous: write_summary(connection, model, thread, due, previous),
-                                  on_summarising=lambda: status.caption(t(lang, "summarising")))
-        status.empty()
-        plan = build_request(context.sent, replace(setup.options, system_prompt=context.system_prompt),
-                             setup.model, setup.connection.provider)
-        saver.sent = context.sent
-        plan.notes = context.notes + plan.notes
-        live = LiveAnswer(lang)
-        st.button(t(lang, "stop"), key="stop_answer", icon=":material/stop_circle:")  # a click reruns the page
-        handle = LiveAnswerHandle(Cancel(), threading.Event())
-        _STREAMING[_session_key()] = handle
-        try:
-            for turn in run_turn(setup.connection, plan, count=setup.count,
-                                 context=context.explain(), cancel=handle.cancel):
-                saver.update(turn)
-                live.draw(turn)
-        except BaseException:
-            # Streamlit stops this run at its next element call: keep what arrived.
-            if turn is not None:
-                turn.error = turn.error or ChatError("stopped")
-                turn.usage = turn.usage or estimate_usage(turn, setup.count)
-                saver.finish(turn)
-            raise
-        finally:
-            handle.saved.set()
-            if _STREAMING.get(_session_key()) is handle:
-                del _STREAMING[_session_key()]
-    answer = saver.finish(turn)
-    if not saver.saved.is_set():
-        st.session_state.unsaved_answer = saver  # drawn from memory until the background write lands
-    if st.session_state.pop("needs_title", None) == cid and not turn.error and history:
-        _title_in_background(setup, store, owner, cid, history[-1], answer)
-    st.rerun()
+        drawing = LiveDrawing(lang)
+        seen = -1
+        while not live.done.is_set():
+            if live.phase == "summarising":
+                status.caption(t(lang, "summarising"))
+            elif live.turn is not None:
+                status.empty()
+                drawing.draw(live.turn)
+            seen = live.wait_for_change(seen, LIVE_WAIT_S)
+        if live.turn is not None:
+            drawing.draw(live.turn, final=True)
+        if live.unsaved:
+            st.warning(t(lang, "error_storage"), icon=":material/database:")
+            return
+    st.rerun()  # saved: drawn with the history from now on, and the sidebar gets the new chat or title
 
+
+@st.fragment(run_every=ELSEWHERE_REFRESH_S)
+def _written_elsewhere() -> None:
+    st.caption(f":material/sync: {t(current_language(), 'answer_elsewhere')}")
+    view = get_store().snapshot(current_owner(), conversation_id() or "")
+    last = view.thread[-1].message if view.thread else None
+    if last is None or last.facts is None or last.facts.error_kind != STREAMING:
+        st.rerun()

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from atri.answers import Answerer
 from atri.i18n import language_for, t
 from atri.local import LocalEngine, LocalModelError, gguf_token_counter, prepare_and_start
 from atri.pricing import Price, price_table
@@ -51,6 +52,16 @@ def database_url(settings: Settings) -> str:
 def get_store() -> Store:
     """One engine (and connection pool) per process; migrations run when it is first made."""
     return _store(database_url(load_settings()))
+
+
+@st.cache_resource(show_spinner=False, on_release=Answerer.close)
+def _answerer(url: str) -> Answerer:
+    return Answerer(_store(url))
+
+
+def get_answerer() -> Answerer:
+    """The process's answer workers: answers outlive the page runs (and the browsers) that asked for them."""
+    return _answerer(database_url(load_settings()))
 
 
 def current_language() -> str:

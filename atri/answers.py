@@ -1,0 +1,195 @@
+"""Answering a conversation: the whole turn pipeline, run by workers the process owns.
+
+history -> context -> request -> stream -> progressive saving -> title. A page starts an answer and
+then only attaches to it: a rerun, a reload, a second tab or a closed browser does not stop it; only
+`stop` does (it closes the provider connection, so generation stops there too). The store stays the
+durable truth; the LiveAnswer is only for drawing fast. No Streamlit here: a future API or a second
+UI reuses this module as it is.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+
+from .client import Cancel
+from .context import ContextSettings, input_budget, prepare_context, write_summary
+from .errors import ChatError
+from .messages import ChatOptions
+from .pricing import Price
+from .providers import ModelInfo
+from .request import build_request
+from .saving import ProgressSaver
+from .settings import Connection
+from .store import StorageError, Store
+from .titles import suggest_title
+from .tokens import TokenCounter
+from .turn import Turn, estimate_usage, run_turn
+
+log = logging.getLogger(__name__)
+
+MAX_ANSWERS_PER_OWNER = 3  # answers one visitor can have being written at once
+WORKERS = 16
+HEARTBEAT_S = 2.0  # how often a live answer's row says "still being written"
+
+
+@dataclass(frozen=True)
+class TurnSetup:
+    """What the visitor chose for this answer."""
+
+    options: ChatOptions
+    connection: Connection | None  # None: the provider needs a key nobody gave
+    model: ModelInfo
+    count: TokenCounter
+    context: ContextSettings
+    price: Price | None = None
+
+
+class TooManyAnswers(Exception):
+    """This visitor already has MAX_ANSWERS_PER_OWNER answers being written."""
+
+
+class LiveAnswer:
+    """The answer being written, as pages draw it: phase, the growing Turn, and a version to wait on."""
+
+    def __init__(self, owner: str, cid: str) -> None:
+        self.owner, self.cid = owner, cid
+        self.phase = "preparing"  # preparing, summarising, streaming, done
+        self.turn: Turn | None = None
+        self.cancel = Cancel()
+        self.saver: ProgressSaver | None = None
+        self.done = threading.Event()
+        self.version = 0
+        self._changed = threading.Condition()
+
+    def publish(self, phase: str, turn: Turn | None = None) -> None:
+        with self._changed:
+            self.phase, self.turn = phase, turn or self.turn
+            self.version += 1
+            self._changed.notify_all()
+
+    def wait_for_change(self, seen: int, timeout_s: float) -> int:
+        """Block until the version passes `seen` (or the timeout); returns the version now."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.version > seen or self.done.is_set(), timeout=timeout_s)
+            return self.version
+
+    @property
+    def unsaved(self) -> bool:
+        """Finished, but the database has not taken the final state yet (it will, in the background)."""
+        return self.done.is_set() and self.saver is not None and not self.saver.saved.is_set()
+
+
+def answer_conversation(store: Store, live: LiveAnswer, setup: TurnSetup, position: int | None,
+                        wants_title: bool) -> None:
+    """Answer the last question of the conversation, saving the answer as it grows (whole, partial or failed)."""
+    owner, cid = live.owner, live.cid
+    history = store.messages(owner, cid)
+    saver = live.saver = ProgressSaver(store, owner, cid, setup.options, position, setup.price)
+    connection, model = setup.connection, setup.model
+    if connection is None:
+        _fail(live, setup, ChatError("no_connection"))
+        return
+    context = prepare_context(store.context_source(owner, cid), history, setup.context, setup.options.system_prompt,
+                              input_budget(model), setup.count,
+                              lambda thread, due, previous: write_summary(connection, model, thread, due, previous),
+                              on_summarising=lambda: live.publish("summarising"))
+    plan = build_request(context.sent, replace(setup.options, system_prompt=context.system_prompt), model,
+                         connection.provider)
+    saver.sent = context.sent
+    plan.notes = context.notes + plan.notes
+    turn: Turn | None = None
+    for turn in run_turn(connection, plan, count=setup.count, context=context.explain(), cancel=live.cancel):
+        saver.update(turn)
+        live.publish("streaming", turn)
+    answer = saver.finish(turn)
+    live.publish("done", turn)
+    if wants_title and turn.error is None and history:
+        title = suggest_title(connection, model, history[-1], answer)
+        if title:
+            try:
+                store.rename(owner, cid, title)
+            except (StorageError, KeyError):  # the chat may be gone by now; the first words stay
+                pass
+
+
+def _fail(live: LiveAnswer, setup: TurnSetup, error: ChatError) -> None:
+    """Save a failed answer with the reason (and what had arrived, if anything)."""
+    turn = live.turn or Turn(model=setup.options.model, request={}, notes=[])
+    turn.error = turn.error or error
+    turn.ended_at = turn.ended_at or turn.started
+    if turn.content or turn.reasoning:
+        turn.usage = turn.usage or estimate_usage(turn, setup.count)
+    if live.saver is not None:
+        live.saver.finish(turn)
+    live.publish("done", turn)
+
+
+class Answerer:
+    """The process's answer workers, keyed by conversation. One per process, shared by every session."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="atri-answer")
+        self._live: dict[str, LiveAnswer] = {}
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        store.interrupt_stale_answers()  # left "being written" by a process that died
+        threading.Thread(target=self._heartbeat, name="atri-heartbeat", daemon=True).start()
+
+    def start(self, owner: str, cid: str, setup: TurnSetup, position: int | None = None,
+              wants_title: bool = False) -> LiveAnswer:
+        """Start answering the conversation's last question; an answer already being written is returned
+        instead (never a second request for the same answer). Raises TooManyAnswers."""
+        with self._lock:
+            current = self._live.get(cid)
+            if current is not None and current.owner == owner and not current.done.is_set():
+                return current
+            if len(self.answering(owner)) >= MAX_ANSWERS_PER_OWNER:
+                raise TooManyAnswers(MAX_ANSWERS_PER_OWNER)
+            live = self._live[cid] = LiveAnswer(owner, cid)
+        self._pool.submit(self._run, live, setup, position, wants_title)
+        return live
+
+    def _run(self, live: LiveAnswer, setup: TurnSetup, position: int | None, wants_title: bool) -> None:
+        try:
+            answer_conversation(self.store, live, setup, position, wants_title)
+        except Exception as error:  # the answer must end with its reason saved, whatever happened
+            log.exception("answer failed")
+            _fail(live, setup, ChatError("unknown", type(error).__name__))
+        finally:
+            live.done.set()
+            live.publish("done")
+
+    def live(self, owner: str, cid: str | None) -> LiveAnswer | None:
+        """The answer this process is writing for the conversation (or wrote, until it is saved)."""
+        live = self._live.get(cid) if cid else None
+        if live is None or live.owner != owner or (live.done.is_set() and not live.unsaved):
+            return None
+        return live
+
+    def answering(self, owner: str) -> set[str]:
+        """The conversations of this owner with an answer being written here."""
+        return {cid for cid, live in list(self._live.items()) if live.owner == owner and not live.done.is_set()}
+
+    def stop(self, owner: str, cid: str) -> None:
+        live = self._live.get(cid)
+        if live is not None and live.owner == owner:
+            live.cancel.cancel()
+
+    def close(self) -> None:
+        self._closed.set()
+        for live in list(self._live.values()):
+            live.cancel.cancel()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _heartbeat(self) -> None:
+        while not self._closed.wait(HEARTBEAT_S):
+            ids = [live.saver.message.id for live in list(self._live.values())
+                   if not live.done.is_set() and live.saver and live.saver.message and live.saver.message.id]
+            if ids:
+                try:
+                    self.store.still_writing(ids)
+                except StorageError:
+                    pass  # the next beat tries again; a reader sees the answer as live until it goes stale
