@@ -79,6 +79,7 @@ class FakeProvider:
         self.chunk_delay_s = 0.0
         self.first_token_delay_s = 0.0
         self.keepalive_comments = False  # DeepSeek-style ": keep-alive" SSE comments between chunks
+        self.hangups = 0  # streams the client closed before the end (what a provider sees of a Stop)
         self.reasoning_text = "Let me think about this step by step. The user wants a friendly reply."
         self._server = QuietServer(("127.0.0.1", port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -109,6 +110,7 @@ class FakeProvider:
         self.chunk_delay_s = 0.0
         self.first_token_delay_s = 0.0
         self.keepalive_comments = False
+        self.hangups = 0
 
     def answer_for(self, body: dict[str, Any]) -> str:
         last_user = next((m for m in reversed(body["messages"]) if m["role"] == "user"), {"content": ""})
@@ -251,6 +253,7 @@ class FakeProvider:
                     self._send_event("[DONE]")
                     self.wfile.write(b"0\r\n\r\n")
                 except (BrokenPipeError, ConnectionResetError):
+                    provider.hangups += 1
                     self.close_connection = True
 
         return Handler

@@ -61,6 +61,7 @@ def test_stop_keeps_what_arrived(app_url, fake):
         expect(answer).to_contain_text("You stopped this answer", timeout=10_000)
         expect(answer).not_to_contain_text("several small pieces")
         expect(page.get_by_role("button", name="Retry")).to_be_visible()
+        assert fake.hangups == 1, "Stop closed the connection: the provider stops generating too"
         page.reload()  # and it was saved that way
         page.wait_for_selector(IDLE, timeout=60_000)
         answer = page.get_by_test_id("stChatMessage").nth(1)

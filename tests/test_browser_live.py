@@ -1,0 +1,68 @@
+"""Answers live on the server (issue 8): a reload, another conversation, a second tab — none of them stops
+an answer, and the provider is asked once. Real browser, `streamlit run`, the fake provider."""
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from tests.browser import IDLE, NO_CHROMIUM, chromium_available, launch, streamlit_server
+from tests.test_browser_persistence import ANSWER_END, env_for, open_page, send
+
+pytestmark = pytest.mark.skipif(not chromium_available(), reason=NO_CHROMIUM)
+
+
+def start_slow_answer(page, fake, text: str) -> str:
+    send(page, text)
+    answer = page.get_by_test_id("stChatMessage").nth(1)
+    expect(answer).to_contain_text("Echo:", timeout=20_000)
+    expect(answer).not_to_contain_text(ANSWER_END)
+    return page.url
+
+
+def test_a_reload_mid_answer_finds_the_same_answer_still_coming(fake, database_url):
+    fake.chunk_delay_s = 0.4
+    with streamlit_server(env_for(fake, database_url)) as app, sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = open_page(browser, app.url)
+        start_slow_answer(page, fake, "a long answer, please")
+        page.reload()
+        answer = page.get_by_test_id("stChatMessage").nth(1)
+        expect(page.get_by_role("button", name="Stop", exact=True)).to_be_visible(timeout=20_000)
+        expect(answer).to_contain_text(ANSWER_END, timeout=30_000)
+        expect(page.get_by_role("button", name="Stop", exact=True)).to_have_count(0, timeout=10_000)
+        assert len(fake.streamed) == 1, "one request to the provider for one answer"
+        browser.close()
+
+
+def test_opening_another_chat_and_coming_back_does_not_stop_the_answer(fake, database_url):
+    fake.chunk_delay_s = 0.4
+    with streamlit_server(env_for(fake, database_url)) as app, sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = open_page(browser, app.url)
+        start_slow_answer(page, fake, "keep going while I look elsewhere")
+        page.get_by_role("button", name="New chat").click()
+        page.wait_for_selector(IDLE, timeout=20_000)
+        expect(page.get_by_test_id("stChatMessage")).to_have_count(0)
+        page.get_by_role("button", name="keep going while I look elsewhere").click()
+        expect(page.get_by_test_id("stChatMessage").nth(1)).to_contain_text(ANSWER_END, timeout=30_000)
+        assert len(fake.streamed) == 1
+        answer_text = page.get_by_test_id("stChatMessage").nth(1).inner_text()
+        assert "stopped" not in answer_text and "interrupted" not in answer_text
+        browser.close()
+
+
+def test_two_tabs_on_one_conversation_show_the_same_live_answer(fake, database_url):
+    fake.chunk_delay_s = 0.4
+    with streamlit_server(env_for(fake, database_url)) as app, sync_playwright() as playwright:
+        browser = launch(playwright)
+        context = browser.new_context(locale="en-US")
+        first = context.new_page()
+        first.goto(app.url)
+        first.wait_for_selector(IDLE, timeout=60_000)
+        link = start_slow_answer(first, fake, "two tabs watching")
+        first.wait_for_url("**?c=*")
+        second = context.new_page()
+        second.goto(first.url)
+        expect(second.get_by_role("button", name="Stop", exact=True)).to_be_visible(timeout=20_000)
+        for tab in (first, second):
+            expect(tab.get_by_test_id("stChatMessage").nth(1)).to_contain_text(ANSWER_END, timeout=30_000)
+        assert len(fake.streamed) == 1 and link
+        browser.close()
