@@ -19,6 +19,8 @@ from atri.ui.sidebar import ChatSetup
 CHAT_INPUT_KEY = "chat_input"
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp"]
 RECENT_MESSAGES = 4  # the last two turns show their details at once; older ones on demand
+HISTORY_WINDOW = 30  # messages drawn when a conversation opens
+HISTORY_STEP = 100  # more on each "Show earlier messages"
 LIVE_WAIT_S = 0.25  # longest wait between redraws of a live answer (it redraws as soon as a piece arrives)
 ELSEWHERE_REFRESH_S = 1.0
 
@@ -144,7 +146,8 @@ def show_history(lang: str, view: Snapshot, provider_id: str) -> None:
         st.caption(t(lang, "empty_chat"))
         if provider_id == LOCAL:
             st.caption(t(lang, "offline_hint"))
-    for index, item in enumerate(thread):
+    first = _first_shown(lang, view)
+    for index, item in enumerate(thread[first:], start=first):
         show_message(lang, item.message, view.by_id, recent=index >= len(thread) - RECENT_MESSAGES)
         last = index == len(thread) - 1
         if busy:
@@ -159,6 +162,18 @@ def show_history(lang: str, view: Snapshot, provider_id: str) -> None:
     if unsent:
         st.error(t(lang, "question_not_saved"), icon=":material/database:")
         st.code(unsent, language="text", wrap_lines=True)
+
+
+def _first_shown(lang: str, view: Snapshot) -> int:
+    """The index of the first message drawn: the recent ones, and earlier ones on demand, so that a
+    long chat costs a page run no more than a short one."""
+    key = f"shown::{view.cid}"
+    shown = st.session_state.get(key, HISTORY_WINDOW)
+    hidden = max(0, len(view.thread) - shown)
+    if hidden:
+        st.button(t(lang, "show_earlier", count=min(hidden, HISTORY_STEP)), icon=":material/expand_less:",
+                  key="show_earlier", on_click=lambda: st.session_state.update({key: shown + HISTORY_STEP}))
+    return hidden
 
 
 def chat_input(lang: str) -> None:
