@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 MAX_ANSWERS_PER_OWNER = 3  # answers one visitor can have being written at once
 WORKERS = 16
 HEARTBEAT_S = 2.0  # how often a live answer's row says "still being written"
+KEEP_S = 600.0  # how long a finished answer's live state is kept (pages that read the store before it ended)
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class LiveAnswer:
         self.cancel = Cancel()
         self.saver: ProgressSaver | None = None
         self.done = threading.Event()
+        self.started = time.monotonic()
         self.version = 0
         self._changed = threading.Condition()
 
@@ -79,6 +82,16 @@ class LiveAnswer:
     def unsaved(self) -> bool:
         """Finished, but the database has not taken the final state yet (it will, in the background)."""
         return self.done.is_set() and self.saver is not None and not self.saver.saved.is_set()
+
+    @property
+    def active(self) -> bool:
+        """Still to be drawn from here rather than from the store."""
+        return not self.done.is_set() or self.unsaved
+
+    @property
+    def message_id(self) -> int | None:
+        """The stored answer's id, once it has one."""
+        return self.saver.message.id if self.saver and self.saver.message else None
 
 
 def answer_conversation(store: Store, live: LiveAnswer, setup: TurnSetup, position: int | None,
@@ -149,6 +162,8 @@ class Answerer:
             if len(self.answering(owner)) >= MAX_ANSWERS_PER_OWNER:
                 raise TooManyAnswers(MAX_ANSWERS_PER_OWNER)
             live = self._live[cid] = LiveAnswer(owner, cid)
+            for done in [key for key, old in self._live.items() if not old.active and old.started < live.started - KEEP_S]:
+                del self._live[done]
         self._pool.submit(self._run, live, setup, position, wants_title)
         return live
 
@@ -163,11 +178,10 @@ class Answerer:
             live.publish("done")
 
     def live(self, owner: str, cid: str | None) -> LiveAnswer | None:
-        """The answer this process is writing for the conversation (or wrote, until it is saved)."""
+        """The latest answer this process wrote or is writing for the conversation (`active`: not in
+        the store yet). A page that read the conversation before the answer ended learns it from here."""
         live = self._live.get(cid) if cid else None
-        if live is None or live.owner != owner or (live.done.is_set() and not live.unsaved):
-            return None
-        return live
+        return live if live is not None and live.owner == owner else None
 
     def answering(self, owner: str) -> set[str]:
         """The conversations of this owner with an answer being written here."""

@@ -29,6 +29,13 @@ def make_client(conn: Connection, timeout_s: float, max_retries: int = MAX_RETRI
     )
 
 
+def as_sent(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The history goes in `extra_body`, which the SDK sends as it is: it would otherwise walk every
+    message against its TypedDicts first (0.22 s for a 500-message chat, on every turn). Our messages
+    are plain JSON already (atri.request builds them)."""
+    return {**kwargs, "messages": [], "extra_body": {**kwargs.get("extra_body", {}), "messages": kwargs["messages"]}}
+
+
 def _provider_reason(body: object, fallback: str) -> str:
     """The provider's own message and code from a DashScope/OpenAI-shaped error body."""
     if isinstance(body, dict):
@@ -107,7 +114,7 @@ def stream_chunks(conn: Connection, kwargs: dict[str, Any], cancel: Cancel | Non
     client = make_client(conn, conn.timeout_s)
     received = False
     try:
-        stream = client.chat.completions.create(**kwargs)
+        stream = client.chat.completions.create(**as_sent(kwargs))
         if cancel:
             cancel.on_cancel(stream.close)
         try:
@@ -135,7 +142,7 @@ async def astream_chunks(conn: Connection, kwargs: dict[str, Any]) -> AsyncItera
     try:
         async with openai.AsyncOpenAI(api_key=conn.api_key, base_url=conn.base_url, max_retries=MAX_RETRIES,
                                       timeout=httpx2.Timeout(conn.timeout_s, connect=CONNECT_TIMEOUT_S)) as client:
-            stream = await client.chat.completions.create(**kwargs)
+            stream = await client.chat.completions.create(**as_sent(kwargs))
             async for chunk in stream:
                 received = True
                 yield chunk.model_dump(exclude_none=True)

@@ -29,9 +29,10 @@ class RunningApp:
 
 
 @contextmanager
-def streamlit_server(env: dict[str, str], port: int | None = None, log: Path | None = None) -> Iterator[RunningApp]:
+def streamlit_server(env: dict[str, str], port: int | None = None, log: Path | None = None,
+                     app_path: Path = ROOT / "app.py") -> Iterator[RunningApp]:
     port = port or free_port()
-    command = [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+    command = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.port", str(port),
                "--server.headless", "true", "--server.address", "127.0.0.1"]
     out = log.open("ab") if log else subprocess.DEVNULL
     process = subprocess.Popen(command, cwd=ROOT, env={**clean_env(), **env}, stdout=out, stderr=subprocess.STDOUT)

@@ -54,7 +54,7 @@ def test_an_answer_is_written_by_a_worker_and_saved_whole(store, answerer, fake)
     answer = store.messages("alice", cid)[-1]
     assert ANSWER_END in answer.content and answer.facts.error_kind is None
     assert "streaming" in phases and len(fake.streamed) == 1
-    assert answerer.live("alice", cid) is None, "once saved, pages draw it from the store"
+    assert not answerer.live("alice", cid).active, "once saved, pages draw it from the store"
 
 
 def test_asking_again_while_it_is_written_attaches_instead_of_sending_a_second_request(store, answerer, fake):

@@ -140,7 +140,8 @@ def _question_actions(lang: str, item: StoredMessage, answered: bool) -> None:
 
 def show_history(lang: str, view: Snapshot, provider_id: str) -> None:
     thread = view.thread
-    busy = get_answerer().live(current_owner(), view.cid) is not None or bool(
+    live = get_answerer().live(current_owner(), view.cid)
+    busy = (live is not None and live.active) or bool(
         thread and thread[-1].message.facts and thread[-1].message.facts.error_kind == STREAMING)
     if not thread and not busy:
         st.caption(t(lang, "empty_chat"))
@@ -208,7 +209,10 @@ def follow_answer(lang: str, view: Snapshot) -> None:
     """Draw the answer this process is writing for the open conversation, live, until it ends; an
     answer being written by another replica is shown as saved and looked at again every second."""
     live = get_answerer().live(current_owner(), view.cid)
-    if live is not None:
+    if live is not None and not live.active:
+        if live.message_id is not None and live.message_id not in view.by_id:
+            st.rerun()  # it ended after this run read the conversation: read it again
+    elif live is not None:
         region = st.container()
         if not live.done.is_set():  # outside the answer's region: a click reruns the page, and that run re-attaches
             st.button(t(lang, "stop"), key="stop_answer", icon=":material/stop_circle:", on_click=_stop, args=(view.cid,))

@@ -17,6 +17,8 @@ from atri.turn import Turn, response_record
 from atri.ui.config import price_for
 
 REDRAW_INTERVAL_S = 0.05  # redrawing a long answer on every token would cost O(n²)
+EAGER_MAX_MESSAGES = 12  # recent answers show their context and raw views at once up to this many messages
+EAGER_MAX_CHARS = 20_000
 
 
 def show_images(urls: list[str]) -> None:
@@ -153,9 +155,16 @@ def show_assistant(lang: str, message: Message, by_id: dict[int, Message], recen
                + (f" · {t(lang, 'facts_estimated')}" if facts.usage and facts.usage.estimated else ""))
     key = str(message.id)
     request = expand_request(facts.request, by_id) or {}
+    eager = recent and _small(request)
     if facts.context:
-        show_context(lang, facts, request, key, eager=recent)
-    show_raw(lang, message, request, key, eager=recent)
+        show_context(lang, facts, request, key, eager=eager)
+    show_raw(lang, message, request, key, eager=eager)
+
+
+def _small(request: dict[str, Any]) -> bool:
+    """Cheap enough to send to the browser before it is asked for: a request carries the whole history."""
+    messages = request.get("messages", [])
+    return len(messages) <= EAGER_MAX_MESSAGES and sum(len(str(m.get("content", ""))) for m in messages) <= EAGER_MAX_CHARS
 
 
 def show_message(lang: str, message: Message, by_id: dict[int, Message], recent: bool = True) -> None:
