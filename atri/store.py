@@ -6,9 +6,11 @@ as inactive variants at the same position, so "1 / 2" can bring them back.
 """
 from __future__ import annotations
 
+import copy
 import json
 import secrets
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -59,6 +61,7 @@ TITLE_CHARS = 40
 TITLE_MAX_CHARS = 200  # the column's size
 STREAMING = "streaming"  # the error kind of an answer while it is being written
 STALE_AFTER = timedelta(seconds=15)  # a "streaming" answer not touched for this long was left behind
+SNAPSHOTS_KEPT = 256  # conversations kept read in memory, most recently used
 MAX_IMPORT_MESSAGES = 20_000
 
 
@@ -74,6 +77,7 @@ class ConversationRow(Base):
     settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # per-conversation choices
     summary_text: Mapped[str | None] = mapped_column(Text)  # the rolling summary of the older turns
     summary_through: Mapped[int | None] = mapped_column(Integer)  # how many thread messages it stands for
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # raised by every write
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
@@ -353,6 +357,8 @@ class Store:
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._snapshots: OrderedDict[tuple[str, str], tuple[int, Snapshot]] = OrderedDict()
+        self._snapshots_lock = threading.Lock()
         self.migrate()
 
     def migrate(self) -> str:
@@ -439,6 +445,7 @@ class Store:
             row = self._owned(session, owner, conversation_id)
             if row:
                 row.title = clip_title(title)
+                _changed(row)
             return row is not None
 
     def update_settings(self, owner: str, conversation_id: str, settings: dict[str, Any]) -> None:
@@ -446,6 +453,7 @@ class Store:
             row = self._owned(session, owner, conversation_id)
             if row:
                 row.settings = {**(row.settings or {}), **storable(settings)}
+                _changed(row)
 
     def delete(self, owner: str, conversation_id: str) -> bool:
         with self._session() as session:
@@ -474,31 +482,35 @@ class Store:
     # messages
 
     def snapshot(self, owner: str, conversation_id: str) -> Snapshot:
-        """The conversation and all its messages, read once (a page draws from this)."""
+        """The conversation and all its messages, as one read-only value a page draws from.
+
+        Kept in memory and read again only when the conversation's version says it changed: a long
+        chat is drawn on every click. One being written is always read (its liveness depends on time)."""
         with self._session() as session:
             row = self._owned(session, owner, conversation_id)
             if row is None:
                 return EMPTY
-            info = ConversationInfo.of(row)
+            kept = self._snapshots.get((owner, conversation_id))
+            if kept is not None and kept[0] == row.version:
+                return kept[1]
+            version, info = row.version, ConversationInfo.of(row)
             rows = session.scalars(select(MessageRow).where(MessageRow.conversation_id == conversation_id)
                                    .order_by(MessageRow.position, MessageRow.id)).all()
-        by_id = {row.id: _to_message(row) for row in rows}
-        variants: dict[tuple[int, str], list[int]] = defaultdict(list)
-        for row in rows:
-            variants[(row.position, row.role)].append(row.id)
-        thread = []
-        for row in rows:
-            if row.active:
-                siblings = variants[(row.position, row.role)]
-                thread.append(StoredMessage(row.id, row.position, by_id[row.id], siblings.index(row.id) + 1, len(siblings)))
-        return Snapshot(info, thread, by_id)
+        snapshot = _snapshot_of(info, rows)
+        if not any(row.error_kind == STREAMING for row in rows):
+            with self._snapshots_lock:
+                self._snapshots[(owner, conversation_id)] = (version, snapshot)
+                while len(self._snapshots) > SNAPSHOTS_KEPT:
+                    self._snapshots.popitem(last=False)
+        return snapshot
 
     def thread(self, owner: str, conversation_id: str) -> list[StoredMessage]:
         """The active messages in order, each with how many variants its position has."""
         return self.snapshot(owner, conversation_id).thread
 
     def messages(self, owner: str, conversation_id: str) -> list[Message]:
-        return self.snapshot(owner, conversation_id).messages
+        return [copy.deepcopy(message) for message in self.snapshot(owner, conversation_id).messages]
+
 
     def append(self, owner: str, conversation_id: str, message: Message, position: int | None = None,
                price: Price | None = None) -> int:
@@ -516,6 +528,7 @@ class Store:
                              **_row_values(message, price))
             session.add(row)
             conversation.updated_at = now()
+            _changed(conversation)
             session.flush()
             row_id = row.id
         message.id = row_id  # only once committed: a failed write leaves the message unsaved
@@ -525,10 +538,12 @@ class Store:
         """Write a message's current content and facts (used while it streams and when it ends)."""
         with self._session() as session:
             row = session.get(MessageRow, message.id)
-            if row is None or self._owned(session, owner, row.conversation_id) is None:
+            conversation = self._owned(session, owner, row.conversation_id) if row else None
+            if conversation is None:
                 raise KeyError(message.id)
             for name, value in _row_values(message, price).items():
                 setattr(row, name, value)
+            _changed(conversation)
 
     def still_writing(self, message_ids: list[int]) -> None:
         """The answers with these ids are still being written by this process."""
@@ -551,21 +566,26 @@ class Store:
             row = self._owned(session, owner, conversation_id)
             if row:
                 row.summary_text, row.summary_through = storable(summary.text), summary.through
+                _changed(row)
 
     def retire_from(self, owner: str, conversation_id: str, position: int) -> None:
         """Make the messages from `position` on inactive (they stay reachable as variants)."""
         with self._session() as session:
-            if self._owned(session, owner, conversation_id) is None:
+            conversation = self._owned(session, owner, conversation_id)
+            if conversation is None:
                 raise KeyError(conversation_id)
             session.execute(update(MessageRow).where(MessageRow.conversation_id == conversation_id,
                                                      MessageRow.position >= position).values(active=False))
+            _changed(conversation)
 
     def show_variant(self, owner: str, message_id: int, step: int) -> None:
         """Switch the message's position to its previous (-1) or next (+1) variant."""
         with self._session() as session:
             row = session.get(MessageRow, message_id)
-            if row is None or self._owned(session, owner, row.conversation_id) is None:
+            conversation = self._owned(session, owner, row.conversation_id) if row else None
+            if conversation is None:
                 return
+            _changed(conversation)
             siblings = session.scalars(select(MessageRow).where(
                 MessageRow.conversation_id == row.conversation_id, MessageRow.position == row.position,
                 MessageRow.role == row.role).order_by(MessageRow.id)).all()
@@ -604,9 +624,9 @@ class Store:
             return None
         messages = []
         for item in snapshot.messages:
-            if item.facts and item.facts.request:
-                item.facts.request = expand_request(item.facts.request, snapshot.by_id)  # an export stands alone
             data = item.to_dict()
+            if item.facts and item.facts.request:  # an export stands alone
+                data["facts"]["request"] = expand_request(item.facts.request, snapshot.by_id)
             data.pop("id", None)
             messages.append(data)
         settings = dict(snapshot.info.settings)
@@ -652,6 +672,24 @@ class StoredContext:
 
     def add_memories(self, embedder: str, memories: list[Memory]) -> None:
         self.store.add_memories(self.owner, self.conversation_id, embedder, memories)
+
+
+def _snapshot_of(info: ConversationInfo, rows: list[MessageRow]) -> Snapshot:
+    by_id = {row.id: _to_message(row) for row in rows}
+    variants: dict[tuple[int, str], list[int]] = defaultdict(list)
+    for row in rows:
+        variants[(row.position, row.role)].append(row.id)
+    thread = []
+    for row in rows:
+        if row.active:
+            siblings = variants[(row.position, row.role)]
+            thread.append(StoredMessage(row.id, row.position, by_id[row.id], siblings.index(row.id) + 1, len(siblings)))
+    return Snapshot(info, thread, by_id)
+
+
+def _changed(conversation: ConversationRow) -> None:
+    """Every write to a conversation raises its version (kept snapshots of it are then read again)."""
+    conversation.version = ConversationRow.version + 1
 
 
 def parse_export(raw: str | bytes) -> tuple[list[Message], str, dict[str, Any]]:

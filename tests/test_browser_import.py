@@ -44,6 +44,7 @@ def test_a_server_path_as_an_image_is_refused_at_import_and_never_served(fake, d
         with Store(database_url).engine.begin() as connection:
             connection.execute(text("UPDATE messages SET data = :data WHERE role = 'user'"),
                                {"data": json.dumps({"images": [str(secret)]})})
+            connection.execute(text("UPDATE conversations SET version = version + 1"))  # as a write does
         page.reload()
         page.wait_for_selector(IDLE, timeout=60_000)
         expect(page.get_by_text("could not be read").first).to_be_visible()

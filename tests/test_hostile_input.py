@@ -94,6 +94,7 @@ def test_an_old_row_that_names_a_server_file_reads_back_as_unreadable_not_as_a_p
     store.append("alice", cid, Message("user", "hello"))
     with store.engine.begin() as connection:  # what an older version let in
         connection.execute(text("UPDATE messages SET data = :data"), {"data": json.dumps({"images": ["/etc/hostname"]})})
+        connection.execute(text("UPDATE conversations SET version = version + 1"))  # as a write does
     [item] = store.snapshot("alice", cid).thread
     assert item.message.images == [] and item.message.facts.error_kind == "unreadable"
     assert "images.0" in item.message.facts.error_detail

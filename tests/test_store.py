@@ -177,3 +177,21 @@ def test_an_answer_is_stored_once_and_totals_are_one_query(store):
     assert (totals.answers, totals.prompt_tokens, totals.completion_tokens) == (2, 74, 146)  # regenerated included
     assert totals.cost["CNY"] > 0
     assert store.usage_totals("bob").answers == 0
+
+
+def test_a_conversation_is_read_again_only_when_it_changed(store):
+    cid = store.create_conversation("alice", "t")
+    store.append("alice", cid, Message("user", "hi"))
+    first = store.snapshot("alice", cid)
+    assert store.snapshot("alice", cid) is first, "unchanged: the kept copy"
+    answer_id = store.append("alice", cid, answer("喵"))
+    after_append = store.snapshot("alice", cid)
+    assert [m.content for m in after_append.messages] == ["hi", "喵"]
+    store.retire_from("alice", cid, 1)
+    assert [m.content for m in store.snapshot("alice", cid).messages] == ["hi"]
+    store.show_variant("alice", answer_id, 0)
+    store.rename("alice", cid, "new title")
+    assert store.snapshot("alice", cid).info.title == "new title"
+    other = Store(str(store.engine.url.render_as_string(hide_password=False)))  # another replica writes
+    other.append("alice", cid, Message("user", "from elsewhere"))
+    assert store.snapshot("alice", cid).messages[-1].content == "from elsewhere"
