@@ -98,6 +98,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "too_many_answers": ("你已有 {limit} 个回答正在生成。请等其中一个完成或停止它,再点“获取回答”。",
                          "You already have {limit} answers being written. Wait for one to finish or stop it, then "
                          "press “Get an answer”."),
+    "image_unshown": ("(无法显示的图片)", "(an image that cannot be shown)"),
+    "load_images": ("加载图片", "Load images"),
+    "show_whole": ("显示全部({chars:,} 个字符)", "Show all ({chars:,} characters)"),
     "show_earlier": ("显示更早的 {count} 条消息", "Show {count} earlier messages"),
     "error_storage": ("数据库暂时无法写入,这个回答还没有保存:它保留在本页上,数据库恢复后会自动保存。",
                       "The database is not accepting writes: this answer is not saved yet. It stays on this page "

@@ -44,3 +44,15 @@ def test_a_model_that_cannot_see_gets_the_text_and_the_visitor_a_note(app, dashs
     assert "can't see images" in all_text(app)
     send(app, "and now?")  # the conversation is not broken
     assert dashscope_env.streamed[-1]["messages"][-1]["content"] == "and now?"
+
+
+def test_images_in_markdown_and_titles_are_links_that_load_nothing(app, dashscope_env):
+    from atri.safe_markdown import has_images
+
+    spy = "![s](http://127.0.0.1:9/pixel.png?d=secret)"
+    send(app, f"look {spy}")  # the fake provider echoes it back in the answer; the title takes the first words
+    shown = [m.value for m in app.markdown] + [c.value for c in app.caption]
+    assert any("127.0.0.1:9/pixel.png" in text for text in shown), "still there, as a link"
+    assert not any(has_images(text) for text in shown)
+    title = next(b for b in app.sidebar.button if b.key and b.key.startswith("conversation::")).label
+    assert "pixel" in title and not has_images(title) and "\\!\\[" in title

@@ -10,6 +10,7 @@ from atri.compare import Target, compare
 from atri.i18n import PERSONA_PROMPTS, t
 from atri.messages import ChatOptions, Message
 from atri.providers import LOCAL, catalogue
+from atri.safe_markdown import defuse_images
 from atri.settings import Settings
 from atri.tokens import counter_for
 from atri.turn import Turn
@@ -67,7 +68,7 @@ def compare_page(settings: Settings, lang: str) -> None:
             return
         last_draw[index] = now
         answer, facts = slots[index]
-        answer.markdown(turn.content or (f"*{t(lang, 'thinking_live')}*" if turn.reasoning else "…"))
+        answer.markdown(defuse_images(turn.content) or (f"*{t(lang, 'thinking_live')}*" if turn.reasoning else "…"))
         if turn.ended_at is not None:
             message = turn.to_message(options)
             with facts.container():
@@ -76,6 +77,6 @@ def compare_page(settings: Settings, lang: str) -> None:
                 st.caption(facts_line(lang, message.facts, bool(turn.reasoning)))
                 if turn.reasoning:
                     with st.expander(t(lang, "thought_for", seconds=turn.thinking_seconds() or 0.0)):
-                        st.markdown(turn.reasoning)
+                        st.markdown(defuse_images(turn.reasoning))
 
     asyncio.run(compare(targets, Message("user", question), options, draw))

@@ -7,6 +7,7 @@ import streamlit as st
 
 from atri.export import to_markdown
 from atri.i18n import t
+from atri.safe_markdown import plain_text
 from atri.store import BadImport, Snapshot
 from atri.ui.chat import open_conversation
 from atri.ui.config import get_store
@@ -49,7 +50,7 @@ def _manage(lang: str, cid: str, title: str) -> None:
                            mime="application/json", icon=":material/data_object:",
                            data=lambda: json.dumps(store.export(owner, cid), ensure_ascii=False, indent=2))
         if st.session_state.get("confirm_delete") == cid:
-            st.warning(t(lang, "delete_confirm", title=title))
+            st.warning(t(lang, "delete_confirm", title=plain_text(title)))
             left, right = st.columns(2)
             left.button(t(lang, "delete_yes"), type="primary", key="delete_yes", on_click=_delete, args=(cid,))
             right.button(t(lang, "cancel"), key="delete_no", on_click=lambda: st.session_state.update(confirm_delete=None))
@@ -71,7 +72,7 @@ def conversation_sidebar(lang: str, view: Snapshot) -> None:
         if query and not conversations:
             st.caption(t(lang, "no_matches"))
         for info in conversations:
-            st.button(info.title or t(lang, "untitled"), key=f"conversation::{info.id}", width="stretch",
+            st.button(plain_text(info.title) or t(lang, "untitled"), key=f"conversation::{info.id}", width="stretch",
                       type="primary" if current and info.id == current.id else "secondary",
                       on_click=open_conversation, args=(info.id,))
         if current:
@@ -81,7 +82,7 @@ def conversation_sidebar(lang: str, view: Snapshot) -> None:
                              label_visibility="collapsed")
         status, reason = st.session_state.pop("import_result", (None, ""))
         if status == "error":
-            st.error(t(lang, "import_failed", reason=reason))
+            st.error(t(lang, "import_failed", reason=plain_text(reason)))
         elif status == "ok":
             st.success(t(lang, "imported"))
         st.divider()

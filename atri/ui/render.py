@@ -5,14 +5,16 @@ import json
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import streamlit as st
 
 from atri.i18n import t
-from atri.images import decode_data_url, shorten_data_urls
+from atri.images import BadImage, decode_data_url, is_web_url, shorten_data_urls, thumbnail_of
 from atri.messages import AnswerFacts, Message
 from atri.pricing import format_cost, request_cost
 from atri.request import expand_request
+from atri.safe_markdown import clip_long_strings, defuse_images, plain_text
 from atri.turn import Turn, response_record
 from atri.ui.config import price_for
 
@@ -21,9 +23,61 @@ EAGER_MAX_MESSAGES = 12  # recent answers show their context and raw views at on
 EAGER_MAX_CHARS = 20_000
 
 
-def show_images(urls: list[str]) -> None:
-    if urls:
-        st.image([decode_data_url(url) or url for url in urls], width=160)
+FOLD_CHARS = 20_000  # longer texts show their start; the whole text on demand
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _thumbnail_of(url: str) -> bytes | None:
+    """For images stored before thumbnails were: made once per process, within the pixel limit."""
+    try:
+        return decode_data_url(thumbnail_of(url))
+    except BadImage:
+        return None
+
+
+def show_images(lang: str, message: Message) -> None:
+    """Uploaded images as their small thumbnails; web images as links until asked for, so that opening
+    a conversation makes no request anywhere. Never a plain string: st.image would read it as a path."""
+    pictures: list[bytes] = []
+    web: list[str] = []
+    for index, url in enumerate(message.images):
+        thumbnail = message.thumbnails[index] if index < len(message.thumbnails) else ""
+        if is_web_url(url):
+            web.append(url)
+            continue
+        picture = decode_data_url(thumbnail) if thumbnail else _thumbnail_of(url)
+        if picture:
+            pictures.append(picture)
+        else:
+            st.caption(f":material/broken_image: {t(lang, 'image_unshown')}")
+    if pictures:
+        st.image(pictures, width=160)
+    if not web:
+        return
+    key = f"load_images::{message.id}"
+    if st.session_state.get(key):
+        st.image(web, width=160)
+        return
+    st.markdown(" · ".join(f"[:material/image: {plain_text(urlsplit(url).netloc)}](<{_link_safe(url)}>)" for url in web))
+    st.button(t(lang, "load_images"), key=f"{key}::button", icon=":material/image:",
+              on_click=lambda: st.session_state.update({key: True}))
+
+
+def _link_safe(url: str) -> str:
+    return url.replace("<", "%3C").replace(">", "%3E").replace(" ", "%20")
+
+
+def show_text(lang: str, text: str, key: str) -> None:
+    """Markdown with no image that loads by itself; a very long text shows its start, the rest on demand."""
+    if len(text) <= FOLD_CHARS:
+        st.markdown(defuse_images(text))
+        return
+    if st.session_state.get(f"unfold::{key}"):
+        st.code(text, language="text", wrap_lines=True)  # plain: a whole long paste stays fast to draw
+        return
+    st.markdown(defuse_images(text[:FOLD_CHARS]) + " …")
+    st.button(t(lang, "show_whole", chars=len(text)), key=f"unfold_button::{key}", icon=":material/unfold_more:",
+              on_click=lambda: st.session_state.update({f"unfold::{key}": True}))
 
 
 def thinking_label(lang: str, seconds: float | None, reasoning_tokens: int | None, budget: int | None) -> str:
@@ -35,7 +89,7 @@ def thinking_label(lang: str, seconds: float | None, reasoning_tokens: int | Non
 
 
 def facts_line(lang: str, facts: AnswerFacts, thought: bool = False) -> str:
-    parts = [facts.model]
+    parts = [plain_text(facts.model)]
     if facts.ttft_s is not None:
         parts.append(t(lang, "facts_ttft", seconds=facts.ttft_s))
     if facts.total_s is not None:
@@ -55,10 +109,11 @@ def facts_line(lang: str, facts: AnswerFacts, thought: bool = False) -> str:
 
 def error_text(lang: str, kind: str, detail: str | None) -> str:
     key = f"error_{kind}"
+    detail = plain_text(detail) if detail else None  # from the provider or an import: shown, never rendered
     try:
         return t(lang, key, detail=detail or "—")
     except KeyError:
-        return t(lang, "error_unknown", detail=detail or kind)
+        return t(lang, "error_unknown", detail=detail or plain_text(kind))
 
 
 def show_answer_body(lang: str, message: Message) -> None:
@@ -73,12 +128,12 @@ def show_answer_body(lang: str, message: Message) -> None:
             st.warning(t(lang, "json_invalid", error=str(error)))
             return
     if message.content:
-        st.markdown(message.content)
+        show_text(lang, message.content, f"content::{message.id}")
 
 
 def _preview(text: str, limit: int = 160) -> str:
     flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[:limit] + "…"
+    return plain_text(flat if len(flat) <= limit else flat[:limit] + "…")
 
 
 def _details(lang: str, label: str, key: str, eager: bool, body: Callable[[], None]) -> None:
@@ -109,14 +164,14 @@ def _context_body(lang: str, context: dict[str, Any], sent: list[dict[str, Any]]
     st.progress(min(1.0, context.get("input_tokens", 0) / max(1, context.get("budget", 1))))
     if context.get("summary"):
         st.caption(t(lang, "context_summary", through=context.get("summary_through", 0)))
-        st.markdown(context["summary"])
+        st.markdown(defuse_images(context["summary"]))
     if context.get("recalled"):
         st.caption(t(lang, "context_recalled"))
         for item in context["recalled"]:
             st.markdown(f"`{t(lang, 'score')} {item['score']:.3f}` {_preview(item['text'])}")
     st.caption(t(lang, "context_sent"))
     for message in sent:
-        st.markdown(f"**{message['role']}** · {_preview(str(message['content']))}")
+        st.markdown(f"**{plain_text(message['role'])}** · {_preview(str(message['content']))}")
     if context.get("dropped"):
         st.caption(f"{t(lang, 'context_dropped')}: {len(context['dropped'])}")
 
@@ -124,9 +179,9 @@ def _context_body(lang: str, context: dict[str, Any], sent: list[dict[str, Any]]
 def show_raw(lang: str, message: Message, request: dict[str, Any], key: str, eager: bool) -> None:
     def body() -> None:
         st.caption(t(lang, "raw_request"))
-        st.code(json.dumps(shorten_data_urls(request), indent=4, ensure_ascii=False), language="json")
+        st.code(json.dumps(clip_long_strings(shorten_data_urls(request)), indent=4, ensure_ascii=False), language="json")
         st.caption(t(lang, "raw_response"))
-        st.code(json.dumps(response_record(message), indent=4, ensure_ascii=False), language="json")
+        st.code(json.dumps(clip_long_strings(response_record(message)), indent=4, ensure_ascii=False), language="json")
 
     _details(lang, t(lang, "raw_view"), f"raw::{key}", eager, body)
 
@@ -137,7 +192,7 @@ def show_assistant(lang: str, message: Message, by_id: dict[int, Message], recen
         budget = message.options.thinking_budget if message.options else None
         reasoning_tokens = facts.usage.reasoning_tokens if facts and facts.usage else None
         with st.expander(thinking_label(lang, facts.thinking_s if facts else None, reasoning_tokens, budget)):
-            st.markdown(message.reasoning)
+            show_text(lang, message.reasoning, f"reasoning::{message.id}")
     show_answer_body(lang, message)
     if facts is None:
         return
@@ -172,8 +227,8 @@ def show_message(lang: str, message: Message, by_id: dict[int, Message], recent:
     details (context, raw request) are sent at once, not on demand."""
     with st.chat_message(message.role):
         if message.role == "user":
-            show_images(message.images)
-            st.markdown(message.content)
+            show_images(lang, message)
+            show_text(lang, message.content, f"content::{message.id}")
         else:
             show_assistant(lang, message, by_id, recent)
 
@@ -199,10 +254,10 @@ class LiveAnswer:
             if self._status is None:
                 self._status = self._thinking_slot.status(t(self.lang, "thinking_live"), expanded=True)
                 self._reasoning_box = self._status.empty()
-            self._reasoning_box.markdown(turn.reasoning)
+            self._reasoning_box.markdown(defuse_images(turn.reasoning))
             if not turn.thinking_now and not self._collapsed:
                 self._status.update(label=thinking_label(self.lang, turn.thinking_seconds(), None, None),
                                     state="complete", expanded=False)
                 self._collapsed = True
         if turn.content:
-            self._answer_slot.markdown(turn.content + ("" if final else " ▌"))
+            self._answer_slot.markdown(defuse_images(turn.content) + ("" if final else " ▌"))

