@@ -80,3 +80,37 @@ def test_nothing_on_the_page_loads_an_image_by_itself(fake, database_url, spy, t
         page.wait_for_timeout(500)
         assert [path.split("?")[0] for path in spy.paths] == ["/imported.png"]
         browser.close()
+
+
+def test_a_one_megabyte_message_is_not_sent_to_the_browser_until_asked_for(fake, database_url):
+    import time
+
+    from sqlalchemy import text
+
+    from atri.messages import AnswerFacts, Message
+    from atri.store import Store
+
+    with streamlit_server(env_for(fake, database_url)) as app, sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = open_page(browser, app.url)
+        send(page, "start")
+        expect(page.get_by_test_id("stChatMessage").nth(1)).to_contain_text(ANSWER_END, timeout=20_000)
+        page.wait_for_url("**?c=*")
+        cid = page.url.split("c=")[1].split("&")[0]
+        store = Store(database_url)
+        with store.engine.connect() as connection:
+            owner = connection.execute(text("SELECT owner FROM conversations WHERE id = :id"), {"id": cid}).scalar()
+        huge = "这是一段很长的粘贴文本。" * 90_000  # about 1 MB
+        store.append(owner, cid, Message("user", huge))
+        request = {"model": "qwen-plus", "messages": [{"role": "user", "content": huge}]}
+        store.append(owner, cid, Message("assistant", "Got it.", facts=AnswerFacts(model="qwen-plus", finish_reason="stop",
+                                                                                   request=request)))
+        started = time.perf_counter()
+        page.reload()
+        expect(page.get_by_test_id("stChatMessage").last).to_contain_text("Got it.", timeout=60_000)
+        page.wait_for_selector(IDLE, timeout=60_000)
+        print(f"open with a 1 MB message: {time.perf_counter() - started:.2f} s")
+        assert len(page.content()) < 400_000, "the page holds the start of the text, not all of it"
+        page.get_by_role("button", name="Show all").click()
+        expect(page.get_by_test_id("stCode").last).to_contain_text("这是一段很长的粘贴文本。" * 3, timeout=30_000)
+        browser.close()
