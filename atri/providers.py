@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass, replace
 from enum import Enum
 from functools import cache
 from pathlib import Path
+
+import tomllib
 
 CATALOGUE_PATH = Path(__file__).parent / "data" / "catalogue.toml"
 LOCAL = "local"
@@ -49,6 +50,7 @@ class Provider:
     inline_think_tags: bool = False  # parse <think>…</think> inside content
     images_as_data_urls: bool = False  # the server cannot download http(s) images
     cap_output: bool = False  # send max_tokens = the model's max_output
+    needs_base_url: bool = False  # offered only when the host sets its base URL (a server of the host's own)
 
     def label_for(self, lang: str) -> str:
         return self.label_zh if lang == "zh" else self.label
@@ -83,6 +85,7 @@ def catalogue() -> dict[str, Provider]:
             inline_think_tags=raw.get("inline_think_tags", False),
             images_as_data_urls=raw.get("images_as_data_urls", False),
             cap_output=raw.get("cap_output", False),
+            needs_base_url=raw.get("needs_base_url", False),
         )
     return providers
 

@@ -50,10 +50,19 @@ class Settings:
             return self.values[provider.model_env]
         return provider.default_model
 
+    def has_base_url(self, provider: Provider) -> bool:
+        return bool(provider.base_url_env and self.values.get(provider.base_url_env))
+
+    def is_offered(self, provider: Provider) -> bool:
+        """Whether visitors may pick it: a server of the host's own only once the host named it."""
+        return not provider.needs_base_url or self.has_base_url(provider)
+
+    def offered_providers(self) -> dict[str, Provider]:
+        return {pid: provider for pid, provider in catalogue().items() if self.is_offered(provider)}
+
     def is_configured(self, provider: Provider) -> bool:
-        if provider.id == "custom":
-            return bool(self.values.get("ATRI_CUSTOM_BASE_URL"))
-        return bool(self.key_for(provider))
+        """Ready without a visitor's key: its base URL set (own servers) or its key set (cloud providers)."""
+        return self.has_base_url(provider) if provider.needs_base_url else bool(self.key_for(provider))
 
     def default_provider_id(self) -> str:
         providers = catalogue()
@@ -64,7 +73,9 @@ class Settings:
 
     def connection(self, provider: Provider, visitor_key: str | None = None,
                    base_url: str | None = None) -> Connection | None:
-        """None when the provider needs a key and has none."""
+        """None when the provider is not offered here, or needs a key and has none."""
+        if not self.is_offered(provider):
+            return None
         key = visitor_key or self.key_for(provider)
         if not key and not provider.key_optional:
             return None

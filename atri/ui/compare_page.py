@@ -23,7 +23,7 @@ MAX_TARGETS = 4
 def _choices(settings: Settings) -> list[str]:
     """'provider · model' for every model of every provider that can be reached without asking for a key."""
     choices = []
-    for provider in catalogue().values():
+    for provider in settings.offered_providers().values():
         if provider.id == LOCAL or (settings.is_configured(provider) and settings.connection(provider)):
             models = [m.id for m in provider.models] or [settings.default_model_for(provider)]
             choices += [f"{provider.id} · {model}" for model in models]

@@ -75,8 +75,8 @@ def _preview_images(lang: str, pasted: str) -> None:
 
 def _provider_controls(settings: Settings, lang: str) -> tuple[Provider, Connection | None, TokenCounter | None]:
     """The provider picker, and a key field when neither the configuration nor the visitor has given one."""
-    providers = catalogue()
-    if "provider" not in st.session_state:
+    providers = settings.offered_providers()
+    if st.session_state.get("provider") not in providers:
         st.session_state.provider = settings.default_provider_id()
     provider_id = st.selectbox(t(lang, "provider"), list(providers), key="provider",
                                format_func=lambda pid: providers[pid].label_for(lang))
@@ -93,7 +93,7 @@ def _provider_controls(settings: Settings, lang: str) -> tuple[Provider, Connect
     return provider, connection, None
 
 
-def restore_options(view: Snapshot) -> None:
+def restore_options(view: Snapshot, settings: Settings) -> None:
     """Reopening a conversation brings back the provider, model, persona and options of its last answer."""
     if view.cid is None or st.session_state.get("options_loaded_for") == view.cid:
         return
@@ -102,8 +102,8 @@ def restore_options(view: Snapshot) -> None:
     if not answers:
         return
     options = answers[-1].options
-    providers = catalogue()
-    if options.provider_id not in providers:
+    providers = settings.offered_providers()
+    if options.provider_id not in providers:  # e.g. a server the host no longer names
         return
     provider = providers[options.provider_id]
     st.session_state.provider = provider.id
@@ -124,7 +124,7 @@ def restore_options(view: Snapshot) -> None:
 
 
 def render_sidebar(settings: Settings, lang: str, view: Snapshot) -> ChatSetup:
-    restore_options(view)
+    restore_options(view, settings)
     with st.sidebar:
         st.selectbox(t(lang, "language"), list(LANGUAGES), format_func=LANGUAGES.get, key="lang")
         provider, connection, local_count = _provider_controls(settings, lang)
