@@ -6,6 +6,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from atri.local import free_port
+from atri.owners import anonymous_owner
 from atri.store import Store
 from tests.browser import IDLE, NO_CHROMIUM, chromium_available, launch, streamlit_server
 from tests.fake_provider import GOOD_KEY
@@ -72,7 +73,8 @@ def test_killed_mid_stream_the_question_and_partial_answer_survive(fake, databas
             send(page, "Tell me a long story")
             page.wait_for_url("**?c=*", timeout=20_000)
             cid = page.url.split("c=")[1].split("&")[0]
-            owner = "anon:" + next(c["value"] for c in page.context.cookies() if c["name"] == "atri_owner")
+            cookie = next(c["value"] for c in page.context.cookies() if c["name"] == "atri_owner")
+            owner = anonymous_owner(cookie.rpartition(".")[0])
             partial = wait_for_partial_answer(Store(database_url), owner, cid)
             app.process.send_signal(signal.SIGKILL)  # no chance to save anything more
             app.process.wait()
