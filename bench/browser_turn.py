@@ -22,12 +22,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from canned import canned_messages  # noqa: E402
 from playwright.sync_api import expect, sync_playwright  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from atri.messages import AnswerFacts, Message, Usage  # noqa: E402
 from atri.store import Store  # noqa: E402
-from canned import canned_messages  # noqa: E402
 from tests.browser import IDLE, launch, streamlit_server  # noqa: E402
 from tests.fake_provider import GOOD_KEY, FakeProvider  # noqa: E402
 
