@@ -1,9 +1,17 @@
 """A public demo offers only what its host set up (issue 14, item 9): no visitor can make the server
 call a port on its own machine by picking Ollama or Custom."""
+import pytest
+
 from atri.messages import AnswerFacts, ChatOptions, Message
 from atri.providers import catalogue
 from atri.settings import Settings
 from tests.conftest import new_app
+
+
+@pytest.fixture(autouse=True)
+def no_ollama_on_the_test_host(monkeypatch):
+    """conftest clears the other providers' variables, not Ollama's: a developer's own must not leak in."""
+    monkeypatch.delenv("OLLAMA_BASE_URL", raising=False)
 
 
 def test_servers_of_the_hosts_own_are_offered_only_once_their_url_is_set():
@@ -44,3 +52,19 @@ def test_a_chat_whose_answer_named_an_unoffered_provider_reopens_on_the_default(
     reopened = new_app(owner=owner, conversation=cid)
     assert reopened.selectbox(key="provider").value == "dashscope"
 
+
+
+def test_a_session_that_names_custom_is_drawn_on_the_default_and_asks_the_default(dashscope_env):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.session_state["provider"] = "custom"  # what a stale or crafted session would carry
+    at.run()
+    at.chat_input[0].set_value("hi").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="provider").value == "dashscope"
+    assert [r["messages"][-1]["content"] for r in dashscope_env.streamed] == ["hi"]
