@@ -13,9 +13,12 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
-TOKEN_BYTES = 24
 SIGNATURE_BYTES = 18
-_LEGACY_TOKEN = re.compile(r"[A-Za-z0-9_-]{20,64}")  # what the version before signing issued
+# What the version before signing accepted (it issued 32 characters; a few clients chose their own).
+_LEGACY_TOKEN = re.compile(r"[A-Za-z0-9_-]{20,64}")
+# Tokens issued since signing are 86 characters, longer than any legacy token: stripped of its
+# signature, a new token is never taken for a legacy one.
+TOKEN_BYTES = 64
 
 
 @dataclass(frozen=True)
