@@ -8,18 +8,28 @@ link instead (a click opens it); everything else, code included, is left as it w
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Callable, Iterator
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
+from mdit_py_plugins.footnote import footnote_plugin
 
-# What Streamlit's own renderer reads: CommonMark plus GitHub's tables and strikethrough.
-_PARSER = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+# What Streamlit's own renderer reads: CommonMark plus GitHub's tables, strikethrough and footnotes
+# (a footnote's text is Markdown too, and its indented lines are not code).
+_PARSER = MarkdownIt("commonmark").enable(["table", "strikethrough"]).use(footnote_plugin, inline=False)
 IMAGE_MARK = ":material/image: "  # an icon (no emoji font needed), then the link
 _IMAGE_START = re.compile(r"(?<!\\)!\[")
 _CODE_SPAN = re.compile(r"(`+)[\s\S]*?(?<!`)\1(?!`)")
 _INLINE_MARKUP = re.compile(r"([\\`*_\[\]()!|~<>$#&])")  # what starts or ends inline Markdown
 _BLOCK_START = re.compile(r"^(\d*)([-+=.)])")  # a list item ("- ", "1. ") or a heading underline at the start
+# Streamlit's renderer also reads `$…$` and `$$` blocks as math and `:name[…]` / `:::` as directives, and
+# matches footnote labels ignoring case; markdown-it does none of these. Each can swallow the backtick or
+# fence that made something look like code, or show a footnote markdown-it drops: where they appear,
+# code is not trusted to hide an image and every `![` outside what is surely code is changed.
+_UNSURE_BLOCKS = re.compile(r"^[ \t>*+\-\d.)]*(?:\$\$|:::)", re.MULTILINE)
+_UNSURE_SPANS = re.compile(r"\$|:[A-Za-z][\w-]*[\[{]")
+_LINE = re.compile(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+")  # lines as markdown-it counts them
 
 
 def _tokens(tokens: list[Token]) -> Iterator[Token]:
@@ -29,7 +39,17 @@ def _tokens(tokens: list[Token]) -> Iterator[Token]:
             yield from _tokens(token.children)
 
 
+def as_streamlit_reads(text: str) -> str:
+    """st.markdown dedents and strips its text before parsing: indentation on every line is not code there."""
+    return textwrap.dedent(text).strip()
+
+
 def has_images(text: str) -> bool:
+    """Whether st.markdown(text) would draw an image, as far as markdown-it can tell."""
+    return _parses_images(as_streamlit_reads(text))
+
+
+def _parses_images(text: str) -> bool:
     return "![" in text and any(token.type == "image" for token in _tokens(_PARSER.parse(text)))
 
 
@@ -43,15 +63,17 @@ def _code_lines(text: str) -> set[int]:
 
 
 def _outside_code(text: str, change: Callable[[str], str]) -> str:
-    """`change` applied to the text outside code blocks and code spans."""
+    """`change` applied to the text outside code blocks and code spans, unless math could hide what is code."""
+    if _UNSURE_BLOCKS.search(text):
+        return change(text)
     code = _code_lines(text)
-    lines = text.splitlines(keepends=True)
+    lines = _LINE.findall(text)
     out, prose = [], []
 
     def flush() -> None:
         chunk = "".join(prose)
         parts, last = [], 0
-        for span in _CODE_SPAN.finditer(chunk):
+        for span in [] if _UNSURE_SPANS.search(chunk) else _CODE_SPAN.finditer(chunk):
             parts += [change(chunk[last:span.start()]), span.group()]
             last = span.end()
         out.append("".join(parts) + change(chunk[last:]))
@@ -67,14 +89,21 @@ def _outside_code(text: str, change: Callable[[str], str]) -> str:
     return "".join(out)
 
 
+def _unsure(text: str) -> bool:
+    """Whether Streamlit may read this text differently from markdown-it (math, directives, footnotes)."""
+    return "[^" in text or bool(_UNSURE_SPANS.search(text) or _UNSURE_BLOCKS.search(text))
+
+
 def defuse_images(text: str) -> str:
-    """The Markdown with every image turned into a link to it; text without images is returned as is."""
-    if not has_images(text):
+    """The Markdown with every image turned into a link to it (for st.markdown, which reads it dedented);
+    text without images is returned as is."""
+    shown = as_streamlit_reads(text)
+    if "![" not in shown or not (_unsure(shown) or _parses_images(shown)):
         return text
-    linked = _outside_code(text, lambda prose: _IMAGE_START.sub(IMAGE_MARK + "[", prose))
-    if has_images(linked):  # a construct the code scan misread: change code too rather than load an image
-        linked = text.replace("![", IMAGE_MARK + "[")
-    return linked if not has_images(linked) else plain_text(text)
+    linked = _outside_code(shown, lambda prose: _IMAGE_START.sub(IMAGE_MARK + "[", prose))
+    if _parses_images(linked):  # a construct the code scan misread: change code too rather than load an image
+        linked = shown.replace("![", IMAGE_MARK + "[")
+    return linked if not _parses_images(linked) else plain_text(text)
 
 
 def clip_long_strings(value: object, limit: int = 2_000) -> object:

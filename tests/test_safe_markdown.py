@@ -1,15 +1,33 @@
 """Markdown from models and visitors: no image loads by itself, labels are plain text (issue 14, item 2)."""
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from markdown_it import MarkdownIt
+from mdit_py_plugins.footnote import footnote_plugin
 
-from atri.safe_markdown import clip_long_strings, defuse_images, has_images, plain_text
+from atri.safe_markdown import IMAGE_MARK, as_streamlit_reads, clip_long_strings, defuse_images, has_images, plain_text
 
-PARSER = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+PARSER = MarkdownIt("commonmark").enable(["table", "strikethrough"]).use(footnote_plugin)
+SPY = "http://spy/x.png"
+
+# Read differently by Streamlit's renderer (remark with GFM footnotes, math, directives; text dedented first)
+# than by markdown-it: each drew an image in a real browser before (tests/test_browser_hostile.py).
+STREAMLIT_ONLY = {
+    "footnote": f"see[^1]\n\n[^1]: ![f]({SPY})",
+    "footnote label in another case": f"x[^A]\n\n[^a]: ![f]({SPY})",
+    "footnote continued by indentation": f"x[^1]\n\n[^1]: text\n\n    ![f]({SPY})",
+    "inline math hiding a backtick": f"$`$ ![m]({SPY}) $`$",
+    "math block hiding a fence": f"$$\n```\n$$\n![m]({SPY})\n$$\n```\n$$",
+    "text directive hiding a backtick": f":red[`]![t]({SPY})`",
+    "container directive closing a fence": f":::x\n```\n:::\n![c]({SPY})\n```",
+    "every line indented (st.markdown dedents)": f"    ![i]({SPY})\n    more",
+    "tab-indented": f"\t![i]({SPY})",
+}
 
 
 def rendered(text: str) -> str:
-    return PARSER.render(text)
+    """As st.markdown would draw it, as far as markdown-it can tell."""
+    return PARSER.render(as_streamlit_reads(text))
 
 
 def test_every_kind_of_image_becomes_a_link_to_it():
@@ -22,10 +40,21 @@ def test_every_kind_of_image_becomes_a_link_to_it():
 
 def test_code_and_text_without_images_are_left_exactly_as_written():
     for source in ["plain **bold** [link](http://x)", "`![not an image](x)` in code", "```\n![in a fence](x)\n```",
-                   "    ![indented code](x)", "escaped \\![not](x)", "数学 $x^2$ 和 `code`"]:
+                   "text\n\n    ![indented code](x)", "escaped \\![not](x)", "数学 $x^2$ 和 `code`", "  indented  "]:
         assert defuse_images(source) == source
     mixed = "`![kept](a)` then ![changed](http://spy/b)"
     assert defuse_images(mixed).startswith("`![kept](a)` then ") and not has_images(defuse_images(mixed))
+
+
+@pytest.mark.parametrize("name", STREAMLIT_ONLY)
+def test_images_that_only_streamlit_would_draw_become_links_too(name):
+    defused = defuse_images(STREAMLIT_ONLY[name])
+    assert IMAGE_MARK + "[" in defused and "![" not in defused
+
+
+def test_images_in_code_stay_when_math_elsewhere_cannot_reach_the_code():
+    source = "cost: $5\n\n```\n![kept](x)\n```\n\n![changed](http://spy/b)"
+    assert "```\n![kept](x)\n```" in defuse_images(source) and not has_images(defuse_images(source))
 
 
 def test_plain_text_shows_markdown_literally():
@@ -41,7 +70,9 @@ def test_long_strings_are_clipped_for_display_with_how_much_is_left():
     assert shown["messages"][0]["content"].endswith("… (4,900 more characters)") and shown["n"] == 1
 
 
-markdownish = st.text(alphabet=st.sampled_from(list("![]()<>`*_~\\:#-1. \nabc/hs")) | st.characters(), max_size=200)
+PIECES = list("![]()<>`*_~\\:#-1. \nabc/hs$|\t\r") + ["```", "$$", ":::", ":red[", "[^a]", "[^a]:", "    ", "> ", "- ",
+                                                       "![i](http://spy/i.png)", "![r]", "[r]: http://spy/r.png"]
+markdownish = st.lists(st.sampled_from(PIECES) | st.characters(), max_size=60).map("".join)
 
 
 @settings(max_examples=400, deadline=None)

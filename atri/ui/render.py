@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import streamlit as st
 
 from atri.i18n import t
-from atri.images import BadImage, decode_data_url, is_web_url, shorten_data_urls, thumbnail_of
+from atri.images import BadImage, check_image_reference, decode_data_url, is_web_url, shorten_data_urls, thumbnail_of
 from atri.messages import AnswerFacts, Message
 from atri.pricing import format_cost, request_cost
 from atri.request import expand_request
@@ -35,6 +35,19 @@ def _thumbnail_of(url: str) -> bytes | None:
         return None
 
 
+def _picture(url: str, thumbnail: str) -> bytes | None:
+    """What to show for an uploaded image: its stored thumbnail, or one made now when that is missing or
+    damaged (st.image raises on bytes that are not an image)."""
+    if thumbnail:
+        try:
+            picture = decode_data_url(check_image_reference(thumbnail))
+        except BadImage:
+            picture = None
+        if picture:
+            return picture
+    return _thumbnail_of(url)
+
+
 def show_images(lang: str, message: Message) -> None:
     """Uploaded images as their small thumbnails; web images as links until asked for, so that opening
     a conversation makes no request anywhere. Never a plain string: st.image would read it as a path."""
@@ -45,7 +58,7 @@ def show_images(lang: str, message: Message) -> None:
         if is_web_url(url):
             web.append(url)
             continue
-        picture = decode_data_url(thumbnail) if thumbnail else _thumbnail_of(url)
+        picture = _picture(url, thumbnail)
         if picture:
             pictures.append(picture)
         else:
@@ -75,7 +88,7 @@ def show_text(lang: str, text: str, key: str) -> None:
     if st.session_state.get(f"unfold::{key}"):
         st.code(text, language="text", wrap_lines=True)  # plain: a whole long paste stays fast to draw
         return
-    st.markdown(defuse_images(text[:FOLD_CHARS]) + " …")
+    st.markdown(defuse_images(text[:FOLD_CHARS] + " …"))
     st.button(t(lang, "show_whole", chars=len(text)), key=f"unfold_button::{key}", icon=":material/unfold_more:",
               on_click=lambda: st.session_state.update({f"unfold::{key}": True}))
 
@@ -260,4 +273,4 @@ class LiveAnswer:
                                     state="complete", expanded=False)
                 self._collapsed = True
         if turn.content:
-            self._answer_slot.markdown(defuse_images(turn.content) + ("" if final else " ▌"))
+            self._answer_slot.markdown(defuse_images(turn.content + ("" if final else " ▌")))
