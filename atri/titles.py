@@ -6,7 +6,8 @@ from typing import Any
 from .client import complete_text
 from .errors import ChatError
 from .messages import Message
-from .providers import ModelInfo, Thinking
+from .providers import ModelInfo, Provider, Thinking
+from .request import Call, build_call
 from .settings import Connection
 
 TITLE_PROMPT = ("Write a title of at most six words for the conversation below, in the language it is written in. "
@@ -14,21 +15,13 @@ TITLE_PROMPT = ("Write a title of at most six words for the conversation below, 
 TITLE_MAX_TOKENS = 24
 
 
-def title_request(model: ModelInfo, question: str, answer: str) -> dict[str, Any] | None:
+def title_request(model: ModelInfo, provider: Provider, question: str, answer: str) -> dict[str, Any] | None:
     """None when a title call is not cheap or not possible (stream-only or always-thinking models)."""
     if model.stream_only or model.thinking in (Thinking.ALWAYS, Thinking.HIDDEN):
         return None
-    kwargs: dict[str, Any] = {
-        "model": model.id,
-        "messages": [{"role": "system", "content": TITLE_PROMPT},
-                     {"role": "user", "content": f"User: {question[:500]}\nAssistant: {answer[:500]}"}],
-        "max_tokens": TITLE_MAX_TOKENS,
-        "temperature": 0.3,
-    }
-    if model.thinking == Thinking.HYBRID:
-        # Non-streaming calls to hybrid Qwen models must say so explicitly (400 otherwise).
-        kwargs["extra_body"] = {"enable_thinking": False}
-    return kwargs
+    messages = [{"role": "system", "content": TITLE_PROMPT},
+                {"role": "user", "content": f"User: {question[:500]}\nAssistant: {answer[:500]}"}]
+    return build_call(Call(messages, stream=False, max_tokens=TITLE_MAX_TOKENS, temperature=0.3), model, provider)
 
 
 def clean_title(raw: str) -> str:
@@ -37,7 +30,7 @@ def clean_title(raw: str) -> str:
 
 
 def suggest_title(conn: Connection, model: ModelInfo, question: Message, answer: Message) -> str | None:
-    kwargs = title_request(model, question.content, answer.content)
+    kwargs = title_request(model, conn.provider, question.content, answer.content)
     if kwargs is None:
         return None
     try:

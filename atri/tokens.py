@@ -25,18 +25,3 @@ def message_text(content: Any) -> str:
 
 def count_prompt(messages: list[dict[str, Any]], count: TokenCounter) -> int:
     return TOKENS_PER_REPLY + sum(TOKENS_PER_MESSAGE + count(message_text(m["content"])) for m in messages)
-
-
-QWEN_PREFIXES = ("qwen", "qwq", "qvq")
-
-
-def counter_for(model_id: str) -> TokenCounter:
-    """Qwen models: the Qwen2 vocabulary of the bundled GGUF; others: the documented rough estimate."""
-    if model_id.lower().startswith(QWEN_PREFIXES):
-        from .local import LocalModelError, bundled_token_counter
-
-        try:
-            return bundled_token_counter()
-        except (LocalModelError, OSError):
-            return rough_count
-    return rough_count

@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=8192, help="context window of the pretend model")
     parser.add_argument("--no-summary-model", action="store_true", help="summaries are the turns' first lines")
     args = parser.parse_args()
-    count = bundled_token_counter()
+    count = bundled_token_counter(cache_dir())
     model = ModelInfo(id="bench", context_window=args.window, max_output=1024)
     budget = model.context_window - model.max_output
 

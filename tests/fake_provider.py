@@ -65,6 +65,9 @@ def count_tokens(text: str) -> int:
     return max(1, len(text) // 3)
 
 
+REASONING = "Let me think about this step by step. The user wants a friendly reply."
+
+
 class QuietServer(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -80,7 +83,7 @@ class FakeProvider:
         self.first_token_delay_s = 0.0
         self.keepalive_comments = False  # DeepSeek-style ": keep-alive" SSE comments between chunks
         self.hangups = 0  # streams the client closed before the end (what a provider sees of a Stop)
-        self.reasoning_text = "Let me think about this step by step. The user wants a friendly reply."
+        self.reasoning_text = REASONING
         self._server = QuietServer(("127.0.0.1", port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -111,6 +114,7 @@ class FakeProvider:
         self.first_token_delay_s = 0.0
         self.keepalive_comments = False
         self.hangups = 0
+        self.reasoning_text = REASONING
 
     def answer_for(self, body: dict[str, Any]) -> str:
         last_user = next((m for m in reversed(body["messages"]) if m["role"] == "user"), {"content": ""})

@@ -28,7 +28,7 @@ MODEL = LOCAL_PROVIDER.models[0]
 
 @pytest.fixture(scope="module")
 def engine():
-    engine = prepare_and_start({})
+    engine = prepare_and_start("", cache_dir())
     yield engine
     engine.stop()
 

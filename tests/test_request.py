@@ -103,3 +103,19 @@ def test_a_stored_request_refers_to_the_thread_and_expands_back_exactly():
     assert expand_request(stored, {m.id: m for m in thread}) == record
     unsaved = [Message("user", "no id yet")]
     assert compact_request(record, unsaved) is record, "kept whole when it cannot be referred to"
+
+
+def test_every_kind_of_call_goes_through_one_builder_with_the_providers_rules():
+    from atri.context.summaries import summary_request
+    from atri.messages import Message as Msg
+    from atri.titles import title_request
+
+    dashscope, local = catalogue()["dashscope"], catalogue()["local"]
+    hybrid = dashscope.model("qwen-plus")
+    title = title_request(hybrid, dashscope, "你好", "喵~")
+    summary = summary_request(hybrid, dashscope, [Msg("user", "a"), Msg("assistant", "b")], (0, 2), None)
+    assert title["extra_body"] == {"enable_thinking": False} and title["stream"] is False
+    assert summary["extra_body"] == {"enable_thinking": False} and summary["max_tokens"] == 400
+    small = local.models[0]
+    assert title_request(small, local, "q", "a")["max_tokens"] == 24, "the embedded model's output cap keeps the smaller"
+    assert title_request(dashscope.model("qwq-plus"), dashscope, "q", "a") is None, "always-thinking: no title call"

@@ -51,3 +51,20 @@ def test_a_broken_local_model_says_why_and_how_to_go_remote(monkeypatch, databas
     assert at.selectbox(key="provider").value == "local"
     assert "ATRI_LOCAL_MODEL names no file" in at.error[0].value
     assert "DASHSCOPE_API_KEY" in at.info[0].value
+
+
+def test_the_cache_dir_set_only_in_dotenv_serves_token_counting_too(tmp_path, monkeypatch):
+    """It used to be honoured by the engine but not by counting: a second 491 MB copy under ~/.cache/atri."""
+    from atri.local import MODEL_FILE
+    from atri.settings import Settings, gather_values
+    from atri.tokenizer import counter_for
+
+    home, models = tmp_path / "home", tmp_path / "models"
+    monkeypatch.setenv("HOME", str(home))
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"ATRI_CACHE_DIR={models}\n")
+    settings = Settings(gather_values({}, env_file, None))
+    assert settings.config.cache_dir == models
+    assert counter_for("qwen3-max", settings.config.cache_dir)("你好,世界") > 0
+    assert [path.name for path in models.iterdir()] == [MODEL_FILE]
+    assert not (home / ".cache" / "atri").exists()

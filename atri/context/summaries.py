@@ -5,8 +5,8 @@ from typing import Any
 
 from ..errors import ChatError
 from ..messages import Message
-from ..providers import ModelInfo, Thinking
-from ..request import RequestPlan
+from ..providers import ModelInfo, Provider
+from ..request import Call, RequestPlan, build_call
 from ..settings import Connection
 from ..turn import run_turn
 from .plan import Summary, summary_messages
@@ -14,18 +14,17 @@ from .plan import Summary, summary_messages
 SUMMARY_MAX_TOKENS = 400
 
 
-def summary_request(model: ModelInfo, thread: list[Message], due: tuple[int, int], previous: Summary | None) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"model": model.id, "messages": summary_messages(thread, *due, previous),
-                              "max_tokens": SUMMARY_MAX_TOKENS, "temperature": 0.2, "stream": True}
-    if model.thinking == Thinking.HYBRID:
-        kwargs["extra_body"] = {"enable_thinking": False}  # a summary needs no reasoning
-    return kwargs
+def summary_request(model: ModelInfo, provider: Provider, thread: list[Message], due: tuple[int, int],
+                    previous: Summary | None) -> dict[str, Any]:
+    """A summary needs no reasoning: thinking off (said explicitly to hybrid models)."""
+    call = Call(summary_messages(thread, *due, previous), max_tokens=SUMMARY_MAX_TOKENS, temperature=0.2)
+    return build_call(call, model, provider)
 
 
 def write_summary(conn: Connection, model: ModelInfo, thread: list[Message], due: tuple[int, int],
                   previous: Summary | None) -> str:
     """Fold thread[due] (and the previous summary) into a new summary; raises ChatError on failure."""
-    *_, turn = run_turn(conn, RequestPlan(summary_request(model, thread, due, previous)))
+    *_, turn = run_turn(conn, RequestPlan(summary_request(model, conn.provider, thread, due, previous)))
     if turn.error or not turn.content.strip():
         raise turn.error or ChatError("unknown", "empty summary")
     return turn.content.strip()

@@ -7,7 +7,6 @@ from atri.answers import LiveAnswer, TooManyAnswers, TurnSetup
 from atri.i18n import t
 from atri.images import ImageBatch, file_to_data_url, parse_image_urls
 from atri.messages import Message
-from atri.providers import LOCAL
 from atri.store import EMPTY, STREAMING, Snapshot, StorageError, StoredMessage, title_from
 from atri.ui.config import current_language, get_answerer, get_store, price_for
 from atri.ui.context_panel import current_settings
@@ -138,14 +137,14 @@ def _question_actions(lang: str, item: StoredMessage, answered: bool) -> None:
         right.button(t(lang, "get_answer"), icon=":material/send:", key="answer_again", on_click=_answer_again)
 
 
-def show_history(lang: str, view: Snapshot, provider_id: str) -> None:
+def show_history(lang: str, view: Snapshot, offline: bool) -> None:
     thread = view.thread
     live = get_answerer().live(current_owner(), view.cid)
     busy = (live is not None and live.active) or bool(
         thread and thread[-1].message.facts and thread[-1].message.facts.error_kind == STREAMING)
     if not thread and not busy:
         st.caption(t(lang, "empty_chat"))
-        if provider_id == LOCAL:
+        if offline:
             st.caption(t(lang, "offline_hint"))
     first = _first_shown(lang, view)
     for index, item in enumerate(thread[first:], start=first):

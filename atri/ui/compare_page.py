@@ -9,10 +9,10 @@ import streamlit as st
 from atri.compare import Target, compare
 from atri.i18n import PERSONA_PROMPTS, t
 from atri.messages import ChatOptions, Message
-from atri.providers import LOCAL, catalogue
+from atri.providers import catalogue
 from atri.safe_markdown import defuse_images
 from atri.settings import Settings
-from atri.tokens import counter_for
+from atri.tokenizer import counter_for
 from atri.turn import Turn
 from atri.ui.config import local_connection
 from atri.ui.render import REDRAW_INTERVAL_S, error_text, facts_line
@@ -24,7 +24,7 @@ def _choices(settings: Settings) -> list[str]:
     """'provider · model' for every model of every provider that can be reached without asking for a key."""
     choices = []
     for provider in settings.offered_providers().values():
-        if provider.id == LOCAL or (settings.is_configured(provider) and settings.connection(provider)):
+        if provider.embedded or (settings.is_configured(provider) and settings.connection(provider)):
             models = [m.id for m in provider.models] or [settings.default_model_for(provider)]
             choices += [f"{provider.id} · {model}" for model in models]
     return choices
@@ -33,11 +33,11 @@ def _choices(settings: Settings) -> list[str]:
 def _target(settings: Settings, choice: str, lang: str) -> Target | None:
     provider_id, model_id = choice.split(" · ", 1)
     provider = catalogue()[provider_id]
-    if provider_id == LOCAL:
+    if provider.embedded:
         connection, count = local_connection(settings, lang)
         return Target(connection, connection.provider.model(model_id), count) if connection else None
     connection = settings.connection(provider)
-    return Target(connection, provider.model(model_id), counter_for(model_id)) if connection else None
+    return Target(connection, provider.model(model_id), counter_for(model_id, settings.config.cache_dir)) if connection else None
 
 
 def compare_page(settings: Settings, lang: str) -> None:

@@ -10,7 +10,7 @@ from atri.answers import Answerer
 from atri.i18n import language_for, t
 from atri.local import LocalEngine, LocalModelError, gguf_token_counter, prepare_and_start
 from atri.pricing import Price, price_table
-from atri.providers import LOCAL, catalogue, with_local_model
+from atri.providers import embedded_provider, with_local_model
 from atri.settings import Connection, Settings, gather_values
 from atri.store import Store
 from atri.tokens import TokenCounter
@@ -30,9 +30,9 @@ def load_settings() -> Settings:
 
 
 @st.cache_resource(show_spinner=False, validate=lambda engine: engine.running, on_release=LocalEngine.stop)
-def local_engine(model_override: str, cache_dir: str) -> LocalEngine:
+def local_engine(local_model: str, models_dir: Path) -> LocalEngine:
     """One llama.cpp server per Streamlit process, shared by every session; restarted if it died."""
-    return prepare_and_start({"ATRI_LOCAL_MODEL": model_override, "ATRI_CACHE_DIR": cache_dir})
+    return prepare_and_start(local_model, models_dir)
 
 
 @st.cache_resource(show_spinner=False, on_release=lambda store: store.engine.dispose())
@@ -41,10 +41,10 @@ def _store(url: str) -> Store:
 
 
 def database_url(settings: Settings) -> str:
-    url = settings.get("ATRI_DATABASE_URL")
-    if url:
-        return url
-    data_dir = Path(settings.get("ATRI_DATA_DIR") or PROJECT_ROOT / "data")
+    config = settings.config
+    if config.database_url:
+        return config.database_url
+    data_dir = Path(config.data_dir or PROJECT_ROOT / "data")
     data_dir.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{data_dir / 'atri.db'}"
 
@@ -72,10 +72,10 @@ def current_language() -> str:
 
 def local_connection(settings: Settings, lang: str) -> tuple[Connection | None, TokenCounter | None]:
     """Start (once) and connect to the embedded model; on failure say why and how to go remote."""
-    provider = catalogue()[LOCAL]
+    provider = embedded_provider()
     try:
         with st.spinner(t(lang, "local_starting")):
-            engine = local_engine(settings.get("ATRI_LOCAL_MODEL"), settings.get("ATRI_CACHE_DIR"))
+            engine = local_engine(settings.config.local_model, settings.config.cache_dir)
     except LocalModelError as error:
         st.error(t(lang, "local_failed", reason=str(error)))
         st.info(t(lang, "setup_hint"))
@@ -87,4 +87,4 @@ def local_connection(settings: Settings, lang: str) -> tuple[Connection | None, 
 
 
 def price_for(model_id: str) -> Price | None:
-    return price_table(load_settings().get("ATRI_PRICES_FILE")).get(model_id)
+    return price_table(load_settings().config.prices_file).get(model_id)

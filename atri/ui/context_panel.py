@@ -67,7 +67,7 @@ def meter(lang: str, view: Snapshot, settings: ContextSettings, system_prompt: s
 
 
 def conversation_totals(lang: str, view: Snapshot) -> None:
-    prices = price_table(load_settings().get("ATRI_PRICES_FILE"))
+    prices = price_table(load_settings().config.prices_file)
     totals = Totals()
     for answer in view.answers:
         facts = answer.facts

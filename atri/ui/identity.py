@@ -23,7 +23,7 @@ def _logged_in_user() -> str | None:
 def _secret() -> bytes:
     """ATRI_SECRET_KEY when the host sets one; otherwise one made once and kept in the database, so that
     every replica and every restart agrees."""
-    configured = load_settings().get("ATRI_SECRET_KEY")
+    configured = load_settings().config.secret_key
     return configured.encode() if configured else get_store().app_secret(SECRET_NAME)
 
 

@@ -10,10 +10,11 @@ from atri.context import ContextSettings
 from atri.i18n import LANGUAGES, PERSONA_PROMPTS, PERSONAS, t
 from atri.images import parse_image_urls
 from atri.messages import ChatOptions
-from atri.providers import LOCAL, ModelInfo, Provider, Thinking, catalogue
+from atri.providers import ModelInfo, Provider, Thinking, catalogue
 from atri.settings import Connection, Settings
 from atri.store import Snapshot
-from atri.tokens import TokenCounter, counter_for
+from atri.tokenizer import counter_for
+from atri.tokens import TokenCounter
 from atri.ui.config import local_connection
 from atri.ui.context_panel import context_controls, meter
 from atri.ui.state import keep
@@ -24,6 +25,7 @@ DEFAULT_BUDGET = 1000
 
 @dataclass
 class ChatSetup:
+    provider: Provider
     options: ChatOptions
     connection: Connection | None
     model: ModelInfo
@@ -37,7 +39,7 @@ def _apply_persona() -> None:
 
 def _model_choices(connection: Connection | None, defaults: list[str]) -> list[str]:
     """The catalogue's models, then whatever the provider's /models lists (fetched once per session)."""
-    if connection is None or connection.provider.id == LOCAL:
+    if connection is None or connection.provider.embedded:
         return defaults
     cache_key = f"models::{connection.provider.id}::{connection.base_url}"
     if cache_key not in st.session_state:
@@ -81,7 +83,7 @@ def _provider_controls(settings: Settings, lang: str) -> tuple[Provider, Connect
     provider_id = st.selectbox(t(lang, "provider"), list(providers), key="provider",
                                format_func=lambda pid: providers[pid].label_for(lang))
     provider = providers[provider_id]
-    if provider_id == LOCAL:
+    if provider.embedded:
         connection, local_count = local_connection(settings, lang)
         return (connection.provider if connection else provider), connection, local_count
     visitor_key = None
@@ -107,7 +109,7 @@ def restore_options(view: Snapshot, settings: Settings) -> None:
         return
     provider = providers[options.provider_id]
     st.session_state.provider = provider.id
-    if any(m.id == options.model for m in provider.models) or provider.id == LOCAL:
+    if any(m.id == options.model for m in provider.models) or provider.embedded:
         st.session_state[f"model::{provider.id}"] = options.model
         st.session_state[f"custom_model::{provider.id}"] = ""
     else:
@@ -143,9 +145,9 @@ def render_sidebar(settings: Settings, lang: str, view: Snapshot) -> ChatSetup:
         picked = st.selectbox(t(lang, "model"), choices, key=f"model::{provider_id}")
         typed = st.text_input(t(lang, "custom_model"), key=f"custom_model::{provider_id}", help=t(lang, "custom_model_help"))
         model = provider.model(typed.strip() or picked)
-        if not model.known and provider.id != LOCAL:
+        if not model.known and not provider.embedded:
             st.caption(f":material/help: {t(lang, 'model_guessed')}")
-        count = local_count or counter_for(model.id)
+        count = local_count or counter_for(model.id, settings.config.cache_dir)
 
         keep("temperature", DEFAULT_TEMPERATURE)
         temperature = st.slider(t(lang, "temperature"), 0.0, 2.0, step=0.05, key="temperature")
@@ -168,4 +170,4 @@ def render_sidebar(settings: Settings, lang: str, view: Snapshot) -> ChatSetup:
 
     options = ChatOptions(provider_id=provider_id, model=model.id, temperature=temperature, thinking=thinking,
                           thinking_budget=budget, json_mode=json_mode, system_prompt=system_prompt)
-    return ChatSetup(options, connection, model, count, context)
+    return ChatSetup(provider, options, connection, model, count, context)
