@@ -39,6 +39,22 @@ def pg_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    """A store on each backend, empty of conversations."""
+    from sqlalchemy import text
+
+    from atri.store import Store
+
+    if request.param == "sqlite":
+        return Store(f"sqlite:///{tmp_path / 'atri.db'}")
+    store = Store(request.getfixturevalue("pg_url"))
+    with store.engine.begin() as connection:
+        connection.execute(text("DELETE FROM messages"))
+        connection.execute(text("DELETE FROM conversations"))
+    return store
+
+
 @pytest.fixture
 def database_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'atri.db'}"

@@ -20,17 +20,6 @@ from atri.turn import Turn
 from tests.test_images import png
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        return Store(f"sqlite:///{tmp_path / 'atri.db'}")
-    store = Store(request.getfixturevalue("pg_url"))
-    with store.engine.begin() as connection:
-        connection.execute(text("DELETE FROM messages"))
-        connection.execute(text("DELETE FROM conversations"))
-    return store
-
-
 def export_with(message: dict, **top) -> str:
     return json.dumps({"format": "atri.conversation", "version": 1, "messages": [message], **top})
 

@@ -11,17 +11,6 @@ from atri.store import BadImport, Store, title_from
 from tests.test_images import png
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        return Store(f"sqlite:///{tmp_path / 'atri.db'}")
-    store = Store(request.getfixturevalue("pg_url"))
-    with store.engine.begin() as connection:
-        connection.execute(text("DELETE FROM messages"))
-        connection.execute(text("DELETE FROM conversations"))
-    return store
-
-
 def answer(content, reasoning="", finish="stop"):
     facts = AnswerFacts(model="qwen3-max", finish_reason=finish, ttft_s=0.3, total_s=1.2,
                         usage=Usage(37, 73, 5, 0), request={"model": "qwen3-max"})
