@@ -131,6 +131,27 @@ class AppSecretRow(Base):
     value: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class BatchRunRow(Base):
+    """One saved run of the Batch page: what the usage page adds up in columns, the rest in `data`."""
+
+    __tablename__ = "batch_runs"
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    kind: Mapped[str] = mapped_column(String(20))  # "batch" | "sweep"
+    title: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))  # "done" | "stopped"
+    provider: Mapped[str | None] = mapped_column(String(40))
+    model: Mapped[str | None] = mapped_column(String(200))
+    rows: Mapped[int] = mapped_column(Integer)
+    failed: Mapped[int] = mapped_column(Integer)
+    prompt_tokens: Mapped[int] = mapped_column(Integer)
+    completion_tokens: Mapped[int] = mapped_column(Integer)
+    cost: Mapped[float | None] = mapped_column(Float)
+    currency: Mapped[str | None] = mapped_column(String(8))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)  # the run's settings and rows (atri.batch)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
 @dataclass
 class UsageTotals:
     answers: int = 0
