@@ -672,6 +672,117 @@ class Store:
                                        created_at=stamp, **_row_values(message)))
         return conversation_id
 
+    # saved batch runs (atri.batch) and the usage dashboard (atri.usage)
+
+    def save_batch_run(self, owner: str, run_id: str, *, kind: str, title: str, status: str, provider: str | None,
+                       model: str | None, rows: int, failed: int, prompt_tokens: int, completion_tokens: int,
+                       cost: float | None, currency: str | None, data: dict[str, Any],
+                       created_at: datetime | None = None) -> None:
+        """Write (or write again) one run of the Batch page."""
+        values = {"owner": owner, "kind": kind[:20], "title": clip_title(title), "status": status[:20],
+                  "provider": (provider or None) and provider[:40], "model": (model or None) and model[:200],
+                  "rows": rows, "failed": failed, "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "cost": cost, "currency": currency, "data": storable(data), "created_at": created_at or now()}
+        with self._session() as session:
+            row = session.get(BatchRunRow, run_id)
+            if row is not None and row.owner != owner:
+                raise KeyError(run_id)
+            if row is None:
+                session.add(BatchRunRow(id=run_id, **values))
+            else:
+                for name, value in values.items():
+                    setattr(row, name, value)
+
+    def batch_runs(self, owner: str, limit: int = 10) -> list[dict[str, Any]]:
+        """This owner's last runs, newest first, without their rows."""
+        columns = (BatchRunRow.id, BatchRunRow.kind, BatchRunRow.title, BatchRunRow.status, BatchRunRow.model,
+                   BatchRunRow.rows, BatchRunRow.failed, BatchRunRow.cost, BatchRunRow.currency, BatchRunRow.created_at)
+        statement = (select(*columns).where(BatchRunRow.owner == owner)
+                     .order_by(BatchRunRow.created_at.desc()).limit(limit))
+        with self._session() as session:
+            return [{**row._asdict(), "created_at": _aware(row.created_at)} for row in session.execute(statement)]
+
+    def batch_run(self, owner: str, run_id: str) -> dict[str, Any] | None:
+        with self._session() as session:
+            row = session.scalar(select(BatchRunRow).where(BatchRunRow.id == run_id, BatchRunRow.owner == owner))
+            return dict(row.data) if row is not None and isinstance(row.data, dict) else None
+
+    def usage_report(self, owner: str | None, start: datetime | None = None,
+                     end: datetime | None = None) -> dict[str, list[dict[str, Any]]]:
+        """Answers added up in SQL (never loaded one by one), for `owner` or, with None, for everyone;
+        `start` inclusive, `end` exclusive. Median and p95 are nearest-rank, from window functions
+        that SQLite and PostgreSQL share. Answers still being written are left out."""
+        answers = [MessageRow.role == "assistant", or_(MessageRow.error_kind.is_(None), MessageRow.error_kind != STREAMING)]
+        if owner is not None:
+            answers.append(MessageRow.conversation_id.in_(select(ConversationRow.id).where(ConversationRow.owner == owner)))
+        if start is not None:
+            answers.append(MessageRow.created_at >= start.astimezone(UTC))
+        if end is not None:
+            answers.append(MessageRow.created_at < end.astimezone(UTC))
+        stamp = MessageRow.created_at
+        day = func.date(func.timezone("UTC", stamp) if self.engine.dialect.name == "postgresql" else stamp)
+        sums = (func.count(MessageRow.id).label("answers"),
+                func.coalesce(func.sum(MessageRow.prompt_tokens), 0).label("prompt_tokens"),
+                func.coalesce(func.sum(MessageRow.completion_tokens), 0).label("completion_tokens"),
+                func.coalesce(func.sum(MessageRow.reasoning_tokens), 0).label("reasoning_tokens"),
+                func.coalesce(func.sum(MessageRow.cached_tokens), 0).label("cached_tokens"),
+                func.sum(MessageRow.cost).label("cost"))
+        model = func.coalesce(MessageRow.model, "").label("model")
+        report: dict[str, list[dict[str, Any]]] = {}
+        with self._session() as session:
+            def rows(statement: Any) -> list[dict[str, Any]]:
+                return [dict(row._mapping) for row in session.execute(statement)]
+
+            report["by_day"] = rows(select(day.label("day"), model, MessageRow.currency, *sums).where(*answers)
+                                    .group_by(day, model, MessageRow.currency).order_by(day, model))
+            for row in report["by_day"]:
+                row["day"] = str(row["day"])[:10]
+            report["by_model"] = rows(
+                select(model, MessageRow.currency, *sums,
+                       func.count(MessageRow.error_kind).label("errors")).where(*answers)
+                .group_by(model, MessageRow.currency).order_by(model))
+            report["errors"] = rows(select(MessageRow.error_kind.label("kind"), func.count().label("answers"))
+                                    .where(*answers, MessageRow.error_kind.is_not(None))
+                                    .group_by(MessageRow.error_kind).order_by(func.count().desc()))
+            report["times"] = []
+            for metric in ("ttft_s", "total_s"):
+                value = getattr(MessageRow, metric)
+                ranked = (select(model, value.label("value"),
+                                 func.row_number().over(partition_by=model, order_by=value).label("rank"),
+                                 func.count().over(partition_by=model).label("n"))
+                          .where(*answers, value.is_not(None)).subquery())
+                median, p95 = (ranked.c.n * 50 + 99) / 100, (ranked.c.n * 95 + 99) / 100
+                found: dict[str, dict[str, Any]] = {}
+                for row in session.execute(select(ranked.c.model, ranked.c.value, ranked.c.rank, ranked.c.n, median, p95)
+                                           .where(or_(ranked.c.rank == median, ranked.c.rank == p95))):
+                    entry = found.setdefault(row[0], {"model": row[0], "metric": metric, "n": row[3]})
+                    if row[2] == row[4]:
+                        entry["median"] = row[1]
+                    if row[2] == row[5]:
+                        entry["p95"] = row[1]
+                report["times"] += list(found.values())
+            cost = func.sum(MessageRow.cost)
+            top = (select(MessageRow.conversation_id.label("conversation"), MessageRow.currency, *sums)
+                   .where(*answers, MessageRow.cost.is_not(None))
+                   .group_by(MessageRow.conversation_id, MessageRow.currency).order_by(cost.desc()).limit(10).subquery())
+            report["conversations"] = rows(select(top, ConversationRow.title, ConversationRow.owner)
+                                           .join(ConversationRow, ConversationRow.id == top.c.conversation)
+                                           .order_by(top.c.cost.desc()))
+            runs = [] if owner is None else [BatchRunRow.owner == owner]
+            if start is not None:
+                runs.append(BatchRunRow.created_at >= start.astimezone(UTC))
+            if end is not None:
+                runs.append(BatchRunRow.created_at < end.astimezone(UTC))
+            report["batch_runs"] = rows(
+                select(func.coalesce(BatchRunRow.model, "").label("model"), BatchRunRow.currency,
+                       func.count(BatchRunRow.id).label("runs"), func.sum(BatchRunRow.rows).label("rows"),
+                       func.sum(BatchRunRow.failed).label("failed"),
+                       func.sum(BatchRunRow.prompt_tokens).label("prompt_tokens"),
+                       func.sum(BatchRunRow.completion_tokens).label("completion_tokens"),
+                       func.sum(BatchRunRow.cost).label("cost"))
+                .where(*runs).group_by(BatchRunRow.model, BatchRunRow.currency).order_by(BatchRunRow.model))
+        return report
+
 
 @dataclass(frozen=True)
 class StoredContext:

@@ -30,6 +30,8 @@ class Fault:
     body: dict[str, Any] | None = None
     after_chunks: int = 2
     delay_s: float = 0.0
+    headers: dict[str, str] | None = None  # extra response headers of a "status" fault (e.g. Retry-After)
+    when: str | None = None  # taken only by a request whose last user message contains this text
 
 
 def error_body(code: str, message: str, kind: str = "invalid_request_error") -> dict[str, Any]:
@@ -79,6 +81,7 @@ class FakeProvider:
     def __init__(self, port: int = 0) -> None:
         self.requests: list[dict[str, Any]] = []
         self.faults: deque[Fault] = deque()
+        self._faults_lock = threading.Lock()  # requests arrive on several threads at once
         self.chunk_delay_s = 0.0
         self.first_token_delay_s = 0.0
         self.keepalive_comments = False  # DeepSeek-style ": keep-alive" SSE comments between chunks
@@ -116,6 +119,17 @@ class FakeProvider:
         self.hangups = 0
         self.reasoning_text = REASONING
 
+    def take_fault(self, body: dict[str, Any]) -> Fault | None:
+        """The first queued fault meant for this request (any request, or one whose question has its text)."""
+        with self._faults_lock:
+            last_user = next((m for m in reversed(body.get("messages", [])) if m.get("role") == "user"), {"content": ""})
+            text = text_of(last_user.get("content", ""))
+            for fault in self.faults:
+                if fault.when is None or fault.when in text:
+                    self.faults.remove(fault)
+                    return fault
+            return None
+
     def answer_for(self, body: dict[str, Any]) -> str:
         last_user = next((m for m in reversed(body["messages"]) if m["role"] == "user"), {"content": ""})
         text = text_of(last_user["content"])
@@ -135,10 +149,12 @@ class FakeProvider:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def _json(self, status: int, body: dict[str, Any]) -> None:
+            def _json(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
                 data = json.dumps(body, ensure_ascii=False).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -166,9 +182,9 @@ class FakeProvider:
                 provider.requests.append(body)
                 if not self._authorized():
                     return
-                fault = provider.faults.popleft() if provider.faults else None
+                fault = provider.take_fault(body)
                 if fault and fault.kind == "status":
-                    self._json(fault.status, fault.body or SERVER_ERROR)
+                    self._json(fault.status, fault.body or SERVER_ERROR, fault.headers)
                     return
                 json_mode = body.get("response_format", {}).get("type") == "json_object"
                 model = body.get("model", "")

@@ -1,0 +1,727 @@
+"""Many prompts, one model: the tutorial's AsyncOpenAI + asyncio.gather, under a concurrency limit.
+
+Rows go queued → running → done / failed (or stopped). A 429 that can recover waits (as long as the
+provider's Retry-After says, when it says) and tries again; any other failure marks its row and never
+stops the others. A run belongs to the process, not to a page run: a click, a reload or a closed tab
+does not stop it, only Stop does; what finished is kept, and the run is saved when it ends.
+
+Every request goes out through `send_one` (the Extract page's too): the one place where host quotas
+and budgets are checked before a call.
+"""
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from .errors import ChatError
+from .messages import ChatOptions, Message
+from .pricing import Price, request_cost
+from .providers import ModelInfo, Thinking
+from .request import RequestPlan, build_request
+from .settings import Connection
+from .store import Store, new_id, now
+from .tokens import TokenCounter
+from .turn import Turn, arun_turn
+
+MAX_ROWS = 2000
+MAX_PROMPT_CHARS = 100_000
+MAX_FILE_BYTES = 20 * 1024 * 1024
+MAX_CONCURRENCY = 32
+DEFAULT_CONCURRENCY = 8
+MAX_SWEEP = 48
+RUNS_PER_OWNER = 2  # batch runs one visitor may have going at once
+TRIES = 4  # our own tries of a throttled row; the SDK already retried each of them twice
+MAX_WAIT_S = 60.0  # a Retry-After longer than this is not waited for in full
+# 429s that recover by waiting ("rate increased too quickly", requests per minute). An exhausted
+# allocation ("quota") does not, so it fails its row at once.
+RECOVERABLE = ("rate_limit", "burst")
+
+QUEUED, RUNNING, DONE, FAILED, STOPPED = "queued", "running", "done", "failed", "stopped"
+
+
+class BatchInputError(ValueError):
+    """Input the page cannot run: `key` names the i18n message, `values` fill it."""
+
+    def __init__(self, key: str, **values: object) -> None:
+        super().__init__(f"{key}: {values}")
+        self.key, self.values = key, values
+
+
+# --- input: lines, CSV/XLSX tables, templates -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Table:
+    columns: list[str]
+    rows: list[dict[str, str]]
+
+
+def table_from_lines(text: str) -> Table:
+    """One prompt per non-empty line; the lines are the column `text` (for a template's `{text}`)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return Table(["text"], [{"text": line} for line in lines])
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    return str(value).strip()
+
+
+def _headers(raw: list[Any]) -> list[str]:
+    """Column names from a header row: blanks named by position, repeats numbered."""
+    names: list[str] = []
+    for index, value in enumerate(raw):
+        name = _cell(value) or f"column {index + 1}"
+        while name in names:
+            name = f"{name} ({index + 1})"
+        names.append(name)
+    return names
+
+
+def _table(header: list[Any], body: Iterable[list[Any]], name: str) -> Table:
+    columns = _headers(header)
+    rows = []
+    for raw in body:
+        if not any(_cell(v) for v in raw):
+            continue  # blank lines at the end of a sheet
+        if len(rows) >= MAX_ROWS:
+            raise BatchInputError("batch_too_many_rows", limit=MAX_ROWS)
+        cells = [_cell(v) for v in raw] + [""] * (len(columns) - len(raw))
+        rows.append(dict(zip(columns, cells)))
+    if not rows:
+        raise BatchInputError("batch_file_empty", name=name)
+    return Table(columns, rows)
+
+
+def _decode(data: bytes, name: str) -> str:
+    for encoding in ("utf-8-sig", "gb18030"):  # Excel in China saves CSV as GBK
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise BatchInputError("batch_file_encoding", name=name)
+
+
+def read_table(name: str, data: bytes) -> Table:
+    """A CSV or XLSX upload as a table (its first row names the columns); raises BatchInputError."""
+    if len(data) > MAX_FILE_BYTES:
+        raise BatchInputError("batch_file_too_big", name=name, limit=MAX_FILE_BYTES // (1024 * 1024))
+    lowered = name.lower()
+    if lowered.endswith((".xlsx", ".xlsm")):
+        return _read_xlsx(name, data)
+    if lowered.endswith((".csv", ".tsv", ".txt")):
+        text = _decode(data, name)
+        try:
+            dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+        except csv.Error:
+            dialect = csv.excel_tab if lowered.endswith(".tsv") else csv.excel
+        try:
+            lines = list(csv.reader(io.StringIO(text), dialect))
+        except csv.Error as error:
+            raise BatchInputError("batch_file_unreadable", name=name, reason=str(error)[:200]) from None
+        if not lines:
+            raise BatchInputError("batch_file_empty", name=name)
+        return _table(lines[0], lines[1:], name)
+    raise BatchInputError("batch_file_type", name=name)
+
+
+def _read_xlsx(name: str, data: bytes) -> Table:
+    from openpyxl import load_workbook  # only when a workbook comes
+
+    try:
+        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception as error:  # noqa: BLE001 - openpyxl raises many kinds for a file that is not a workbook
+        raise BatchInputError("batch_file_unreadable", name=name, reason=type(error).__name__) from None
+    try:
+        sheet = book.worksheets[0]
+        lines = sheet.iter_rows(values_only=True)
+        header = next(lines, None)
+        if header is None:
+            raise BatchInputError("batch_file_empty", name=name)
+        return _table(list(header), (list(line) for line in lines), name)
+    finally:
+        book.close()
+
+
+_FIELD = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
+
+
+def template_fields(template: str) -> list[str]:
+    """The column names a template like `Translate into English: {text}` fills in (`{{`, `}}`: braces)."""
+    return [m.group(1).strip() for m in _FIELD.finditer(template) if m.group(1) is not None]
+
+
+def fill(template: str, row: dict[str, str]) -> str:
+    """Plain substitution, never str.format: a template from a visitor must not reach attributes."""
+
+    def replace_field(match: re.Match[str]) -> str:
+        if match.group(0) in ("{{", "}}"):
+            return match.group(0)[0]
+        return row[match.group(1).strip()]
+
+    return _FIELD.sub(replace_field, template)
+
+
+def prompts_from(table: Table, template: str = "", column: str | None = None) -> list[tuple[str, dict[str, str]]]:
+    """(prompt, the row's values) for every row: the template filled in, or the prompt column as it is."""
+    template = template.strip()
+    if template:
+        fields = template_fields(template)
+        if not fields:
+            raise BatchInputError("batch_template_no_field", columns=", ".join(table.columns))
+        unknown = [f for f in fields if f not in table.columns]
+        if unknown:
+            raise BatchInputError("batch_template_unknown", field=unknown[0], columns=", ".join(table.columns))
+        prompts = [(fill(template, row), row) for row in table.rows]
+    else:
+        column = column or _prompt_column(table)
+        if column not in table.columns:
+            raise BatchInputError("batch_no_prompt_column", columns=", ".join(table.columns))
+        prompts = [(row[column], row) for row in table.rows]
+    prompts = [(prompt.strip(), row) for prompt, row in prompts if prompt.strip()]
+    if not prompts:
+        raise BatchInputError("batch_no_prompts")
+    if len(prompts) > MAX_ROWS:
+        raise BatchInputError("batch_too_many_rows", limit=MAX_ROWS)
+    for number, (prompt, _) in enumerate(prompts, 1):
+        if len(prompt) > MAX_PROMPT_CHARS:
+            raise BatchInputError("batch_prompt_too_long", row=number, limit=MAX_PROMPT_CHARS)
+    return prompts
+
+
+def _prompt_column(table: Table) -> str | None:
+    if len(table.columns) == 1:
+        return table.columns[0]
+    return next((c for c in table.columns if c.strip().lower() in ("prompt", "text", "question", "提示词", "问题")), None)
+
+
+# --- what to run -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Variant:
+    """The options one row is asked with (a sweep varies them)."""
+
+    temperature: float | None = None
+    thinking: bool = False
+    thinking_budget: int | None = None
+
+    def label(self) -> str:
+        parts = [f"T={self.temperature:g}" if self.temperature is not None else "T=default",
+                 "thinking" if self.thinking else "no thinking"]
+        if self.thinking and self.thinking_budget:
+            parts.append(f"budget {self.thinking_budget}")
+        return " · ".join(parts)
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    prompt: str
+    variant: Variant
+    values: dict[str, str] = field(default_factory=dict)  # the table row it came from
+
+
+@dataclass(frozen=True)
+class BatchSpec:
+    kind: str  # "batch" | "sweep"
+    provider_id: str
+    model_id: str
+    rows: tuple[RowSpec, ...]
+    concurrency: int = DEFAULT_CONCURRENCY
+    system_prompt: str = ""
+    json_mode: bool = False
+
+    def options(self, variant: Variant) -> ChatOptions:
+        return ChatOptions(self.provider_id, self.model_id, temperature=variant.temperature, thinking=variant.thinking,
+                           thinking_budget=variant.thinking_budget if variant.thinking else None,
+                           json_mode=self.json_mode, system_prompt=self.system_prompt)
+
+    def title(self) -> str:
+        first = self.rows[0].prompt.split("\n", 1)[0] if self.rows else ""
+        first = first if len(first) <= 60 else first[:59] + "…"
+        return first if self.kind == "sweep" or len(self.rows) == 1 else f"{first} (+{len(self.rows) - 1})"
+
+
+def check_concurrency(value: int) -> int:
+    if not 1 <= value <= MAX_CONCURRENCY:
+        raise BatchInputError("batch_concurrency", limit=MAX_CONCURRENCY)
+    return value
+
+
+def batch_spec(provider_id: str, model_id: str, prompts: list[tuple[str, dict[str, str]]], variant: Variant, *,
+               concurrency: int = DEFAULT_CONCURRENCY, system_prompt: str = "", json_mode: bool = False) -> BatchSpec:
+    rows = tuple(RowSpec(prompt, variant, values) for prompt, values in prompts)
+    return BatchSpec("batch", provider_id, model_id, rows, check_concurrency(concurrency), system_prompt, json_mode)
+
+
+def parse_numbers(text: str, kind: type = float) -> list[Any]:
+    """`0, 0.7 1.2` → [0.0, 0.7, 1.2]; raises BatchInputError naming the piece that is not a number."""
+    values = []
+    for piece in re.split(r"[,\s;，、；]+", text.strip()):
+        if not piece:
+            continue
+        try:
+            value = kind(piece)
+        except ValueError:
+            raise BatchInputError("batch_not_a_number", value=piece[:20]) from None
+        if value not in values:
+            values.append(value)
+    return values
+
+
+def sweep_spec(provider_id: str, model: ModelInfo, prompt: str, temperatures: list[float], thinking: list[bool],
+               budgets: list[int], *, concurrency: int = DEFAULT_CONCURRENCY, system_prompt: str = "") -> BatchSpec:
+    """One prompt across temperatures × thinking on/off × budgets (budgets only where thinking is on)."""
+    if not prompt.strip():
+        raise BatchInputError("batch_no_prompts")
+    for temperature in temperatures:
+        if not 0 <= temperature <= 2:
+            raise BatchInputError("batch_temperature", value=f"{temperature:g}")
+    for budget in budgets:
+        if not 1 <= budget <= 1_000_000 or int(budget) != budget:
+            raise BatchInputError("batch_budget", value=str(budget))
+    if True in thinking and model.thinking != Thinking.HYBRID:
+        raise BatchInputError("batch_sweep_cannot_switch", model=model.id)
+    variants = []
+    for temperature in temperatures or [None]:
+        for think in thinking or [False]:
+            for budget in (budgets or [None]) if think else [None]:
+                variants.append(Variant(temperature, think, int(budget) if budget else None))
+    if len(variants) > MAX_SWEEP:
+        raise BatchInputError("batch_sweep_too_big", count=len(variants), limit=MAX_SWEEP)
+    rows = tuple(RowSpec(prompt.strip(), v) for v in variants)
+    return BatchSpec("sweep", provider_id, model.id, rows, check_concurrency(concurrency), system_prompt)
+
+
+# --- one row -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchRow:
+    index: int
+    prompt: str
+    variant: Variant
+    values: dict[str, str] = field(default_factory=dict)
+    status: str = QUEUED
+    answer: str = ""
+    reasoning: str = ""
+    finish_reason: str | None = None
+    ttft_s: float | None = None
+    total_s: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    estimated: bool = False
+    cost: float | None = None
+    currency: str | None = None
+    error_kind: str | None = None
+    error_detail: str | None = None
+    retries: int = 0  # throttled tries that waited and went again
+    waiting_s: float | None = None  # set while it waits after a 429
+    notes: list[str] = field(default_factory=list)
+
+    def record(self) -> dict[str, Any]:
+        """The row as one flat dict: a line of the JSONL download, a saved run's row."""
+        data = asdict(self)
+        variant = data.pop("variant")
+        data.pop("waiting_s")
+        return {**data, **variant}
+
+    @classmethod
+    def of(cls, record: dict[str, Any]) -> BatchRow:
+        """A saved row read back; unknown keys are ignored and wrong types fall back to defaults."""
+        names = {f for f in cls.__dataclass_fields__ if f not in ("variant", "waiting_s")}
+        defaults = cls(0, "", Variant())
+        kept = {}
+        for name in names:
+            value = record.get(name, getattr(defaults, name))
+            default = getattr(defaults, name)
+            if default is not None and not isinstance(value, type(default)):
+                value = default
+            kept[name] = value
+        variant = Variant(record.get("temperature") if isinstance(record.get("temperature"), (int, float)) else None,
+                          bool(record.get("thinking")),
+                          record.get("thinking_budget") if isinstance(record.get("thinking_budget"), int) else None)
+        return cls(variant=variant, **kept)
+
+
+class _Throttled(Exception):
+    def __init__(self, turn: Turn) -> None:
+        super().__init__(turn.error.kind if turn.error else "throttled")
+        self.turn = turn
+
+
+def retry_after(error: ChatError | None) -> float | None:
+    """The seconds a provider's Retry-After (or retry-after-ms) asked for, when it sent one.
+
+    atri.client keeps the SDK's exception as the ChatError's context; its response has the headers."""
+    response = getattr(getattr(error, "__context__", None), "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    try:
+        if headers.get("retry-after-ms"):
+            return max(0.0, float(headers["retry-after-ms"]) / 1000)
+        value = headers.get("retry-after")
+        if not value:
+            return None
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _wait(state: RetryCallState) -> float:
+    """As long as the provider asked (up to a minute), or a growing random pause when it did not say."""
+    failure = state.outcome.exception() if state.outcome else None
+    asked = retry_after(failure.turn.error) if isinstance(failure, _Throttled) else None
+    if asked is not None:
+        return min(asked, MAX_WAIT_S)
+    return wait_random_exponential(multiplier=1, max=30)(state)
+
+
+async def send_one(conn: Connection, plan: RequestPlan, *, count: TokenCounter | None = None,
+                   on_turn: Callable[[Turn], None] = lambda turn: None,
+                   on_wait: Callable[[float], None] = lambda seconds: None) -> Turn:
+    """One streamed answer for a batch row or an extraction: every such request goes out here, so
+    this is where host quotas and budgets are checked first. A throttled answer (429 that recovers)
+    waits and is asked again, up to TRIES times; any other failure comes back in `turn.error`."""
+    retrying = AsyncRetrying(stop=stop_after_attempt(TRIES), wait=_wait, retry=retry_if_exception_type(_Throttled),
+                             before_sleep=lambda state: on_wait(state.upcoming_sleep), reraise=True)
+    try:
+        async for attempt in retrying:
+            with attempt:
+                turn = None
+                async for turn in arun_turn(conn, plan, count=count):
+                    on_turn(turn)
+                if turn.error is not None and turn.error.kind in RECOVERABLE and not turn.content:
+                    raise _Throttled(turn)
+                return turn
+    except _Throttled as last:
+        return last.turn
+    raise AssertionError("unreachable: tenacity either returns, retries or re-raises")
+
+
+# --- a run ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where a run's requests go: the connection, the model's abilities, its price and token counter."""
+
+    connection: Connection
+    model: ModelInfo
+    price: Price | None = None
+    count: TokenCounter | None = None
+
+
+@dataclass(frozen=True)
+class Totals:
+    rows: int
+    done: int
+    failed: int
+    stopped: int
+    running: int
+    prompt_tokens: int
+    completion_tokens: int
+    reasoning_tokens: int
+    cost: float | None
+    currency: str | None
+    estimated: bool
+
+    @classmethod
+    def of(cls, rows: list[BatchRow]) -> Totals:
+        costs = [r.cost for r in rows if r.cost is not None]
+        return cls(rows=len(rows), done=sum(r.status == DONE for r in rows), failed=sum(r.status == FAILED for r in rows),
+                   stopped=sum(r.status == STOPPED for r in rows), running=sum(r.status == RUNNING for r in rows),
+                   prompt_tokens=sum(r.prompt_tokens for r in rows),
+                   completion_tokens=sum(r.completion_tokens for r in rows),
+                   reasoning_tokens=sum(r.reasoning_tokens for r in rows),
+                   cost=sum(costs) if costs else None, currency=next((r.currency for r in rows if r.currency), None),
+                   estimated=any(r.estimated for r in rows))
+
+
+@dataclass(frozen=True)
+class RunView:
+    """A run as a page draws it: copies, safe to read while the run goes on."""
+
+    id: str
+    kind: str
+    title: str
+    provider_id: str
+    model_id: str
+    concurrency: int
+    status: str  # "running" | "done" | "stopped"
+    rows: list[BatchRow]
+    started_at: datetime
+    wall_s: float | None
+    system_prompt: str = ""
+    json_mode: bool = False
+
+    @property
+    def totals(self) -> Totals:
+        return Totals.of(self.rows)
+
+    @property
+    def finished(self) -> bool:
+        return self.status != "running"
+
+    def record(self) -> dict[str, Any]:
+        return {"kind": self.kind, "title": self.title, "provider": self.provider_id, "model": self.model_id,
+                "concurrency": self.concurrency, "status": self.status, "wall_s": self.wall_s,
+                "system_prompt": self.system_prompt, "json_mode": self.json_mode,
+                "started_at": self.started_at.isoformat(), "rows": [r.record() for r in self.rows]}
+
+    @classmethod
+    def of(cls, run_id: str, record: dict[str, Any]) -> RunView:
+        """A saved run read back (atri.store keeps `record()` in batch_runs.data)."""
+        rows = [BatchRow.of(r) for r in record.get("rows", []) if isinstance(r, dict)]
+        try:
+            started = datetime.fromisoformat(str(record.get("started_at")))
+        except ValueError:
+            started = now()
+        text = {name: str(record.get(name) or "") for name in ("kind", "title", "provider", "model", "status",
+                                                                "system_prompt")}
+        wall = record.get("wall_s")
+        concurrency = record.get("concurrency")
+        return cls(run_id, text["kind"] or "batch", text["title"], text["provider"], text["model"],
+                   concurrency if isinstance(concurrency, int) else DEFAULT_CONCURRENCY, text["status"] or "done",
+                   rows, started, wall if isinstance(wall, (int, float)) else None, text["system_prompt"],
+                   bool(record.get("json_mode")))
+
+
+class BatchRun:
+    """One run in progress, owned by the process: its rows change as their answers come."""
+
+    def __init__(self, owner: str, spec: BatchSpec, target: Target) -> None:
+        self.id = new_id()
+        self.owner = owner
+        self.spec = spec
+        self.target = target
+        self.rows = [BatchRow(i, row.prompt, row.variant, dict(row.values)) for i, row in enumerate(spec.rows)]
+        self.status = "running"
+        self.started_at = now()
+        self._started = time.perf_counter()
+        self._ended: float | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: list[asyncio.Task] = []
+        self.finished = threading.Event()
+
+    # reading and steering from other threads
+
+    def view(self) -> RunView:
+        with self._lock:
+            rows = [replace(row, values=dict(row.values), notes=list(row.notes)) for row in self.rows]
+            wall = (self._ended or time.perf_counter()) - self._started
+            return RunView(self.id, self.spec.kind, self.spec.title(), self.spec.provider_id, self.spec.model_id,
+                           self.spec.concurrency, self.status, rows, self.started_at, wall, self.spec.system_prompt,
+                           self.spec.json_mode)
+
+    def stop(self) -> None:
+        """Cancel what is left (running answers close their connection); what finished is kept."""
+        self._stop.set()
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._cancel_tasks)
+            except RuntimeError:  # the loop closed meanwhile: the run is over anyway
+                pass
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.finished.wait(timeout)
+
+    def _cancel_tasks(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+    # the run itself, in its own thread and event loop
+
+    async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        limit = asyncio.Semaphore(self.spec.concurrency)
+        self._tasks = [asyncio.create_task(self._row(row, limit)) for row in self.rows]
+        if self._stop.is_set():
+            self._cancel_tasks()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        with self._lock:
+            for row in self.rows:  # a task cancelled before it began never marked its row
+                if row.status in (QUEUED, RUNNING):
+                    row.status = STOPPED
+            self._ended = time.perf_counter()
+            self.status = "stopped" if self._stop.is_set() else "done"
+
+    async def _row(self, row: BatchRow, limit: asyncio.Semaphore) -> None:
+        try:
+            async with limit:
+                if self._stop.is_set():
+                    self._set(row, status=STOPPED)
+                    return
+                self._set(row, status=RUNNING)
+                options = self.spec.options(row.variant)
+                model = self.target.model
+                plan = build_request([Message("user", row.prompt)], options, model, self.target.connection.provider)
+                turn = await send_one(self.target.connection, plan, count=self.target.count,
+                                      on_turn=lambda turn: self._follow(row, turn),
+                                      on_wait=lambda seconds: self._waiting(row, seconds))
+                self._finish(row, turn)
+        except asyncio.CancelledError:
+            self._set(row, status=STOPPED, waiting_s=None)
+        except Exception as error:  # noqa: BLE001 - one row's surprise must never stop the others
+            self._set(row, status=FAILED, error_kind="unknown", error_detail=type(error).__name__, waiting_s=None)
+
+    def _set(self, row: BatchRow, **changes: Any) -> None:
+        with self._lock:
+            for name, value in changes.items():
+                setattr(row, name, value)
+
+    def _waiting(self, row: BatchRow, seconds: float) -> None:
+        with self._lock:
+            row.retries += 1
+            row.waiting_s = seconds
+            row.answer = row.reasoning = ""
+
+    def _follow(self, row: BatchRow, turn: Turn) -> None:
+        with self._lock:
+            row.waiting_s = None
+            row.answer, row.reasoning = turn.content, turn.reasoning
+            if turn.first_token_at is not None:
+                row.ttft_s = turn.first_token_at - turn.started
+
+    def _finish(self, row: BatchRow, turn: Turn) -> None:
+        message = turn.to_message(self.spec.options(row.variant))
+        facts = message.facts
+        usage = facts.usage
+        price = self.target.price
+        with self._lock:
+            row.answer, row.reasoning, row.finish_reason = turn.content, turn.reasoning, turn.finish_reason
+            row.ttft_s, row.total_s = facts.ttft_s, facts.total_s
+            row.notes = list(facts.notes)
+            row.waiting_s = None
+            if usage:
+                row.prompt_tokens, row.completion_tokens = usage.prompt_tokens, usage.completion_tokens
+                row.reasoning_tokens, row.estimated = usage.reasoning_tokens, usage.estimated
+                if price:
+                    row.cost, row.currency = request_cost(price, usage, bool(turn.reasoning)), price.currency
+            row.error_kind, row.error_detail = facts.error_kind, facts.error_detail
+            row.status = FAILED if facts.error_kind else DONE
+
+
+def run_sync(run: BatchRun) -> RunView:
+    """Run to the end in this thread (tests, benchmarks); the page uses BatchRunner instead."""
+    asyncio.run(run.run())
+    run.finished.set()
+    return run.view()
+
+
+class BatchRunner:
+    """The process's batch runs, each in a thread of its own with its own event loop; saved when done."""
+
+    KEPT = 64  # finished runs kept in memory (the store has them all)
+
+    def __init__(self, store: Store | None = None) -> None:
+        self.store = store
+        self._runs: dict[str, BatchRun] = {}
+        self._lock = threading.Lock()
+
+    def start(self, owner: str, spec: BatchSpec, target: Target) -> BatchRun:
+        if not spec.rows:
+            raise BatchInputError("batch_no_prompts")
+        with self._lock:
+            live = sum(1 for run in self._runs.values() if run.owner == owner and not run.finished.is_set())
+            if live >= RUNS_PER_OWNER:
+                raise BatchInputError("batch_too_many_runs", limit=RUNS_PER_OWNER)
+            run = BatchRun(owner, spec, target)
+            self._runs[run.id] = run
+            finished = [r for r in self._runs.values() if r.finished.is_set()]
+            for old in finished[: max(0, len(finished) - self.KEPT)]:
+                self._runs.pop(old.id, None)
+        threading.Thread(target=self._work, args=(run,), name=f"atri-batch-{run.id[:6]}", daemon=True).start()
+        return run
+
+    def _work(self, run: BatchRun) -> None:
+        try:
+            asyncio.run(run.run())
+        finally:
+            view = run.view()
+            if self.store is not None:
+                try:
+                    save_run(self.store, run.owner, view)
+                except Exception:  # noqa: BLE001 - the run stays readable in memory; saving is best effort
+                    pass
+            run.finished.set()
+
+    def get(self, owner: str, run_id: str) -> BatchRun | None:
+        run = self._runs.get(run_id)
+        return run if run is not None and run.owner == owner else None
+
+    def live(self, owner: str) -> list[BatchRun]:
+        return [run for run in list(self._runs.values()) if run.owner == owner and not run.finished.is_set()]
+
+    def close(self) -> None:
+        for run in list(self._runs.values()):
+            run.stop()
+
+
+def save_run(store: Store, owner: str, view: RunView) -> None:
+    totals = view.totals
+    store.save_batch_run(owner, view.id, kind=view.kind, title=view.title, status=view.status,
+                         provider=view.provider_id, model=view.model_id, rows=totals.rows, failed=totals.failed,
+                         prompt_tokens=totals.prompt_tokens, completion_tokens=totals.completion_tokens,
+                         cost=totals.cost, currency=totals.currency, data=view.record(), created_at=view.started_at)
+
+
+def load_run(store: Store, owner: str, run_id: str) -> RunView | None:
+    record = store.batch_run(owner, run_id)
+    return RunView.of(run_id, record) if record is not None else None
+
+
+# --- downloads -----------------------------------------------------------------------------------------
+
+CSV_COLUMNS = ("index", "status", "prompt", "temperature", "thinking", "thinking_budget", "answer", "reasoning",
+               "finish_reason", "ttft_s", "total_s", "prompt_tokens", "completion_tokens", "reasoning_tokens",
+               "cost", "currency", "error_kind", "error_detail", "retries")
+
+
+def to_csv(rows: list[BatchRow]) -> bytes:
+    """UTF-8 with a byte-order mark, so that Excel opens Chinese text as it is."""
+    extra = [name for name in dict.fromkeys(k for r in rows for k in r.values) if name not in CSV_COLUMNS]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([*CSV_COLUMNS, *extra])
+    for row in rows:
+        record = row.record()
+        writer.writerow([_csv_cell(record.get(name)) for name in CSV_COLUMNS] + [row.values.get(name, "") for name in extra])
+    return buffer.getvalue().encode("utf-8-sig")
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value
+
+
+def to_jsonl(rows: list[BatchRow]) -> bytes:
+    return "".join(json.dumps(row.record(), ensure_ascii=False) + "\n" for row in rows).encode("utf-8")
