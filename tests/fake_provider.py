@@ -283,9 +283,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Run the fake DashScope provider (key: %s)" % GOOD_KEY)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--delay", type=float, default=0.05, help="seconds between chunks")
+    parser.add_argument("--first-token-delay", type=float, default=0.0, help="seconds before each answer's first chunk")
     args = parser.parse_args()
     provider = FakeProvider(args.port).start()
     provider.chunk_delay_s = args.delay
+    provider.first_token_delay_s = args.first_token_delay
     print(provider.base_url, flush=True)
     threading.Event().wait()
 
