@@ -25,13 +25,16 @@ MODELS = ["qwen3-max", "qwen-plus", "qwen3-vl-plus", "qwq-plus"]
 
 @dataclass
 class Fault:
-    kind: str  # "status" | "cut" (connection dropped) | "truncate" (body ends early, cleanly) | "stream_error" | "length" | "slow"
+    # "status" | "cut" (connection dropped) | "truncate" (body ends early, cleanly) | "stream_error" | "length"
+    # | "slow" | "answer" (streams `text` instead of the echo)
+    kind: str
     status: int = 500
     body: dict[str, Any] | None = None
     after_chunks: int = 2
     delay_s: float = 0.0
     headers: dict[str, str] | None = None  # extra response headers of a "status" fault (e.g. Retry-After)
     when: str | None = None  # taken only by a request whose last user message contains this text
+    text: str = ""  # what an "answer" fault streams instead of the echo
 
 
 def error_body(code: str, message: str, kind: str = "invalid_request_error") -> dict[str, Any]:
@@ -239,7 +242,7 @@ class FakeProvider:
                 if reasoning and budget:
                     reasoning = " ".join(reasoning.split()[:budget])
                 pieces += [delta(content=None, reasoning_content=w + " ") for w in reasoning.split()]
-                answer = provider.answer_for(body)
+                answer = fault.text if fault and fault.kind == "answer" else provider.answer_for(body)
                 words = answer.split(" ")
                 pieces += [delta(content=w + (" " if i < len(words) - 1 else "")) for i, w in enumerate(words)]
                 finish = "length" if fault and fault.kind == "length" else "stop"
