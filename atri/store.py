@@ -751,7 +751,7 @@ class Store:
                                  func.row_number().over(partition_by=model, order_by=value).label("rank"),
                                  func.count().over(partition_by=model).label("n"))
                           .where(*answers, value.is_not(None)).subquery())
-                median, p95 = (ranked.c.n * 50 + 99) / 100, (ranked.c.n * 95 + 99) / 100
+                median, p95 = (ranked.c.n * 50 + 99) // 100, (ranked.c.n * 95 + 99) // 100
                 found: dict[str, dict[str, Any]] = {}
                 for row in session.execute(select(ranked.c.model, ranked.c.value, ranked.c.rank, ranked.c.n, median, p95)
                                            .where(or_(ranked.c.rank == median, ranked.c.rank == p95))):
