@@ -261,7 +261,7 @@ class BatchSpec:
 
 def check_concurrency(value: int) -> int:
     if not 1 <= value <= MAX_CONCURRENCY:
-        raise BatchInputError("batch_concurrency", limit=MAX_CONCURRENCY)
+        raise BatchInputError("batch_concurrency_range", limit=MAX_CONCURRENCY)
     return value
 
 

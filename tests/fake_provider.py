@@ -85,6 +85,8 @@ class FakeProvider:
         self.requests: list[dict[str, Any]] = []
         self.faults: deque[Fault] = deque()
         self._faults_lock = threading.Lock()  # requests arrive on several threads at once
+        self.in_flight = 0  # streams being answered right now
+        self.most_in_flight = 0  # the most at once since the last reset
         self.chunk_delay_s = 0.0
         self.first_token_delay_s = 0.0
         self.keepalive_comments = False  # DeepSeek-style ": keep-alive" SSE comments between chunks
@@ -121,6 +123,7 @@ class FakeProvider:
         self.keepalive_comments = False
         self.hangups = 0
         self.reasoning_text = REASONING
+        self.most_in_flight = 0
 
     def take_fault(self, body: dict[str, Any]) -> Fault | None:
         """The first queued fault meant for this request (any request, or one whose question has its text)."""
@@ -204,7 +207,14 @@ class FakeProvider:
                         return
                     self._complete(body)
                     return
-                self._stream(body, thinking, fault)
+                with provider._faults_lock:
+                    provider.in_flight += 1
+                    provider.most_in_flight = max(provider.most_in_flight, provider.in_flight)
+                try:
+                    self._stream(body, thinking, fault)
+                finally:
+                    with provider._faults_lock:
+                        provider.in_flight -= 1
 
             def _complete(self, body: dict[str, Any]) -> None:
                 answer = provider.answer_for(body)
