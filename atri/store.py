@@ -733,14 +733,21 @@ class Store:
             def rows(statement: Any) -> list[dict[str, Any]]:
                 return [dict(row._mapping) for row in session.execute(statement)]
 
-            report["by_day"] = rows(select(day.label("day"), model, MessageRow.currency, *sums).where(*answers)
+            report["by_day"] = rows(select(day.label("day"), model, MessageRow.currency, *sums,
+                                           func.count(MessageRow.error_kind).label("errors")).where(*answers)
                                     .group_by(day, model, MessageRow.currency).order_by(day, model))
-            for row in report["by_day"]:
+            by_model: dict[tuple[str, str | None], dict[str, Any]] = {}
+            for row in report["by_day"]:  # a few rows a day: added up here rather than in another scan
                 row["day"] = str(row["day"])[:10]
-            report["by_model"] = rows(
-                select(model, MessageRow.currency, *sums,
-                       func.count(MessageRow.error_kind).label("errors")).where(*answers)
-                .group_by(model, MessageRow.currency).order_by(model))
+                total = by_model.setdefault((row["model"], row["currency"]), {
+                    "model": row["model"], "currency": row["currency"], "cost": None,
+                    **dict.fromkeys(("answers", "prompt_tokens", "completion_tokens", "reasoning_tokens",
+                                     "cached_tokens", "errors"), 0)})
+                for name in ("answers", "prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens", "errors"):
+                    total[name] += int(row[name] or 0)
+                if row["cost"] is not None:
+                    total["cost"] = (total["cost"] or 0.0) + row["cost"]
+            report["by_model"] = sorted(by_model.values(), key=lambda r: (r["model"], r["currency"] or ""))
             report["errors"] = rows(select(MessageRow.error_kind.label("kind"), func.count().label("answers"))
                                     .where(*answers, MessageRow.error_kind.is_not(None))
                                     .group_by(MessageRow.error_kind).order_by(func.count().desc()))

@@ -24,6 +24,9 @@ ANSWERS = 100_000
 PER_CONVERSATION = 50
 MODELS = {"qwen3-max": 0.012, "qwen-plus": 0.002, "qwen-flash": 0.0004, "qwen3-vl-plus": 0.004, "deepseek-chat": 0.003}
 OWNER = "anon:bench-visitor"
+# Every row names every column: an executemany takes its columns from the first row
+NO_FACTS = dict.fromkeys(("provider", "model", "prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens",
+                          "usage_estimated", "cost", "currency", "ttft_s", "total_s", "error_kind"))
 
 
 def fill(store: Store) -> None:
@@ -40,8 +43,8 @@ def fill(store: Store) -> None:
             model = random.choice(list(MODELS))
             error = random.random() < 0.03
             at = stamp + timedelta(minutes=position)
-            messages.append({"conversation_id": cid, "position": 2 * position, "active": True, "role": "user",
-                             "content": "问题", "data": {}, "created_at": at})
+            messages.append({**NO_FACTS, "conversation_id": cid, "position": 2 * position, "active": True,
+                             "role": "user", "content": "问题", "data": {}, "created_at": at})
             prompt, completion = random.randint(20, 4000), random.randint(10, 1500)
             messages.append({
                 "conversation_id": cid, "position": 2 * position + 1, "active": True, "role": "assistant",
@@ -92,6 +95,10 @@ def run(database_url: str) -> None:
         with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(text("ANALYZE"))
     last_30 = DateRange.last(30)
+    report = usage_report(store, OWNER, last_30)
+    assert report.prompt_tokens > 0 and len(report.by_model) == len(MODELS) and report.errors, "the data are there"
+    print(f"the visitor's last 30 days: {report.answers:,} answers, {report.prompt_tokens:,} tokens in, "
+          f"{len(report.by_day)} day × model × currency rows")
     timed("usage_report, one visitor, last 30 days", lambda: usage_report(store, OWNER, last_30))
     timed("usage_report, one visitor, all 90 days", lambda: usage_report(store, OWNER, DateRange.last(91)))
     timed("usage_report, everyone (admin), all 90 days", lambda: usage_report(store, None, DateRange.last(91)))
