@@ -26,6 +26,14 @@ def _cost(amount: float | None, currency: str | None) -> str:
     return format_cost(amount, currency) if amount is not None and currency else "—"
 
 
+def _compact(count: int) -> str:
+    """64,249,905 → 64.2M: a headline number that fits its column (the exact one is in its tooltip)."""
+    for size, suffix in ((1e9, "B"), (1e6, "M"), (1e4, "K")):
+        if count >= size:
+            return f"{count / size:.1f}{suffix}"
+    return f"{count:,}"
+
+
 def _admin(lang: str, settings: Settings) -> bool:
     """The host's switch to everyone's usage: only with ATRI_ADMIN_PASSWORD set and entered."""
     with st.expander(t(lang, "usage_admin"), icon=":material/admin_panel_settings:"):
@@ -63,7 +71,8 @@ def _headline(lang: str, report: UsageReport) -> None:
     errors = sum(row["answers"] for row in report.errors)
     columns = st.columns(4)
     columns[0].metric(t(lang, "usage_answers"), f"{report.answers:,}")
-    columns[1].metric(t(lang, "usage_tokens"), f"{report.prompt_tokens:,} / {report.completion_tokens:,}")
+    columns[1].metric(t(lang, "usage_tokens"), f"{_compact(report.prompt_tokens)} / {_compact(report.completion_tokens)}",
+                      help=f"{report.prompt_tokens:,} / {report.completion_tokens:,}")
     columns[2].metric(t(lang, "usage_cost"), _costs(report.cost))
     columns[3].metric(t(lang, "usage_errors_metric"), f"{errors / report.answers:.1%}" if report.answers else "—")
 
