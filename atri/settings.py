@@ -40,6 +40,7 @@ class AppConfig:
     database_url: str
     data_dir: str
     timeout_s: float
+    local_threads: int | None = None  # the embedded model's generation threads; None: all cores
 
     @classmethod
     def of(cls, values: Mapping[str, str]) -> AppConfig:
@@ -47,10 +48,14 @@ class AppConfig:
             timeout_s = max(1.0, float(values.get("ATRI_TIMEOUT_S") or 120))
         except ValueError:
             timeout_s = 120.0
+        try:
+            local_threads = int(values.get("ATRI_LOCAL_THREADS") or 0)
+        except ValueError:
+            local_threads = 0
         return cls(cache_dir=cache_dir(values.get("ATRI_CACHE_DIR", "")), local_model=values.get("ATRI_LOCAL_MODEL", ""),
                    prices_file=values.get("ATRI_PRICES_FILE", ""), secret_key=values.get("ATRI_SECRET_KEY", ""),
                    database_url=values.get("ATRI_DATABASE_URL", ""), data_dir=values.get("ATRI_DATA_DIR", ""),
-                   timeout_s=timeout_s)
+                   timeout_s=timeout_s, local_threads=local_threads if local_threads > 0 else None)
 
 
 @dataclass(frozen=True)

@@ -1,95 +1,302 @@
-"""Tokens/s and time to first token of the embedded model: through Atri's client path vs llama.cpp direct.
+"""The embedded model's speed where the user sees it: llama.cpp in-process, the server path, Atri in a browser.
 
-    python bench/local_speed.py [--runs 3] [--max-tokens 128] [--threads N]
+    python bench/local_speed.py [--runs 3] [--turns 20] [--no-browser]
 
-Prints one table. The app path is: request building -> openai SDK -> HTTP/SSE -> llama.cpp server ->
-chunk parsing -> Turn. The raw path is llama_cpp.Llama.create_chat_completion(stream=True) in-process.
-Tokens are counted with the model's own vocabulary in both, over the same prompt and settings.
+One run of the script measures, on this machine and in this order:
+  in-process   llama_cpp.Llama.create_chat_completion(stream=True), at 1 thread and at all cores;
+  server       Atri's client path (request building -> openai SDK -> HTTP/SSE -> llama.cpp server ->
+               chunk parsing -> Turn), the server started as the app starts it;
+  cache        one chat of --turns turns on that server: time to first token at turn 2 and at the last
+               turn, and the last turn again with its prefix gone (what the prompt cache saves);
+  queue        two questions at once through the app's one-slot gate: each one's wait and speed;
+  browser      `streamlit run app.py` driven by Playwright in headless Chromium: Enter in the chat box,
+               a MutationObserver timestamps every change of the answer's text in the DOM.
+Every path asks the same question with the same persona at temperature 0 and may answer to its natural
+end (the app's cap is the model's max_output), so the answers are the same tokens. Each run changes the
+persona's first word, so no run starts from the previous run's prompt cache. Tokens are counted with
+the model's own vocabulary: tokens/s is from the first to the last token seen, (tokens - first) /
+(last - first); in the browser, from the first to the last change of the answer in the DOM, scaled from
+rendered text to the stored answer's tokens. Best of --runs (after a warm-up run), because the machine
+is shared: the ratios between paths measured in the same run are the result, not the absolute numbers.
 """
 from __future__ import annotations
 
 import argparse
-import statistics
+import os
 import sys
+import tempfile
+import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from atri.local import BUNDLED_MODEL_ID, assemble_model, cache_dir, default_threads, gguf_token_counter, start_engine  # noqa: E402
+from atri.local import (  # noqa: E402
+    BUNDLED_MODEL_ID,
+    assemble_model,
+    cache_dir,
+    default_threads,
+    gguf_token_counter,
+    start_engine,
+)
+from atri.local_queue import SlotGate  # noqa: E402
 from atri.messages import ChatOptions, Message  # noqa: E402
 from atri.providers import LOCAL, catalogue  # noqa: E402
 from atri.request import build_request  # noqa: E402
 from atri.settings import Connection  # noqa: E402
 from atri.turn import run_turn  # noqa: E402
 
-PROMPT = "用中文写一段关于猫咪晒太阳的小故事,大约一百字。"
-SYSTEM = "你是一只可爱的猫娘,名字叫Atri,会软软地对用户喵喵叫"
+PERSONA = "Session {run}. You are a helpful assistant."
+QUESTION = "Explain bubble sort with a Python example."
+CHAT_QUESTIONS = ["What is a list in Python?", "And a tuple?", "How do I sort a list?", "Reverse it?",
+                  "What is a dict?", "How do I loop over it?"]
+CHAT_ANSWER_TOKENS = 48  # short answers, so that --turns turns fit the model's context
+PROVIDER = catalogue()[LOCAL]
+MODEL = PROVIDER.models[0]
+
+# Records every change of the newest answer's text, with the page's clock, and the moment Enter went down.
+OBSERVER_JS = """() => {
+  const state = window.__atriBench = {enter: null, marks: []};
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && state.enter === null) state.enter = performance.now();
+  }, true);
+  new MutationObserver(() => {
+    if (state.enter === null) return;
+    const messages = document.querySelectorAll('[data-testid=stChatMessage]');
+    if (messages.length < 2) return;
+    const box = messages[messages.length - 1].querySelector('[data-testid=stMarkdownContainer]');
+    const text = box ? box.textContent.replace('\u258c', '').trim() : '';
+    const last = state.marks[state.marks.length - 1];
+    if (text && (!last || last[1] !== text)) state.marks.push([performance.now(), text]);
+  }).observe(document.body, {childList: true, subtree: true, characterData: true});
+}"""
 
 
-def system_prompt(run: int) -> str:
-    """Different from the first token on, so no run reuses the previous run's prompt cache."""
-    return f"[{run}] {SYSTEM}"
+@dataclass
+class Run:
+    ttft: float  # seconds from asking to the first token seen
+    rate: float  # tokens/s from the first to the last token seen
+    tokens: int
+    waited: float = 0.0  # in a queue, before the request went out
 
 
-def app_path(model_path: Path, runs: int, max_tokens: int, threads: int | None) -> list[tuple[float, float]]:
-    provider = catalogue()[LOCAL]
-    model = provider.models[0]
-    count = gguf_token_counter(str(model_path))
-    engine = start_engine(model_path, BUNDLED_MODEL_ID, threads=threads)
-    results = []
-    try:
-        conn = Connection(provider, engine.base_url, "not-needed")
-        for run in range(runs + 1):  # the first run warms up and is dropped
-            options = ChatOptions(LOCAL, BUNDLED_MODEL_ID, temperature=0.0, system_prompt=system_prompt(run))
-            plan = build_request([Message("user", PROMPT)], options, model, provider)
-            plan.kwargs["max_tokens"] = max_tokens
-            *_, turn = run_turn(conn, plan, count=count)
-            ttft = turn.first_token_at - turn.started
-            tokens = count(turn.content)
-            results.append((ttft, (tokens - 1) / (turn.ended_at - turn.first_token_at)))
-    finally:
-        engine.stop()
-    return results[1:]
+def rate_of(marks: list[tuple[float, int]]) -> float:
+    """(time, tokens so far) at each change -> tokens/s from the first change to the last."""
+    (first_at, first_tokens), (last_at, last_tokens) = marks[0], marks[-1]
+    return (last_tokens - first_tokens) / (last_at - first_at) if last_at > first_at else 0.0
 
 
-def raw_path(model_path: Path, runs: int, max_tokens: int, threads: int | None) -> list[tuple[float, float]]:
+def best(runs: list[Run]) -> Run:
+    """The fastest run by tokens/s, with the quickest first token of all runs (both are noise-bounded)."""
+    top = max(runs, key=lambda run: run.rate)
+    return Run(min(run.ttft for run in runs), top.rate, top.tokens)
+
+
+def persona(run: int) -> str:
+    return PERSONA.format(run=run)
+
+
+def request_messages(run: int, question: str = QUESTION) -> list[dict]:
+    """Exactly what Atri sends for this question in a new chat with this persona."""
+    options = ChatOptions(LOCAL, BUNDLED_MODEL_ID, temperature=0.0, system_prompt=persona(run))
+    return build_request([Message("user", question)], options, MODEL, PROVIDER).kwargs["messages"]
+
+
+def in_process(model_path: Path, runs: int, threads: int, count: Callable[[str], int]) -> list[Run]:
     from llama_cpp import Llama
 
-    llama = Llama(model_path=str(model_path), n_ctx=4096, n_threads=threads or default_threads(), verbose=False)
-    count = gguf_token_counter(str(model_path))
+    llama = Llama(model_path=str(model_path), n_ctx=MODEL.context_window, n_threads=threads, verbose=False)
     results = []
-    for run in range(runs + 1):
-        messages = [{"role": "system", "content": system_prompt(run)}, {"role": "user", "content": PROMPT}]
-        started = time.perf_counter()
-        first = None
-        text = []
-        for chunk in llama.create_chat_completion(messages, stream=True, max_tokens=max_tokens, temperature=0.0):
+    for run in range(runs + 1):  # the first run warms up and is dropped
+        started, text, marks = time.perf_counter(), "", []
+        for chunk in llama.create_chat_completion(request_messages(run), stream=True, temperature=0.0,
+                                                  max_tokens=MODEL.max_output):
             piece = chunk["choices"][0]["delta"].get("content")
             if piece:
-                first = first or time.perf_counter()
-                text.append(piece)
-        ended = time.perf_counter()
-        results.append((first - started, (count("".join(text)) - 1) / (ended - first)))
+                text += piece
+                marks.append((time.perf_counter(), text))
+        results.append(Run(marks[0][0] - started, rate_of([(at, count(t)) for at, t in (marks[0], marks[-1])]),
+                           count(text)))
+    del llama
     return results[1:]
+
+
+def server_turn(connection: Connection, messages: list[dict], count: Callable[[str], int],
+                max_tokens: int | None = None) -> tuple[Run, str]:
+    """One answer through Atri's client path (the same run_turn the answer workers use)."""
+    history = [Message(m["role"], m["content"]) for m in messages if m["role"] != "system"]
+    system = next((m["content"] for m in messages if m["role"] == "system"), "")
+    options = ChatOptions(LOCAL, BUNDLED_MODEL_ID, temperature=0.0, system_prompt=system)
+    plan = build_request(history, options, MODEL, PROVIDER)
+    if max_tokens:
+        plan.kwargs["max_tokens"] = max_tokens
+    marks, seen = [], ""
+    for turn in run_turn(connection, plan, count=count):
+        if turn.content != seen:
+            seen = turn.content
+            marks.append((time.perf_counter(), seen))
+    if turn.error is not None:
+        raise RuntimeError(f"the server path failed: {turn.error}")
+    first, last = marks[0], marks[-1]
+    return Run(turn.first_token_at - turn.started, rate_of([(first[0], count(first[1])), (last[0], count(last[1]))]),
+               count(turn.content)), turn.content
+
+
+def server_runs(connection: Connection, runs: int, count: Callable[[str], int]) -> list[Run]:
+    return [server_turn(connection, request_messages(run), count)[0] for run in range(runs + 1)][1:]
+
+
+def chat_cache(connection: Connection, turns: int, count: Callable[[str], int]) -> dict[str, float]:
+    """TTFT along one chat: the server keeps the previous turn's tokens, so only the new ones are read."""
+    messages = [{"role": "system", "content": persona(0)}]
+    ttfts = {}
+    for turn in range(1, turns + 1):
+        messages.append({"role": "user", "content": CHAT_QUESTIONS[(turn - 1) % len(CHAT_QUESTIONS)]})
+        run, answer = server_turn(connection, messages, count, CHAT_ANSWER_TOKENS)
+        ttfts[turn] = run.ttft
+        if turn == turns:
+            prompt_tokens = sum(count(m["content"]) for m in messages)
+            ttfts["tokens"] = prompt_tokens
+            cold = [dict(m) for m in messages]
+            cold[0]["content"] = "Cold. " + cold[0]["content"]  # the same chat with its prefix changed
+            ttfts["cold"] = server_turn(connection, cold, count, CHAT_ANSWER_TOKENS)[0].ttft
+        messages.append({"role": "assistant", "content": answer})
+    return ttfts
+
+
+def two_at_once(connection: Connection, count: Callable[[str], int]) -> list[Run]:
+    """Two visitors ask at the same moment; the app's gate lets one generate at a time."""
+    gate, results, ready = SlotGate(), [None, None], threading.Barrier(2)
+
+    def visit(index: int) -> None:
+        ready.wait()
+        asked = time.perf_counter()
+        if index:
+            time.sleep(0.05)  # the second one arrives just after the first
+        with gate.acquire():
+            waited = time.perf_counter() - asked
+            run, _ = server_turn(connection, request_messages(100 + index), count)
+        results[index] = Run(run.ttft + waited, run.rate, run.tokens, waited)
+
+    threads = [threading.Thread(target=visit, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def browser_runs(runs: int, count: Callable[[str], int], log: Path | None) -> list[Run]:
+    from playwright.sync_api import expect, sync_playwright
+    from sqlalchemy import create_engine, text
+
+    from tests.browser import IDLE, launch, streamlit_server
+
+    results = []
+    with tempfile.TemporaryDirectory() as scratch, sync_playwright() as playwright:
+        database_url = f"sqlite:///{Path(scratch) / 'atri.db'}"
+        database = create_engine(database_url)
+        with streamlit_server({"ATRI_DATABASE_URL": database_url}, log=log) as app:
+            browser = launch(playwright)
+            page = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900}).new_page()
+            page.goto(app.url)
+            page.wait_for_selector(IDLE, timeout=180_000)  # the first run assembles and starts the model
+            slider = page.get_by_test_id("stSlider").get_by_role("slider")
+            slider.focus()
+            page.keyboard.press("Home")  # temperature 0, as in the other paths
+            page.wait_for_selector(IDLE)
+            for run in range(runs + 1):
+                page.get_by_test_id("stSidebar").get_by_role("button", name="New chat").click()
+                page.wait_for_selector(IDLE)
+                page.get_by_label("System prompt").fill(persona(run))
+                page.get_by_label("System prompt").blur()
+                page.wait_for_selector(IDLE)
+                page.evaluate(OBSERVER_JS)
+                page.get_by_test_id("stChatInputTextArea").fill(QUESTION)
+                page.keyboard.press("Enter")
+                answer = page.get_by_test_id("stChatMessage").nth(1)
+                expect(answer.get_by_test_id("stCaptionContainer").filter(has_text=BUNDLED_MODEL_ID)).to_have_count(
+                    1, timeout=300_000)  # the facts line: the answer ended and was saved
+                state = page.evaluate("() => window.__atriBench")
+                with database.connect() as connection:
+                    cid, title = connection.execute(text(
+                        "SELECT c.id, c.title FROM conversations c ORDER BY c.created_at DESC LIMIT 1")).one()
+                    stored = connection.execute(text(
+                        "SELECT content FROM messages WHERE conversation_id = :c AND role = 'assistant'"),
+                        {"c": cid}).scalar_one()
+                marks = state["marks"]
+                scale = count(stored) / max(1, count(marks[-1][1]))  # rendered text -> the model's tokens
+                tokens = [(at / 1000, count(shown) * scale) for at, shown in marks]
+                results.append(Run((marks[0][0] - state["enter"]) / 1000, rate_of(tokens), count(stored)))
+                _wait_for_title(database, cid, title)
+            browser.close()
+        database.dispose()
+    return results[1:]
+
+
+def _wait_for_title(database, cid: str, first_words: str, timeout_s: float = 30) -> None:
+    """The first answer of a chat is followed by a title call to the same model: let it end before the
+    next run, so that the next question does not wait behind it."""
+    from sqlalchemy import text
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with database.connect() as connection:
+            title = connection.execute(text("SELECT title FROM conversations WHERE id = :c"), {"c": cid}).scalar_one()
+        if title != first_words:
+            return
+        time.sleep(0.2)
+
+
+def row(name: str, run: Run, raw: Run | None = None) -> str:
+    line = f"{name:<44}{run.rate:>9.1f}{run.ttft:>9.3f}{run.tokens:>8}"
+    if raw is not None:
+        line += f"{run.rate / raw.rate:>9.0%}{(run.ttft - raw.ttft) * 1000:>+9.0f}"
+    return line
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--max-tokens", type=int, default=128)
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--turns", type=int, default=20)
+    parser.add_argument("--no-browser", action="store_true")
+    parser.add_argument("--log", type=Path, default=None, help="append the Streamlit server's output here")
     args = parser.parse_args()
     model_path = assemble_model(cache_dir())
-    app = app_path(model_path, args.runs, args.max_tokens, args.threads)
-    raw = raw_path(model_path, args.runs, args.max_tokens, args.threads)
-    app_ttft, app_tps = (statistics.median(v) for v in zip(*app))
-    raw_ttft, raw_tps = (statistics.median(v) for v in zip(*raw))
-    print(f"embedded model, {args.runs} runs (median), max_tokens={args.max_tokens}, threads={args.threads or default_threads()}")
-    print(f"{'path':<28}{'tokens/s':>10}{'TTFT s':>10}")
-    print(f"{'Atri client (HTTP/SSE)':<28}{app_tps:>10.1f}{app_ttft:>10.3f}")
-    print(f"{'llama.cpp in-process':<28}{raw_tps:>10.1f}{raw_ttft:>10.3f}")
-    print(f"{'ratio app/raw':<28}{app_tps / raw_tps:>10.1%}{app_ttft / raw_ttft:>10.2f}x")
+    count = gguf_token_counter(str(model_path))
+    cores = default_threads()
+
+    raw_one = best(in_process(model_path, args.runs, 1, count))
+    raw_all = best(in_process(model_path, args.runs, cores, count))
+    engine = start_engine(model_path, BUNDLED_MODEL_ID)
+    try:
+        connection = Connection(PROVIDER, engine.base_url, "not-needed")
+        server = best(server_runs(connection, args.runs, count))
+        cache = chat_cache(connection, args.turns, count)
+        queued = two_at_once(connection, count)
+    finally:
+        engine.stop()
+    app = None if args.no_browser else best(browser_runs(args.runs, count, args.log))
+
+    print(f"Embedded model (Qwen2.5-Coder-0.5B Q4_K_M) · {os.cpu_count()} cores · best of {args.runs} · "
+          f"temperature 0, answers to their natural end · server threads {cores}")
+    print(f"{'path':<44}{'tok/s':>9}{'TTFT s':>9}{'tokens':>8}{'vs raw':>9}{'TTFT ms':>9}")
+    print(row("llama.cpp in-process, 1 thread", raw_one))
+    print(row(f"llama.cpp in-process, {cores} threads (raw)", raw_all))
+    print(row("server path (openai SDK stream, run_turn)", server, raw_all))
+    if app is not None:
+        print(row("Atri in Chromium (DOM, Enter to text)", app, raw_all))
+    print(f"prompt cache, one chat: TTFT turn 2 {cache[2]:.3f} s, turn {args.turns} {cache[args.turns]:.3f} s "
+          f"({cache['tokens']} prompt tokens); turn {args.turns} with its prefix changed {cache['cold']:.3f} s")
+    first, second = queued
+    print(f"two at once, one slot: first TTFT {first.ttft:.2f} s at {first.rate:.1f} tok/s; second waited "
+          f"{second.waited:.2f} s in the queue, then {second.rate:.1f} tok/s")
+    if app is not None:
+        print(f"app/raw(all cores): {app.rate / raw_all.rate:.0%}")
+    else:
+        print(f"server/raw(all cores): {server.rate / raw_all.rate:.0%}")
 
 
 if __name__ == "__main__":
