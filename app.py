@@ -1,27 +1,14 @@
-"""Atri: the chat page. Layout only; everything else lives in atri/."""
+"""Atri: the frame around every page: language, owner, navigation. Layout only; everything else lives in atri/."""
 import streamlit as st
 
-from atri.i18n import t
-from atri.ui.chat import chat_input, follow_answer, open_view, show_history, start_pending_answer
-from atri.ui.config import current_language, load_settings
-from atri.ui.context_panel import conversation_totals
-from atri.ui.conversations import conversation_sidebar
+from atri.ui.config import current_language
 from atri.ui.identity import remember_owner
-from atri.ui.nav import navigation
-from atri.ui.sidebar import render_sidebar
+from atri.ui.nav import language_picker, pages
 
 st.set_page_config(page_title="Atri", page_icon="🐱", layout="centered")
 
 lang = current_language()
-navigation(lang)
+page = st.navigation(pages(lang))
+language_picker(lang)
 remember_owner()
-view = open_view(lang)
-conversation_sidebar(lang, view)
-setup = render_sidebar(load_settings(), lang, view)
-start_pending_answer(setup, lang)
-
-st.title(t(lang, "app_title"))
-conversation_totals(lang, view)
-show_history(lang, view, offline=setup.provider.embedded)
-follow_answer(lang, view)
-chat_input(lang)
+page.run()

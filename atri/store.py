@@ -378,7 +378,7 @@ class Store:
     def __init__(self, url: str) -> None:
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._snapshots: OrderedDict[tuple[str, str], tuple[int, Snapshot]] = OrderedDict()
+        self._snapshots: OrderedDict[tuple[str, str], _Kept] = OrderedDict()
         self._snapshots_lock = threading.Lock()
         self.migrate()
 
@@ -438,6 +438,15 @@ class Store:
         statement = statement.order_by(ConversationRow.updated_at.desc()).limit(limit)
         with self._session() as session:
             return [ConversationInfo.of(row) for row in session.scalars(statement)]
+
+    def answering(self, owner: str) -> set[str]:
+        """The owner's conversations with an answer being written, by any replica (touched lately)."""
+        statement = (select(MessageRow.conversation_id).distinct()
+                     .join(ConversationRow, ConversationRow.id == MessageRow.conversation_id)
+                     .where(ConversationRow.owner == owner, MessageRow.error_kind == STREAMING,
+                            MessageRow.written_at >= now() - STALE_AFTER))
+        with self._session() as session:
+            return set(session.scalars(statement))
 
     def usage_totals(self, owner: str, since: datetime | None = None) -> UsageTotals:
         """Every answer of this owner (regenerated ones too: they were paid for), added up in one query."""
@@ -505,24 +514,34 @@ class Store:
     def snapshot(self, owner: str, conversation_id: str) -> Snapshot:
         """The conversation and all its messages, as one read-only value a page draws from.
 
-        Kept in memory and read again only when the conversation's version says it changed: a long
-        chat is drawn on every click. One being written is always read (its liveness depends on time)."""
+        Kept in memory: when the conversation's version says it changed, only the rows written since
+        (and any still streaming: their liveness depends on time) are read and validated again, so a
+        turn in a long chat costs what a turn in a short one does."""
+        key = (owner, conversation_id)
         with self._session() as session:
             row = self._owned(session, owner, conversation_id)
             if row is None:
                 return EMPTY
-            kept = self._snapshots.get((owner, conversation_id))
-            if kept is not None and kept[0] == row.version:
-                return kept[1]
+            kept = self._snapshots.get(key)
+            if kept is not None and kept.version == row.version and not kept.streaming:
+                return kept.snapshot
             version, info = row.version, ConversationInfo.of(row)
-            rows = session.scalars(select(MessageRow).where(MessageRow.conversation_id == conversation_id)
-                                   .order_by(MessageRow.position, MessageRow.id)).all()
-        snapshot = _snapshot_of(info, rows)
-        if not any(row.error_kind == STREAMING for row in rows):
-            with self._snapshots_lock:
-                self._snapshots[(owner, conversation_id)] = (version, snapshot)
-                while len(self._snapshots) > SNAPSHOTS_KEPT:
-                    self._snapshots.popitem(last=False)
+            heads = session.execute(select(*_HEAD_COLUMNS).where(MessageRow.conversation_id == conversation_id)
+                                    .order_by(MessageRow.position, MessageRow.id)).all()
+            known = kept.messages if kept is not None else {}
+            stale = [head.id for head in heads if _stamp(head) != known.get(head.id, (None, None))[0]
+                     or head.error_kind == STREAMING]
+            query = select(MessageRow).where(MessageRow.conversation_id == conversation_id)
+            if len(stale) < len(heads):
+                query = query.where(MessageRow.id.in_(stale))
+            fresh = {row.id: (_stamp(row), _to_message(row)) for row in session.scalars(query)} if stale else {}
+        messages = {head.id: fresh.get(head.id) or known[head.id] for head in heads}
+        snapshot = _snapshot_of(info, heads, {row_id: message for row_id, (_, message) in messages.items()})
+        with self._snapshots_lock:
+            self._snapshots[key] = _Kept(version, snapshot, messages, any(h.error_kind == STREAMING for h in heads))
+            self._snapshots.move_to_end(key)
+            while len(self._snapshots) > SNAPSHOTS_KEPT:
+                self._snapshots.popitem(last=False)
         return snapshot
 
     def thread(self, owner: str, conversation_id: str) -> list[StoredMessage]:
@@ -813,16 +832,34 @@ class StoredContext:
         self.store.add_memories(self.owner, self.conversation_id, embedder, memories)
 
 
-def _snapshot_of(info: ConversationInfo, rows: list[MessageRow]) -> Snapshot:
-    by_id = {row.id: _to_message(row) for row in rows}
+Stamp = tuple[datetime | None, str | None]  # a row's written_at and error kind: what changes when it is written
+_HEAD_COLUMNS = (MessageRow.id, MessageRow.position, MessageRow.role, MessageRow.active, MessageRow.written_at,
+                 MessageRow.error_kind)
+
+
+def _stamp(row: Any) -> Stamp:
+    return row.written_at, row.error_kind
+
+
+@dataclass
+class _Kept:
+    """A conversation as last read: its version, the snapshot, and each row's message with its stamp."""
+    version: int
+    snapshot: Snapshot
+    messages: dict[int, tuple[Stamp, Message]]
+    streaming: bool
+
+
+def _snapshot_of(info: ConversationInfo, heads: list[Any], by_id: dict[int, Message]) -> Snapshot:
     variants: dict[tuple[int, str], list[int]] = defaultdict(list)
-    for row in rows:
-        variants[(row.position, row.role)].append(row.id)
+    for head in heads:
+        variants[(head.position, head.role)].append(head.id)
     thread = []
-    for row in rows:
-        if row.active:
-            siblings = variants[(row.position, row.role)]
-            thread.append(StoredMessage(row.id, row.position, by_id[row.id], siblings.index(row.id) + 1, len(siblings)))
+    for head in heads:
+        if head.active:
+            siblings = variants[(head.position, head.role)]
+            thread.append(StoredMessage(head.id, head.position, by_id[head.id], siblings.index(head.id) + 1,
+                                        len(siblings)))
     return Snapshot(info, thread, by_id)
 
 

@@ -33,6 +33,6 @@ def test_the_chat_settings_survive_a_visit(dashscope_env):
     at.selectbox(key="model::dashscope").set_value("qwen-plus").run()
     at.text_area(key="system_prompt").set_value("You are terse.").run()
     at.switch_page("pages/1_Compare.py").run()
-    at.switch_page("app.py").run()
+    at.switch_page("pages/0_Chat.py").run()
     assert at.selectbox(key="model::dashscope").value == "qwen-plus"
     assert at.text_area(key="system_prompt").value == "You are terse."

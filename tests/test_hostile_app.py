@@ -14,7 +14,7 @@ def test_a_conversation_with_a_damaged_row_opens_says_so_and_the_tab_keeps_worki
     from atri.ui.config import get_store
 
     with get_store().engine.begin() as connection:  # what an older version let an import write
-        connection.execute(text("UPDATE messages SET data = :data WHERE role = 'assistant'"),
+        connection.execute(text("UPDATE messages SET data = :data, written_at = CURRENT_TIMESTAMP WHERE role = 'assistant'"),
                            {"data": json.dumps({"options": {"provider_id": "dashscope", "model": "m",
                                                             "temperature": "hot"}})})
         connection.execute(text("UPDATE conversations SET version = version + 1"))  # as a write does

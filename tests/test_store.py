@@ -3,11 +3,11 @@ import json
 import threading
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from atri.images import image_from_bytes
 from atri.messages import AnswerFacts, ChatOptions, Message, Usage
-from atri.store import BadImport, Store, title_from
+from atri.store import STREAMING, BadImport, Store, title_from
 from tests.test_images import png
 
 
@@ -184,3 +184,31 @@ def test_a_conversation_is_read_again_only_when_it_changed(store):
     other = Store(str(store.engine.url.render_as_string(hide_password=False)))  # another replica writes
     other.append("alice", cid, Message("user", "from elsewhere"))
     assert store.snapshot("alice", cid).messages[-1].content == "from elsewhere"
+
+
+def test_a_changed_conversation_reads_again_only_the_rows_written_since(store):
+    cid = store.create_conversation("alice", "long")
+    for turn in range(50):
+        store.append("alice", cid, Message("user", f"q{turn}"))
+        store.append("alice", cid, answer(f"a{turn}"))
+    before = store.snapshot("alice", cid)
+    streaming = answer("")
+    streaming.facts.error_kind = STREAMING
+    store.append("alice", cid, Message("user", "next"))
+    store.append("alice", cid, streaming)
+    statements: list[str] = []
+    listen = lambda *args: statements.append(args[2])  # noqa: E731  (conn, cursor, statement, …)
+    event.listen(store.engine, "before_cursor_execute", listen)
+    try:
+        during = store.snapshot("alice", cid)
+        streaming.content = "half"
+        store.save("alice", streaming)
+        later = store.snapshot("alice", cid)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", listen)
+    assert during.messages[0] is before.messages[0], "an old message is not read or validated again"
+    assert [m.content for m in later.messages[-3:]] == ["a49", "next", "half"]
+    assert later.messages[-1].facts.error_kind == STREAMING
+    full_reads = [s for s in statements if "messages.data" in s and "messages.conversation_id = " in s
+                  and " IN " not in s.upper()]
+    assert not full_reads, "no read of every row of the conversation"

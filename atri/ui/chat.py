@@ -13,9 +13,9 @@ from atri.ui.context_panel import current_settings
 from atri.ui.identity import current_owner
 from atri.ui.render import LiveAnswer as LiveDrawing
 from atri.ui.render import show_message
+from atri.ui.session import CHAT_INPUT, EDIT_TEXT, IMAGE_URLS, PendingAnswer, session
 from atri.ui.sidebar import ChatSetup
 
-CHAT_INPUT_KEY = "chat_input"
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp"]
 RECENT_MESSAGES = 4  # the last two turns show their details at once; older ones on demand
 HISTORY_WINDOW = 30  # messages drawn when a conversation opens
@@ -33,8 +33,8 @@ def open_conversation(cid: str | None) -> None:
         st.query_params["c"] = cid
     else:
         st.query_params.pop("c", None)
-    st.session_state.pending = None
-    st.session_state.editing = False
+    session.pending = None
+    session.editing = False
 
 
 def open_view(lang: str) -> Snapshot:
@@ -48,30 +48,30 @@ def open_view(lang: str) -> Snapshot:
         return EMPTY
     get_answerer()  # made before the first read: its start-up marks answers a dead process left as interrupted
     view = get_store().snapshot(current_owner(), cid)
-    if view.info is None and not st.session_state.get("pending"):
+    if view.info is None and not session.pending:
         st.warning(t(lang, "not_found"))
         open_conversation(None)
     return view
 
 
 def _on_submit() -> None:
-    value = st.session_state.get(CHAT_INPUT_KEY)
+    value = st.session_state.get(CHAT_INPUT)
     if value is None:
         return
     text = value if isinstance(value, str) else (value.text or "")
     files = [] if isinstance(value, str) else list(value.files or [])
-    batch: ImageBatch = parse_image_urls(st.session_state.get("image_urls", ""))
+    batch: ImageBatch = parse_image_urls(st.session_state.get(IMAGE_URLS, ""))
     for upload in files:
         file_to_data_url(upload.name, upload.getvalue(), batch)
-    st.session_state.image_problems = batch.problems
+    session.image_problems = batch.problems
     if not text.strip() and not batch.urls:
         return
     try:
         _send(Message("user", text, images=batch.urls, thumbnails=batch.thumbnails))
     except StorageError:
-        st.session_state.unsent_question = text  # shown with the reason, to copy and send again
+        session.unsent_question = text  # shown with the reason, to copy and send again
         return
-    st.session_state.image_urls = ""
+    st.session_state[IMAGE_URLS] = ""
 
 
 def _send(message: Message, position: int | None = None) -> None:
@@ -81,22 +81,22 @@ def _send(message: Message, position: int | None = None) -> None:
     if cid is None or store.conversation(owner, cid) is None:
         cid = store.create_conversation(owner, title_from(message.content) or "🖼",
                                         settings={"context": current_settings().to_dict()})
-        st.session_state.ctx_loaded_for = cid
+        session.context_loaded_for = cid
         st.query_params["c"] = cid
-        st.session_state.needs_title = cid
+        session.needs_title = cid
     store.append(owner, cid, message, position=position)
-    st.session_state.pending = {"conversation": cid}
-    st.session_state.editing = False
+    session.pending = PendingAnswer(cid)
+    session.editing = False
 
 
 def _regenerate(item: StoredMessage) -> None:
     """Retry or regenerate: the old answer stays reachable as a variant."""
     get_store().retire_from(current_owner(), conversation_id(), item.position)
-    st.session_state.pending = {"conversation": conversation_id(), "position": item.position}
+    session.pending = PendingAnswer(conversation_id(), item.position)
 
 
 def _answer_again() -> None:
-    st.session_state.pending = {"conversation": conversation_id()}
+    session.pending = PendingAnswer(conversation_id())
 
 
 def _show_variant(item: StoredMessage, step: int) -> None:
@@ -104,7 +104,7 @@ def _show_variant(item: StoredMessage, step: int) -> None:
 
 
 def _send_edit(item: StoredMessage) -> None:
-    text = st.session_state.get("edit_text", "").strip()
+    text = st.session_state.get(EDIT_TEXT, "").strip()
     if not text:
         return
     get_store().retire_from(current_owner(), conversation_id(), item.position)
@@ -123,16 +123,20 @@ def _answer_actions(lang: str, item: StoredMessage, failed: bool) -> None:
                           disabled=item.variant == item.variants)
 
 
+def _set_editing(editing: bool) -> None:
+    session.editing = editing
+
+
 def _question_actions(lang: str, item: StoredMessage, answered: bool) -> None:
-    if st.session_state.get("editing"):
-        st.text_area(t(lang, "edit_message"), value=item.message.content, key="edit_text")
+    if session.editing:
+        st.text_area(t(lang, "edit_message"), value=item.message.content, key=EDIT_TEXT)
         left, right, _ = st.columns([1, 1, 4])
         left.button(t(lang, "send_edit"), type="primary", key="send_edit", on_click=_send_edit, args=(item,))
-        right.button(t(lang, "cancel"), key="cancel_edit", on_click=lambda: st.session_state.update(editing=False))
+        right.button(t(lang, "cancel"), key="cancel_edit", on_click=_set_editing, args=(False,))
         return
     left, right, _ = st.columns([1, 1.4, 4])
     left.button(t(lang, "edit"), icon=":material/edit:", key="edit",
-                on_click=lambda: st.session_state.update(editing=True))
+                on_click=_set_editing, args=(True,))
     if not answered:
         right.button(t(lang, "get_answer"), icon=":material/send:", key="answer_again", on_click=_answer_again)
 
@@ -156,9 +160,9 @@ def show_history(lang: str, view: Snapshot, offline: bool) -> None:
             _answer_actions(lang, item, failed=bool(item.message.facts and item.message.facts.error_kind))
         elif item.message.role == "user" and (last or index == len(thread) - 2):
             _question_actions(lang, item, answered=not last)
-    for key, values in st.session_state.get("image_problems", []):
+    for key, values in session.image_problems:
         st.warning(t(lang, key, **values))
-    unsent = st.session_state.pop("unsent_question", None)
+    unsent, session.unsent_question = session.unsent_question, None
     if unsent:
         st.error(t(lang, "question_not_saved"), icon=":material/database:")
         st.code(unsent, language="text", wrap_lines=True)
@@ -167,17 +171,20 @@ def show_history(lang: str, view: Snapshot, offline: bool) -> None:
 def _first_shown(lang: str, view: Snapshot) -> int:
     """The index of the first message drawn: the recent ones, and earlier ones on demand, so that a
     long chat costs a page run no more than a short one."""
-    key = f"shown::{view.cid}"
-    shown = st.session_state.get(key, HISTORY_WINDOW)
+    shown = session.history_shown.get(view.cid or "", HISTORY_WINDOW)
     hidden = max(0, len(view.thread) - shown)
     if hidden:
         st.button(t(lang, "show_earlier", count=min(hidden, HISTORY_STEP)), icon=":material/expand_less:",
-                  key="show_earlier", on_click=lambda: st.session_state.update({key: shown + HISTORY_STEP}))
+                  key="show_earlier", on_click=_show_more, args=(view.cid or "", shown + HISTORY_STEP))
     return hidden
 
 
+def _show_more(cid: str, count: int) -> None:
+    session.history_shown = {**session.history_shown, cid: count}
+
+
 def chat_input(lang: str) -> None:
-    st.chat_input(t(lang, "chat_placeholder"), key=CHAT_INPUT_KEY, on_submit=_on_submit,
+    st.chat_input(t(lang, "chat_placeholder"), key=CHAT_INPUT, on_submit=_on_submit,
                   accept_file="multiple", file_type=IMAGE_TYPES, submit_mode="disable")
 
 
@@ -188,14 +195,15 @@ def turn_setup(setup: ChatSetup) -> TurnSetup:
 
 def start_pending_answer(setup: ChatSetup, lang: str) -> None:
     """Hand the question just sent to the process's answer workers; the page then only attaches."""
-    pending = st.session_state.get("pending")
-    st.session_state.pending = None
+    pending, session.pending = session.pending, None
     cid = conversation_id()
-    if not pending or pending.get("conversation") != cid:
+    if pending is None or pending.conversation != cid:
         return
-    wants_title = st.session_state.pop("needs_title", None) == cid
+    wants_title = session.needs_title == cid
+    if wants_title:
+        session.needs_title = None
     try:
-        get_answerer().start(current_owner(), cid, turn_setup(setup), pending.get("position"), wants_title)
+        get_answerer().start(current_owner(), cid, turn_setup(setup), pending.position, wants_title)
     except TooManyAnswers as limit:
         st.warning(t(lang, "too_many_answers", limit=limit.args[0]), icon=":material/hourglass:")
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import streamlit as st
 
@@ -15,7 +14,10 @@ from atri.settings import Settings
 from atri.tokenizer import counter_for
 from atri.turn import Turn
 from atri.ui.config import local_connection
-from atri.ui.render import REDRAW_INTERVAL_S, error_text, facts_line
+from atri.ui.redraw import Throttle
+from atri.ui.render import error_text, facts_line
+from atri.ui.session import SYSTEM_PROMPT, TEMPERATURE
+from atri.ui.sidebar import DEFAULT_TEMPERATURE
 
 MAX_TARGETS = 4
 
@@ -53,20 +55,18 @@ def compare_page(settings: Settings, lang: str) -> None:
     if not st.button(t(lang, "compare_ask"), type="primary", disabled=not (picked and question.strip()), key="cmp_ask"):
         return
     targets = [target for target in (_target(settings, choice, lang) for choice in picked) if target]
-    options = ChatOptions("", "", temperature=st.session_state.get("temperature", 0.7), thinking=thinking,
-                          system_prompt=st.session_state.get("system_prompt", PERSONA_PROMPTS["atri"]))
+    options = ChatOptions("", "", temperature=st.session_state.get(TEMPERATURE, DEFAULT_TEMPERATURE), thinking=thinking,
+                          system_prompt=st.session_state.get(SYSTEM_PROMPT, PERSONA_PROMPTS["atri"]))
     columns = st.columns(len(targets))
     slots = []
     for column, target in zip(columns, targets):
         column.markdown(f"**{target.label}**")
         slots.append((column.empty(), column.empty()))
-    last_draw = [0.0] * len(targets)
+    throttles = [Throttle() for _ in targets]
 
     def draw(index: int, turn: Turn) -> None:
-        now = time.perf_counter()
-        if turn.ended_at is None and now - last_draw[index] < REDRAW_INTERVAL_S:
+        if not throttles[index].due(final=turn.ended_at is not None):
             return
-        last_draw[index] = now
         answer, facts = slots[index]
         answer.markdown(defuse_images(turn.content) or (f"*{t(lang, 'thinking_live')}*" if turn.reasoning else "…"))
         if turn.ended_at is not None:

@@ -14,6 +14,7 @@ from atri.providers import embedded_provider, with_local_model
 from atri.settings import Connection, Settings, gather_values
 from atri.store import Store
 from atri.tokens import TokenCounter
+from atri.ui.session import LANG
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,9 +66,9 @@ def get_answerer() -> Answerer:
 
 
 def current_language() -> str:
-    if "lang" not in st.session_state:
-        st.session_state.lang = language_for(st.context.locale)
-    return st.session_state.lang
+    if LANG not in st.session_state:
+        st.session_state[LANG] = language_for(st.context.locale)
+    return st.session_state[LANG]
 
 
 def local_connection(settings: Settings, lang: str) -> tuple[Connection | None, TokenCounter | None]:

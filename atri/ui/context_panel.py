@@ -6,25 +6,25 @@ import streamlit as st
 from atri.context import STRATEGIES, ContextSettings, input_budget, plan_context
 from atri.i18n import t
 from atri.messages import Message
-from atri.pricing import Totals, format_cost, price_table, request_cost
+from atri.pricing import Totals, price_table, request_cost
 from atri.providers import ModelInfo
 from atri.store import Snapshot
 from atri.tokens import TokenCounter
 from atri.ui.config import get_store, load_settings
 from atri.ui.identity import current_owner
-from atri.ui.state import keep
+from atri.ui.render import usage_line
+from atri.ui.session import CONTEXT_PREFIX, session
 
 DEFAULTS = ContextSettings()
 NEXT_QUESTION = Message("user", "")  # stands in for the question not yet typed
-KEYS = {"strategy": "ctx_strategy", "last_n": "ctx_last_n", "summary_share": "ctx_summary_share",
-        "recall_k": "ctx_recall_k", "recall_with_summary": "ctx_recall_with_summary"}
+KEYS = {field: CONTEXT_PREFIX + field for field in ("strategy", "last_n", "summary_share", "recall_k", "recall_with_summary")}
 
 
 def load_for_conversation(view: Snapshot) -> None:
     """Put the conversation's saved context choices into the widgets, once per switch."""
-    if st.session_state.get("ctx_loaded_for") == view.cid:
+    if session.context_loaded_for == view.cid:
         return
-    st.session_state.ctx_loaded_for = view.cid
+    session.context_loaded_for = view.cid
     saved = ContextSettings.from_dict(view.info.settings.get("context") if view.info else None)
     for field, key in KEYS.items():
         st.session_state[key] = getattr(saved, field)
@@ -43,17 +43,18 @@ def context_controls(lang: str, view: Snapshot) -> ContextSettings:
     cid = view.cid
     load_for_conversation(view)
     for field, key in KEYS.items():
-        keep(key, getattr(DEFAULTS, field))  # the N slider is hidden under "full", for one
+        st.session_state.setdefault(key, getattr(DEFAULTS, field))
     st.subheader(t(lang, "context"))
     strategy = st.selectbox(t(lang, "strategy"), STRATEGIES, key=KEYS["strategy"], on_change=_save, args=(cid,),
-                            format_func=lambda s: t(lang, f"strategy_{s}"))
+                            persist_state="session", format_func=lambda s: t(lang, f"strategy_{s}"))
     if strategy != "full":
-        st.slider(t(lang, "last_n"), 1, 30, key=KEYS["last_n"], on_change=_save, args=(cid,))
+        st.slider(t(lang, "last_n"), 1, 30, key=KEYS["last_n"], on_change=_save, args=(cid,), persist_state="session")
     if strategy == "recall":
-        st.slider(t(lang, "recall_k"), 1, 8, key=KEYS["recall_k"], on_change=_save, args=(cid,))
-        st.toggle(t(lang, "recall_with_summary"), key=KEYS["recall_with_summary"], on_change=_save, args=(cid,))
+        st.slider(t(lang, "recall_k"), 1, 8, key=KEYS["recall_k"], on_change=_save, args=(cid,), persist_state="session")
+        st.toggle(t(lang, "recall_with_summary"), key=KEYS["recall_with_summary"], on_change=_save, args=(cid,), persist_state="session")
     if strategy == "summary" or (strategy == "recall" and st.session_state.get(KEYS["recall_with_summary"])):
-        st.slider(t(lang, "summary_share"), 0.3, 0.95, step=0.05, key=KEYS["summary_share"], on_change=_save, args=(cid,))
+        st.slider(t(lang, "summary_share"), 0.3, 0.95, step=0.05, key=KEYS["summary_share"], on_change=_save, args=(cid,),
+                  persist_state="session")
     return current_settings()
 
 
@@ -77,9 +78,5 @@ def conversation_totals(lang: str, view: Snapshot) -> None:
             totals.add(facts.usage, cost, price.currency if price else None)
     if not totals.prompt_tokens:
         return
-    mark = "≈" if totals.estimated else ""
-    line = t(lang, "chat_totals", prompt=f"{mark}{totals.prompt_tokens:,}", completion=f"{mark}{totals.completion_tokens:,}",
-             reasoning=f"{mark}{totals.reasoning_tokens:,}", cached=f"{totals.cached_tokens:,}")
-    costs = " + ".join(format_cost(amount, currency) for currency, amount in (totals.cost or {}).items() if amount)
-    st.caption(line + (f" · {t(lang, 'cost', cost=costs)}" if costs else ""))
+    st.caption(t(lang, "chat_totals", usage=usage_line(lang, totals, totals.cost or {})))
 

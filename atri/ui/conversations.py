@@ -10,29 +10,34 @@ from atri.i18n import t
 from atri.safe_markdown import plain_text
 from atri.store import BadImport, Snapshot
 from atri.ui.chat import open_conversation
-from atri.ui.config import get_store
+from atri.ui.config import get_answerer, get_store
 from atri.ui.identity import current_owner
+from atri.ui.session import IMPORT_FILE, session
 
 LIST_LIMIT = 50
 
 
 def _import() -> None:
-    upload = st.session_state.get("import_file")
+    upload = st.session_state.get(IMPORT_FILE)
     if upload is None:
         return
     try:
         cid = get_store().import_conversation(current_owner(), upload.getvalue())
     except BadImport as error:
-        st.session_state.import_result = ("error", str(error))
+        session.import_result = ("error", str(error))
         return
-    st.session_state.import_result = ("ok", "")
+    session.import_result = ("ok", "")
     open_conversation(cid)
 
 
 def _delete(cid: str) -> None:
     get_store().delete(current_owner(), cid)
-    st.session_state.confirm_delete = None
+    session.confirm_delete = None
     open_conversation(None)
+
+
+def _confirm_delete(cid: str | None) -> None:
+    session.confirm_delete = cid
 
 
 def _rename(cid: str) -> None:
@@ -49,14 +54,14 @@ def _manage(lang: str, cid: str, title: str) -> None:
         st.download_button(t(lang, "export_json"), key="export_json", file_name="atri-chat.json",
                            mime="application/json", icon=":material/data_object:",
                            data=lambda: json.dumps(store.export(owner, cid), ensure_ascii=False, indent=2))
-        if st.session_state.get("confirm_delete") == cid:
+        if session.confirm_delete == cid:
             st.warning(t(lang, "delete_confirm", title=plain_text(title)))
             left, right = st.columns(2)
             left.button(t(lang, "delete_yes"), type="primary", key="delete_yes", on_click=_delete, args=(cid,))
-            right.button(t(lang, "cancel"), key="delete_no", on_click=lambda: st.session_state.update(confirm_delete=None))
+            right.button(t(lang, "cancel"), key="delete_no", on_click=_confirm_delete, args=(None,))
         else:
             st.button(t(lang, "delete"), key="delete", icon=":material/delete:",
-                      on_click=lambda: st.session_state.update(confirm_delete=cid))
+                      on_click=_confirm_delete, args=(cid,))
 
 
 def conversation_sidebar(lang: str, view: Snapshot) -> None:
@@ -69,18 +74,23 @@ def conversation_sidebar(lang: str, view: Snapshot) -> None:
         query = st.text_input(t(lang, "search_conversations"), key="conversation_search", label_visibility="collapsed",
                               placeholder=t(lang, "search_conversations"))
         conversations = store.list_conversations(owner, query, limit=LIST_LIMIT)
+        answering = get_answerer().answering(owner) | store.answering(owner)
         if query and not conversations:
             st.caption(t(lang, "no_matches"))
         for info in conversations:
-            st.button(plain_text(info.title) or t(lang, "untitled"), key=f"conversation::{info.id}", width="stretch",
+            title = plain_text(info.title) or t(lang, "untitled")
+            st.button(title, key=f"conversation::{info.id}", width="stretch",
+                      icon=":material/progress_activity:" if info.id in answering else None,
+                      help=t(lang, "still_answering") if info.id in answering else None,
                       type="primary" if current and info.id == current.id else "secondary",
                       on_click=open_conversation, args=(info.id,))
         if current:
             _manage(lang, current.id, current.title)
         with st.expander(t(lang, "import_json"), icon=":material/upload_file:"):
-            st.file_uploader(t(lang, "import_json"), type=["json"], key="import_file", on_change=_import,
+            st.file_uploader(t(lang, "import_json"), type=["json"], key=IMPORT_FILE, on_change=_import,
                              label_visibility="collapsed")
-        status, reason = st.session_state.pop("import_result", (None, ""))
+        status, reason = session.import_result or (None, "")
+        session.import_result = None
         if status == "error":
             st.error(t(lang, "import_failed", reason=plain_text(reason)))
         elif status == "ok":

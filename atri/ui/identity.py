@@ -5,6 +5,7 @@ import streamlit as st
 
 from atri.owners import identify, user_owner
 from atri.ui.config import get_store, load_settings
+from atri.ui.session import session
 
 OWNER_COOKIE = "atri_owner"
 COOKIE_MAX_AGE_S = 400 * 24 * 3600
@@ -29,14 +30,14 @@ def _secret() -> bytes:
 
 def current_owner() -> str:
     """Stable across reloads and tabs: the signed id lives in a first-party cookie the browser sends back."""
-    if "owner" not in st.session_state:
+    if session.owner is None:
         store = get_store()
         cookie = st.context.cookies.get(OWNER_COOKIE)
         identity = identify(cookie if isinstance(cookie, str) else "", _logged_in_user(), _secret(),
                             lambda owner: bool(store.list_conversations(owner, limit=1)))
-        st.session_state.owner = identity.owner
-        st.session_state.owner_cookie_to_set = identity.cookie
-    return st.session_state.owner
+        session.owner = identity.owner
+        session.owner_cookie_to_set = identity.cookie
+    return session.owner
 
 
 def remember_owner() -> None:
@@ -45,7 +46,7 @@ def remember_owner() -> None:
     Sent on every run of the session: a run cut short by a rerun may never mount the element.
     """
     current_owner()
-    cookie = st.session_state.get("owner_cookie_to_set")
+    cookie = session.owner_cookie_to_set
     if not cookie:
         return
     with st.container(key="owner_cookie", height=1, border=False):

@@ -1,12 +1,20 @@
-"""Links between the pages, with names in the visitor's language (Streamlit's own list shows file names)."""
+"""The pages, listed once, with names in the visitor's language; and the settings every page shares."""
 from __future__ import annotations
 
 import streamlit as st
 
-from atri.i18n import t
+from atri.i18n import LANGUAGES, t
+from atri.ui.session import LANG
 
 
-def navigation(lang: str) -> None:
+def pages(lang: str) -> list[st.Page]:
+    return [
+        st.Page("pages/0_Chat.py", title=t(lang, "page_chat"), icon=":material/chat:", default=True),
+        st.Page("pages/1_Compare.py", title=t(lang, "page_compare"), icon=":material/compare_arrows:",
+                url_path="compare"),
+    ]
+
+
+def language_picker(lang: str) -> None:
     with st.sidebar:
-        st.page_link("app.py", label=t(lang, "page_chat"), icon=":material/chat:")
-        st.page_link("pages/1_Compare.py", label=t(lang, "page_compare"), icon=":material/compare_arrows:")
+        st.selectbox(t(lang, "language"), list(LANGUAGES), format_func=LANGUAGES.get, key=LANG, persist_state="session")

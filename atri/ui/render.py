@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,14 +10,15 @@ import streamlit as st
 
 from atri.i18n import t
 from atri.images import BadImage, check_image_reference, decode_data_url, is_web_url, shorten_data_urls, thumbnail_of
-from atri.messages import AnswerFacts, Message
-from atri.pricing import format_cost, request_cost
+from atri.messages import AnswerFacts, Message, Usage
+from atri.pricing import Totals, format_cost, request_cost
 from atri.request import expand_request
 from atri.safe_markdown import clip_long_strings, defuse_images, plain_text
 from atri.turn import Turn, response_record
 from atri.ui.config import price_for
+from atri.ui.redraw import Throttle
+from atri.ui.session import session
 
-REDRAW_INTERVAL_S = 0.05  # redrawing a long answer on every token would cost O(n²)
 EAGER_MAX_MESSAGES = 12  # recent answers show their context and raw views at once up to this many messages
 EAGER_MAX_CHARS = 20_000
 
@@ -68,12 +68,12 @@ def show_images(lang: str, message: Message) -> None:
     if not web:
         return
     key = f"load_images::{message.id}"
-    if st.session_state.get(key):
+    if key in session.opened:
         st.image(web, width=160)
         return
     st.markdown(" · ".join(f"[:material/image: {plain_text(urlsplit(url).netloc)}](<{_link_safe(url)}>)" for url in web))
     st.button(t(lang, "load_images"), key=f"{key}::button", icon=":material/image:",
-              on_click=lambda: st.session_state.update({key: True}))
+              on_click=session.open_part, args=(key,))
 
 
 def _link_safe(url: str) -> str:
@@ -85,12 +85,12 @@ def show_text(lang: str, text: str, key: str) -> None:
     if len(text) <= FOLD_CHARS:
         st.markdown(defuse_images(text))
         return
-    if st.session_state.get(f"unfold::{key}"):
+    if f"unfold::{key}" in session.opened:
         st.code(text, language="text", wrap_lines=True)  # plain: a whole long paste stays fast to draw
         return
     st.markdown(defuse_images(text[:FOLD_CHARS] + " …"))
     st.button(t(lang, "show_whole", chars=len(text)), key=f"unfold_button::{key}", icon=":material/unfold_more:",
-              on_click=lambda: st.session_state.update({f"unfold::{key}": True}))
+              on_click=session.open_part, args=(f"unfold::{key}",))
 
 
 def thinking_label(lang: str, seconds: float | None, reasoning_tokens: int | None, budget: int | None) -> str:
@@ -108,16 +108,20 @@ def facts_line(lang: str, facts: AnswerFacts, thought: bool = False) -> str:
     if facts.total_s is not None:
         parts.append(t(lang, "facts_total", seconds=facts.total_s))
     if facts.usage:
-        usage = facts.usage
-        mark = "≈" if usage.estimated else ""
-        parts.append(t(lang, "facts_tokens", prompt=f"{mark}{usage.prompt_tokens:,}",
-                       completion=f"{mark}{usage.completion_tokens:,}", reasoning=f"{mark}{usage.reasoning_tokens:,}",
-                       cached=f"{usage.cached_tokens:,}"))
         price = price_for(facts.model)
-        cost = request_cost(price, usage, thought) if price else 0.0
-        if price and cost:  # free (the local model) says nothing
-            parts.append(t(lang, "cost", cost=format_cost(cost, price.currency)))
+        cost = request_cost(price, facts.usage, thought) if price else 0.0
+        parts.append(usage_line(lang, facts.usage, {price.currency: cost} if price else {}))
     return " · ".join(parts)
+
+
+def usage_line(lang: str, usage: Usage | Totals, costs: dict[str, float]) -> str:
+    """Tokens in / out / reasoning / cached and what they cost, for one answer or many (every page says it
+    the same way). Free (the local model) says nothing about cost."""
+    mark = "≈" if usage.estimated else ""
+    line = t(lang, "facts_tokens", prompt=f"{mark}{usage.prompt_tokens:,}", completion=f"{mark}{usage.completion_tokens:,}",
+             reasoning=f"{mark}{usage.reasoning_tokens:,}", cached=f"{usage.cached_tokens:,}")
+    spent = " + ".join(format_cost(amount, currency) for currency, amount in costs.items() if amount)
+    return line + (f" · {t(lang, 'cost', cost=spent)}" if spent else "")
 
 
 def error_text(lang: str, kind: str, detail: str | None) -> str:
@@ -156,11 +160,11 @@ def _details(lang: str, label: str, key: str, eager: bool, body: Callable[[], No
     chat's page would grow with the square of its length.
     """
     with st.expander(label):
-        if eager or st.session_state.get(f"open::{key}"):
+        if eager or f"open::{key}" in session.opened:
             body()
         else:
             st.button(t(lang, "show_details"), key=f"open_button::{key}",
-                      on_click=lambda: st.session_state.update({f"open::{key}": True}))
+                      on_click=session.open_part, args=(f"open::{key}",))
 
 
 def show_context(lang: str, facts: AnswerFacts, request: dict[str, Any], key: str, eager: bool) -> None:
@@ -255,14 +259,12 @@ class LiveAnswer:
         self._answer_slot = st.empty()
         self._status = None
         self._reasoning_box = None
-        self._last_draw = 0.0
+        self._throttle = Throttle()
         self._collapsed = False
 
     def draw(self, turn: Turn, final: bool = False) -> None:
-        now = time.perf_counter()
-        if not final and now - self._last_draw < REDRAW_INTERVAL_S:
+        if not self._throttle.due(final):
             return
-        self._last_draw = now
         if turn.reasoning:
             if self._status is None:
                 self._status = self._thinking_slot.status(t(self.lang, "thinking_live"), expanded=True)

@@ -7,17 +7,30 @@ import streamlit as st
 
 from atri.client import list_models
 from atri.context import ContextSettings
-from atri.i18n import LANGUAGES, PERSONA_PROMPTS, PERSONAS, t
+from atri.i18n import PERSONA_PROMPTS, PERSONAS, t
 from atri.images import parse_image_urls
 from atri.messages import ChatOptions
-from atri.providers import ModelInfo, Provider, Thinking, catalogue
+from atri.providers import ModelInfo, Provider, Thinking
 from atri.settings import Connection, Settings
 from atri.store import Snapshot
 from atri.tokenizer import counter_for
 from atri.tokens import TokenCounter
 from atri.ui.config import local_connection
 from atri.ui.context_panel import context_controls, meter
-from atri.ui.state import keep
+from atri.ui.session import (
+    IMAGE_URLS,
+    JSON_MODE,
+    PERSONA,
+    PROVIDER,
+    SYSTEM_PROMPT,
+    TEMPERATURE,
+    THINKING_BUDGET,
+    custom_model_key,
+    model_key,
+    session,
+    thinking_key,
+    visitor_key,
+)
 
 DEFAULT_TEMPERATURE = 0.7
 DEFAULT_BUDGET = 1000
@@ -34,30 +47,31 @@ class ChatSetup:
 
 
 def _apply_persona() -> None:
-    st.session_state.system_prompt = PERSONA_PROMPTS[st.session_state.persona]
+    st.session_state[SYSTEM_PROMPT] = PERSONA_PROMPTS[st.session_state[PERSONA]]
 
 
 def _model_choices(connection: Connection | None, defaults: list[str]) -> list[str]:
     """The catalogue's models, then whatever the provider's /models lists (fetched once per session)."""
     if connection is None or connection.provider.embedded:
         return defaults
-    cache_key = f"models::{connection.provider.id}::{connection.base_url}"
-    if cache_key not in st.session_state:
-        st.session_state[cache_key] = list_models(connection)
-    return defaults + [m for m in st.session_state[cache_key] if m not in defaults]
+    listed = session.listed_models
+    cache_key = f"{connection.provider.id}::{connection.base_url}"
+    if cache_key not in listed:
+        listed[cache_key] = list_models(connection)
+    return defaults + [m for m in listed[cache_key] if m not in defaults]
 
 
 def _thinking_controls(lang: str, model: ModelInfo) -> tuple[bool, int | None]:
-    keep("thinking_budget", DEFAULT_BUDGET)
+    st.session_state.setdefault(THINKING_BUDGET, DEFAULT_BUDGET)
     if model.thinking == Thinking.HYBRID:
-        keep(f"thinking::{model.id}", model.thinking_default)
-        thinking = st.toggle(t(lang, "thinking"), key=f"thinking::{model.id}")
+        st.session_state.setdefault(thinking_key(model.id), model.thinking_default)
+        thinking = st.toggle(t(lang, "thinking"), key=thinking_key(model.id), persist_state="session")
         budget = None
         if thinking:
             ceiling = model.max_thinking_budget or 1_000_000
-            st.session_state.thinking_budget = min(st.session_state.thinking_budget, ceiling)
+            st.session_state[THINKING_BUDGET] = min(st.session_state[THINKING_BUDGET], ceiling)
             budget = int(st.number_input(t(lang, "thinking_budget"), min_value=1, max_value=ceiling, step=100,
-                                         key="thinking_budget"))
+                                         key=THINKING_BUDGET, persist_state="session"))
         return thinking, budget
     hint = {Thinking.ALWAYS: "thinking_always", Thinking.HIDDEN: "thinking_hidden"}.get(model.thinking, "thinking_unavailable")
     st.toggle(t(lang, "thinking"), value=model.thinking != Thinking.NONE, disabled=True, help=t(lang, hint),
@@ -78,18 +92,18 @@ def _preview_images(lang: str, pasted: str) -> None:
 def _provider_controls(settings: Settings, lang: str) -> tuple[Provider, Connection | None, TokenCounter | None]:
     """The provider picker, and a key field when neither the configuration nor the visitor has given one."""
     providers = settings.offered_providers()
-    if st.session_state.get("provider") not in providers:
-        st.session_state.provider = settings.default_provider_id()
-    provider_id = st.selectbox(t(lang, "provider"), list(providers), key="provider",
+    if st.session_state.get(PROVIDER) not in providers:
+        st.session_state[PROVIDER] = settings.default_provider_id()
+    provider_id = st.selectbox(t(lang, "provider"), list(providers), key=PROVIDER, persist_state="session",
                                format_func=lambda pid: providers[pid].label_for(lang))
     provider = providers[provider_id]
     if provider.embedded:
         connection, local_count = local_connection(settings, lang)
         return (connection.provider if connection else provider), connection, local_count
-    visitor_key = None
+    typed_key = None
     if not settings.key_for(provider) and not provider.key_optional:
-        visitor_key = st.text_input(t(lang, "api_key"), type="password", key=f"visitor_key::{provider_id}")
-    connection = settings.connection(provider, visitor_key or None)
+        typed_key = st.text_input(t(lang, "api_key"), type="password", key=visitor_key(provider_id), persist_state="session")
+    connection = settings.connection(provider, typed_key or None)
     if connection is None:
         st.warning(t(lang, "api_key_missing", provider=provider.label_for(lang), env=provider.key_env[0]))
     return provider, connection, None
@@ -97,9 +111,9 @@ def _provider_controls(settings: Settings, lang: str) -> tuple[Provider, Connect
 
 def restore_options(view: Snapshot, settings: Settings) -> None:
     """Reopening a conversation brings back the provider, model, persona and options of its last answer."""
-    if view.cid is None or st.session_state.get("options_loaded_for") == view.cid:
+    if view.cid is None or session.options_loaded_for == view.cid:
         return
-    st.session_state.options_loaded_for = view.cid
+    session.options_loaded_for = view.cid
     answers = [m for m in view.messages if m.role == "assistant" and m.options]
     if not answers:
         return
@@ -108,27 +122,27 @@ def restore_options(view: Snapshot, settings: Settings) -> None:
     if options.provider_id not in providers:  # e.g. a server the host no longer names
         return
     provider = providers[options.provider_id]
-    st.session_state.provider = provider.id
+    state = st.session_state
+    state[PROVIDER] = provider.id
     if any(m.id == options.model for m in provider.models) or provider.embedded:
-        st.session_state[f"model::{provider.id}"] = options.model
-        st.session_state[f"custom_model::{provider.id}"] = ""
+        state[model_key(provider.id)] = options.model
+        state[custom_model_key(provider.id)] = ""
     else:
-        st.session_state[f"custom_model::{provider.id}"] = options.model
+        state[custom_model_key(provider.id)] = options.model
     if options.temperature is not None:
-        st.session_state.temperature = options.temperature
-    st.session_state.json_mode = options.json_mode
-    st.session_state[f"thinking::{options.model}"] = options.thinking
+        state[TEMPERATURE] = options.temperature
+    state[JSON_MODE] = options.json_mode
+    state[thinking_key(options.model)] = options.thinking
     if options.thinking_budget:
-        st.session_state.thinking_budget = options.thinking_budget
-    st.session_state.system_prompt = options.system_prompt
-    st.session_state.persona = next((p for p, prompt in PERSONA_PROMPTS.items() if prompt == options.system_prompt),
-                                    st.session_state.get("persona", "atri"))
+        state[THINKING_BUDGET] = options.thinking_budget
+    state[SYSTEM_PROMPT] = options.system_prompt
+    state[PERSONA] = next((p for p, prompt in PERSONA_PROMPTS.items() if prompt == options.system_prompt),
+                          state.get(PERSONA, "atri"))
 
 
 def render_sidebar(settings: Settings, lang: str, view: Snapshot) -> ChatSetup:
     restore_options(view, settings)
     with st.sidebar:
-        st.selectbox(t(lang, "language"), list(LANGUAGES), format_func=LANGUAGES.get, key="lang")
         provider, connection, local_count = _provider_controls(settings, lang)
         provider_id = provider.id
 
@@ -137,32 +151,30 @@ def render_sidebar(settings: Settings, lang: str, view: Snapshot) -> ChatSetup:
         if default_model not in known:
             known.insert(0, default_model)
         choices = _model_choices(connection, known)
-        for pid in catalogue():  # every provider's choice survives switching to another provider and back
-            keep(f"model::{pid}", None)
-            keep(f"custom_model::{pid}", "")
-        if st.session_state[f"model::{provider_id}"] not in choices:
-            st.session_state[f"model::{provider_id}"] = default_model
-        picked = st.selectbox(t(lang, "model"), choices, key=f"model::{provider_id}")
-        typed = st.text_input(t(lang, "custom_model"), key=f"custom_model::{provider_id}", help=t(lang, "custom_model_help"))
+        if st.session_state.get(model_key(provider_id)) not in choices:
+            st.session_state[model_key(provider_id)] = default_model
+        picked = st.selectbox(t(lang, "model"), choices, key=model_key(provider_id), persist_state="session")
+        typed = st.text_input(t(lang, "custom_model"), key=custom_model_key(provider_id), persist_state="session",
+                              help=t(lang, "custom_model_help"))
         model = provider.model(typed.strip() or picked)
         if not model.known and not provider.embedded:
             st.caption(f":material/help: {t(lang, 'model_guessed')}")
         count = local_count or counter_for(model.id, settings.config.cache_dir)
 
-        keep("temperature", DEFAULT_TEMPERATURE)
-        temperature = st.slider(t(lang, "temperature"), 0.0, 2.0, step=0.05, key="temperature")
+        st.session_state.setdefault(TEMPERATURE, DEFAULT_TEMPERATURE)
+        temperature = st.slider(t(lang, "temperature"), 0.0, 2.0, step=0.05, key=TEMPERATURE, persist_state="session")
         thinking, budget = _thinking_controls(lang, model)
-        json_mode = st.toggle(t(lang, "json_mode"), key="json_mode")
+        json_mode = st.toggle(t(lang, "json_mode"), key=JSON_MODE, persist_state="session")
         if json_mode and not model.json_mode:
             st.caption(t(lang, "json_unsupported_hint"))
 
-        if "persona" not in st.session_state:
-            st.session_state.persona = "atri"
-            st.session_state.system_prompt = PERSONA_PROMPTS["atri"]
-        st.selectbox(t(lang, "persona"), list(PERSONAS), key="persona", on_change=_apply_persona,
+        if PERSONA not in st.session_state:
+            st.session_state[PERSONA] = "atri"
+            st.session_state[SYSTEM_PROMPT] = PERSONA_PROMPTS["atri"]
+        st.selectbox(t(lang, "persona"), list(PERSONAS), key=PERSONA, on_change=_apply_persona, persist_state="session",
                      format_func=lambda p: PERSONAS[p][0 if lang == "zh" else 1])
-        system_prompt = st.text_area(t(lang, "system_prompt"), key="system_prompt", height=100)
-        pasted = st.text_area(t(lang, "image_urls"), key="image_urls", height=80,
+        system_prompt = st.text_area(t(lang, "system_prompt"), key=SYSTEM_PROMPT, height=100, persist_state="session")
+        pasted = st.text_area(t(lang, "image_urls"), key=IMAGE_URLS, height=80, persist_state="session",
                               placeholder="https://example.com/cat.png")
         _preview_images(lang, pasted)
         context = context_controls(lang, view)

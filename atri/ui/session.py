@@ -1,0 +1,97 @@
+"""Everything Atri keeps in a browser session, in one place and typed.
+
+`session.pending = PendingAnswer(cid)` instead of loose `st.session_state["pending"]` strings spread over the
+pages. Widget keys are named here too, so that code which sets a widget's value (restoring a conversation's
+options, a persona's prompt) and the widget itself cannot drift apart.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Generic, TypeVar
+
+import streamlit as st
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class PendingAnswer:
+    """A question was just saved: the next run hands it to the answer workers."""
+    conversation: str
+    position: int | None = None  # set when regenerating or editing: the answer replaces that position
+
+
+class _Field(Generic[T]):
+    """One session value: read with its default when unset, written through to st.session_state."""
+
+    def __init__(self, default: Callable[[], T]) -> None:
+        self.default = default
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.key = name
+
+    def __get__(self, session: Any, owner: type | None = None) -> T:
+        if self.key not in st.session_state:
+            st.session_state[self.key] = self.default()
+        return st.session_state[self.key]
+
+    def __set__(self, session: Any, value: T) -> None:
+        st.session_state[self.key] = value
+
+
+def _none() -> None:
+    return None
+
+
+class Session:
+    pending: _Field[PendingAnswer | None] = _Field(_none)
+    editing: _Field[bool] = _Field(bool)
+    needs_title: _Field[str | None] = _Field(_none)  # the new conversation whose first answer names it
+    unsent_question: _Field[str | None] = _Field(_none)  # the store refused it: shown to copy and send again
+    image_problems: _Field[list[tuple[str, dict[str, Any]]]] = _Field(list)
+    import_result: _Field[tuple[str, str] | None] = _Field(_none)
+    confirm_delete: _Field[str | None] = _Field(_none)
+    owner: _Field[str | None] = _Field(_none)
+    owner_cookie_to_set: _Field[str | None] = _Field(_none)
+    options_loaded_for: _Field[str | None] = _Field(_none)  # the conversation whose options the widgets show
+    context_loaded_for: _Field[str | None] = _Field(_none)
+    listed_models: _Field[dict[str, list[str]]] = _Field(dict)  # a provider's /models, fetched once
+    history_shown: _Field[dict[str, int]] = _Field(dict)  # messages drawn per conversation
+    opened: _Field[set[str]] = _Field(set)  # folded parts (long texts, details, images) the visitor opened
+
+    def open_part(self, key: str) -> None:
+        self.opened = self.opened | {key}
+
+
+session = Session()
+
+# Widget keys. The chat's settings are drawn with persist_state="session": their values outlive the runs
+# that do not draw them (a visit to another page, another provider's model list, a hidden field).
+LANG = "lang"
+PROVIDER = "provider"
+TEMPERATURE = "temperature"
+JSON_MODE = "json_mode"
+PERSONA = "persona"
+SYSTEM_PROMPT = "system_prompt"
+IMAGE_URLS = "image_urls"
+THINKING_BUDGET = "thinking_budget"
+CHAT_INPUT = "chat_input"
+EDIT_TEXT = "edit_text"
+IMPORT_FILE = "import_file"
+CONTEXT_PREFIX = "ctx_"
+
+
+def model_key(provider_id: str) -> str:
+    return f"model::{provider_id}"
+
+
+def custom_model_key(provider_id: str) -> str:
+    return f"custom_model::{provider_id}"
+
+
+def thinking_key(model_id: str) -> str:
+    return f"thinking::{model_id}"
+
+
+def visitor_key(provider_id: str) -> str:
+    return f"visitor_key::{provider_id}"
