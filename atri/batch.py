@@ -20,12 +20,10 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from .errors import ChatError
 from .messages import ChatOptions, Message
 from .pricing import Price, request_cost
 from .providers import ModelInfo, Thinking
@@ -368,32 +366,10 @@ class _Throttled(Exception):
         self.turn = turn
 
 
-def retry_after(error: ChatError | None) -> float | None:
-    """The seconds a provider's Retry-After (or retry-after-ms) asked for, when it sent one.
-
-    atri.client keeps the SDK's exception as the ChatError's context; its response has the headers."""
-    response = getattr(getattr(error, "__context__", None), "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
-    try:
-        if headers.get("retry-after-ms"):
-            return max(0.0, float(headers["retry-after-ms"]) / 1000)
-        value = headers.get("retry-after")
-        if not value:
-            return None
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError, OverflowError):
-        return None
-
-
 def _wait(state: RetryCallState) -> float:
     """As long as the provider asked (up to a minute), or a growing random pause when it did not say."""
     failure = state.outcome.exception() if state.outcome else None
-    asked = retry_after(failure.turn.error) if isinstance(failure, _Throttled) else None
+    asked = failure.turn.error.retry_after_s if isinstance(failure, _Throttled) and failure.turn.error else None
     if asked is not None:
         return min(asked, MAX_WAIT_S)
     return wait_random_exponential(multiplier=1, max=30)(state)

@@ -1,9 +1,13 @@
 """The only module that talks to the openai SDK: streams chunk dicts, maps failures to ChatError."""
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import Any
 
@@ -27,6 +31,20 @@ def make_client(conn: Connection, timeout_s: float, max_retries: int = MAX_RETRI
         timeout=httpx2.Timeout(timeout_s, connect=CONNECT_TIMEOUT_S),
         max_retries=max_retries,
     )
+
+
+# One async client per connection and event loop: an async client is tied to the loop that made it, and
+# making one loads the SSL certificates (~40 ms, on the loop); a batch of 50 rows paid that 50 times.
+_async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Connection, openai.AsyncOpenAI]] = \
+    weakref.WeakKeyDictionary()
+
+
+def async_client(conn: Connection) -> openai.AsyncOpenAI:
+    per_loop = _async_clients.setdefault(asyncio.get_running_loop(), {})
+    if conn not in per_loop:
+        per_loop[conn] = openai.AsyncOpenAI(api_key=conn.api_key, base_url=conn.base_url, max_retries=MAX_RETRIES,
+                                            timeout=httpx2.Timeout(conn.timeout_s, connect=CONNECT_TIMEOUT_S))
+    return per_loop[conn]
 
 
 def as_sent(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -54,10 +72,26 @@ def _scrub(text: str, conn: Connection) -> str:
     return text[:DETAIL_LIMIT]
 
 
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """The seconds a provider's retry-after-ms or Retry-After (seconds or an HTTP date) asks for."""
+    try:
+        if headers.get("retry-after-ms"):
+            return max(0.0, float(headers["retry-after-ms"]) / 1000)
+        value = headers.get("retry-after")
+        if not value:
+            return None
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
 def to_chat_error(exc: BaseException, conn: Connection) -> ChatError:
     if isinstance(exc, openai.APIStatusError):
         reason = _scrub(_provider_reason(exc.body, exc.message), conn)
-        return ChatError(classify_status(exc.status_code, reason), reason, exc.status_code)
+        return ChatError(classify_status(exc.status_code, reason), reason, retry_after(exc.response.headers))
     if isinstance(exc, openai.APITimeoutError):
         return ChatError("timeout")
     if isinstance(exc, openai.APIConnectionError):
@@ -134,15 +168,11 @@ def stream_chunks(conn: Connection, kwargs: dict[str, Any], cancel: Cancel | Non
 
 
 async def astream_chunks(conn: Connection, kwargs: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-    """stream_chunks on the async client (as the tutorial's AsyncOpenAI example): for several answers at once.
-
-    A client per call: an async client is tied to the event loop that made it.
-    """
+    """stream_chunks on the async client (as the tutorial's AsyncOpenAI example): for several answers at once."""
     received = False
     try:
-        async with openai.AsyncOpenAI(api_key=conn.api_key, base_url=conn.base_url, max_retries=MAX_RETRIES,
-                                      timeout=httpx2.Timeout(conn.timeout_s, connect=CONNECT_TIMEOUT_S)) as client:
-            stream = await client.chat.completions.create(**as_sent(kwargs))
+        stream = await async_client(conn).chat.completions.create(**as_sent(kwargs))
+        async with stream:
             async for chunk in stream:
                 received = True
                 yield chunk.model_dump(exclude_none=True)

@@ -5,12 +5,11 @@ from __future__ import annotations
 class ChatError(Exception):
     """A failed or broken turn. `kind` names an i18n message; `detail` is the provider's own words."""
 
-    def __init__(self, kind: str, detail: str = "", status: int | None = None) -> None:
+    def __init__(self, kind: str, detail: str = "", retry_after_s: float | None = None) -> None:
         super().__init__(f"{kind}: {detail}" if detail else kind)
         self.kind = kind
         self.detail = detail
-        self.status = status
-
+        self.retry_after_s = retry_after_s  # how long the provider (or a host quota) asked to wait, when it said
 
 
 def classify_status(status: int, text: str) -> str:

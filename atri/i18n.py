@@ -339,6 +339,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "usage_col_share": ("占全部回答", "Share of answers"),
     "usage_col_title": ("对话", "Conversation"),
     "usage_col_owner": ("访客", "Visitor"),
+    # The embedded model's waiting line (issue 13)
+    "local_queue_position": ("内置模型正在回答别人的问题:你排在第 {position} 位,轮到你会自动开始。",
+                             "The built-in model is answering someone else: you are number {position} in line; your answer starts by itself when it is your turn."),
 }
 
 PERSONAS: dict[str, tuple[str, str]] = {

@@ -12,6 +12,10 @@ def pages(lang: str) -> list[st.Page]:
         st.Page("pages/0_Chat.py", title=t(lang, "page_chat"), icon=":material/chat:", default=True),
         st.Page("pages/1_Compare.py", title=t(lang, "page_compare"), icon=":material/compare_arrows:",
                 url_path="compare"),
+        st.Page("pages/2_Batch.py", title=t(lang, "page_batch"), icon=":material/playlist_play:", url_path="batch"),
+        st.Page("pages/3_Extract.py", title=t(lang, "page_extract"), icon=":material/data_object:",
+                url_path="extract"),
+        st.Page("pages/4_Usage.py", title=t(lang, "page_usage"), icon=":material/monitoring:", url_path="usage"),
     ]
 
 
