@@ -11,13 +11,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from .client import Cancel
 from .context import ContextSettings, input_budget, prepare_context, write_summary
 from .errors import ChatError
-from .messages import ChatOptions
+from .local_queue import LeftQueue, gate_for
+from .messages import ChatOptions, Message
 from .pricing import Price
 from .providers import ModelInfo
 from .request import build_request
@@ -57,7 +60,8 @@ class LiveAnswer:
 
     def __init__(self, owner: str, cid: str) -> None:
         self.owner, self.cid = owner, cid
-        self.phase = "preparing"  # preparing, summarising, streaming, done
+        self.phase = "preparing"  # queued, preparing, summarising, streaming, done
+        self.queue_position = 0  # while queued: 1 = next in line for the embedded model
         self.turn: Turn | None = None
         self.cancel = Cancel()
         self.saver: ProgressSaver | None = None
@@ -71,6 +75,11 @@ class LiveAnswer:
             self.phase, self.turn = phase, turn or self.turn
             self.version += 1
             self._changed.notify_all()
+
+    def in_line(self, position: int) -> None:
+        """The place in the embedded model's line changed (0: its turn has come)."""
+        self.queue_position = position
+        self.publish("queued" if position else "preparing")
 
     def wait_for_change(self, seen: int, timeout_s: float) -> int:
         """Block until the version passes `seen` (or the timeout); returns the version now."""
@@ -99,11 +108,38 @@ def answer_conversation(store: Store, live: LiveAnswer, setup: TurnSetup, positi
     """Answer the last question of the conversation, saving the answer as it grows (whole, partial or failed)."""
     owner, cid = live.owner, live.cid
     history = store.messages(owner, cid)
-    saver = live.saver = ProgressSaver(store, owner, cid, setup.options, position, setup.price)
-    connection, model = setup.connection, setup.model
+    live.saver = ProgressSaver(store, owner, cid, setup.options, position, setup.price)
+    connection = setup.connection
     if connection is None:
         _fail(live, setup, ChatError("no_connection"))
         return
+    try:
+        with _turn_on_the_model(live, connection):
+            _answer(store, live, setup, history, wants_title)
+    except LeftQueue:  # Stop while waiting: nothing was sent
+        _fail(live, setup, ChatError("stopped"))
+
+
+@contextmanager
+def _turn_on_the_model(live: LiveAnswer, connection: Connection) -> Iterator[None]:
+    """The embedded model answers one visitor at a time, in order: wait in its line (the page shows the
+    place), then hold it for the whole answer. A provider's server needs no line here.
+
+    Held for the summary, the answer and the title alike: they are calls to the same model, and a
+    call outside the line would not go faster, only make the visitor whose turn it is wait unseen
+    (llama-cpp-python's server runs one request at a time). The title is a few tokens, so the next
+    in line waits about a second more, and sees why.
+    """
+    if not connection.provider.embedded:
+        yield
+        return
+    with gate_for(connection.base_url).acquire(on_position=live.in_line, cancelled=lambda: live.cancel.cancelled):
+        yield
+
+
+def _answer(store: Store, live: LiveAnswer, setup: TurnSetup, history: list[Message], wants_title: bool) -> None:
+    owner, cid, saver = live.owner, live.cid, live.saver
+    connection, model = setup.connection, setup.model
     context = prepare_context(store.context_source(owner, cid), history, setup.context, setup.options.system_prompt,
                               input_budget(model), setup.count,
                               lambda thread, due, previous: write_summary(connection, model, thread, due, previous),

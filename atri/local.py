@@ -197,14 +197,15 @@ def start_engine(model_path: Path, model_id: str, threads: int | None = None,
     return engine
 
 
-def prepare_and_start(local_model: str, models_dir: Path) -> LocalEngine:
-    """The GGUF named by ATRI_LOCAL_MODEL, or the bundled model assembled in `models_dir`."""
+def prepare_and_start(local_model: str, models_dir: Path, threads: int | None = None) -> LocalEngine:
+    """The GGUF named by ATRI_LOCAL_MODEL, or the bundled model assembled in `models_dir`, generating on
+    `threads` threads (ATRI_LOCAL_THREADS; None: all cores)."""
     if local_model:
         path = Path(local_model).expanduser()
         if not path.is_file():
             raise LocalModelError(f"ATRI_LOCAL_MODEL names no file: {path}")
-        return start_engine(path, path.stem)
-    return start_engine(assemble_model(models_dir), BUNDLED_MODEL_ID)
+        return start_engine(path, path.stem, threads)
+    return start_engine(assemble_model(models_dir), BUNDLED_MODEL_ID, threads)
 
 
 @cache

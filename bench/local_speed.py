@@ -33,14 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from atri.local import (  # noqa: E402
-    BUNDLED_MODEL_ID,
-    assemble_model,
-    cache_dir,
-    default_threads,
-    gguf_token_counter,
-    start_engine,
-)
+from atri.local import BUNDLED_MODEL_ID, assemble_model, cache_dir, default_threads, gguf_token_counter, start_engine  # noqa: E402
 from atri.local_queue import SlotGate  # noqa: E402
 from atri.messages import ChatOptions, Message  # noqa: E402
 from atri.providers import LOCAL, catalogue  # noqa: E402

@@ -1,5 +1,6 @@
 """The turn pipeline in the core (atri.answers), without Streamlit: the fake provider and a real SQLite store."""
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -136,3 +137,40 @@ def test_answers_a_dead_process_left_streaming_are_interrupted_at_start_up(store
     assert store.messages("alice", cid)[-1].facts.error_kind == STREAMING
     Answerer(store).close()  # a new process starting
     assert store.messages("alice", cid)[-1].facts.error_kind == "interrupted"
+
+
+def embedded_setup_for(fake) -> TurnSetup:
+    """The fake provider flagged as the embedded model: its answers wait in the one-at-a-time line, and
+    the fake counts exactly what reached it."""
+    provider = replace(catalogue()["dashscope"], embedded=True)
+    return TurnSetup(ChatOptions("dashscope", "qwen-plus"), Connection(provider, fake.base_url, GOOD_KEY),
+                     provider.model("qwen-plus"), rough_count, ContextSettings())
+
+
+def wait_until(live, ready, timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not ready():
+        assert time.monotonic() < deadline, f"still {live.phase}"
+        live.wait_for_change(live.version, 0.2)
+
+
+def test_on_the_embedded_model_answers_take_turns_and_a_stop_in_line_sends_nothing(store, answerer, fake):
+    fake.chunk_delay_s = 0.2
+    setup = embedded_setup_for(fake)
+    first = answerer.start("alice", ask(store, "first"), setup)
+    wait_until(first, lambda: first.phase == "streaming")
+    second = answerer.start("bob", ask(store, "second", owner="bob"), setup)
+    wait_until(second, lambda: second.phase == "queued")
+    third_cid = ask(store, "third", owner="carol")
+    third = answerer.start("carol", third_cid, setup)
+    wait_until(third, lambda: third.phase == "queued")
+    assert (second.queue_position, third.queue_position) == (1, 2) and first.phase == "streaming"
+    answerer.stop("carol", third_cid)
+    wait_done(third)
+    stopped = store.messages("carol", third_cid)[-1]
+    assert stopped.role == "assistant" and stopped.facts.error_kind == "stopped" and not stopped.content
+    wait_done(first)
+    wait_done(second)
+    assert second.turn.content and second.turn.error is None
+    assert len(fake.streamed) == 2, "the answer stopped in line never reached the model"
+    assert second.turn.started >= first.turn.ended_at, "one answer at a time"

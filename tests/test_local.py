@@ -1,11 +1,16 @@
 """The embedded model, for real: assembled from its PyPI parts, served by llama.cpp on loopback."""
 import hashlib
 import json
+import os
 import threading
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from atri.answers import Answerer, TurnSetup
+from atri.context import ContextSettings
 from atri.local import (
     MODEL_SHA256,
     LocalModelError,
@@ -20,6 +25,7 @@ from atri.messages import ChatOptions, Message
 from atri.providers import LOCAL, catalogue
 from atri.request import build_request
 from atri.settings import Connection
+from atri.store import Store
 from atri.turn import run_turn
 
 LOCAL_PROVIDER = catalogue()[LOCAL]
@@ -117,6 +123,21 @@ def test_two_sessions_at_once_both_get_answers(engine):
     assert all(r.error is None and r.content and r.finish_reason for r in results.values()), results
 
 
+def servers_started_here() -> dict[int, list[str]]:
+    """The llama.cpp servers this process started, by pid: their command lines, from /proc."""
+    servers = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        except OSError:
+            continue  # it ended meanwhile
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        if parent == os.getpid() and "llama_cpp.server" in argv:
+            servers[int(pid)] = argv
+    return servers
+
+
 def test_with_no_key_the_page_chats_offline(monkeypatch, database_url):
     import streamlit as st
 
@@ -125,9 +146,13 @@ def test_with_no_key_the_page_chats_offline(monkeypatch, database_url):
     for name in PROVIDER_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ATRI_DATABASE_URL", database_url)
+    monkeypatch.setenv("ATRI_LOCAL_THREADS", "1")
     st.cache_resource.clear()
+    before = servers_started_here()
     try:
         at = new_app()
+        started = [argv for pid, argv in servers_started_here().items() if pid not in before]
+        assert len(started) == 1 and started[0][started[0].index("--n_threads") + 1] == "1", started
         assert at.selectbox(key="provider").value == "local"
         at.chat_input[0].set_value("你好").run(timeout=120)
         assert not at.exception
@@ -176,3 +201,45 @@ def test_an_image_sent_to_the_embedded_model_gets_a_text_answer_and_a_note(engin
     assert "image_url" not in json.dumps(first.request["messages"])
     second, _ = chat(engine, [question, Message("assistant", first.content), Message("user", "Again.")], max_tokens=16)
     assert second.error is None and second.content.strip()
+
+
+def posts_to(engine) -> int:
+    """Chat requests the server has received so far, from its access log."""
+    log = engine.model_path.parent / "local-server.log"
+    return log.read_text(errors="replace").count("POST /v1/chat/completions")
+
+
+def test_answers_on_the_embedded_model_wait_their_turn_in_a_visible_line(engine, tmp_path):
+    """Three visitors at once: one generates at full speed, the others see their place; one leaves the line."""
+    store = Store(f"sqlite:///{tmp_path / 'atri.db'}")
+    answerer = Answerer(store)
+    setup = TurnSetup(ChatOptions(LOCAL, engine.model_id, temperature=0.0),
+                      Connection(LOCAL_PROVIDER, engine.base_url, "not-needed"),
+                      replace(MODEL, max_output=32),  # short answers: the app caps the local model at max_output
+                      gguf_token_counter(str(engine.model_path)), ContextSettings())
+    sent_before = posts_to(engine)
+    lives = []
+    for owner, question in [("ann", "Count from 1 to 30."), ("bo", "Name three colours."), ("cy", "Say hi.")]:
+        cid = store.create_conversation(owner, question)
+        store.append(owner, cid, Message("user", question))
+        lives.append(answerer.start(owner, cid, setup))
+    try:
+        deadline = time.monotonic() + 60
+        while sorted((live.phase, live.queue_position) for live in lives) != [
+                ("queued", 1), ("queued", 2), ("streaming", 0)]:
+            assert time.monotonic() < deadline, [(live.phase, live.queue_position) for live in lives]
+            time.sleep(0.005)
+        first = next(live for live in lives if live.phase == "streaming")
+        second = next(live for live in lives if live.queue_position == 1)
+        leaving = next(live for live in lives if live.queue_position == 2)
+        answerer.stop(leaving.owner, leaving.cid)
+        for live in lives:
+            assert live.done.wait(120), "the answer did not end"
+        assert leaving.turn.first_token_at is None and not leaving.turn.content
+        assert store.messages(leaving.owner, leaving.cid)[-1].facts.error_kind == "stopped"
+        for live in (first, second):
+            assert live.turn.error is None and live.turn.content.strip(), live.turn.error
+        assert second.turn.started >= first.turn.ended_at, "one answer at a time, in order"
+        assert posts_to(engine) - sent_before == 2, "the answer stopped in line sent nothing"
+    finally:
+        answerer.close()

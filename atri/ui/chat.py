@@ -237,6 +237,7 @@ def _live_answer(lang: str, live: LiveAnswer) -> None:
         drawing = LiveDrawing(lang)
         seen = -1
         while not live.done.is_set():
+            drawing.queued(live.queue_position if live.phase == "queued" else 0)
             if live.phase == "summarising":
                 status.caption(t(lang, "summarising"))
             elif live.turn is not None:

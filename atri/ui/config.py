@@ -31,9 +31,9 @@ def load_settings() -> Settings:
 
 
 @st.cache_resource(show_spinner=False, validate=lambda engine: engine.running, on_release=LocalEngine.stop)
-def local_engine(local_model: str, models_dir: Path) -> LocalEngine:
+def local_engine(local_model: str, models_dir: Path, threads: int | None = None) -> LocalEngine:
     """One llama.cpp server per Streamlit process, shared by every session; restarted if it died."""
-    return prepare_and_start(local_model, models_dir)
+    return prepare_and_start(local_model, models_dir, threads)
 
 
 @st.cache_resource(show_spinner=False, on_release=lambda store: store.engine.dispose())
@@ -76,7 +76,7 @@ def local_connection(settings: Settings, lang: str) -> tuple[Connection | None, 
     provider = embedded_provider()
     try:
         with st.spinner(t(lang, "local_starting")):
-            engine = local_engine(settings.config.local_model, settings.config.cache_dir)
+            engine = local_engine(settings.config.local_model, settings.config.cache_dir, settings.config.local_threads)
     except LocalModelError as error:
         st.error(t(lang, "local_failed", reason=str(error)))
         st.info(t(lang, "setup_hint"))

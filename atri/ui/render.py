@@ -255,12 +255,24 @@ class LiveAnswer:
 
     def __init__(self, lang: str) -> None:
         self.lang = lang
+        self._queue_slot = st.empty()
+        self._queue_position = 0
         self._thinking_slot = st.empty()
         self._answer_slot = st.empty()
         self._status = None
         self._reasoning_box = None
         self._throttle = Throttle()
         self._collapsed = False
+
+    def queued(self, position: int) -> None:
+        """Where this answer stands in the embedded model's line (0: not waiting); drawn when it changes."""
+        if position == self._queue_position:
+            return
+        self._queue_position = position
+        if position:
+            self._queue_slot.caption(f":material/hourglass_top: {t(self.lang, 'local_queue_position', position=position)}")
+        else:
+            self._queue_slot.empty()
 
     def draw(self, turn: Turn, final: bool = False) -> None:
         if not self._throttle.due(final):
