@@ -1,6 +1,7 @@
-"""Atri: the frame around every page: language, owner, navigation. Layout only; everything else lives in atri/."""
+"""Atri: the frame around every page: language, access, owner, navigation. Layout only; everything else lives in atri/."""
 import streamlit as st
 
+from atri.ui.access import access_form, has_access, remember_access
 from atri.ui.config import current_language
 from atri.ui.identity import remember_owner
 from atri.ui.nav import language_picker, pages
@@ -8,7 +9,13 @@ from atri.ui.nav import language_picker, pages
 st.set_page_config(page_title="Atri", page_icon="🐱", layout="centered")
 
 lang = current_language()
-page = st.navigation(pages(lang))
-language_picker(lang)
-remember_owner()
-page.run()
+allowed = has_access()
+# Navigation before anything is drawn: widgets drawn before it would belong to no page and lose their input.
+page = st.navigation(pages(lang), position="sidebar" if allowed else "hidden")
+if allowed:
+    language_picker(lang)
+    remember_access()
+    remember_owner()
+    page.run()
+else:
+    access_form(lang)

@@ -16,6 +16,7 @@ import openai
 
 from .errors import ChatError, classify_status
 from .settings import Connection
+from .tokens import count_prompt, rough_count
 
 CONNECT_TIMEOUT_S = 10.0
 MAX_RETRIES = 2  # the SDK retries 408/409/429/5xx and connection errors with backoff
@@ -183,11 +184,14 @@ async def astream_chunks(conn: Connection, kwargs: dict[str, Any]) -> AsyncItera
 def complete_text(conn: Connection, kwargs: dict[str, Any], timeout_s: float = 60.0) -> str:
     """A short non-streaming call (titles, summaries). Hybrid Qwen models need enable_thinking=false here."""
     client = make_client(conn, timeout_s)
+    admission = conn.meter.admit(count_prompt(kwargs.get("messages", []), rough_count)) if conn.meter else None
     try:
         response = client.chat.completions.create(**{**kwargs, "stream": False})
-        return response.choices[0].message.content or ""
     except (openai.OpenAIError, httpx2.HTTPError) as exc:
         raise to_chat_error(exc, conn) from None
+    if admission is not None and response.usage is not None:
+        admission.charge(response.usage.total_tokens)
+    return response.choices[0].message.content or ""
 
 
 def list_models(conn: Connection, timeout_s: float = 5.0) -> list[str]:

@@ -6,14 +6,18 @@ module stays pure and testable. Keys are held here and in the client only: never
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dotenv import dotenv_values
 
 from .local import cache_dir
 from .providers import Provider, catalogue, embedded_provider
+
+if TYPE_CHECKING:
+    from .quotas import Meter
 
 
 @dataclass(frozen=True)
@@ -24,9 +28,36 @@ class Connection:
     base_url: str
     api_key: str
     timeout_s: float = 120.0
+    # The quotas its requests count against; not part of its identity (clients are shared across visitors).
+    meter: Meter | None = field(default=None, compare=False)
 
     def __repr__(self) -> str:  # keep the key out of logs and tracebacks
         return f"Connection(provider={self.provider.id!r}, base_url={self.base_url!r})"
+
+
+def _positive(values: Mapping[str, str], name: str) -> int | None:
+    try:
+        number = int(str(values.get(name) or "").replace("_", "").replace(",", ""))
+    except ValueError:
+        return None
+    return number if number > 0 else None
+
+
+@dataclass(frozen=True)
+class QuotaLimits:
+    requests_per_minute: int | None = None  # per visitor and per address, on any key
+    tokens_per_day: int | None = None  # per visitor and per address, on the host's keys and the embedded model
+    budget_tokens_per_day: int | None = None  # all visitors together, on the host's keys
+
+    @classmethod
+    def of(cls, values: Mapping[str, str]) -> QuotaLimits:
+        return cls(_positive(values, "ATRI_QUOTA_REQUESTS_PER_MINUTE"), _positive(values, "ATRI_QUOTA_TOKENS_PER_DAY"),
+                   _positive(values, "ATRI_BUDGET_TOKENS_PER_DAY"))
+
+    @property
+    def any(self) -> bool:
+        return any(limit is not None for limit in (self.requests_per_minute, self.tokens_per_day,
+                                                    self.budget_tokens_per_day))
 
 
 @dataclass(frozen=True)
@@ -36,11 +67,14 @@ class AppConfig:
     cache_dir: Path  # where the embedded model is assembled
     local_model: str  # another GGUF instead of the bundled one
     prices_file: str
-    secret_key: str
-    database_url: str
+    secret_key: str = field(repr=False)
+    database_url: str = field(repr=False)  # may hold a password
     data_dir: str
     timeout_s: float
     local_threads: int | None = None  # the embedded model's generation threads; None: all cores
+    access_password: str = field(default="", repr=False)  # a shared demo's gate; empty: open
+    trusted_proxies: str = ""  # addresses/networks whose X-Forwarded-For is believed
+    quotas: QuotaLimits = QuotaLimits()
 
     @classmethod
     def of(cls, values: Mapping[str, str]) -> AppConfig:
@@ -55,7 +89,9 @@ class AppConfig:
         return cls(cache_dir=cache_dir(values.get("ATRI_CACHE_DIR", "")), local_model=values.get("ATRI_LOCAL_MODEL", ""),
                    prices_file=values.get("ATRI_PRICES_FILE", ""), secret_key=values.get("ATRI_SECRET_KEY", ""),
                    database_url=values.get("ATRI_DATABASE_URL", ""), data_dir=values.get("ATRI_DATA_DIR", ""),
-                   timeout_s=timeout_s, local_threads=local_threads if local_threads > 0 else None)
+                   timeout_s=timeout_s, local_threads=local_threads if local_threads > 0 else None,
+                   access_password=values.get("ATRI_ACCESS_PASSWORD", ""),
+                   trusted_proxies=values.get("ATRI_TRUSTED_PROXIES", ""), quotas=QuotaLimits.of(values))
 
 
 @dataclass(frozen=True)

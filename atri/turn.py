@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .client import Cancel, astream_chunks, stream_chunks
@@ -14,6 +14,9 @@ from .request import RequestPlan
 from .settings import Connection
 from .stream import ChunkParser, ContentDelta, ContentWasReasoning, Event, Finish, ReasoningDelta, UsageReport
 from .tokens import TokenCounter, count_prompt, rough_count
+
+if TYPE_CHECKING:
+    from .quotas import Admission
 
 
 @dataclass
@@ -160,29 +163,45 @@ class TurnFollower:
         return turn
 
 
+def _admit(conn: Connection, plan: RequestPlan, count: TokenCounter | None) -> Admission | None:
+    """Counted against the payer's quotas before anything is sent (raises QuotaExceeded, a ChatError)."""
+    if conn.meter is None:
+        return None
+    return conn.meter.admit(count_prompt(plan.kwargs.get("messages", []), count or rough_count))
+
+
+def _charge(admission: Admission | None, turn: Turn) -> Turn:
+    if admission is not None and turn.usage is not None:
+        admission.charge(turn.usage.prompt_tokens + turn.usage.completion_tokens)
+    return turn
+
+
 def run_turn(conn: Connection, plan: RequestPlan, *, count: TokenCounter | None = None,
              context: dict[str, Any] | None = None, cancel: Cancel | None = None) -> Iterator[Turn]:
     """Yields the growing Turn after each chunk, and once more when it has ended (error or not)."""
     follower = TurnFollower(conn, plan, count, context)
-    chunks = stream_chunks(conn, plan.kwargs, cancel)
-    error = None
+    admission, error = None, None
     try:
-        for chunk in chunks:
-            yield follower.feed(chunk)
+        admission = _admit(conn, plan, count)
+        chunks = stream_chunks(conn, plan.kwargs, cancel)
+        try:
+            for chunk in chunks:
+                yield follower.feed(chunk)
+        finally:
+            chunks.close()
     except ChatError as failure:
         error = failure
-    finally:
-        chunks.close()
-    yield follower.finish(error)
+    yield _charge(admission, follower.finish(error))
 
 
 async def arun_turn(conn: Connection, plan: RequestPlan, *, count: TokenCounter | None = None) -> AsyncIterator[Turn]:
     """The same, on the async client: many turns can stream at once in one thread."""
     follower = TurnFollower(conn, plan, count, None)
-    error = None
+    admission, error = None, None
     try:
+        admission = _admit(conn, plan, count)
         async for chunk in astream_chunks(conn, plan.kwargs):
             yield follower.feed(chunk)
     except ChatError as failure:
         error = failure
-    yield follower.finish(error)
+    yield _charge(admission, follower.finish(error))

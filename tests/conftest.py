@@ -52,6 +52,7 @@ def store(request, tmp_path):
     with store.engine.begin() as connection:
         connection.execute(text("DELETE FROM messages"))
         connection.execute(text("DELETE FROM conversations"))
+        connection.execute(text("DELETE FROM quota_counters"))
     return store
 
 

@@ -92,6 +92,8 @@ class FakeProvider:
         self.keepalive_comments = False  # DeepSeek-style ": keep-alive" SSE comments between chunks
         self.hangups = 0  # streams the client closed before the end (what a provider sees of a Stop)
         self.reasoning_text = REASONING
+        self.accepted_keys = {GOOD_KEY}
+        self.keys_seen: list[str] = []  # the key of every request, in order (a visitor's own key, the host's)
         self._server = QuietServer(("127.0.0.1", port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -124,6 +126,8 @@ class FakeProvider:
         self.hangups = 0
         self.reasoning_text = REASONING
         self.most_in_flight = 0
+        self.accepted_keys = {GOOD_KEY}
+        self.keys_seen.clear()
 
     def take_fault(self, body: dict[str, Any]) -> Fault | None:
         """The first queued fault meant for this request (any request, or one whose question has its text)."""
@@ -166,7 +170,9 @@ class FakeProvider:
                 self.wfile.write(data)
 
             def _authorized(self) -> bool:
-                if self.headers.get("Authorization") != f"Bearer {GOOD_KEY}":
+                key = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+                provider.keys_seen.append(key)
+                if key not in provider.accepted_keys:
                     self._json(401, UNAUTHORIZED)
                     return False
                 return True

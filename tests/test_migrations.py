@@ -26,7 +26,7 @@ from sqlalchemy import (
 
 from atri.store import Base, Store, make_engine
 
-HEAD = "0007"
+HEAD = "0008"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

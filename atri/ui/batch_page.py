@@ -34,7 +34,8 @@ from atri.providers import Thinking, catalogue
 from atri.safe_markdown import defuse_images, plain_text
 from atri.settings import Settings
 from atri.tokenizer import counter_for
-from atri.ui.config import database_url, get_store, load_settings, local_connection
+from atri.ui.access import host_connection
+from atri.ui.config import database_url, get_store, load_settings
 from atri.ui.identity import current_owner
 from atri.ui.render import error_text
 
@@ -77,10 +78,9 @@ def target_for(settings: Settings, choice: str, lang: str) -> Target | None:
     """The connection, model, price and token counter for a choice; None (with the reason shown) if unreachable."""
     provider, model = model_of(choice)
     price = price_table(settings.config.prices_file).get(model.id)
+    connection, count = host_connection(settings, provider, lang)
     if provider.embedded:
-        connection, count = local_connection(settings, lang)
         return Target(connection, connection.provider.model(model.id), price, count) if connection else None
-    connection = settings.connection(provider)
     if connection is None:
         st.error(t(lang, "error_no_connection"))
         return None

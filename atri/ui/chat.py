@@ -66,12 +66,31 @@ def _on_submit() -> None:
     session.image_problems = batch.problems
     if not text.strip() and not batch.urls:
         return
+    refusal = _refusal(text)
+    if refusal:
+        session.unsent_question, session.unsent_reason = text, refusal
+        return
     try:
         _send(Message("user", text, images=batch.urls, thumbnails=batch.thumbnails))
     except StorageError:
         session.unsent_question = text  # shown with the reason, to copy and send again
         return
     st.session_state[IMAGE_URLS] = ""
+
+
+def _refusal(text: str) -> str | None:
+    """Why a question cannot go out at all, before it is saved: a limit used up, or longer than the model's
+    whole window (a million characters would otherwise go to the provider as they are)."""
+    guard = session.send_guard
+    if guard is None:
+        return None
+    if guard.quota_refusal:
+        return guard.quota_refusal
+    tokens = guard.count(text)
+    if tokens > guard.model_window:
+        lang = current_language()
+        return t(lang, "question_too_long", tokens=tokens, window=guard.model_window, model=guard.model_id)
+    return None
 
 
 def _send(message: Message, position: int | None = None) -> None:
@@ -163,8 +182,12 @@ def show_history(lang: str, view: Snapshot, offline: bool) -> None:
     for key, values in session.image_problems:
         st.warning(t(lang, key, **values))
     unsent, session.unsent_question = session.unsent_question, None
+    reason, session.unsent_reason = session.unsent_reason, None
     if unsent:
-        st.error(t(lang, "question_not_saved"), icon=":material/database:")
+        if reason:
+            st.error(reason, icon=":material/block:")
+        else:
+            st.error(t(lang, "question_not_saved"), icon=":material/database:")
         st.code(unsent, language="text", wrap_lines=True)
 
 

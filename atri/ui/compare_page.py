@@ -13,7 +13,7 @@ from atri.safe_markdown import defuse_images
 from atri.settings import Settings
 from atri.tokenizer import counter_for
 from atri.turn import Turn
-from atri.ui.config import local_connection
+from atri.ui.access import host_connection
 from atri.ui.redraw import Throttle
 from atri.ui.render import error_text, facts_line
 from atri.ui.session import SYSTEM_PROMPT, TEMPERATURE
@@ -35,10 +35,9 @@ def _choices(settings: Settings) -> list[str]:
 def _target(settings: Settings, choice: str, lang: str) -> Target | None:
     provider_id, model_id = choice.split(" · ", 1)
     provider = catalogue()[provider_id]
+    connection, count = host_connection(settings, provider, lang)
     if provider.embedded:
-        connection, count = local_connection(settings, lang)
         return Target(connection, connection.provider.model(model_id), count) if connection else None
-    connection = settings.connection(provider)
     return Target(connection, provider.model(model_id), counter_for(model_id, settings.config.cache_dir)) if connection else None
 
 

@@ -21,7 +21,7 @@ def _logged_in_user() -> str | None:
     return None
 
 
-def _secret() -> bytes:
+def secret() -> bytes:
     """ATRI_SECRET_KEY when the host sets one; otherwise one made once and kept in the database, so that
     every replica and every restart agrees."""
     configured = load_settings().config.secret_key
@@ -33,7 +33,7 @@ def current_owner() -> str:
     if session.owner is None:
         store = get_store()
         cookie = st.context.cookies.get(OWNER_COOKIE)
-        identity = identify(cookie if isinstance(cookie, str) else "", _logged_in_user(), _secret(),
+        identity = identify(cookie if isinstance(cookie, str) else "", _logged_in_user(), secret(),
                             lambda owner: bool(store.list_conversations(owner, limit=1)))
         session.owner = identity.owner
         session.owner_cookie_to_set = identity.cookie
@@ -46,11 +46,14 @@ def remember_owner() -> None:
     Sent on every run of the session: a run cut short by a rerun may never mount the element.
     """
     current_owner()
-    cookie = session.owner_cookie_to_set
-    if not cookie:
-        return
-    with st.container(key="owner_cookie", height=1, border=False):
-        # st.iframe runs HTML same-origin, so this sets the app's own cookie (the value is URL-safe: ours).
-        st.iframe(f"<script>document.cookie = '{OWNER_COOKIE}={cookie}; path=/; "
-                  f"max-age={COOKIE_MAX_AGE_S}; SameSite=Lax';</script>", height=1)
-    st.html("<style>.st-key-owner_cookie {display: none;}</style>")
+    if session.owner_cookie_to_set:
+        set_cookie(OWNER_COOKIE, session.owner_cookie_to_set, COOKIE_MAX_AGE_S)
+
+
+def set_cookie(name: str, value: str, max_age_s: int) -> None:
+    """Set a first-party cookie in this browser. `value` must be URL-safe (all of ours are: ids and hex)."""
+    with st.container(key=f"cookie_{name}", height=1, border=False):
+        # st.iframe runs HTML same-origin, so this sets the app's own cookie.
+        st.iframe(f"<script>document.cookie = '{name}={value}; path=/; max-age={max_age_s}; SameSite=Lax';</script>",
+                  height=1)
+    st.html(f"<style>.st-key-cookie_{name} {{display: none;}}</style>")

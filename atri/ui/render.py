@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -124,8 +126,26 @@ def usage_line(lang: str, usage: Usage | Totals, costs: dict[str, float]) -> str
     return line + (f" · {t(lang, 'cost', cost=spent)}" if spent else "")
 
 
+def _when(lang: str, resets_at: float) -> str:
+    seconds = max(0, int(resets_at - time.time()))
+    if seconds < 120:
+        return t(lang, "in_seconds", n=seconds)
+    clock = datetime.fromtimestamp(resets_at, UTC).strftime("%H:%M UTC")
+    return t(lang, "in_hours", h=seconds // 3600, m=seconds % 3600 // 60, clock=clock)
+
+
+def quota_message(lang: str, what: str, limit: int, resets_at: float) -> str:
+    return t(lang, f"error_quota_{what}", limit=f"{limit:,}", resets=_when(lang, resets_at))
+
+
 def error_text(lang: str, kind: str, detail: str | None) -> str:
     key = f"error_{kind}"
+    if kind.startswith("quota_") and detail:  # atri.quotas.QuotaExceeded: "LIMIT RESETS_AT"
+        limit, _, resets_at = detail.partition(" ")
+        try:
+            return quota_message(lang, kind.removeprefix("quota_"), int(limit), float(resets_at))
+        except (ValueError, KeyError):
+            pass
     detail = plain_text(detail) if detail else None  # from the provider or an import: shown, never rendered
     try:
         return t(lang, key, detail=detail or "—")

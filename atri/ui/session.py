@@ -21,6 +21,16 @@ class PendingAnswer:
     position: int | None = None  # set when regenerating or editing: the answer replaces that position
 
 
+@dataclass(frozen=True)
+class SendGuard:
+    """What a question is checked against before it is saved, as the last run's sidebar saw it (the chat
+    box's callback runs before this run's sidebar)."""
+    model_id: str
+    model_window: int  # tokens
+    count: Callable[[str], int]
+    quota_refusal: str | None = None  # a limit already used up, said in the visitor's language
+
+
 class _Field(Generic[T]):
     """One session value: read with its default when unset, written through to st.session_state."""
 
@@ -47,7 +57,10 @@ class Session:
     pending: _Field[PendingAnswer | None] = _Field(_none)
     editing: _Field[bool] = _Field(bool)
     needs_title: _Field[str | None] = _Field(_none)  # the new conversation whose first answer names it
-    unsent_question: _Field[str | None] = _Field(_none)  # the store refused it: shown to copy and send again
+    unsent_question: _Field[str | None] = _Field(_none)  # refused or not saved: shown to copy and send again
+    unsent_reason: _Field[str | None] = _Field(_none)  # why, when it was refused before saving
+    send_guard: _Field[SendGuard | None] = _Field(_none)
+    access_granted: _Field[str | None] = _Field(_none)  # the access token this session's password earned
     image_problems: _Field[list[tuple[str, dict[str, Any]]]] = _Field(list)
     import_result: _Field[tuple[str, str] | None] = _Field(_none)
     confirm_delete: _Field[str | None] = _Field(_none)
@@ -79,6 +92,7 @@ CHAT_INPUT = "chat_input"
 EDIT_TEXT = "edit_text"
 IMPORT_FILE = "import_file"
 CONTEXT_PREFIX = "ctx_"
+ACCESS_PASSWORD = "access_password"
 
 
 def model_key(provider_id: str) -> str:

@@ -11,12 +11,15 @@ from atri.i18n import PERSONA_PROMPTS, PERSONAS, t
 from atri.images import parse_image_urls
 from atri.messages import ChatOptions
 from atri.providers import ModelInfo, Provider, Thinking
+from atri.quotas import Key
 from atri.settings import Connection, Settings
 from atri.store import Snapshot
 from atri.tokenizer import counter_for
 from atri.tokens import TokenCounter
+from atri.ui.access import metered, quota_status
 from atri.ui.config import local_connection
 from atri.ui.context_panel import context_controls, meter
+from atri.ui.render import quota_message
 from atri.ui.session import (
     IMAGE_URLS,
     JSON_MODE,
@@ -25,6 +28,7 @@ from atri.ui.session import (
     SYSTEM_PROMPT,
     TEMPERATURE,
     THINKING_BUDGET,
+    SendGuard,
     custom_model_key,
     model_key,
     session,
@@ -99,14 +103,19 @@ def _provider_controls(settings: Settings, lang: str) -> tuple[Provider, Connect
     provider = providers[provider_id]
     if provider.embedded:
         connection, local_count = local_connection(settings, lang)
-        return (connection.provider if connection else provider), connection, local_count
+        return (connection.provider if connection else provider), metered(connection, Key.EMBEDDED), local_count
     typed_key = None
-    if not settings.key_for(provider) and not provider.key_optional:
+    if provider.key_optional:
+        pass  # a server of the host's own: no key to bring
+    elif settings.key_for(provider):  # the host pays unless the visitor brings a key
+        typed_key = st.text_input(t(lang, "api_key_own"), type="password", key=visitor_key(provider_id),
+                                  persist_state="session", help=t(lang, "api_key_own_help"))
+    else:
         typed_key = st.text_input(t(lang, "api_key"), type="password", key=visitor_key(provider_id), persist_state="session")
-    connection = settings.connection(provider, typed_key or None)
+    connection = settings.connection(provider, typed_key.strip() or None if typed_key else None)
     if connection is None:
         st.warning(t(lang, "api_key_missing", provider=provider.label_for(lang), env=provider.key_env[0]))
-    return provider, connection, None
+    return provider, metered(connection, Key.OWN if typed_key else Key.HOST), None
 
 
 def restore_options(view: Snapshot, settings: Settings) -> None:
@@ -179,6 +188,9 @@ def render_sidebar(settings: Settings, lang: str, view: Snapshot) -> ChatSetup:
         _preview_images(lang, pasted)
         context = context_controls(lang, view)
         meter(lang, view, context, system_prompt, model, count)
+        used_up = quota_status(lang, connection)
+    session.send_guard = SendGuard(model.id, model.context_window, count,
+                                   used_up and quota_message(lang, used_up.what, used_up.limit, used_up.resets_at))
 
     options = ChatOptions(provider_id=provider_id, model=model.id, temperature=temperature, thinking=thinking,
                           thinking_budget=budget, json_mode=json_mode, system_prompt=system_prompt)
