@@ -62,9 +62,10 @@ def _code_lines(text: str) -> set[int]:
     return lines
 
 
-def _outside_code(text: str, change: Callable[[str], str]) -> str:
-    """`change` applied to the text outside code blocks and code spans, unless math could hide what is code."""
-    if _UNSURE_BLOCKS.search(text):
+def _outside_code(text: str, change: Callable[[str], str], trust_code: bool = False) -> str:
+    """`change` applied to the text outside code blocks and code spans, unless math could hide what is code
+    (`trust_code`: code is left alone whatever else the text holds)."""
+    if not trust_code and _UNSURE_BLOCKS.search(text):
         return change(text)
     code = _code_lines(text)
     lines = _LINE.findall(text)
@@ -73,7 +74,7 @@ def _outside_code(text: str, change: Callable[[str], str]) -> str:
     def flush() -> None:
         chunk = "".join(prose)
         parts, last = [], 0
-        for span in [] if _UNSURE_SPANS.search(chunk) else _CODE_SPAN.finditer(chunk):
+        for span in [] if not trust_code and _UNSURE_SPANS.search(chunk) else _CODE_SPAN.finditer(chunk):
             parts += [change(chunk[last:span.start()]), span.group()]
             last = span.end()
         out.append("".join(parts) + change(chunk[last:]))
@@ -104,6 +105,46 @@ def defuse_images(text: str) -> str:
     if _parses_images(linked):  # a construct the code scan misread: change code too rather than load an image
         linked = shown.replace("![", IMAGE_MARK + "[")
     return linked if not _parses_images(linked) else plain_text(text)
+
+
+# LaTeX delimiters as Qwen and DeepSeek write them; Streamlit's KaTeX reads only `$…$` and `$$…$$`. Not after
+# a backslash (`\\(` is an escaped backslash then a parenthesis), never empty, never across a blank line.
+_INLINE_MATH = re.compile(r"(?<!\\)\\\((?!\s*\\\))((?:(?!\n[ \t>]*\n)[\s\S])+?)(?<!\\)\\\)")
+_DISPLAY_MATH = re.compile(r"(?<!\\)\\\[(?!\s*\\\])((?:(?!\n[ \t>]*\n)[\s\S])+?)(?<!\\)\\\]")
+_LINE_PREFIX = re.compile(r"[ \t>]*$")  # what may stand before display math on its line: indentation, quotes
+
+
+def _display(prose: str, match: re.Match[str]) -> str:
+    """`\\[ … \\]` alone on its line(s) becomes a `$$` block (with the line's indentation or quote marks);
+    inside a sentence, `$$…$$` in the text."""
+    start = prose.rfind("\n", 0, match.start()) + 1
+    prefix = prose[start:match.start()]
+    after = prose[match.end():]
+    alone = _LINE_PREFIX.fullmatch(prefix) and (after.startswith(("\n", "\r")) or not after.strip(" \t"))
+    body = match.group(1).strip()
+    if ">" in prefix:  # the quote marks of the lines inside are kept; those around the ends are not doubled
+        body = re.sub(r"^[\s>]+|[\s>]+$", "", body)
+    if not alone:
+        return f"$${body}$$"
+    return f"$$\n{prefix}{body}\n{prefix}$$"
+
+
+def _math_in_prose(prose: str) -> str:
+    prose = _DISPLAY_MATH.sub(lambda match: _display(prose, match), prose)
+    return _INLINE_MATH.sub(lambda match: f"${match.group(1).strip()}$", prose)
+
+
+def convert_math(text: str) -> str:
+    """`\\( … \\)` and `\\[ … \\]` as `$…$` and `$$…$$` for Streamlit's KaTeX, outside code blocks and code
+    spans (found by markdown-it, as Streamlit's renderer would); text without them is returned as is."""
+    if "\\(" not in text and "\\[" not in text:
+        return text
+    return _outside_code(as_streamlit_reads(text), _math_in_prose, trust_code=True)
+
+
+def for_streamlit(text: str) -> str:
+    """A model's or visitor's Markdown as st.markdown should get it: math converted, images made links."""
+    return defuse_images(convert_math(text))
 
 
 def clip_long_strings(value: object, limit: int = 2_000) -> object:

@@ -5,7 +5,16 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 from mdit_py_plugins.footnote import footnote_plugin
 
-from atri.safe_markdown import IMAGE_MARK, as_streamlit_reads, clip_long_strings, defuse_images, has_images, plain_text
+from atri.safe_markdown import (
+    IMAGE_MARK,
+    as_streamlit_reads,
+    clip_long_strings,
+    convert_math,
+    defuse_images,
+    for_streamlit,
+    has_images,
+    plain_text,
+)
 
 PARSER = MarkdownIt("commonmark").enable(["table", "strikethrough"]).use(footnote_plugin)
 SPY = "http://spy/x.png"
@@ -93,3 +102,44 @@ def test_text_without_an_image_start_is_unchanged(text):
 def test_no_label_renders_markup(text):
     html = rendered(plain_text(text))
     assert "<img" not in html and "<a " not in html and "<li>" not in html
+
+
+# Math as Qwen and DeepSeek write it (issue 11): converted for Streamlit's KaTeX, code left exactly as written.
+
+def test_latex_delimiters_become_dollars_for_katex():
+    assert convert_math(r"The area is \( \pi r^2 \) here.") == r"The area is $\pi r^2$ here."
+    assert convert_math("Formula:\n\\[\nE = mc^2\n\\]\ndone") == "Formula:\n$$\nE = mc^2\n$$\ndone"
+    assert convert_math("\\[ a^2 + b^2 \\]") == "$$\na^2 + b^2\n$$"
+    assert convert_math("so \\[ x \\] inline") == "so $$x$$ inline"
+    assert convert_math("> \\[\n> x\n> \\]") == "> $$\n> x\n> $$"
+    assert convert_math("1. item\n   \\[ x^2 \\]") == "1. item\n   $$\n   x^2\n   $$"
+
+
+def test_math_in_code_blocks_and_code_spans_is_untouched():
+    assert convert_math("`\\(x\\)` and \\(y\\)") == "`\\(x\\)` and $y$"
+    fenced = "```latex\n\\(x\\) \\[y\\]\n```\n\\(z\\)"
+    assert convert_math(fenced) == "```latex\n\\(x\\) \\[y\\]\n```\n$z$"
+    assert convert_math("text\n\n    \\(indented code\\)\n\n\\(w\\)").endswith("    \\(indented code\\)\n\n$w$")
+
+
+def test_tables_keep_their_shape_and_get_their_math():
+    table = "| a | b |\n|---|---|\n| \\(x\\) | `\\(y\\)` |"
+    converted = convert_math(table)
+    assert converted == "| a | b |\n|---|---|\n| $x$ | `\\(y\\)` |"
+    assert "<table>" in rendered(converted) and "<code>\\(y\\)</code>" in rendered(converted)
+
+
+def test_what_is_not_math_is_left_alone():
+    for text in ["\\\\(x\\\\)", "\\(\\)", "a \\(x\n\ny\\)", "plain (x) [y]", "cost $5", "[link](x)"]:
+        assert convert_math(text) == text
+
+
+def test_images_stay_links_after_math_is_converted():
+    shown = for_streamlit(f"\\(x\\) ![spy]({SPY})")
+    assert shown.startswith("$x$") and "<img" not in rendered(shown)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(PIECES + ["\\(", "\\)", "\\[", "\\]", "x^2"]) | st.characters(), max_size=60).map("".join))
+def test_no_text_renders_an_image_after_math_and_defusing(text):
+    assert "<img" not in rendered(for_streamlit(text))

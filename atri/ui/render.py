@@ -15,7 +15,7 @@ from atri.images import BadImage, check_image_reference, decode_data_url, is_web
 from atri.messages import AnswerFacts, Message, Usage
 from atri.pricing import Totals, format_cost, request_cost
 from atri.request import expand_request
-from atri.safe_markdown import clip_long_strings, defuse_images, plain_text
+from atri.safe_markdown import clip_long_strings, defuse_images, for_streamlit, plain_text
 from atri.turn import Turn, response_record
 from atri.ui.config import price_for
 from atri.ui.redraw import Throttle
@@ -85,12 +85,12 @@ def _link_safe(url: str) -> str:
 def show_text(lang: str, text: str, key: str) -> None:
     """Markdown with no image that loads by itself; a very long text shows its start, the rest on demand."""
     if len(text) <= FOLD_CHARS:
-        st.markdown(defuse_images(text))
+        st.markdown(for_streamlit(text))
         return
     if f"unfold::{key}" in session.opened:
         st.code(text, language="text", wrap_lines=True)  # plain: a whole long paste stays fast to draw
         return
-    st.markdown(defuse_images(text[:FOLD_CHARS] + " …"))
+    st.markdown(for_streamlit(text[:FOLD_CHARS] + " …"))
     st.button(t(lang, "show_whole", chars=len(text)), key=f"unfold_button::{key}", icon=":material/unfold_more:",
               on_click=session.open_part, args=(f"unfold::{key}",))
 
@@ -301,10 +301,10 @@ class LiveAnswer:
             if self._status is None:
                 self._status = self._thinking_slot.status(t(self.lang, "thinking_live"), expanded=True)
                 self._reasoning_box = self._status.empty()
-            self._reasoning_box.markdown(defuse_images(turn.reasoning))
+            self._reasoning_box.markdown(for_streamlit(turn.reasoning))
             if not turn.thinking_now and not self._collapsed:
                 self._status.update(label=thinking_label(self.lang, turn.thinking_seconds(), None, None),
                                     state="complete", expanded=False)
                 self._collapsed = True
         if turn.content:
-            self._answer_slot.markdown(defuse_images(turn.content + ("" if final else " ▌")))
+            self._answer_slot.markdown(for_streamlit(turn.content + ("" if final else " ▌")))
