@@ -137,15 +137,14 @@ class Settings:
         ranked = sorted((p for p in catalogue().values() if p.default_rank is not None), key=lambda p: p.default_rank)
         return next((p.id for p in ranked if self.is_configured(p)), embedded_provider().id)
 
-    def connection(self, provider: Provider, visitor_key: str | None = None,
-                   base_url: str | None = None) -> Connection | None:
+    def connection(self, provider: Provider, visitor_key: str | None = None) -> Connection | None:
         """None when the provider is not offered here, or needs a key and has none."""
         if not self.is_offered(provider):
             return None
         key = visitor_key or self.key_for(provider)
         if not key and not provider.key_optional:
             return None
-        return Connection(provider, base_url or self.base_url_for(provider), key or "not-needed", self.config.timeout_s)
+        return Connection(provider, self.base_url_for(provider), key or "not-needed", self.config.timeout_s)
 
 
 @lru_cache(maxsize=4)

@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests.browser import IDLE, NO_CHROMIUM, chromium_available, launch, streamlit_server
-from tests.fake_provider import GOOD_KEY
+from tests.fake_provider import GOOD_KEY, Fault
 
 pytestmark = pytest.mark.skipif(not chromium_available(), reason=NO_CHROMIUM)
 
@@ -127,3 +127,27 @@ def test_two_tabs_at_once_cannot_overrun_a_quota_of_one(fake, database_url):
         browser.close()
     assert len(fake.streamed) == 1, "one request in the minute, whichever tab was first"
     assert refusals == 1
+
+
+HOSTILE_ANSWER = ("Here: <script>window.__pwned = 'script'</script> "
+                  "<img src=x onerror=\"window.__pwned = 'img'\"> "
+                  "[click me](javascript:window.__pwned='link') and <b onmouseover=\"window.__pwned='hover'\">bold</b>")
+
+
+def test_model_output_with_script_onerror_and_javascript_links_renders_inert(fake, database_url):
+    fake.script(Fault("answer", text=HOSTILE_ANSWER))
+    with streamlit_server(demo_env(fake, database_url)) as app, sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = open_page(browser.new_context(locale="en-US"), app.url)
+        send(page, "Say something nasty")
+        answer = page.get_by_test_id("stChatMessage").nth(1)
+        expect(answer).to_contain_text("click me", timeout=20_000)
+        page.wait_for_selector(IDLE, timeout=30_000)
+        for link in answer.locator("a").all():
+            assert not (link.get_attribute("href") or "").lower().startswith("javascript:")
+        answer.get_by_text("click me").first.click()
+        answer.get_by_text("bold").first.hover()
+        page.wait_for_timeout(300)
+        assert page.evaluate("window.__pwned") is None
+        assert answer.locator("script, img[onerror], [onmouseover]").count() == 0
+        browser.close()
