@@ -5,8 +5,8 @@ provider's Retry-After says, when it says) and tries again; any other failure ma
 stops the others. A run belongs to the process, not to a page run: a click, a reload or a closed tab
 does not stop it, only Stop does; what finished is kept, and the run is saved when it ends.
 
-Every request goes out through `send_one` (the Extract page's too): the one place where host quotas
-and budgets are checked before a call.
+Every request goes out through `send_one` (the Extract page's too); host quotas are checked by the
+connection's meter (atri.quotas, in atri.turn), as for every other request.
 """
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ TRIES = 4  # our own tries of a throttled row; the SDK already retried each of t
 MAX_WAIT_S = 60.0  # a Retry-After longer than this is not waited for in full
 # 429s that recover by waiting ("rate increased too quickly", requests per minute). An exhausted
 # allocation ("quota") does not, so it fails its row at once.
-RECOVERABLE = ("rate_limit", "burst")
+RECOVERABLE = ("rate_limit", "burst", "quota_requests")  # a demo's per-minute quota resets within the minute
 
 QUEUED, RUNNING, DONE, FAILED, STOPPED = "queued", "running", "done", "failed", "stopped"
 
@@ -378,9 +378,9 @@ def _wait(state: RetryCallState) -> float:
 async def send_one(conn: Connection, plan: RequestPlan, *, count: TokenCounter | None = None,
                    on_turn: Callable[[Turn], None] = lambda turn: None,
                    on_wait: Callable[[float], None] = lambda seconds: None) -> Turn:
-    """One streamed answer for a batch row or an extraction: every such request goes out here, so
-    this is where host quotas and budgets are checked first. A throttled answer (429 that recovers)
-    waits and is asked again, up to TRIES times; any other failure comes back in `turn.error`."""
+    """One streamed answer for a batch row or an extraction. A throttled answer (a 429 that recovers, or a
+    demo's per-minute quota) waits and is asked again, up to TRIES times; any other failure comes back in
+    `turn.error`."""
     retrying = AsyncRetrying(stop=stop_after_attempt(TRIES), wait=_wait, retry=retry_if_exception_type(_Throttled),
                              before_sleep=lambda state: on_wait(state.upcoming_sleep), reraise=True)
     try:
