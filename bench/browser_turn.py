@@ -1,6 +1,6 @@
 """What a long chat costs the user, in a real browser: Atri against Streamlit's ChatGPT-like example.
 
-    python bench/browser_turn.py [--sizes 10,100,500] [--tries 3]
+    python -m bench.browser_turn [--sizes 10,100,500] [--tries 3]
 
 Both apps run with `streamlit run` against the same fast OpenAI-compatible server on loopback (the
 tests' fake DashScope, no delay between chunks) and are driven by Playwright in Debian's headless
@@ -14,22 +14,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from playwright.sync_api import expect, sync_playwright
+from sqlalchemy import text
 
-from canned import canned_messages  # noqa: E402
-from playwright.sync_api import expect, sync_playwright  # noqa: E402
-from sqlalchemy import text  # noqa: E402
-
-from atri.messages import AnswerFacts, Message, Usage  # noqa: E402
-from atri.store import Store  # noqa: E402
-from tests.browser import IDLE, launch, streamlit_server  # noqa: E402
-from tests.fake_provider import GOOD_KEY, FakeProvider  # noqa: E402
+from atri.messages import AnswerFacts, Message, Usage
+from atri.store import Store
+from bench.canned import canned_messages
+from tests.browser import IDLE, launch, streamlit_server
+from tests.fake_provider import GOOD_KEY, FakeProvider
 
 BENCH = Path(__file__).resolve().parent
 ANSWER_END = "several small pieces."

@@ -1,6 +1,6 @@
 """Context strategies over a scripted 60-turn conversation: input tokens sent, and planted-fact recall.
 
-    python bench/context_strategies.py [--window 8192] [--no-summary-model]
+    python -m bench.context_strategies [--window 8192] [--no-summary-model]
 
 For each strategy it prints the input tokens sent at turns 10, 30 and 60, the total over the 60 turns,
 and recall: the share of the late questions whose planted fact was inside what was sent. Tokens are
@@ -10,20 +10,14 @@ model (through the same client as the app), unless --no-summary-model is given.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from conversation import canned_answer, script  # noqa: E402
-
-from atri.context import ContextSettings, Memory, Summary, prepare_context, write_summary  # noqa: E402
-from atri.local import BUNDLED_MODEL_ID, assemble_model, bundled_token_counter, cache_dir, start_engine  # noqa: E402
-from atri.messages import Message  # noqa: E402
-from atri.providers import LOCAL, ModelInfo, catalogue  # noqa: E402
-from atri.settings import Connection  # noqa: E402
+from atri.context import ContextSettings, Memory, Summary, prepare_context, write_summary
+from atri.local import BUNDLED_MODEL_ID, assemble_model, bundled_token_counter, cache_dir, start_engine
+from atri.messages import Message
+from atri.providers import LOCAL, ModelInfo, catalogue
+from atri.settings import Connection
+from bench.conversation import canned_answer, script
 
 SYSTEM = "你是一只可爱的猫娘,名字叫Atri,会软软地对用户喵喵叫"
 

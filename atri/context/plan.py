@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from ..messages import InvalidData, Message, validated
+from ..messages import ContextReport, InvalidData, Message, validated
 from ..providers import ModelInfo
 from ..request import history_messages
 from ..tokens import TokenCounter, count_prompt
@@ -68,7 +68,7 @@ class ContextPlan:
     recalled: list[Recalled] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # i18n keys
 
-    def explain(self) -> dict[str, Any]:
+    def explain(self) -> ContextReport:
         """What the context view shows, kept with the answer."""
         return {"strategy": self.strategy, "input_tokens": self.input_tokens, "budget": self.budget,
                 "dropped": self.dropped, "summary": self.summary.text if self.summary else None,
