@@ -89,7 +89,7 @@ def open_page(browser, url: str):
 def test_two_replicas_behind_the_shipped_nginx_config(fake, pg_url, tmp_path):
     """Streaming arrives in pieces through nginx; when the replica serving a visitor goes away, their
     reload lands on the other one, which finds the conversation and counts the same quota."""
-    fake.chunk_delay_s = 0.03
+    fake.chunk_delay_s = 0.1  # long enough for a loaded machine to draw several states
     env = {"DASHSCOPE_API_KEY": GOOD_KEY, "DASHSCOPE_BASE_URL": fake.base_url, "ATRI_DATABASE_URL": pg_url,
            "ATRI_TRUSTED_PROXIES": "127.0.0.1", "ATRI_QUOTA_TOKENS_PER_DAY": "600", "ATRI_SECRET_KEY": "same-on-both"}
     ports, listen = [free_port(), free_port()], free_port()
@@ -110,7 +110,7 @@ def test_two_replicas_behind_the_shipped_nginx_config(fake, pg_url, tmp_path):
             page.get_by_test_id("stChatInputTextArea").fill("Hello through nginx")
             page.keyboard.press("Enter")
             expect(page.get_by_test_id("stChatMessage").nth(1)).to_contain_text(ANSWER_END, timeout=30_000)
-            assert page.evaluate("window.__changes") >= 5, "the answer arrived in pieces, not all at once"
+            assert page.evaluate("window.__changes") >= 3, "the answer arrived in pieces, not all at once"
             page.wait_for_url("**?c=*")
             spent = re.compile(r"([1-9][\d,]*) of 600 tokens today")
             expect(page.get_by_test_id("stSidebar")).to_contain_text(spent, timeout=10_000)
