@@ -29,6 +29,8 @@ from .settings import Connection
 from .store import StorageError, Store
 from .titles import suggest_title
 from .tokens import TokenCounter
+from .tool_loop import run_turn_with_tools
+from .tools import Toolbox
 from .turn import Turn, estimate_usage, run_turn
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,7 @@ class TurnSetup:
     count: TokenCounter
     context: ContextSettings
     price: Price | None = None
+    tools: Toolbox | None = None  # the tools the model may call (built-in and MCP), if any
 
 
 class TooManyAnswers(Exception):
@@ -144,12 +147,16 @@ def _answer(store: Store, live: LiveAnswer, setup: TurnSetup, history: list[Mess
                               input_budget(model), setup.count,
                               lambda thread, due, previous: write_summary(connection, model, thread, due, previous),
                               on_summarising=lambda: live.publish("summarising"))
+    toolbox = setup.tools or Toolbox()
     plan = build_request(context.sent, replace(setup.options, system_prompt=context.system_prompt), model,
-                         connection.provider)
+                         connection.provider, tools=toolbox.schemas() or None)
     saver.sent = context.sent
-    plan.notes = context.notes + plan.notes
+    plan.notes = context.notes + toolbox.notes + plan.notes
+    turns = (run_turn_with_tools(connection, plan, toolbox, count=setup.count, context=context.explain(),
+                                 cancel=live.cancel) if "tools" in plan.kwargs
+             else run_turn(connection, plan, count=setup.count, context=context.explain(), cancel=live.cancel))
     turn: Turn | None = None
-    for turn in run_turn(connection, plan, count=setup.count, context=context.explain(), cancel=live.cancel):
+    for turn in turns:
         saver.update(turn)
         live.publish("streaming", turn)
     answer = saver.finish(turn)

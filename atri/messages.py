@@ -72,6 +72,9 @@ class ChatOptions:
     thinking_budget: Annotated[int, Field(strict=True, ge=1, le=1_000_000)] | None = None
     json_mode: Flag = False
     system_prompt: Annotated[str, Field(strict=True, max_length=100_000)] = ""
+    tools: Annotated[list[Annotated[str, Field(strict=True, max_length=128)]], Field(max_length=200)] = \
+        field(default_factory=list)  # the tools offered to the model (built-in and MCP names)
+    web_search: Flag = False
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ChatOptions:
@@ -115,6 +118,28 @@ class RequestRecord(TypedDict, total=False):
     messages: list[SentMessage] | MessageRefs
 
 
+class ToolStepRecord(TypedDict):
+    """One tool call an answer made (atri.tools.ToolStep)."""
+
+    id: Annotated[str, Field(strict=True, max_length=200)]
+    name: Annotated[str, Field(strict=True, max_length=200)]
+    arguments: Annotated[str, Field(strict=True, max_length=30_000)]
+    result: Annotated[str, Field(strict=True, max_length=30_000)]
+    error: Annotated[str, Field(strict=True, max_length=4000)] | None
+    seconds: Seconds
+    round: Annotated[int, Field(strict=True, ge=0, le=100)]
+
+
+class SearchSource(TypedDict, total=False):
+    """One web search result the provider grounded the answer on (DashScope's search_info.search_results)."""
+
+    index: Annotated[int, Field(strict=True, ge=0, le=10_000)]
+    title: Annotated[str, Field(strict=True, max_length=2000)]
+    url: Annotated[str, Field(strict=True, max_length=4000)]
+    site_name: Annotated[str, Field(strict=True, max_length=500)]
+    icon: Annotated[str, Field(strict=True, max_length=4000)]
+
+
 @dataclass
 class AnswerFacts:
     """What we measured about one answer."""
@@ -131,6 +156,8 @@ class AnswerFacts:
     request: RequestRecord | None = None  # the request as sent, without the key
     response_id: Annotated[str, Field(strict=True, max_length=200)] | None = None  # the provider's id
     context: ContextReport | None = None  # what the context strategy chose
+    tool_steps: Annotated[list[ToolStepRecord], Field(max_length=200)] | None = None  # tool calls, in order
+    sources: Annotated[list[SearchSource], Field(max_length=200)] | None = None  # web search results
 
     @property
     def interrupted(self) -> bool:

@@ -33,6 +33,8 @@ class ModelInfo:
     context_window: int = 32768
     max_output: int = 8192
     known: bool = True  # False when guessed from the id
+    tools: bool = True  # can call functions (tools / tool_calls)
+    web_search: bool = False  # the provider searches the web for it (DashScope enable_search)
 
 
 @dataclass(frozen=True)

@@ -79,8 +79,9 @@ def build_call(call: Call, model: ModelInfo, provider: Provider, notes: list[str
 
 
 def build_request(history: list[Message], options: ChatOptions, model: ModelInfo,
-                  provider: Provider) -> RequestPlan:
-    """An answer in a chat: the history (text only for a model that can't see), the persona, JSON mode."""
+                  provider: Provider, tools: list[dict[str, Any]] | None = None) -> RequestPlan:
+    """An answer in a chat: the history (text only for a model that can't see), the persona, JSON mode,
+    the tools it may call (`tools`: their schemas) and the provider's web search."""
     notes: list[str] = []
     sent = history_messages(history, with_images=model.vision)
     system_prompt = options.system_prompt.strip()
@@ -104,7 +105,24 @@ def build_request(history: list[Message], options: ChatOptions, model: ModelInfo
                 temperature=options.temperature)
     kwargs = build_call(call, model, provider, notes)
     kwargs["model"] = options.model
+    if tools and model.tools:
+        kwargs["tools"] = tools
+        kwargs["parallel_tool_calls"] = True  # otherwise DashScope returns only the first of several calls
+    elif tools:
+        notes.append("note_model_no_tools")
+    if options.web_search and model.web_search:
+        kwargs.setdefault("extra_body", {}).update(search_body())
     return RequestPlan(kwargs, notes)
+
+
+def search_body() -> dict[str, Any]:
+    """DashScope's web search switches (Model Studio "web search" docs): the visitor switched search on, so
+    it is forced (English questions are often answered unsearched otherwise); sources and citation marks
+    asked for. Compatible mode is documented to ground the answer
+    without returning the sources; where they come back (search_info), atri.stream reads them."""
+    return {"enable_search": True, "search_options": {
+        "forced_search": True, "enable_source": True, "enable_citation": True, "citation_format": "[<number>]",
+        "search_strategy": "turbo"}}
 
 
 def _thinking_body(call: Call, model: ModelInfo, json_mode: bool, notes: list[str]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .messages import InvalidData, Usage, usage_from_provider
+from .tools import ToolCall
 
 OPEN_TAG = "<think>"
 CLOSE_TAG = "</think>"
@@ -35,7 +36,23 @@ class Finish:
     reason: str
 
 
-Event = ReasoningDelta | ContentDelta | ContentWasReasoning | UsageReport | Finish
+@dataclass(frozen=True)
+class ToolCallDelta:
+    """A piece of a tool call: the name (and id) come first, the arguments in pieces, grouped by index."""
+
+    index: int
+    name: str  # the name so far (it comes whole in the first piece on DashScope and OpenAI)
+    arguments: str  # this piece of the arguments' JSON text
+
+
+@dataclass(frozen=True)
+class ToolCallsReady:
+    """The calls of this response, whole, in index order (sent just before its Finish)."""
+
+    calls: tuple[ToolCall, ...]
+
+
+Event = ReasoningDelta | ContentDelta | ContentWasReasoning | UsageReport | Finish | ToolCallDelta | ToolCallsReady
 
 
 def _held_back(text: str, tags: tuple[str, ...]) -> int:
@@ -125,6 +142,7 @@ class ChunkParser:
 
     def __init__(self, inline_tags: bool = False) -> None:
         self._splitter = InlineThinkSplitter() if inline_tags else None
+        self._calls: dict[int, dict[str, str]] = {}  # index -> id, name, arguments so far
 
     def feed(self, chunk: dict[str, Any]) -> list[Event]:
         events: list[Event] = []
@@ -138,8 +156,12 @@ class ChunkParser:
             content = delta.get("content")
             if isinstance(content, str) and content:
                 events.extend(self._splitter.feed(content) if self._splitter else [ContentDelta(content)])
+            for piece in delta.get("tool_calls") or []:
+                events.extend(self._tool_piece(piece))
             if isinstance(choice.get("finish_reason"), str) and choice["finish_reason"]:
                 events.extend(self.close())
+                if self._calls:
+                    events.append(ToolCallsReady(self._whole_calls()))
                 events.append(Finish(choice["finish_reason"]))
         if isinstance(chunk.get("usage"), dict):
             try:
@@ -150,4 +172,30 @@ class ChunkParser:
 
     def close(self) -> list[Event]:
         return self._splitter.close() if self._splitter else []
+
+    def _tool_piece(self, piece: Any) -> list[Event]:
+        """Accumulate one tool_calls delta. A server that sends no index gets one: a new id is a new call."""
+        if not isinstance(piece, dict):
+            return []
+        function = piece.get("function") if isinstance(piece.get("function"), dict) else {}
+        index = piece.get("index")
+        if not isinstance(index, int):
+            known = next((i for i, call in self._calls.items() if piece.get("id") and call["id"] == piece.get("id")), None)
+            index = known if known is not None else (len(self._calls) if piece.get("id") or not self._calls
+                                                     else max(self._calls))
+        call = self._calls.setdefault(index, {"id": "", "name": "", "arguments": ""})
+        if isinstance(piece.get("id"), str) and piece["id"]:
+            call["id"] = piece["id"]
+        name, arguments = function.get("name"), function.get("arguments")
+        if isinstance(name, str) and name and not call["name"].endswith(name):
+            call["name"] += name
+        arguments = arguments if isinstance(arguments, str) else ""
+        call["arguments"] += arguments
+        return [ToolCallDelta(index, call["name"], arguments)]
+
+    def _whole_calls(self) -> tuple[ToolCall, ...]:
+        calls = tuple(ToolCall(call["id"] or f"call_{index}", call["name"], call["arguments"])
+                      for index, call in sorted(self._calls.items()))
+        self._calls = {}
+        return calls
 

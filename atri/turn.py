@@ -12,8 +12,19 @@ from .errors import ChatError
 from .messages import AnswerFacts, ChatOptions, Message, Usage
 from .request import RequestPlan
 from .settings import Connection
-from .stream import ChunkParser, ContentDelta, ContentWasReasoning, Event, Finish, ReasoningDelta, UsageReport
+from .stream import (
+    ChunkParser,
+    ContentDelta,
+    ContentWasReasoning,
+    Event,
+    Finish,
+    ReasoningDelta,
+    ToolCallDelta,
+    ToolCallsReady,
+    UsageReport,
+)
 from .tokens import TokenCounter, count_prompt, rough_count
+from .tools import ToolCall, ToolStep
 
 if TYPE_CHECKING:
     from .quotas import Admission
@@ -38,6 +49,11 @@ class Turn:
     response_id: str | None = None
     response_model: str | None = None
     context: dict[str, Any] | None = None
+    tool_steps: list[ToolStep] = field(default_factory=list)  # every tool call run so far, in order
+    calls: list[ToolCall] = field(default_factory=list)  # the calls the latest response asked for
+    calling: str | None = None  # the tool being asked for or run right now (for the live view)
+    earlier_usage: Usage | None = None  # what the earlier requests of a tool loop used
+    sources: list[dict[str, Any]] = field(default_factory=list)  # web search results the provider sent
 
     @property
     def thinking_now(self) -> bool:
@@ -57,9 +73,13 @@ class Turn:
             self.reasoning, self.content = self.reasoning + self.content, ""
             self.answer_started_at = None
         elif isinstance(event, UsageReport):
-            self.usage = event.usage
+            self.usage = add_usage(self.earlier_usage, event.usage)
         elif isinstance(event, Finish):
             self.finish_reason = event.reason
+        elif isinstance(event, ToolCallDelta):
+            self.calling = event.name or self.calling
+        elif isinstance(event, ToolCallsReady):
+            self.calls = list(event.calls)
 
     def elapsed(self) -> float:
         return (self.ended_at or time.perf_counter()) - self.started
@@ -84,6 +104,8 @@ class Turn:
             request=self.request,
             response_id=self.response_id,
             context=self.context,
+            tool_steps=[step.to_dict() for step in self.tool_steps] or None,
+            sources=list(self.sources) or None,
         )
         return Message("assistant", self.content, reasoning=self.reasoning, facts=facts, options=options)
 
@@ -95,6 +117,10 @@ def response_record(message: Message) -> dict[str, Any]:
     body: dict[str, Any] = {"role": "assistant", "content": message.content}
     if message.reasoning:
         body["reasoning_content"] = message.reasoning
+    if facts and facts.tool_steps:  # the calls this answer made on the way, with what each returned
+        body["atri_tool_steps"] = facts.tool_steps
+    if facts and facts.sources:
+        body["atri_search_results"] = facts.sources
     usage = None
     if facts and facts.usage:
         tokens = facts.usage
@@ -114,6 +140,17 @@ def response_record(message: Message) -> dict[str, Any]:
         "choices": [{"index": 0, "finish_reason": facts.finish_reason if facts else None, "message": body}],
         "usage": usage,
     }
+
+
+def add_usage(earlier: Usage | None, later: Usage) -> Usage:
+    """Two requests' usage as one answer's (a tool loop sends several)."""
+    if earlier is None:
+        return later
+    return Usage(prompt_tokens=earlier.prompt_tokens + later.prompt_tokens,
+                 completion_tokens=earlier.completion_tokens + later.completion_tokens,
+                 reasoning_tokens=earlier.reasoning_tokens + later.reasoning_tokens,
+                 cached_tokens=earlier.cached_tokens + later.cached_tokens,
+                 estimated=earlier.estimated or later.estimated)
 
 
 def public_url(url: str) -> str:
@@ -141,7 +178,8 @@ class TurnFollower:
         request_record = {"base_url": public_url(conn.base_url), **plan.kwargs}
         self.turn = Turn(model=plan.kwargs["model"], request=request_record, notes=plan.notes, context=context)
         # A model that opens with reasoning but no <think> tag is caught by its lone </think> (ContentWasReasoning).
-        self._parser = ChunkParser(inline_tags=conn.provider.inline_think_tags)
+        self._inline_tags = conn.provider.inline_think_tags
+        self._parser = ChunkParser(inline_tags=self._inline_tags)
         self._count = count or rough_count
 
     def feed(self, chunk: dict[str, Any]) -> Turn:
@@ -151,6 +189,13 @@ class TurnFollower:
         for event in self._parser.feed(chunk):
             turn.apply(event)
         return turn
+
+    def next_round(self) -> None:
+        """The next request of a tool loop: a fresh parser, the usage so far kept aside to add up."""
+        turn = self.turn
+        self._parser = ChunkParser(inline_tags=self._inline_tags)
+        turn.earlier_usage = turn.usage
+        turn.calls, turn.calling, turn.finish_reason = [], None, None
 
     def finish(self, error: ChatError | None = None) -> Turn:
         turn = self.turn

@@ -3,13 +3,16 @@
 Real HTTP, real SSE: the openai SDK talks to it exactly as it talks to DashScope. Behaviour it
 copies: reasoning_content deltas when thinking (first chunk `{"role":"assistant","content":null,
 "reasoning_content":""}`), the final usage chunk with empty choices, the 400 when JSON mode has no
-"json" word, the 400 for JSON mode while thinking, DashScope-shaped 401/429/500 bodies.
+"json" word, the 400 for JSON mode while thinking, DashScope-shaped 401/429/500 bodies, and tool calls
+(a request with `tools` whose question holds `[[name {args}]]` gets those calls streamed as DashScope and
+OpenAI stream them, then an answer quoting the `role: "tool"` results).
 Faults for the next requests are queued with `script()`.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import socket
 import threading
 import time
@@ -63,6 +66,8 @@ NON_STREAM_THINKING = error_body(
 def text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
+    if content is None:  # an assistant message that only called tools
+        return ""
     return " ".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
 
 
@@ -71,6 +76,40 @@ def count_tokens(text: str) -> int:
 
 
 REASONING = "Let me think about this step by step. The user wants a friendly reply."
+
+# Tool calls, scripted by the question: `[[calculator {"expression": "2+3"}]]` asks for that call (several
+# markers: several calls in parallel); `[[loop]]` makes every request with tools call the calculator again.
+TOOL_MARKER = re.compile(r"\[\[(\w+)\s*(\{.*?\})?\]\]")
+LOOP_MARKER = "[[loop]]"
+
+
+def tool_calls_asked(body: dict[str, Any], question: str) -> list[tuple[str, str]]:
+    """The (name, arguments JSON) calls the request should get back: none without tools or with tool_choice
+    "none", and none once results came back (unless the question asks for a loop)."""
+    if not body.get("tools") or body.get("tool_choice") == "none":
+        return []
+    offered = {tool["function"]["name"] for tool in body["tools"]}
+    if LOOP_MARKER in question:
+        return [("calculator", json.dumps({"expression": "1+1"}))]
+    if body["messages"] and body["messages"][-1].get("role") == "tool":
+        return []
+    calls = [(name, arguments or "{}") for name, arguments in TOOL_MARKER.findall(question) if name != "loop"]
+    return [(name, arguments) for name, arguments in calls if name in offered]
+
+
+def tool_results_answer(body: dict[str, Any]) -> str | None:
+    """After tool results: an answer that quotes them (name = result), as a model would use them."""
+    messages = body["messages"]
+    if not messages or messages[-1].get("role") != "tool":
+        return None
+    names = {call["id"]: call["function"]["name"] for m in messages if m.get("role") == "assistant"
+             for call in m.get("tool_calls") or []}
+    results = []
+    for message in reversed(messages):
+        if message.get("role") != "tool":
+            break
+        results.insert(0, f"{names.get(message.get('tool_call_id'), '?')} = {message.get('content')}")
+    return "Tool results: " + "; ".join(results)
 
 
 class QuietServer(ThreadingHTTPServer):
@@ -143,6 +182,9 @@ class FakeProvider:
     def answer_for(self, body: dict[str, Any]) -> str:
         last_user = next((m for m in reversed(body["messages"]) if m["role"] == "user"), {"content": ""})
         text = text_of(last_user["content"])
+        from_tools = tool_results_answer(body)
+        if from_tools is not None:
+            return from_tools
         if body.get("response_format", {}).get("type") == "json_object":
             return json.dumps({"reply": f"Echo: {text}", "turns": sum(m["role"] == "user" for m in body["messages"])},
                               ensure_ascii=False)
@@ -258,11 +300,21 @@ class FakeProvider:
                 if reasoning and budget:
                     reasoning = " ".join(reasoning.split()[:budget])
                 pieces += [delta(content=None, reasoning_content=w + " ") for w in reasoning.split()]
-                answer = fault.text if fault and fault.kind == "answer" else provider.answer_for(body)
-                words = answer.split(" ")
+                question = text_of(next((m for m in reversed(body["messages"]) if m["role"] == "user"),
+                                        {"content": ""})["content"])
+                calls = tool_calls_asked(body, question)
+                answer = "" if calls else fault.text if fault and fault.kind == "answer" else provider.answer_for(body)
+                words = answer.split(" ") if answer else []
                 pieces += [delta(content=w + (" " if i < len(words) - 1 else "")) for i, w in enumerate(words)]
-                finish = "length" if fault and fault.kind == "length" else "stop"
-                pieces.append({**base, "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": finish, "logprobs": None}]})
+                for index, (name, arguments) in enumerate(calls):  # as DashScope and OpenAI stream them
+                    call_id = f"call_{uuid.uuid4().hex[:24]}"
+                    pieces.append(delta(content=None, tool_calls=[{"index": index, "id": call_id, "type": "function",
+                                                                   "function": {"name": name, "arguments": ""}}]))
+                    pieces += [delta(content=None, tool_calls=[{"index": index, "function": {"arguments": arguments[i:i + 4]}}])
+                               for i in range(0, len(arguments), 4)]
+                finish = "tool_calls" if calls else "length" if fault and fault.kind == "length" else "stop"
+                pieces.append({**base, "choices": [{"index": 0, "delta": {} if calls else {"content": ""},
+                                                     "finish_reason": finish, "logprobs": None}]})
                 delay = fault.delay_s if fault and fault.kind == "slow" else provider.chunk_delay_s
                 try:
                     time.sleep(provider.first_token_delay_s)

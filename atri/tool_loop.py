@@ -1,0 +1,101 @@
+"""One answer that may call tools: request -> tool calls -> run them -> `role: "tool"` results -> again.
+
+The model streams its calls (atri.stream gathers their pieces); each call is run by the answer's Toolbox
+and its result goes back as a `tool` message in the next request, until the model answers without
+calling anything, or the step limit is reached: then one last request with `tool_choice: "none"` asks for
+the answer from what it has. All requests feed one growing Turn: its content and reasoning run on from
+round to round, its usage adds up, and every call is kept in `turn.tool_steps` (stored with the answer).
+A provider that refuses tools with a 400 before anything arrives is asked again without them, with a note.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from .client import Cancel, stream_chunks
+from .errors import ChatError
+from .messages import Usage
+from .request import RequestPlan
+from .settings import Connection
+from .tokens import TokenCounter
+from .tools import Toolbox, result_for_model
+from .turn import Turn, TurnFollower, _admit, public_url
+
+MAX_STEPS = 5  # requests that may call tools; one more (without tools) answers after the last
+
+
+def _spent(usage: Usage | None) -> int:
+    return usage.prompt_tokens + usage.completion_tokens if usage else 0
+
+
+def _without_tools(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in kwargs.items() if key not in ("tools", "parallel_tool_calls", "tool_choice")}
+
+
+def _assistant_step(turn: Turn, content: str, reasoning: str) -> dict[str, Any]:
+    """The model's own message that asked for the calls, as the next request must carry it."""
+    message: dict[str, Any] = {"role": "assistant", "content": content or None,
+                               "tool_calls": [call.as_sent() for call in turn.calls]}
+    if reasoning:  # DeepSeek wants it back after a tool call; DashScope ignores it
+        message["reasoning_content"] = reasoning
+    return message
+
+
+def run_turn_with_tools(conn: Connection, plan: RequestPlan, toolbox: Toolbox, *, count: TokenCounter | None = None,
+                        context: dict[str, Any] | None = None, cancel: Cancel | None = None,
+                        max_steps: int = MAX_STEPS) -> Iterator[Turn]:
+    """Yields the growing Turn after each chunk and each tool run, and once more when it has ended."""
+    follower = TurnFollower(conn, plan, count, context)
+    turn = follower.turn
+    kwargs = dict(plan.kwargs)
+    messages = list(kwargs["messages"])
+    error: ChatError | None = None
+    round_, refused_once = 0, False
+    while True:
+        if round_ == max_steps and "tools" in kwargs:  # the limit: answer from what the tools gave
+            kwargs["tool_choice"] = "none"
+            turn.notes.append("note_tool_step_limit")
+        content_mark, reasoning_mark = len(turn.content), len(turn.reasoning)
+        admission, received = None, False
+        try:
+            admission = _admit(conn, RequestPlan({**kwargs, "messages": messages}), count)
+            chunks = stream_chunks(conn, {**kwargs, "messages": messages}, cancel)
+            try:
+                for chunk in chunks:
+                    received = True
+                    yield follower.feed(chunk)
+            finally:
+                chunks.close()
+        except ChatError as failure:
+            if round_ == 0 and not received and not refused_once and "tools" in kwargs and failure.kind == "bad_request":
+                refused_once = True  # a model or server that cannot call tools: the question still gets its answer
+                kwargs = _without_tools(kwargs)
+                turn.request = {"base_url": public_url(conn.base_url), **kwargs}
+                turn.notes.append("note_tools_refused")
+                continue
+            error = failure
+        if admission is not None and turn.usage is not None and turn.usage is not turn.earlier_usage:
+            admission.charge(max(0, _spent(turn.usage) - _spent(turn.earlier_usage)))
+        if error is not None or not turn.calls or round_ >= max_steps or "tools" not in kwargs:
+            break
+        messages.append(_assistant_step(turn, turn.content[content_mark:], turn.reasoning[reasoning_mark:]))
+        for call in list(turn.calls):
+            turn.calling = call.name
+            yield turn
+            step = toolbox.run(call, round_)
+            turn.tool_steps.append(step)
+            messages.append({"role": "tool", "tool_call_id": call.id, "content": result_for_model(step)})
+            yield turn
+            if cancel and cancel.cancelled:
+                error = ChatError("stopped")
+                break
+        if error is not None:
+            break
+        follower.next_round()
+        for text_field in ("content", "reasoning"):  # the next round's text starts a paragraph of its own
+            if getattr(turn, text_field).strip():
+                setattr(turn, text_field, getattr(turn, text_field).rstrip() + "\n\n")
+        round_ += 1
+    turn.calling, turn.calls = None, []
+    turn.content, turn.reasoning = turn.content.rstrip("\n"), turn.reasoning.rstrip("\n")
+    yield follower.finish(error)

@@ -1,0 +1,194 @@
+"""Tools a model can call: what each one is (a JSON schema for the request), running a call, and the built-ins.
+
+A tool is a name, a description, the JSON schema of its arguments and a function from those arguments
+to text. A `Toolbox` holds the tools of one answer and runs the calls the model asks for: arguments that
+are not a JSON object, an unknown tool or a tool that raises become an error text the model reads (and
+the visitor sees in the step), never a failed answer.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import simpleeval
+
+from .webfetch import FetchRefused, fetch_page
+
+MAX_RESULT_CHARS = 20_000  # what one call sends back to the model (and stores)
+MAX_ARGUMENT_CHARS = 20_000
+
+CALCULATOR = "calculator"
+CURRENT_TIME = "current_time"
+FETCH_PAGE = "fetch_page"
+WEB_SEARCH = "web_search"
+BUILTINS = (CALCULATOR, CURRENT_TIME, FETCH_PAGE)  # the ones a visitor switches on and off
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    run: Callable[[dict[str, Any]], str]
+    source: str = "built-in"  # or the MCP server it comes from
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "function",
+                "function": {"name": self.name, "description": self.description, "parameters": self.parameters}}
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """One call as the model streamed it (arguments are the JSON text, possibly malformed)."""
+
+    id: str
+    name: str
+    arguments: str
+
+    def as_sent(self) -> dict[str, Any]:
+        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
+
+
+@dataclass
+class ToolStep:
+    """One call run: what was asked, what came back, how long it took. `round`: which request asked for it."""
+
+    id: str
+    name: str
+    arguments: str
+    result: str = ""
+    error: str | None = None
+    seconds: float = 0.0
+    round: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "arguments": self.arguments, "result": self.result,
+                "error": self.error, "seconds": self.seconds, "round": self.round}
+
+
+class ToolError(Exception):
+    """A tool's own failure, told to the model as it is."""
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text) - limit:,} more characters)"
+
+
+@dataclass
+class Toolbox:
+    tools: list[Tool] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # i18n keys: tools asked for but not available
+
+    def __bool__(self) -> bool:
+        return bool(self.tools)
+
+    def schemas(self) -> list[dict[str, Any]]:
+        return [tool.schema() for tool in self.tools]
+
+    def find(self, name: str) -> Tool | None:
+        return next((tool for tool in self.tools if tool.name == name), None)
+
+    def run(self, call: ToolCall, round_: int = 0) -> ToolStep:
+        step = ToolStep(call.id, call.name, _clip(call.arguments, MAX_ARGUMENT_CHARS), round=round_)
+        started = time.perf_counter()
+        try:
+            tool = self.find(call.name)
+            if tool is None:
+                raise ToolError(f"there is no tool named {call.name!r}")
+            try:
+                arguments = json.loads(call.arguments or "{}")
+            except json.JSONDecodeError as error:
+                raise ToolError(f"the arguments are not valid JSON ({error.msg})") from None
+            if not isinstance(arguments, dict):
+                raise ToolError("the arguments must be a JSON object")
+            step.result = _clip(tool.run(arguments), MAX_RESULT_CHARS)
+        except Exception as error:  # noqa: BLE001 - any failure of a tool is the model's to read, not the answer's end
+            step.error = _clip(f"{type(error).__name__}: {error}" if not isinstance(error, (ToolError, FetchRefused))
+                               else str(error), 2_000)
+        step.seconds = time.perf_counter() - started
+        return step
+
+
+def result_for_model(step: ToolStep) -> str:
+    return f"Error: {step.error}" if step.error is not None else step.result
+
+
+# --- the built-ins -----------------------------------------------------------------------------------
+
+_MATH_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    name: getattr(math, name) for name in ("sqrt", "sin", "cos", "tan", "asin", "acos", "atan", "atan2", "log",
+                                           "log10", "log2", "exp", "floor", "ceil", "factorial", "gcd", "degrees",
+                                           "radians", "hypot", "comb", "perm")
+} | {"abs": abs, "round": round, "min": min, "max": max}
+
+
+def calculate(expression: str) -> str:
+    """A safe arithmetic evaluator (simpleeval: no attribute access, no calls but these, bounded powers)."""
+    if len(expression) > 1_000:
+        raise ToolError("the expression is longer than 1000 characters")
+    evaluator = simpleeval.SimpleEval(functions=_MATH_FUNCTIONS, names={"pi": math.pi, "e": math.e, "tau": math.tau})
+    try:
+        value = evaluator.eval(expression.replace("^", "**"))
+    except ZeroDivisionError:
+        raise ToolError("division by zero") from None
+    except (simpleeval.InvalidExpression, SyntaxError, TypeError, ValueError, OverflowError) as error:
+        raise ToolError(f"cannot evaluate {expression!r}: {error}") from None
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        value = int(value)
+    return str(value)
+
+
+def _calculator() -> Tool:
+    return Tool(CALCULATOR, "Evaluate an arithmetic expression exactly (+ - * / // % ** and sqrt, sin, cos, log, "
+                "exp, factorial, pi, e…). Use it for any calculation instead of computing in your head.",
+                {"type": "object", "properties": {"expression": {"type": "string", "description": "e.g. 2**10 / 3"}},
+                 "required": ["expression"]},
+                lambda arguments: calculate(str(arguments.get("expression", ""))))
+
+
+def zone_of(name: str) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name) if name else None
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def now_in(zone_name: str, now: datetime | None = None) -> str:
+    zone = zone_of(zone_name)
+    moment = (now or datetime.now(UTC)).astimezone(zone or UTC)
+    return json.dumps({"datetime": moment.isoformat(timespec="seconds"), "weekday": moment.strftime("%A"),
+                       "timezone": zone_name if zone else "UTC"})
+
+
+def _current_time(visitor_zone: str) -> Tool:
+    return Tool(CURRENT_TIME, "The current date, time and weekday in the user's time zone (or another IANA zone).",
+                {"type": "object", "properties": {"timezone": {
+                    "type": "string", "description": "an IANA zone such as Asia/Shanghai; omit for the user's own"}}},
+                lambda arguments: now_in(str(arguments.get("timezone") or visitor_zone)))
+
+
+def _fetch(arguments: dict[str, Any]) -> str:
+    page = fetch_page(str(arguments.get("url", "")))
+    header = f"URL: {page.url}\nStatus: {page.status}\n"
+    text = page.text if len(page.text) <= 20_000 else page.text[:20_000]
+    cut = "\n[the page was longer; only its start is shown]" if page.truncated or len(page.text) > 20_000 else ""
+    return f"{header}\n{text}{cut}"
+
+
+def _fetch_page() -> Tool:
+    return Tool(FETCH_PAGE, "Fetch a public web page (http or https) and return its readable text.",
+                {"type": "object", "properties": {"url": {"type": "string", "description": "the page's full URL"}},
+                 "required": ["url"]}, _fetch)
+
+
+def builtin_tools(names: Iterable[str], visitor_zone: str = "") -> list[Tool]:
+    """The built-in tools by name, in a stable order (unknown names are skipped)."""
+    wanted = set(names)
+    made = {CALCULATOR: _calculator, CURRENT_TIME: lambda: _current_time(visitor_zone), FETCH_PAGE: _fetch_page}
+    return [made[name]() for name in BUILTINS if name in wanted]

@@ -1,0 +1,168 @@
+"""Fetching a web page for a model's tool call, without letting the model reach inside the host's network.
+
+A model can be talked into asking for `http://169.254.169.254/` (a cloud's metadata, with its keys) or a
+database port on the host. So: http and https only; the name is resolved here and every address it has
+must be public (not private, loopback, link-local, reserved or multicast); the connection goes to the
+address that was checked (no second lookup that could answer differently), with the name kept for the
+Host header and TLS; redirects are followed by hand, each one checked the same way; the body is read up
+to a size limit within one deadline for the whole fetch.
+"""
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from urllib.parse import urljoin
+
+import httpx2
+
+MAX_BYTES = 2_000_000
+MAX_TEXT_CHARS = 20_000  # what goes back to the model: a page's text, not its whole markup
+TIMEOUT_S = 10.0
+MAX_REDIRECTS = 5
+USER_AGENT = "Atri/1.0 (fetch tool; +https://github.com/)"
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class FetchRefused(Exception):
+    """Why a page was not fetched, in words the model (and the visitor, in the step) can read."""
+
+
+def is_public(address: Address) -> bool:
+    """Reachable on the internet: not this machine, its network, a link-local (metadata) or reserved range."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+def _resolve(host: str, port: int) -> list[Address]:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as error:
+        raise FetchRefused(f"cannot resolve {host!r}: {error}") from None
+    return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+
+
+def checked_address(url: httpx2.URL, allowed: Callable[[Address], bool] = is_public) -> Address:
+    """The address to connect to, once every address of the URL's host passed `allowed`."""
+    if url.scheme not in ("http", "https"):
+        raise FetchRefused(f"only http and https URLs can be fetched, not {url.scheme or 'this'!r}")
+    if not url.host:
+        raise FetchRefused("the URL has no host")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    addresses = _resolve(url.host, port)
+    refused = [str(address) for address in addresses if not allowed(address)]
+    if refused or not addresses:
+        raise FetchRefused(f"{url.host} is a private, loopback or link-local address ({', '.join(refused)}): refused")
+    return addresses[0]
+
+
+@dataclass(frozen=True)
+class Page:
+    url: str  # where it ended up, after redirects
+    status: int
+    content_type: str
+    text: str
+    truncated: bool
+
+
+def fetch_page(url: str, *, allowed: Callable[[Address], bool] = is_public, timeout_s: float = TIMEOUT_S,
+               max_bytes: int = MAX_BYTES, max_redirects: int = MAX_REDIRECTS) -> Page:
+    """The page at `url` as text (HTML reduced to its readable text). Raises FetchRefused."""
+    deadline = time.monotonic() + timeout_s
+    try:
+        current = httpx2.URL(url.strip())
+    except httpx2.InvalidURL as error:
+        raise FetchRefused(f"not a valid URL: {error}") from None
+    with httpx2.Client(timeout=httpx2.Timeout(timeout_s), follow_redirects=False, trust_env=False) as client:
+        for _ in range(max_redirects + 1):
+            address = checked_address(current, allowed)
+            response_url, status, headers, body, truncated = _get(client, current, address, deadline, max_bytes)
+            location = headers.get("location")
+            if 300 <= status < 400 and location:
+                try:
+                    current = httpx2.URL(urljoin(str(current), location))
+                except httpx2.InvalidURL as error:
+                    raise FetchRefused(f"redirected to an invalid URL: {error}") from None
+                continue
+            content_type = headers.get("content-type", "")
+            return Page(str(current), status, content_type, page_text(body, content_type), truncated)
+    raise FetchRefused(f"more than {max_redirects} redirects")
+
+
+def _get(client: httpx2.Client, url: httpx2.URL, address: Address, deadline: float,
+         max_bytes: int) -> tuple[str, int, httpx2.Headers, bytes, bool]:
+    """One GET to the checked address, with the URL's name as Host and TLS server name."""
+    host_header = url.netloc.decode("ascii")
+    pinned = url.copy_with(host=str(address))
+    extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
+    request = client.build_request("GET", pinned, headers={"Host": host_header, "User-Agent": USER_AGENT,
+                                                           "Accept": "text/html, text/plain;q=0.9, */*;q=0.5"},
+                                   extensions=extensions)
+    body = bytearray()
+    truncated = False
+    try:
+        response = client.send(request, stream=True)
+        try:
+            for piece in response.iter_bytes():
+                body += piece
+                if len(body) >= max_bytes:
+                    truncated = True
+                    break
+                if time.monotonic() > deadline:
+                    raise FetchRefused("the page took too long to arrive")
+        finally:
+            response.close()
+    except httpx2.TimeoutException:
+        raise FetchRefused("the page took too long to arrive") from None
+    except httpx2.HTTPError as error:
+        raise FetchRefused(f"could not fetch the page: {type(error).__name__}") from None
+    return str(url), response.status_code, response.headers, bytes(body[:max_bytes]), truncated
+
+
+class _TextOfHtml(HTMLParser):
+    SKIP = {"script", "style", "noscript", "template", "svg", "head"}
+    BLOCKS = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article", "pre", "table"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skipping = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.SKIP:
+            self._skipping += 1
+        elif tag in self.BLOCKS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.SKIP and self._skipping:
+            self._skipping -= 1
+        elif tag in self.BLOCKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skipping:
+            self.parts.append(data)
+
+
+def page_text(body: bytes, content_type: str) -> str:
+    """Readable text of a page: HTML without its markup, scripts and styles; other text as it is."""
+    charset = "utf-8"
+    if "charset=" in content_type:
+        charset = content_type.split("charset=", 1)[1].split(";")[0].strip().strip('"') or charset
+    try:
+        text = body.decode(charset, errors="replace")
+    except LookupError:
+        text = body.decode("utf-8", errors="replace")
+    if "html" in content_type.lower() or text.lstrip()[:15].lower().startswith(("<!doctype html", "<html")):
+        parser = _TextOfHtml()
+        parser.feed(text)
+        parser.close()
+        text = "".join(parser.parts)
+    lines = (" ".join(line.split()) for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
