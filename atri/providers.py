@@ -34,7 +34,7 @@ class ModelInfo:
     max_output: int = 8192
     known: bool = True  # False when guessed from the id
     tools: bool = True  # can call functions (tools / tool_calls)
-    web_search: bool = False  # the provider searches the web for it (DashScope enable_search)
+    web_search: str = ""  # the provider searches the web for it with this search_strategy ("": it cannot)
 
 
 @dataclass(frozen=True)

@@ -111,18 +111,20 @@ def build_request(history: list[Message], options: ChatOptions, model: ModelInfo
     elif tools:
         notes.append("note_model_no_tools")
     if options.web_search and model.web_search:
-        kwargs.setdefault("extra_body", {}).update(search_body())
+        kwargs.setdefault("extra_body", {}).update(search_body(model.web_search))
+    elif options.web_search and not any(tool["function"]["name"] == "web_search" for tool in kwargs.get("tools", [])):
+        notes.append("note_web_search_unavailable")
     return RequestPlan(kwargs, notes)
 
 
-def search_body() -> dict[str, Any]:
+def search_body(strategy: str) -> dict[str, Any]:
     """DashScope's web search switches (Model Studio "web search" docs): the visitor switched search on, so
     it is forced (English questions are often answered unsearched otherwise); sources and citation marks
     asked for. Compatible mode is documented to ground the answer
     without returning the sources; where they come back (search_info), atri.stream reads them."""
     return {"enable_search": True, "search_options": {
         "forced_search": True, "enable_source": True, "enable_citation": True, "citation_format": "[<number>]",
-        "search_strategy": "turbo"}}
+        "search_strategy": strategy}}
 
 
 def _thinking_body(call: Call, model: ModelInfo, json_mode: bool, notes: list[str]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from typing import Any
 
 from .messages import InvalidData, Usage, usage_from_provider
 from .tools import ToolCall
+from .websearch import sources_in
 
 OPEN_TAG = "<think>"
 CLOSE_TAG = "</think>"
@@ -52,7 +53,15 @@ class ToolCallsReady:
     calls: tuple[ToolCall, ...]
 
 
-Event = ReasoningDelta | ContentDelta | ContentWasReasoning | UsageReport | Finish | ToolCallDelta | ToolCallsReady
+@dataclass(frozen=True)
+class SearchResults:
+    """The web pages the provider searched (atri.websearch.sources_in: DashScope's search_info shape)."""
+
+    sources: tuple[dict[str, Any], ...]
+
+
+Event = (ReasoningDelta | ContentDelta | ContentWasReasoning | UsageReport | Finish | ToolCallDelta | ToolCallsReady
+         | SearchResults)
 
 
 def _held_back(text: str, tags: tuple[str, ...]) -> int:
@@ -146,6 +155,9 @@ class ChunkParser:
 
     def feed(self, chunk: dict[str, Any]) -> list[Event]:
         events: list[Event] = []
+        sources = sources_in(chunk)
+        if sources:
+            events.append(SearchResults(tuple(sources)))
         for choice in chunk.get("choices") or []:
             if choice.get("index", 0) != 0:
                 continue

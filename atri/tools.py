@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import simpleeval
 
 from .webfetch import FetchRefused, fetch_page
+from .websearch import searxng_search
 
 MAX_RESULT_CHARS = 20_000  # what one call sends back to the model (and stores)
 MAX_ARGUMENT_CHARS = 20_000
@@ -185,6 +186,15 @@ def _fetch_page() -> Tool:
     return Tool(FETCH_PAGE, "Fetch a public web page (http or https) and return its readable text.",
                 {"type": "object", "properties": {"url": {"type": "string", "description": "the page's full URL"}},
                  "required": ["url"]}, _fetch)
+
+
+def web_search_tool(searxng_url: str) -> Tool:
+    """Search through the host's SearXNG, for models whose provider does not search by itself."""
+    return Tool(WEB_SEARCH, "Search the web for current information. Returns numbered results (title, URL, "
+                "snippet); cite them in the answer as [n].",
+                {"type": "object", "properties": {"query": {"type": "string", "description": "what to search for"}},
+                 "required": ["query"]},
+                lambda arguments: searxng_search(searxng_url, str(arguments.get("query", ""))))
 
 
 def builtin_tools(names: Iterable[str], visitor_zone: str = "") -> list[Tool]:

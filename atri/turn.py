@@ -19,6 +19,7 @@ from .stream import (
     Event,
     Finish,
     ReasoningDelta,
+    SearchResults,
     ToolCallDelta,
     ToolCallsReady,
     UsageReport,
@@ -80,6 +81,9 @@ class Turn:
             self.calling = event.name or self.calling
         elif isinstance(event, ToolCallsReady):
             self.calls = list(event.calls)
+        elif isinstance(event, SearchResults):
+            known = {source["url"] for source in self.sources}
+            self.sources += [source for source in event.sources if source["url"] not in known]
 
     def elapsed(self) -> float:
         return (self.ended_at or time.perf_counter()) - self.started

@@ -82,6 +82,23 @@ REASONING = "Let me think about this step by step. The user wants a friendly rep
 TOOL_MARKER = re.compile(r"\[\[(\w+)\s*(\{.*?\})?\]\]")
 LOOP_MARKER = "[[loop]]"
 
+# Web search: a request with enable_search gets these sources in the shape DashScope documents for its own
+# protocol (output.search_info.search_results: index, title, url, site_name, icon), here at the top level of
+# the first chunk, and an answer citing them in the requested citation_format. Model Studio's docs say the
+# compatible endpoint returns no sources; this is the shape atri.websearch accepts if it ever does.
+SEARCH_RESULTS = [
+    {"index": 1, "title": "Atri news: tools arrive", "url": "https://news.example.com/atri-tools",
+     "site_name": "Example News", "icon": "https://news.example.com/favicon.ico"},
+    {"index": 2, "title": "KaTeX in chat apps", "url": "https://blog.example.org/katex", "site_name": "Example Blog",
+     "icon": ""},
+]
+
+
+def searched_answer(body: dict[str, Any]) -> str:
+    mark = (body.get("search_options") or {}).get("citation_format") or "[<number>]"
+    cite = [mark.replace("<number>", str(source["index"])) for source in SEARCH_RESULTS]
+    return f"Today Atri learned to call tools {cite[0]}, and formulas render {cite[1]}."
+
 
 def tool_calls_asked(body: dict[str, Any], question: str) -> list[tuple[str, str]]:
     """The (name, arguments JSON) calls the request should get back: none without tools or with tool_choice
@@ -185,6 +202,8 @@ class FakeProvider:
         from_tools = tool_results_answer(body)
         if from_tools is not None:
             return from_tools
+        if body.get("enable_search"):
+            return searched_answer(body)
         if body.get("response_format", {}).get("type") == "json_object":
             return json.dumps({"reply": f"Echo: {text}", "turns": sum(m["role"] == "user" for m in body["messages"])},
                               ensure_ascii=False)
@@ -295,6 +314,8 @@ class FakeProvider:
                     return {**base, "choices": [{"index": 0, "delta": fields, "finish_reason": None, "logprobs": None}]}
 
                 pieces: list[dict[str, Any]] = [delta(role="assistant", content=None, reasoning_content="")]
+                if body.get("enable_search") and (body.get("search_options") or {}).get("enable_source"):
+                    pieces[0] = {**pieces[0], "search_info": {"search_results": SEARCH_RESULTS}}
                 reasoning = provider.reasoning_text if thinking else ""
                 budget = body.get("thinking_budget")
                 if reasoning and budget:

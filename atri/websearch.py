@@ -1,0 +1,102 @@
+"""Web search: the sources a provider grounded an answer on, the citation marks that point at them, and a
+`web_search` tool over a SearXNG instance the host runs (for providers that do not search themselves).
+
+DashScope searches when `enable_search` is sent (atri.request.search_body). Its documentation (Model Studio
+"Web search", 2026) says the OpenAI-compatible Chat Completions endpoint does *not* return the sources; its
+own protocol returns them as `output.search_info.search_results` items `{index, title, url, site_name, icon}`.
+We could not confirm any compatible-mode chunk carrying them, so `sources_in` accepts that documented shape
+wherever a chunk has it (top level `search_info`, or under `output`) and nothing else; without it the answer
+is still grounded, only without a list.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import httpx2
+
+from .safe_markdown import plain_text
+
+MAX_SOURCES = 50
+SEARCH_TIMEOUT_S = 10.0
+_CITATION = re.compile(r"\[(?:ref_)?(\d{1,3})\](?![(\[:])")  # [1] or [ref_1], not a link or a reference definition
+_CODE_FENCE = re.compile(r"^ {0,3}(```|~~~)", re.MULTILINE)
+
+
+def _web_url(value: Any) -> str:
+    return value if isinstance(value, str) and value.startswith(("https://", "http://")) and len(value) <= 4000 else ""
+
+
+def _text(value: Any, limit: int) -> str:
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def sources_in(chunk: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The search results a chunk carries (DashScope's search_info.search_results shape), cleaned: http(s)
+    URLs only, bounded strings, an index for each. None when the chunk has none."""
+    info = chunk.get("search_info")
+    if not isinstance(info, dict) and isinstance(chunk.get("output"), dict):
+        info = chunk["output"].get("search_info")
+    results = info.get("search_results") if isinstance(info, dict) else None
+    if not isinstance(results, list):
+        return None
+    sources = []
+    for position, item in enumerate(results[:MAX_SOURCES], start=1):
+        if not isinstance(item, dict) or not _web_url(item.get("url")):
+            continue
+        index = item.get("index")
+        sources.append({"index": index if isinstance(index, int) and 0 <= index <= 10_000 else position,
+                        "title": _text(item.get("title"), 2000) or _web_url(item.get("url")),
+                        "url": _web_url(item.get("url")), "site_name": _text(item.get("site_name"), 500),
+                        "icon": _web_url(item.get("icon"))})
+    return sources
+
+
+def link_safe(url: str) -> str:
+    return url.replace("<", "%3C").replace(">", "%3E").replace(" ", "%20")
+
+
+def link_citations(text: str, sources: list[dict[str, Any]] | None) -> str:
+    """Citation marks `[1]` / `[ref_1]` that name a source become links to it (outside code)."""
+    if not sources or "[" not in text:
+        return text
+    urls = {source["index"]: source["url"] for source in sources if source.get("url")}
+
+    def link(match: re.Match[str]) -> str:
+        url = urls.get(int(match.group(1)))
+        return f"[\\[{match.group(1)}\\]](<{link_safe(url)}>)" if url else match.group(0)
+
+    if _CODE_FENCE.search(text):  # code blocks keep their brackets: only the text between fences changes
+        parts = re.split(r"(^ {0,3}(?:```|~~~)[\s\S]*?^ {0,3}(?:```|~~~)[^\n]*$)", text, flags=re.MULTILINE)
+        return "".join(part if index % 2 else _outside_spans(part, link) for index, part in enumerate(parts))
+    return _outside_spans(text, link)
+
+
+def _outside_spans(text: str, link: Callable[[re.Match[str]], str]) -> str:
+    pieces = re.split(r"(`+[^`]*`+)", text)
+    return "".join(piece if index % 2 else _CITATION.sub(link, piece) for index, piece in enumerate(pieces))
+
+
+def sources_markdown(sources: list[dict[str, Any]]) -> str:
+    """A numbered list of links, numbered as the answer cites them."""
+    lines = []
+    for source in sorted(sources, key=lambda s: s["index"]):
+        site = f" · {plain_text(source['site_name'])}" if source.get("site_name") else ""
+        lines.append(f"{source['index']}. [{plain_text(source['title'])[:200]}](<{link_safe(source['url'])}>){site}")
+    return "\n".join(lines)
+
+
+def searxng_search(base_url: str, query: str, limit: int = 6) -> str:
+    """Results from the host's SearXNG instance (its JSON API must be enabled: `search.formats: [json]`)."""
+    if not query.strip():
+        raise ValueError("the query is empty")
+    response = httpx2.get(base_url.rstrip("/") + "/search", params={"q": query, "format": "json"},
+                          timeout=SEARCH_TIMEOUT_S, follow_redirects=False)
+    response.raise_for_status()
+    results = (response.json() or {}).get("results") or []
+    lines = []
+    for index, item in enumerate(results[:limit], start=1):
+        if isinstance(item, dict) and _web_url(item.get("url")):
+            lines.append(f"[{index}] {_text(item.get('title'), 300)}\n{item['url']}\n{_text(item.get('content'), 600)}")
+    return "\n\n".join(lines) or "No results."

@@ -1,0 +1,108 @@
+"""Web search (issue 11): DashScope's request fields, sources read from the stream and linked from citation marks,
+and the web_search tool over the host's SearXNG for other providers."""
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from atri.messages import ChatOptions, Message
+from atri.providers import catalogue
+from atri.request import build_request
+from atri.settings import Connection
+from atri.stream import ChunkParser, SearchResults
+from atri.tool_loop import run_turn_with_tools
+from atri.tools import Toolbox, web_search_tool
+from atri.turn import run_turn
+from atri.websearch import link_citations, sources_in, sources_markdown
+from tests.fake_provider import GOOD_KEY, SEARCH_RESULTS
+
+DASHSCOPE = catalogue()["dashscope"]
+
+
+def search_plan(model="qwen-plus", provider=DASHSCOPE, tools=None):
+    options = ChatOptions(provider.id, model, web_search=True)
+    return build_request([Message("user", "What is new today?")], options, provider.model(model), provider, tools=tools)
+
+
+def test_dashscope_search_sends_enable_search_and_its_options():
+    body = search_plan().kwargs["extra_body"]
+    assert body["enable_search"] is True
+    assert body["search_options"] == {"forced_search": True, "enable_source": True, "enable_citation": True,
+                                      "citation_format": "[<number>]", "search_strategy": "turbo"}
+    assert search_plan("qwen3-max").kwargs["extra_body"]["search_options"]["search_strategy"] == "agent"
+
+
+def test_a_model_without_search_gets_a_note_and_no_search_fields():
+    plan = search_plan("qwen3-vl-plus")
+    assert "enable_search" not in plan.kwargs.get("extra_body", {}) and "note_web_search_unavailable" in plan.notes
+    openai = catalogue()["openai"]
+    with_tool = search_plan("gpt-4.1-mini", openai, tools=[web_search_tool("http://searx.invalid").schema()])
+    assert "note_web_search_unavailable" not in with_tool.notes and with_tool.kwargs["tools"]
+
+
+def test_sources_in_the_documented_shape_are_read_and_cleaned():
+    chunk = {"output": {"search_info": {"search_results": [
+        {"index": 1, "title": "A", "url": "https://a.example/"}, {"index": 2, "title": "evil", "url": "javascript:alert(1)"},
+        {"title": "no index", "url": "http://c.example/"}, "junk"]}}}
+    sources = sources_in(chunk)
+    assert [(s["index"], s["url"]) for s in sources] == [(1, "https://a.example/"), (3, "http://c.example/")]
+    assert sources_in({"choices": []}) is None
+    events = ChunkParser().feed({"search_info": {"search_results": SEARCH_RESULTS}, "choices": []})
+    assert isinstance(events[0], SearchResults) and len(events[0].sources) == 2
+
+
+def test_citation_marks_link_to_their_sources_outside_code():
+    sources = [{"index": 1, "url": "https://a.example/x"}, {"index": 2, "url": "https://b.example/"}]
+    text = "Fact [1] and [ref_2], not [3], `code [1]`, a [link](http://x) and\n```\narr[1]\n```\n"
+    linked = link_citations(text, sources)
+    assert "[\\[1\\]](<https://a.example/x>)" in linked and "[\\[2\\]](<https://b.example/>)" in linked
+    assert "not [3]" in linked and "`code [1]`" in linked and "arr[1]" in linked and "[link](http://x)" in linked
+    assert link_citations(text, []) == text
+    listed = sources_markdown([{"index": 1, "title": "**A**", "url": "https://a.example/", "site_name": "Site"}])
+    assert listed == "1. [\\*\\*A\\*\\*](<https://a.example/>) · Site"
+
+
+def test_the_fake_dashscope_answer_carries_its_sources_into_the_turn(fake):
+    conn = Connection(DASHSCOPE, fake.base_url, GOOD_KEY)
+    turn = list(run_turn(conn, search_plan()))[-1]
+    assert fake.streamed[0]["enable_search"] is True and fake.streamed[0]["search_options"]["enable_citation"]
+    assert [source["url"] for source in turn.sources] == [s["url"] for s in SEARCH_RESULTS]
+    assert "[1]" in turn.content and "[2]" in turn.content
+    message = Message.from_dict(turn.to_message(ChatOptions("dashscope", "qwen-plus", web_search=True)).to_dict())
+    assert message.facts.sources[0]["title"] == "Atri news: tools arrive" and message.options.web_search
+
+
+@pytest.fixture
+def searxng():
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            body = json.dumps({"results": [{"title": "Result one", "url": "https://one.example/", "content": "first"},
+                                           {"title": "Bad", "url": "file:///etc/passwd", "content": "no"}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_other_providers_search_with_the_web_search_tool_over_searxng(fake, searxng):
+    box = Toolbox([web_search_tool(searxng)])
+    openai_like = catalogue()["custom"]
+    conn = Connection(openai_like, fake.base_url, GOOD_KEY)
+    options = ChatOptions("custom", "some-model", web_search=True, tools=["web_search"])
+    plan = build_request([Message("user", 'news? [[web_search {"query": "atri"}]]')], options,
+                         openai_like.model("some-model"), openai_like, tools=box.schemas())
+    turn = list(run_turn_with_tools(conn, plan, box))[-1]
+    assert "enable_search" not in fake.streamed[0] and turn.tool_steps[0].name == "web_search"
+    assert turn.tool_steps[0].result == "[1] Result one\nhttps://one.example/\nfirst"
+    assert turn.content.startswith("Tool results: web_search = [1] Result one")
