@@ -51,7 +51,7 @@ def test_the_tutorials_train_ticket_is_extracted_and_shown_as_fields(dashscope_e
     [request] = dashscope_env.streamed
     assert request["model"] == "qwen3-vl-plus" and request["response_format"] == {"type": "json_object"}
     assert request["messages"][0]["content"][0]["image_url"]["url"].endswith("receipt_zh_demo.jpg")
-    assert any(c.value.startswith("1 items · 1 valid") for c in at.caption)
+    assert any(c.value.startswith("Sources: 1 · 1 valid") for c in at.caption)
     assert [b.label for b in at.get("download_button")] == ["Download CSV", "Download JSON"]
 
 

@@ -63,6 +63,7 @@ def access_form(lang: str) -> None:
         st.button(t(lang, "login"), on_click=st.login, type="primary")
         return
     password = load_settings().config.access_password
+    st.caption(t(lang, "access_why"))
     with st.form("access"):
         typed = st.text_input(t(lang, "access_password"), type="password", key=ACCESS_PASSWORD)
         entered = st.form_submit_button(t(lang, "access_enter"), type="primary")

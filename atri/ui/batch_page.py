@@ -214,11 +214,11 @@ def _finished(lang: str, view: RunView) -> None:
     _progress(lang, view)
     _table(lang, view)
     _totals(lang, view)
-    left, right = st.columns(2)
-    left.download_button(t(lang, "batch_download_csv"), to_csv(view.rows), f"atri-batch-{view.id[:8]}.csv",
-                         "text/csv", key=f"batch_csv::{view.id}", icon=":material/download:")
-    right.download_button(t(lang, "batch_download_jsonl"), to_jsonl(view.rows), f"atri-batch-{view.id[:8]}.jsonl",
-                          "application/jsonl", key=f"batch_jsonl::{view.id}", icon=":material/download:")
+    with st.container(horizontal=True):  # side by side, not spread over half the page
+        st.download_button(t(lang, "batch_download_csv"), to_csv(view.rows), f"atri-batch-{view.id[:8]}.csv",
+                           "text/csv", key=f"batch_csv::{view.id}", icon=":material/download:")
+        st.download_button(t(lang, "batch_download_jsonl"), to_jsonl(view.rows), f"atri-batch-{view.id[:8]}.jsonl",
+                           "application/jsonl", key=f"batch_jsonl::{view.id}", icon=":material/download:")
     if view.kind == "sweep":
         _side_by_side(lang, view)
 

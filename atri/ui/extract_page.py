@@ -115,7 +115,8 @@ def _result(lang: str, index: int, extraction: Extraction) -> None:
     with st.container(border=True):
         left, right = st.columns([1, 2])
         with left:
-            st.markdown(f"**{index + 1}. {plain_text(extraction.source.label[:80])}**")
+            label = extraction.source.label
+            st.markdown(f"**{index + 1}. {plain_text(label if len(label) <= 60 else label[:59] + '…')}**")
             _picture(extraction.source)
         with right:
             st.markdown(t(lang, f"extract_status_{extraction.status}"))
@@ -149,11 +150,11 @@ def _results(lang: str, extractions: list[Extraction]) -> None:
                  failed=sum(e.status == "failed" for e in extractions),
                  prompt=sum(e.prompt_tokens for e in extractions), completion=sum(e.completion_tokens for e in extractions),
                  cost=format_cost(sum(costs), currency) if costs and currency else "—"))
-    left, right = st.columns(2)
-    left.download_button(t(lang, "extract_download_csv"), to_csv(extractions), "atri-extract.csv", "text/csv",
-                         key="extract_csv", icon=":material/download:")
-    right.download_button(t(lang, "extract_download_json"), to_json(extractions), "atri-extract.json",
-                          "application/json", key="extract_json", icon=":material/download:")
+    with st.container(horizontal=True):  # side by side, not spread over half the page
+        st.download_button(t(lang, "extract_download_csv"), to_csv(extractions), "atri-extract.csv", "text/csv",
+                           key="extract_csv", icon=":material/download:")
+        st.download_button(t(lang, "extract_download_json"), to_json(extractions), "atri-extract.json",
+                           "application/json", key="extract_json", icon=":material/download:")
     for index, extraction in enumerate(extractions):
         _result(lang, index, extraction)
 

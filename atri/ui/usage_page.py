@@ -106,10 +106,15 @@ def _per_model(lang: str, report: UsageReport) -> None:
     frame = pd.DataFrame(rows)
     frame["cost"] = [_cost(r["cost"], r["currency"]) for r in rows]
     frame = frame.drop(columns=["currency"])
-    seconds = st.column_config.NumberColumn(format="%.2f s")
+    def seconds(label: str) -> st.column_config.NumberColumn:
+        return st.column_config.NumberColumn(t(lang, label), format="%.2f s")
+
     st.dataframe(frame, hide_index=True, width="stretch", column_config={
-        "error_rate": st.column_config.NumberColumn(format="percent"), "ttft_median_s": seconds, "ttft_p95_s": seconds,
-        "total_median_s": seconds, "total_p95_s": seconds})
+        **_headers(lang, "model", "answers", "errors", "prompt_tokens", "completion_tokens", "reasoning_tokens",
+                   "cached_tokens", "cost"),
+        "error_rate": st.column_config.NumberColumn(t(lang, "usage_errors_metric"), format="percent"),
+        "ttft_median_s": seconds("usage_col_ttft_median"), "ttft_p95_s": seconds("usage_col_ttft_p95"),
+        "total_median_s": seconds("usage_col_total_median"), "total_p95_s": seconds("usage_col_total_p95")})
     st.subheader(t(lang, "usage_times"))
     times = pd.DataFrame([{"model": r["model"], "measure": measure, "seconds": r[name]}
                           for r in rows for measure, name in (("first token · median", "ttft_median_s"),
@@ -154,7 +159,14 @@ def _batch_runs(lang: str, report: UsageReport) -> None:
         return
     st.subheader(t(lang, "usage_batch_runs"))
     frame = pd.DataFrame([{**row, "cost": _cost(row["cost"], row["currency"])} for row in report.batch_runs])
-    st.dataframe(frame.drop(columns=["currency"]), hide_index=True, width="stretch")
+    st.dataframe(frame.drop(columns=["currency"]), hide_index=True, width="stretch",
+                 column_config=_headers(lang, "model", "runs", "rows", "failed", "prompt_tokens", "completion_tokens", "cost"))
+
+
+def _headers(lang: str, *columns: str) -> dict[str, str]:
+    """Column titles in the visitor's language."""
+    special = {"model": "usage_col_model", "answers": "usage_answers", "cost": "usage_cost"}
+    return {column: t(lang, special.get(column, f"usage_col_{column}")) for column in columns}
 
 
 def usage_page(settings: Settings, lang: str) -> None:
@@ -176,9 +188,9 @@ def usage_page(settings: Settings, lang: str) -> None:
         _errors(lang, report)
         _conversations(lang, report, everyone)
     _batch_runs(lang, report)
-    left, right = st.columns(2)
     stamp = f"{days.start:%Y%m%d}-{days.end:%Y%m%d}"
-    left.download_button(t(lang, "usage_download_models"), to_csv(model_rows(report)), f"atri-usage-models-{stamp}.csv",
-                         "text/csv", key="usage_csv_models", icon=":material/download:")
-    right.download_button(t(lang, "usage_download_days"), to_csv(report.by_day), f"atri-usage-days-{stamp}.csv",
-                          "text/csv", key="usage_csv_days", icon=":material/download:")
+    with st.container(horizontal=True):  # side by side, not spread over half the page
+        st.download_button(t(lang, "usage_download_models"), to_csv(model_rows(report)), f"atri-usage-models-{stamp}.csv",
+                           "text/csv", key="usage_csv_models", icon=":material/download:")
+        st.download_button(t(lang, "usage_download_days"), to_csv(report.by_day), f"atri-usage-days-{stamp}.csv",
+                           "text/csv", key="usage_csv_days", icon=":material/download:")
