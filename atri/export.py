@@ -18,7 +18,15 @@ def to_markdown(title: str, messages: list[Message]) -> str:
             if message.reasoning:
                 quoted = "\n".join(f"> {line}" for line in message.reasoning.splitlines())
                 lines += ["<details><summary>Reasoning</summary>", "", quoted, "", "</details>", ""]
+            for step in (message.facts.tool_steps if message.facts else None) or []:
+                outcome = f"Error: {step['error']}" if step["error"] is not None else step["result"]
+                lines += [f"<details><summary>Tool {step['name']} ({step['seconds']:.2f} s)</summary>", "",
+                          "```json", step["arguments"], "```", "", "```text", outcome, "```", "", "</details>", ""]
             lines += [message.content, ""]
+            for source in (message.facts.sources if message.facts else None) or []:
+                lines.append(f"{source['index']}. [{source.get('title') or source['url']}]({source['url']})")
+            if message.facts and message.facts.sources:
+                lines.append("")
             if message.facts and message.facts.interrupted:
                 lines += ["*(interrupted)*", ""]
     return "\n".join(lines).rstrip() + "\n"

@@ -84,6 +84,7 @@ def run_turn_with_tools(conn: Connection, plan: RequestPlan, toolbox: Toolbox, *
             yield turn
             step = toolbox.run(call, round_)
             turn.tool_steps.append(step)
+            turn.calling = None
             messages.append({"role": "tool", "tool_call_id": call.id, "content": result_for_model(step)})
             yield turn
             if cancel and cancel.cancelled:

@@ -65,7 +65,7 @@ def link_citations(text: str, sources: list[dict[str, Any]] | None) -> str:
 
     def link(match: re.Match[str]) -> str:
         url = urls.get(int(match.group(1)))
-        return f"[\\[{match.group(1)}\\]](<{link_safe(url)}>)" if url else match.group(0)
+        return f"[[{match.group(1)}]](<{link_safe(url)}>)" if url else match.group(0)  # balanced: "[1]" shown
 
     if _CODE_FENCE.search(text):  # code blocks keep their brackets: only the text between fences changes
         parts = re.split(r"(^ {0,3}(?:```|~~~)[\s\S]*?^ {0,3}(?:```|~~~)[^\n]*$)", text, flags=re.MULTILINE)

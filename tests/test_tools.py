@@ -279,3 +279,16 @@ def test_an_answer_with_tools_is_saved_with_its_steps(fake, tmp_path):
         assert "144" in json.dumps(exported) and '"tool_steps"' in json.dumps(exported)
     finally:
         answerer.close()
+
+
+def test_the_markdown_export_shows_tool_steps_and_sources():
+    from atri.export import to_markdown
+    from atri.messages import AnswerFacts
+
+    step = {"id": "c", "name": "calculator", "arguments": '{"expression": "2+2"}', "result": "4", "error": None,
+            "seconds": 0.01, "round": 0}
+    facts = AnswerFacts(model="qwen-plus", finish_reason="stop", tool_steps=[step],
+                        sources=[{"index": 1, "title": "A", "url": "https://a.example/"}])
+    text = to_markdown("t", [Message("user", "2+2?"), Message("assistant", "4 [1]", facts=facts)])
+    assert "<summary>Tool calculator (0.01 s)</summary>" in text and '{"expression": "2+2"}' in text
+    assert text.index("Tool calculator") < text.index("4 [1]") < text.index("1. [A](https://a.example/)")

@@ -5,6 +5,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from markdown_it import MarkdownIt
 
 from atri.messages import ChatOptions, Message
 from atri.providers import catalogue
@@ -56,7 +57,9 @@ def test_citation_marks_link_to_their_sources_outside_code():
     sources = [{"index": 1, "url": "https://a.example/x"}, {"index": 2, "url": "https://b.example/"}]
     text = "Fact [1] and [ref_2], not [3], `code [1]`, a [link](http://x) and\n```\narr[1]\n```\n"
     linked = link_citations(text, sources)
-    assert "[\\[1\\]](<https://a.example/x>)" in linked and "[\\[2\\]](<https://b.example/>)" in linked
+    assert "[[1]](<https://a.example/x>)" in linked and "[[2]](<https://b.example/>)" in linked
+    html = MarkdownIt("commonmark").render(linked)
+    assert '<a href="https://a.example/x">[1]</a>' in html and '<a href="https://b.example/">[2]</a>' in html
     assert "not [3]" in linked and "`code [1]`" in linked and "arr[1]" in linked and "[link](http://x)" in linked
     assert link_citations(text, []) == text
     listed = sources_markdown([{"index": 1, "title": "**A**", "url": "https://a.example/", "site_name": "Site"}])

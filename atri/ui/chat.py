@@ -213,7 +213,7 @@ def chat_input(lang: str) -> None:
 
 def turn_setup(setup: ChatSetup) -> TurnSetup:
     return TurnSetup(setup.options, setup.connection, setup.model, setup.count, setup.context,
-                     price_for(setup.model.id))
+                     price_for(setup.model.id), tools=setup.toolbox)
 
 
 def start_pending_answer(setup: ChatSetup, lang: str) -> None:

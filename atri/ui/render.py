@@ -20,6 +20,8 @@ from atri.turn import Turn, response_record
 from atri.ui.config import price_for
 from atri.ui.redraw import Throttle
 from atri.ui.session import session
+from atri.ui.steps import show_sources, show_tool_steps
+from atri.websearch import link_citations
 
 EAGER_MAX_MESSAGES = 12  # recent answers show their context and raw views at once up to this many messages
 EAGER_MAX_CHARS = 20_000
@@ -165,7 +167,8 @@ def show_answer_body(lang: str, message: Message) -> None:
             st.warning(t(lang, "json_invalid", error=str(error)))
             return
     if message.content:
-        show_text(lang, message.content, f"content::{message.id}")
+        sources = message.facts.sources if message.facts else None
+        show_text(lang, link_citations(message.content, sources), f"content::{message.id}")
 
 
 def _preview(text: str, limit: int = 160) -> str:
@@ -216,9 +219,11 @@ def _context_body(lang: str, context: dict[str, Any], sent: list[dict[str, Any]]
 def show_raw(lang: str, message: Message, request: dict[str, Any], key: str, eager: bool) -> None:
     def body() -> None:
         st.caption(t(lang, "raw_request"))
-        st.code(json.dumps(clip_long_strings(shorten_data_urls(request)), indent=4, ensure_ascii=False), language="json")
+        st.code(json.dumps(clip_long_strings(shorten_data_urls(request)), indent=4, ensure_ascii=False), language="json",
+                wrap_lines=True)
         st.caption(t(lang, "raw_response"))
-        st.code(json.dumps(clip_long_strings(response_record(message)), indent=4, ensure_ascii=False), language="json")
+        st.code(json.dumps(clip_long_strings(response_record(message)), indent=4, ensure_ascii=False), language="json",
+                wrap_lines=True)
 
     _details(lang, t(lang, "raw_view"), f"raw::{key}", eager, body)
 
@@ -230,9 +235,13 @@ def show_assistant(lang: str, message: Message, by_id: dict[int, Message], recen
         reasoning_tokens = facts.usage.reasoning_tokens if facts and facts.usage else None
         with st.expander(thinking_label(lang, facts.thinking_s if facts else None, reasoning_tokens, budget)):
             show_text(lang, message.reasoning, f"reasoning::{message.id}")
+    if facts and facts.tool_steps:
+        show_tool_steps(lang, facts.tool_steps)
     show_answer_body(lang, message)
     if facts is None:
         return
+    if facts.sources:
+        show_sources(lang, facts.sources)
     for note in facts.notes:
         st.caption(f":material/info: {t(lang, note)}")
     if facts.error_kind == "stopped":
@@ -278,6 +287,8 @@ class LiveAnswer:
         self._queue_slot = st.empty()
         self._queue_position = 0
         self._thinking_slot = st.empty()
+        self._steps_slot = st.empty()
+        self._steps_shown: tuple[int, str | None] = (0, None)
         self._answer_slot = st.empty()
         self._status = None
         self._reasoning_box = None
@@ -306,5 +317,18 @@ class LiveAnswer:
                 self._status.update(label=thinking_label(self.lang, turn.thinking_seconds(), None, None),
                                     state="complete", expanded=False)
                 self._collapsed = True
+        self._draw_steps(turn)
         if turn.content:
-            self._answer_slot.markdown(for_streamlit(turn.content + ("" if final else " ▌")))
+            text = link_citations(turn.content, turn.sources) + ("" if final else " ▌")
+            self._answer_slot.markdown(for_streamlit(text))
+
+    def _draw_steps(self, turn: Turn) -> None:
+        """The tool calls run so far, and the one being asked for or run now; redrawn only when they change."""
+        shown = (len(turn.tool_steps), turn.calling)
+        if shown == self._steps_shown:
+            return
+        self._steps_shown = shown
+        with self._steps_slot.container():
+            show_tool_steps(self.lang, [step.to_dict() for step in turn.tool_steps])
+            if turn.calling:
+                st.caption(f":material/build: {t(self.lang, 'tool_running', name=plain_text(turn.calling))}")

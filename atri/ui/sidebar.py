@@ -16,6 +16,7 @@ from atri.settings import Connection, Settings
 from atri.store import Snapshot
 from atri.tokenizer import counter_for
 from atri.tokens import TokenCounter
+from atri.tools import Toolbox
 from atri.ui.access import metered, quota_status
 from atri.ui.config import local_connection
 from atri.ui.context_panel import context_controls, meter
@@ -35,6 +36,7 @@ from atri.ui.session import (
     thinking_key,
     visitor_key,
 )
+from atri.ui.tools_panel import restore_tools, tools_controls
 
 DEFAULT_TEMPERATURE = 0.7
 DEFAULT_BUDGET = 1000
@@ -48,6 +50,7 @@ class ChatSetup:
     model: ModelInfo
     count: TokenCounter
     context: ContextSettings
+    toolbox: Toolbox | None = None  # the tools this answer may call
 
 
 def _apply_persona() -> None:
@@ -145,6 +148,7 @@ def restore_options(view: Snapshot, settings: Settings) -> None:
     if options.thinking_budget:
         state[THINKING_BUDGET] = options.thinking_budget
     state[SYSTEM_PROMPT] = options.system_prompt
+    restore_tools(options)
     state[PERSONA] = next((p for p, prompt in PERSONA_PROMPTS.items() if prompt == options.system_prompt),
                           state.get(PERSONA, "atri"))
 
@@ -186,6 +190,7 @@ def render_sidebar(settings: Settings, lang: str, view: Snapshot) -> ChatSetup:
         pasted = st.text_area(t(lang, "image_urls"), key=IMAGE_URLS, height=80, persist_state="session",
                               placeholder="https://example.com/cat.png")
         _preview_images(lang, pasted)
+        tools = tools_controls(lang, settings, model)
         context = context_controls(lang, view)
         meter(lang, view, context, system_prompt, model, count)
         used_up = quota_status(lang, connection)
@@ -193,5 +198,6 @@ def render_sidebar(settings: Settings, lang: str, view: Snapshot) -> ChatSetup:
                                    used_up and quota_message(lang, used_up.what, used_up.limit, used_up.resets_at))
 
     options = ChatOptions(provider_id=provider_id, model=model.id, temperature=temperature, thinking=thinking,
-                          thinking_budget=budget, json_mode=json_mode, system_prompt=system_prompt)
-    return ChatSetup(provider, options, connection, model, count, context)
+                          thinking_budget=budget, json_mode=json_mode, system_prompt=system_prompt,
+                          tools=tools.names, web_search=tools.web_search)
+    return ChatSetup(provider, options, connection, model, count, context, tools.toolbox)
