@@ -404,6 +404,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "mcp_header": ("MCP 服务器", "MCP servers"),
     "mcp_failed": ("{server} 无法使用:{reason}", "{server} is unavailable: {reason}"),
     "mcp_tools": ("{server}:{count} 个工具", "{server}: {count} tools"),
+    "mcp_connecting": ("仍在连接", "still connecting"),
     # The embedded model's waiting line (issue 13)
     "local_queue_position": ("内置模型正在回答别人的问题:你排在第 {position} 位,轮到你会自动开始。",
                              "The built-in model is answering someone else: you are number {position} in line; your answer starts by itself when it is your turn."),

@@ -38,3 +38,26 @@ def test_web_search_on_a_model_without_it_says_what_to_configure(app, dashscope_
     send(app, "news?")
     assert "enable_search" not in dashscope_env.streamed[-1]
     assert "cannot search the web" in all_text(app)
+
+
+def test_an_mcp_servers_tool_is_switched_on_in_the_sidebar_and_called(app, dashscope_env, tmp_path, monkeypatch):
+    import json
+    import sys
+
+    from tests.conftest import ROOT, new_app
+
+    config = tmp_path / "mcp.json"
+    config.write_text(json.dumps({"mcpServers": {
+        "test": {"command": sys.executable, "args": ["-m", "tests.mcp_server"], "cwd": str(ROOT)},
+        "broken": {"command": "/nonexistent/mcp-server"}}}))
+    monkeypatch.setenv("ATRI_MCP_CONFIG", str(config))
+    at = new_app()
+    text = all_text(at)
+    assert "test: 3 tools" in [toggle.label for toggle in at.toggle] and "add, shout, explode" in text
+    assert "broken is unavailable: FileNotFoundError" in text
+    at.toggle(key="mcp::test").set_value(True).run()
+    send(at, 'Add them [[test__add {"a": 2, "b": 3}]]')
+    assert [tool["function"]["name"] for tool in dashscope_env.streamed[0]["tools"]] == \
+        ["test__add", "test__shout", "test__explode"]
+    step = next(e for e in at.expander if e.label.startswith("Tool test\\_\\_add") or e.label.startswith("Tool test__add"))
+    assert step.code[1].value == "5" and "Tool results: test__add = 5" in all_text(at)

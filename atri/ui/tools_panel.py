@@ -1,22 +1,77 @@
-"""The sidebar's tools: built-in tools on or off, web search, and what each choice means for this model."""
+"""The sidebar's tools: built-in tools on or off, web search, the host's MCP servers, and what each choice
+means for this model."""
 from __future__ import annotations
 
+import atexit
+import os
 from dataclasses import dataclass, field
 
 import streamlit as st
 
 from atri.i18n import t
+from atri.mcp_tools import McpConfigError, McpHub, load_config
 from atri.messages import ChatOptions
 from atri.providers import ModelInfo
+from atri.safe_markdown import plain_text
 from atri.settings import Settings
 from atri.tools import BUILTINS, WEB_SEARCH, Toolbox, builtin_tools, web_search_tool
 
 SEARXNG_ENV = "ATRI_SEARXNG_URL"
+MCP_ENV = "ATRI_MCP_CONFIG"
 WEB_SEARCH_KEY = "tool::web_search"
 
 
 def tool_key(name: str) -> str:
     return f"tool::{name}"
+
+
+def mcp_key(server: str) -> str:
+    return f"mcp::{server}"
+
+
+@st.cache_resource(show_spinner=False)
+def _hub(path: str, mtime_ns: int) -> McpHub | McpConfigError:
+    """One hub per process and config file version (an edited file starts the servers again)."""
+    try:
+        configs = load_config(path)
+    except McpConfigError as error:
+        return error
+    hub = McpHub(configs)
+    atexit.register(hub.close)
+    hub.wait_ready()  # the first page waits for the servers to list their tools (once per process)
+    return hub
+
+
+def mcp_hub(settings: Settings) -> McpHub | McpConfigError | None:
+    path = (settings.values.get(MCP_ENV) or "").strip()
+    if not path:
+        return None
+    try:
+        mtime = os.stat(path).st_mtime_ns
+    except OSError:
+        mtime = 0
+    return _hub(path, mtime)
+
+
+def _mcp_controls(lang: str, hub: McpHub | McpConfigError | None, model: ModelInfo) -> set[str]:
+    """A switch per configured server, its tools listed; a server that failed says why. Returns those on."""
+    if hub is None:
+        return set()
+    st.caption(f":material/hub: {t(lang, 'mcp_header')}")
+    if isinstance(hub, McpConfigError):
+        st.caption(f":material/error: {t(lang, 'mcp_failed', server=MCP_ENV, reason=plain_text(str(hub)))}")
+        return set()
+    chosen = set()
+    for name, state in hub.servers.items():
+        if state.client is None:
+            reason = state.error or t(lang, "mcp_connecting")
+            st.caption(f":material/error: {t(lang, 'mcp_failed', server=plain_text(name), reason=plain_text(reason))}")
+            continue
+        label = t(lang, "mcp_tools", server=name, count=len(state.tools))
+        if st.toggle(label, key=mcp_key(name), persist_state="session", disabled=not model.tools):
+            chosen.add(name)
+        st.caption(", ".join(plain_text(tool.name) for tool in state.tools))
+    return chosen
 
 
 @dataclass
@@ -54,7 +109,13 @@ def tools_controls(lang: str, settings: Settings, model: ModelInfo) -> ToolChoic
                 st.caption(f":material/info: {t(lang, 'web_search_unconfigured')}")
         if (names or (web_search and not model.web_search)) and not model.tools:
             st.caption(f":material/block: {t(lang, 'tools_unsupported')}")
+        hub = mcp_hub(settings)
+        servers = _mcp_controls(lang, hub, model)
     tools = builtin_tools(names, visitor_zone())
+    if servers and isinstance(hub, McpHub):
+        served = hub.tools(servers)
+        tools += served
+        names += [tool.name for tool in served]
     if web_search and not model.web_search and searx:
         tools.append(web_search_tool(searx))
         names.append(WEB_SEARCH)
@@ -66,3 +127,5 @@ def restore_tools(options: ChatOptions) -> None:
     for name in BUILTINS:
         st.session_state[tool_key(name)] = name in options.tools
     st.session_state[WEB_SEARCH_KEY] = options.web_search
+    for server in {name.split("__", 1)[0] for name in options.tools if "__" in name}:
+        st.session_state[mcp_key(server)] = True
