@@ -122,11 +122,22 @@ def result_for_model(step: ToolStep) -> str:
 
 # --- the built-ins -----------------------------------------------------------------------------------
 
+MAX_COMBINATORIAL_N = 10_000  # factorial(10**7) would hold a worker for minutes
+
+
+def _bounded(function: Callable[..., Any]) -> Callable[..., Any]:
+    def checked(*arguments: Any) -> Any:
+        if any(isinstance(value, (int, float)) and abs(value) > MAX_COMBINATORIAL_N for value in arguments):
+            raise ToolError(f"{function.__name__} is limited to numbers up to {MAX_COMBINATORIAL_N:,}")
+        return function(*arguments)
+    return checked
+
+
 _MATH_FUNCTIONS: dict[str, Callable[..., Any]] = {
     name: getattr(math, name) for name in ("sqrt", "sin", "cos", "tan", "asin", "acos", "atan", "atan2", "log",
-                                           "log10", "log2", "exp", "floor", "ceil", "factorial", "gcd", "degrees",
-                                           "radians", "hypot", "comb", "perm")
-} | {"abs": abs, "round": round, "min": min, "max": max}
+                                           "log10", "log2", "exp", "floor", "ceil", "gcd", "degrees", "radians", "hypot")
+} | {name: _bounded(getattr(math, name)) for name in ("factorial", "comb", "perm")} | {
+    "abs": abs, "round": round, "min": min, "max": max}
 
 
 def calculate(expression: str) -> str:
@@ -138,11 +149,16 @@ def calculate(expression: str) -> str:
         value = evaluator.eval(expression.replace("^", "**"))
     except ZeroDivisionError:
         raise ToolError("division by zero") from None
+    except ToolError:
+        raise
     except (simpleeval.InvalidExpression, SyntaxError, TypeError, ValueError, OverflowError) as error:
         raise ToolError(f"cannot evaluate {expression!r}: {error}") from None
     if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
         value = int(value)
-    return str(value)
+    try:
+        return str(value)
+    except ValueError:  # Python refuses to print integers of more than 4300 digits
+        raise ToolError("the result has more than 4300 digits") from None
 
 
 def _calculator() -> Tool:
