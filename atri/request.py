@@ -166,6 +166,14 @@ def compact_request(record: dict[str, Any], sent: list[Message]) -> dict[str, An
     return {**record, "messages": {**refs, TEXT_ONLY: True} if text_only else refs}
 
 
+def sent_count(record: dict[str, Any] | None) -> int:
+    """How many messages a stored request sent, without rebuilding them."""
+    messages = (record or {}).get("messages")
+    if isinstance(messages, dict):
+        return len(messages.get(MESSAGE_REFS) or []) + (1 if messages.get("system") else 0)
+    return len(messages) if isinstance(messages, list) else 0
+
+
 def expand_request(record: dict[str, Any] | None, messages_by_id: dict[int, Message]) -> dict[str, Any] | None:
     messages = (record or {}).get("messages")
     if not isinstance(messages, dict):

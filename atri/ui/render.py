@@ -5,6 +5,7 @@ import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,7 +15,7 @@ from atri.i18n import t
 from atri.images import BadImage, check_image_reference, decode_data_url, is_web_url, shorten_data_urls, thumbnail_of
 from atri.messages import AnswerFacts, Message, Usage
 from atri.pricing import Totals, format_cost, request_cost
-from atri.request import expand_request
+from atri.request import expand_request, sent_count
 from atri.safe_markdown import clip_long_strings, defuse_images, for_streamlit, plain_text
 from atri.turn import Turn, response_record
 from atri.ui.config import price_for
@@ -190,14 +191,13 @@ def _details(lang: str, label: str, key: str, eager: bool, body: Callable[[], No
                       on_click=session.open_part, args=(f"open::{key}",))
 
 
-def show_context(lang: str, facts: AnswerFacts, request: dict[str, Any], key: str, eager: bool) -> None:
+def show_context(lang: str, facts: AnswerFacts, request: Callable[[], dict[str, Any]], key: str, eager: bool) -> None:
     """What the context strategy sent with this answer, what it left out, and why."""
     context = facts.context or {}
-    sent = request.get("messages", [])
-    label = t(lang, "context_view", sent=len(sent), dropped=len(context.get("dropped", [])),
+    label = t(lang, "context_view", sent=sent_count(facts.request), dropped=len(context.get("dropped", [])),
               tokens=context.get("input_tokens", 0), budget=context.get("budget", 0))
     _details(lang, f"{label} · {t(lang, 'strategy_' + context.get('strategy', 'full'))}", f"context::{key}", eager,
-             lambda: _context_body(lang, context, sent))
+             lambda: _context_body(lang, context, request().get("messages", [])))
 
 
 def _context_body(lang: str, context: dict[str, Any], sent: list[dict[str, Any]]) -> None:
@@ -216,10 +216,10 @@ def _context_body(lang: str, context: dict[str, Any], sent: list[dict[str, Any]]
         st.caption(f"{t(lang, 'context_dropped')}: {len(context['dropped'])}")
 
 
-def show_raw(lang: str, message: Message, request: dict[str, Any], key: str, eager: bool) -> None:
+def show_raw(lang: str, message: Message, request: Callable[[], dict[str, Any]], key: str, eager: bool) -> None:
     def body() -> None:
         st.caption(t(lang, "raw_request"))
-        st.code(json.dumps(clip_long_strings(shorten_data_urls(request)), indent=4, ensure_ascii=False), language="json",
+        st.code(json.dumps(clip_long_strings(shorten_data_urls(request())), indent=4, ensure_ascii=False), language="json",
                 wrap_lines=True)
         st.caption(t(lang, "raw_response"))
         st.code(json.dumps(clip_long_strings(response_record(message)), indent=4, ensure_ascii=False), language="json",
@@ -255,8 +255,9 @@ def show_assistant(lang: str, message: Message, by_id: dict[int, Message], recen
     st.caption(facts_line(lang, facts, bool(message.reasoning))
                + (f" · {t(lang, 'facts_estimated')}" if facts.usage and facts.usage.estimated else ""))
     key = str(message.id)
-    request = expand_request(facts.request, by_id) or {}
-    eager = recent and _small(request)
+    # Rebuilt only when drawn: each stored request refers to the whole history before it.
+    request = cache(lambda: expand_request(facts.request, by_id) or {})
+    eager = recent and sent_count(facts.request) <= EAGER_MAX_MESSAGES and _small(request())
     if facts.context:
         show_context(lang, facts, request, key, eager=eager)
     show_raw(lang, message, request, key, eager=eager)
@@ -264,8 +265,7 @@ def show_assistant(lang: str, message: Message, by_id: dict[int, Message], recen
 
 def _small(request: dict[str, Any]) -> bool:
     """Cheap enough to send to the browser before it is asked for: a request carries the whole history."""
-    messages = request.get("messages", [])
-    return len(messages) <= EAGER_MAX_MESSAGES and sum(len(str(m.get("content", ""))) for m in messages) <= EAGER_MAX_CHARS
+    return sum(len(str(m.get("content", ""))) for m in request.get("messages", [])) <= EAGER_MAX_CHARS
 
 
 def show_message(lang: str, message: Message, by_id: dict[int, Message], recent: bool = True) -> None:
