@@ -14,7 +14,9 @@ from contextlib import contextmanager
 from functools import cache
 
 CANCEL_POLL_S = 0.1  # how often a waiter that can be cancelled looks whether it was
-LOCAL_SLOTS = 1  # answers generating at once on the embedded model (measured: bench/local_speed.py --slots)
+# Answers generating at once on the embedded model. llama-cpp-python's server holds one model behind a
+# lock and runs one request at a time: a second slot would only move the wait inside the server, unseen.
+LOCAL_SLOTS = 1
 
 
 class LeftQueue(Exception):

@@ -7,7 +7,8 @@ One run of the script measures, on this machine and in this order:
   server       Atri's client path (request building -> openai SDK -> HTTP/SSE -> llama.cpp server ->
                chunk parsing -> Turn), the server started as the app starts it;
   cache        one chat of --turns turns on that server: time to first token at turn 2 and at the last
-               turn, and the last turn again with its prefix gone (what the prompt cache saves);
+               turn, and the last turn again with its prefix gone (what the prompt cache saves), with the
+               prompt tokens the server read and reused for each (from its log);
   queue        two questions at once through the app's one-slot gate: each one's wait and speed;
   browser      `streamlit run app.py` driven by Playwright in headless Chromium: Enter in the chat box,
                a MutationObserver timestamps every change of the answer's text in the DOM.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -30,6 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -41,6 +44,7 @@ from atri.request import build_request  # noqa: E402
 from atri.settings import Connection  # noqa: E402
 from atri.turn import run_turn  # noqa: E402
 
+T = TypeVar("T")
 PERSONA = "Session {run}. You are a helpful assistant."
 QUESTION = "Explain bubble sort with a Python example."
 CHAT_QUESTIONS = ["What is a list in Python?", "And a tuple?", "How do I sort a list?", "Reverse it?",
@@ -141,22 +145,29 @@ def server_runs(connection: Connection, runs: int, count: Callable[[str], int]) 
     return [server_turn(connection, request_messages(run), count)[0] for run in range(runs + 1)][1:]
 
 
-def chat_cache(connection: Connection, turns: int, count: Callable[[str], int]) -> dict[str, float]:
-    """TTFT along one chat: the server keeps the previous turn's tokens, so only the new ones are read."""
+def chat_cache(connection: Connection, turns: int, count: Callable[[str], int], server_log: Path) -> dict:
+    """TTFT along one chat: the server keeps the previous turn's tokens, so only the new ones are read.
+    How many it read comes from the server's own log ("N prefix-match hit, remaining M prompt tokens")."""
     messages = [{"role": "system", "content": persona(0)}]
-    ttfts = {}
+    ttfts: dict = {}
     for turn in range(1, turns + 1):
         messages.append({"role": "user", "content": CHAT_QUESTIONS[(turn - 1) % len(CHAT_QUESTIONS)]})
         run, answer = server_turn(connection, messages, count, CHAT_ANSWER_TOKENS)
         ttfts[turn] = run.ttft
+        ttfts[f"read {turn}"] = _prompt_tokens_read(server_log)
         if turn == turns:
-            prompt_tokens = sum(count(m["content"]) for m in messages)
-            ttfts["tokens"] = prompt_tokens
             cold = [dict(m) for m in messages]
             cold[0]["content"] = "Cold. " + cold[0]["content"]  # the same chat with its prefix changed
             ttfts["cold"] = server_turn(connection, cold, count, CHAT_ANSWER_TOKENS)[0].ttft
+            ttfts["read cold"] = _prompt_tokens_read(server_log)
         messages.append({"role": "assistant", "content": answer})
     return ttfts
+
+
+def _prompt_tokens_read(server_log: Path) -> tuple[int, int] | None:
+    """(tokens reused from the cache, tokens read) of the server's latest request."""
+    hits = re.findall(r"(\d+) prefix-match hit, remaining (\d+) prompt tokens", server_log.read_text(errors="replace"))
+    return (int(hits[-1][0]), int(hits[-1][1])) if hits else None
 
 
 def two_at_once(connection: Connection, count: Callable[[str], int]) -> list[Run]:
@@ -243,6 +254,16 @@ def _wait_for_title(database, cid: str, first_words: str, timeout_s: float = 30)
         time.sleep(0.2)
 
 
+def _read(hit: tuple[int, int] | None) -> str:
+    return f"(read {hit[1]} new prompt tokens, {hit[0]} from the cache)" if hit else "(server log unreadable)"
+
+
+def progress(what: str, result: T) -> T:
+    """Each part's result on stderr as soon as it is measured (the table comes at the end, on stdout)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {what}: {result}", file=sys.stderr, flush=True)
+    return result
+
+
 def row(name: str, run: Run, raw: Run | None = None) -> str:
     line = f"{name:<44}{run.rate:>9.1f}{run.ttft:>9.3f}{run.tokens:>8}"
     if raw is not None:
@@ -261,17 +282,17 @@ def main() -> None:
     count = gguf_token_counter(str(model_path))
     cores = default_threads()
 
-    raw_one = best(in_process(model_path, args.runs, 1, count))
-    raw_all = best(in_process(model_path, args.runs, cores, count))
+    raw_one = progress("in-process, 1 thread", best(in_process(model_path, args.runs, 1, count)))
+    raw_all = progress(f"in-process, {cores} threads", best(in_process(model_path, args.runs, cores, count)))
     engine = start_engine(model_path, BUNDLED_MODEL_ID)
     try:
         connection = Connection(PROVIDER, engine.base_url, "not-needed")
-        server = best(server_runs(connection, args.runs, count))
-        cache = chat_cache(connection, args.turns, count)
-        queued = two_at_once(connection, count)
+        server = progress("server path", best(server_runs(connection, args.runs, count)))
+        cache = progress("prompt cache", chat_cache(connection, args.turns, count, model_path.parent / "local-server.log"))
+        queued = progress("two at once", two_at_once(connection, count))
     finally:
         engine.stop()
-    app = None if args.no_browser else best(browser_runs(args.runs, count, args.log))
+    app = None if args.no_browser else progress("browser", best(browser_runs(args.runs, count, args.log)))
 
     print(f"Embedded model (Qwen2.5-Coder-0.5B Q4_K_M) · {os.cpu_count()} cores · best of {args.runs} · "
           f"temperature 0, answers to their natural end · server threads {cores}")
@@ -281,8 +302,9 @@ def main() -> None:
     print(row("server path (openai SDK stream, run_turn)", server, raw_all))
     if app is not None:
         print(row("Atri in Chromium (DOM, Enter to text)", app, raw_all))
-    print(f"prompt cache, one chat: TTFT turn 2 {cache[2]:.3f} s, turn {args.turns} {cache[args.turns]:.3f} s "
-          f"({cache['tokens']} prompt tokens); turn {args.turns} with its prefix changed {cache['cold']:.3f} s")
+    last = args.turns
+    print(f"prompt cache, one chat: TTFT turn 2 {cache[2]:.3f} s {_read(cache['read 2'])}, turn {last} {cache[last]:.3f} s "
+          f"{_read(cache[f'read {last}'])}; turn {last} with its prefix changed {cache['cold']:.3f} s {_read(cache['read cold'])}")
     first, second = queued
     print(f"two at once, one slot: first TTFT {first.ttft:.2f} s at {first.rate:.1f} tok/s; second waited "
           f"{second.waited:.2f} s in the queue, then {second.rate:.1f} tok/s")
