@@ -97,7 +97,7 @@ SEARCH_RESULTS = [
 def searched_answer(body: dict[str, Any]) -> str:
     mark = (body.get("search_options") or {}).get("citation_format") or "[<number>]"
     cite = [mark.replace("<number>", str(source["index"])) for source in SEARCH_RESULTS]
-    return f"Today Atri learned to call tools {cite[0]}, and formulas render {cite[1]}."
+    return f"Today Atri learned to call tools {cite[0]}, and formulas render, as in \\(e^{{i\\pi}} + 1 = 0\\) {cite[1]}."
 
 
 def tool_calls_asked(body: dict[str, Any], question: str) -> list[tuple[str, str]]:
@@ -201,7 +201,7 @@ class FakeProvider:
         text = text_of(last_user["content"])
         from_tools = tool_results_answer(body)
         if from_tools is not None:
-            return from_tools
+            return from_tools + (f". {searched_answer(body)}" if body.get("enable_search") else "")
         if body.get("enable_search"):
             return searched_answer(body)
         if body.get("response_format", {}).get("type") == "json_object":
