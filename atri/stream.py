@@ -199,7 +199,7 @@ class ChunkParser:
         if isinstance(piece.get("id"), str) and piece["id"]:
             call["id"] = piece["id"]
         name, arguments = function.get("name"), function.get("arguments")
-        if isinstance(name, str) and name and not call["name"].endswith(name):
+        if isinstance(name, str) and name and name != call["name"]:  # some servers repeat it in every piece
             call["name"] += name
         arguments = arguments if isinstance(arguments, str) else ""
         call["arguments"] += arguments

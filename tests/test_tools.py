@@ -60,6 +60,15 @@ def test_two_parallel_calls_are_kept_apart_by_index_even_interleaved():
                            ToolCall("b", "current_time", '{"timezone": "UTC"}'))
 
 
+def test_a_name_repeated_in_every_piece_is_kept_once():
+    parser = ChunkParser()
+    for piece in ['{"expression":', ' "1"}']:
+        parser.feed(tool_delta(0, id="a", name="calculator", arguments=piece))
+    [ready] = [e for e in parser.feed({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
+               if isinstance(e, ToolCallsReady)]
+    assert ready.calls == (ToolCall("a", "calculator", '{"expression": "1"}'),)
+
+
 def test_calls_without_an_index_are_told_apart_by_id():
     parser = ChunkParser()
     chunks = [{"choices": [{"index": 0, "delta": {"tool_calls": [
