@@ -151,7 +151,7 @@ def _answer(store: Store, live: LiveAnswer, setup: TurnSetup, history: list[Mess
     plan = build_request(context.sent, replace(setup.options, system_prompt=context.system_prompt), model,
                          connection.provider, tools=toolbox.schemas() or None)
     saver.sent = context.sent
-    plan.notes = context.notes + toolbox.notes + plan.notes
+    plan.notes = context.notes + plan.notes
     turns = (run_turn_with_tools(connection, plan, toolbox, count=setup.count, context=context.explain(),
                                  cancel=live.cancel) if "tools" in plan.kwargs
              else run_turn(connection, plan, count=setup.count, context=context.explain(), cancel=live.cancel))

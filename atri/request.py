@@ -120,8 +120,8 @@ def build_request(history: list[Message], options: ChatOptions, model: ModelInfo
 def search_body(strategy: str) -> dict[str, Any]:
     """DashScope's web search switches (Model Studio "web search" docs): the visitor switched search on, so
     it is forced (English questions are often answered unsearched otherwise); sources and citation marks
-    asked for. Compatible mode is documented to ground the answer
-    without returning the sources; where they come back (search_info), atri.stream reads them."""
+    asked for. Compatible mode is documented to ground the answer without returning the sources; where
+    they come back (search_info), atri.stream reads them."""
     return {"enable_search": True, "search_options": {
         "forced_search": True, "enable_source": True, "enable_citation": True, "citation_format": "[<number>]",
         "search_strategy": strategy}}

@@ -84,7 +84,6 @@ def _clip(text: str, limit: int) -> str:
 @dataclass
 class Toolbox:
     tools: list[Tool] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # i18n keys: tools asked for but not available
 
     def __bool__(self) -> bool:
         return bool(self.tools)
