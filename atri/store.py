@@ -111,7 +111,8 @@ class MessageRow(Base):
     ttft_s: Mapped[float | None] = mapped_column(Float)
     total_s: Mapped[float | None] = mapped_column(Float)
     error_kind: Mapped[str | None] = mapped_column(String(40), index=True)  # "streaming": being written
-    written_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # touched while streaming
+    # Set by every write of the row (and touched while streaming): processes re-read rows whose stamp changed.
+    written_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class MemoryRow(Base):

@@ -42,9 +42,9 @@ def test_a_server_path_as_an_image_is_refused_at_import_and_never_served(fake, d
 
         # What an older version let in: the row names the file. The page must not read it.
         with Store(database_url).engine.begin() as connection:
-            connection.execute(text("UPDATE messages SET data = :data WHERE role = 'user'"),
+            connection.execute(text("UPDATE messages SET data = :data, written_at = CURRENT_TIMESTAMP WHERE role = 'user'"),
                                {"data": json.dumps({"images": [str(secret)]})})
-            connection.execute(text("UPDATE conversations SET version = version + 1"))  # as a write does
+            connection.execute(text("UPDATE conversations SET version = version + 1"))  # both, as the store's writes do
         page.reload()
         page.wait_for_selector(IDLE, timeout=60_000)
         expect(page.get_by_text("could not be read").first).to_be_visible()
