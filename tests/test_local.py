@@ -166,6 +166,7 @@ def test_with_no_key_the_page_chats_offline(monkeypatch, database_url):
 
 
 def test_two_browser_sessions_chat_with_the_local_model_at_once(database_url):
+    """The second visitor sees their place in line while the first one's answer streams, then gets theirs."""
     from playwright.sync_api import expect, sync_playwright
 
     from tests.browser import IDLE, NO_CHROMIUM, chromium_available, launch, streamlit_server
@@ -178,9 +179,13 @@ def test_two_browser_sessions_chat_with_the_local_model_at_once(database_url):
         for page in pages:
             page.goto(app.url)
             page.wait_for_selector(IDLE, timeout=120_000)
-        for page, question in zip(pages, ["用一句话介绍杭州。", "Say hello in one short sentence."]):
-            page.get_by_test_id("stChatInputTextArea").fill(question)
-            page.keyboard.press("Enter")
+        first, second = pages
+        first.get_by_test_id("stChatInputTextArea").fill("Count from 1 to 40, separated by commas.")
+        first.keyboard.press("Enter")
+        expect(first.get_by_test_id("stChatMessage").nth(1)).to_contain_text("3", timeout=60_000)  # it streams
+        second.get_by_test_id("stChatInputTextArea").fill("Say hello in one short sentence.")
+        second.keyboard.press("Enter")
+        expect(second.get_by_test_id("stChatMessage").nth(1)).to_contain_text("你排在第 1 位", timeout=30_000)
         for page in pages:
             answer = page.get_by_test_id("stChatMessage").nth(1)
             expect(answer).to_contain_text("qwen2.5-coder", timeout=120_000)  # the facts line: the answer ended
