@@ -70,9 +70,9 @@ class Standing:
 class QuotaExceeded(ChatError):
     """A limit would be passed: nothing was sent. `what` names the limit, `resets_at` when it resets."""
 
-    def __init__(self, what: str, limit: int, resets_at: float, estimated_tokens: int = 0) -> None:
+    def __init__(self, what: str, limit: int, resets_at: float) -> None:
         super().__init__(f"quota_{what}", f"{limit} {int(resets_at)}", retry_after_s=max(0.0, resets_at - time.time()))
-        self.what, self.limit, self.resets_at, self.estimated_tokens = what, limit, resets_at, estimated_tokens
+        self.what, self.limit, self.resets_at = what, limit, resets_at
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ class Quotas:
         refused = self.store.claim_counters([c.claim for c in counters], estimated_tokens)
         if refused is not None:
             counter = next(c for c in counters if c.claim == refused)
-            raise QuotaExceeded(counter.what, counter.limit, counter.resets_at, estimated_tokens)
+            raise QuotaExceeded(counter.what, counter.limit, counter.resets_at)
         self._forget_old(counters[0].claim.period)
         token_counters = tuple((c.claim.scope, c.claim.period) for c in counters if c.claim.max_tokens is not None)
         return Admission(self.store, token_counters, estimated_tokens)
