@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
 
 import streamlit as st
@@ -20,6 +21,15 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _secrets() -> dict[str, object]:
+    """Read again only when a secrets file changes: a page asks for the settings dozens of times a run
+    (the prices under each answer), and copying st.secrets cost ~2 ms each time."""
+    places = (Path.cwd() / ".streamlit" / "secrets.toml", PROJECT_ROOT / ".streamlit" / "secrets.toml",
+              Path.home() / ".streamlit" / "secrets.toml")
+    return _read_secrets(tuple(place.stat().st_mtime_ns if place.is_file() else None for place in places))
+
+
+@lru_cache(maxsize=4)
+def _read_secrets(_stamps: tuple[int | None, ...]) -> dict[str, object]:
     try:
         return dict(st.secrets)
     except Exception:  # no secrets.toml: Streamlit raises its own FileNotFoundError variants
