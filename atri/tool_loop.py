@@ -19,7 +19,7 @@ from .request import RequestPlan
 from .settings import Connection
 from .tokens import TokenCounter
 from .tools import Toolbox, result_for_model
-from .turn import Turn, TurnFollower, _admit, public_url
+from .turn import Turn, TurnFollower, admit_request, public_url
 
 MAX_STEPS = 5  # requests that may call tools; one more (without tools) answers after the last
 
@@ -58,7 +58,7 @@ def run_turn_with_tools(conn: Connection, plan: RequestPlan, toolbox: Toolbox, *
         content_mark, reasoning_mark = len(turn.content), len(turn.reasoning)
         admission, received = None, False
         try:
-            admission = _admit(conn, RequestPlan({**kwargs, "messages": messages}), count)
+            admission = admit_request(conn, RequestPlan({**kwargs, "messages": messages}), count)
             chunks = stream_chunks(conn, {**kwargs, "messages": messages}, cancel)
             try:
                 for chunk in chunks:

@@ -212,14 +212,14 @@ class TurnFollower:
         return turn
 
 
-def _admit(conn: Connection, plan: RequestPlan, count: TokenCounter | None) -> Admission | None:
+def admit_request(conn: Connection, plan: RequestPlan, count: TokenCounter | None) -> Admission | None:
     """Counted against the payer's quotas before anything is sent (raises QuotaExceeded, a ChatError)."""
     if conn.meter is None:
         return None
     return conn.meter.admit(count_prompt(plan.kwargs.get("messages", []), count or rough_count))
 
 
-def _charge(admission: Admission | None, turn: Turn) -> Turn:
+def charge_turn(admission: Admission | None, turn: Turn) -> Turn:
     if admission is not None and turn.usage is not None:
         admission.charge(turn.usage.prompt_tokens + turn.usage.completion_tokens)
     return turn
@@ -231,7 +231,7 @@ def run_turn(conn: Connection, plan: RequestPlan, *, count: TokenCounter | None 
     follower = TurnFollower(conn, plan, count, context)
     admission, error = None, None
     try:
-        admission = _admit(conn, plan, count)
+        admission = admit_request(conn, plan, count)
         chunks = stream_chunks(conn, plan.kwargs, cancel)
         try:
             for chunk in chunks:
@@ -240,7 +240,7 @@ def run_turn(conn: Connection, plan: RequestPlan, *, count: TokenCounter | None 
             chunks.close()
     except ChatError as failure:
         error = failure
-    yield _charge(admission, follower.finish(error))
+    yield charge_turn(admission, follower.finish(error))
 
 
 async def arun_turn(conn: Connection, plan: RequestPlan, *, count: TokenCounter | None = None) -> AsyncIterator[Turn]:
@@ -248,9 +248,9 @@ async def arun_turn(conn: Connection, plan: RequestPlan, *, count: TokenCounter 
     follower = TurnFollower(conn, plan, count, None)
     admission, error = None, None
     try:
-        admission = _admit(conn, plan, count)
+        admission = admit_request(conn, plan, count)
         async for chunk in astream_chunks(conn, plan.kwargs):
             yield follower.feed(chunk)
     except ChatError as failure:
         error = failure
-    yield _charge(admission, follower.finish(error))
+    yield charge_turn(admission, follower.finish(error))
