@@ -97,10 +97,14 @@ def test_past_the_quota_nothing_is_sent_the_text_stays_and_an_own_key_goes_on(fa
 
         # The host's key is nowhere a visitor or the log can see: page, websocket frames, raw view, export.
         page.get_by_text("Raw request and response").last.click()
+        page.wait_for_selector(IDLE, timeout=30_000)
         html = re.sub(r"<input[^>]*>", "", page.content())  # the visitor's own key sits in its own field
         page.get_by_text("Manage this chat").click()
-        with page.expect_download() as download:
-            page.get_by_role("button", name="Export JSON").click()
+        export = page.get_by_role("button", name="Export JSON")
+        expect(export).to_be_visible(timeout=10_000)
+        page.wait_for_selector(IDLE, timeout=30_000)
+        with page.expect_download(timeout=60_000) as download:
+            export.click()
         exported = download.value.path().read_text(encoding="utf-8")
         browser.close()
     for seen, where in [(html, "page"), ("\n".join(frames), "websocket"), (exported, "export"),
