@@ -74,6 +74,8 @@ class AppConfig:
     local_threads: int | None = None  # the embedded model's generation threads; None: all cores
     access_password: str = field(default="", repr=False)  # a shared demo's gate; empty: open
     trusted_proxies: str = ""  # addresses/networks whose X-Forwarded-For is believed
+    mcp_config: str = ""  # the host's MCP servers file (Claude Desktop's mcpServers)
+    searxng_url: str = ""  # a search API for the web_search tool
     quotas: QuotaLimits = QuotaLimits()
 
     @classmethod
@@ -91,7 +93,9 @@ class AppConfig:
                    database_url=values.get("ATRI_DATABASE_URL", ""), data_dir=values.get("ATRI_DATA_DIR", ""),
                    timeout_s=timeout_s, local_threads=local_threads if local_threads > 0 else None,
                    access_password=values.get("ATRI_ACCESS_PASSWORD", ""),
-                   trusted_proxies=values.get("ATRI_TRUSTED_PROXIES", ""), quotas=QuotaLimits.of(values))
+                   trusted_proxies=values.get("ATRI_TRUSTED_PROXIES", ""), quotas=QuotaLimits.of(values),
+                   mcp_config=(values.get("ATRI_MCP_CONFIG") or "").strip(),
+                   searxng_url=(values.get("ATRI_SEARXNG_URL") or "").strip())
 
 
 @dataclass(frozen=True)

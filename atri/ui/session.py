@@ -93,6 +93,7 @@ EDIT_TEXT = "edit_text"
 IMPORT_FILE = "import_file"
 CONTEXT_PREFIX = "ctx_"
 ACCESS_PASSWORD = "access_password"
+WEB_SEARCH_KEY = "tool::web_search"
 
 
 def model_key(provider_id: str) -> str:
@@ -109,3 +110,11 @@ def thinking_key(model_id: str) -> str:
 
 def visitor_key(provider_id: str) -> str:
     return f"visitor_key::{provider_id}"
+
+
+def tool_key(name: str) -> str:
+    return f"tool::{name}"
+
+
+def mcp_key(server: str) -> str:
+    return f"mcp::{server}"

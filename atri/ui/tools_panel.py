@@ -15,18 +15,9 @@ from atri.providers import ModelInfo
 from atri.safe_markdown import plain_text
 from atri.settings import Settings
 from atri.tools import BUILTINS, WEB_SEARCH, Toolbox, builtin_tools, web_search_tool
+from atri.ui.session import WEB_SEARCH_KEY, mcp_key, tool_key
 
-SEARXNG_ENV = "ATRI_SEARXNG_URL"
-MCP_ENV = "ATRI_MCP_CONFIG"
-WEB_SEARCH_KEY = "tool::web_search"
-
-
-def tool_key(name: str) -> str:
-    return f"tool::{name}"
-
-
-def mcp_key(server: str) -> str:
-    return f"mcp::{server}"
+MCP_ENV = "ATRI_MCP_CONFIG"  # named in the message when the file cannot be read
 
 
 @st.cache_resource(show_spinner=False)
@@ -43,7 +34,7 @@ def _hub(path: str, mtime_ns: int) -> McpHub | McpConfigError:
 
 
 def mcp_hub(settings: Settings) -> McpHub | McpConfigError | None:
-    path = (settings.values.get(MCP_ENV) or "").strip()
+    path = settings.config.mcp_config
     if not path:
         return None
     try:
@@ -89,17 +80,13 @@ def visitor_zone() -> str:
         return ""
 
 
-def searxng_url(settings: Settings) -> str:
-    return (settings.values.get(SEARXNG_ENV) or "").strip()
-
-
 def tools_controls(lang: str, settings: Settings, model: ModelInfo) -> ToolChoice:
     """The switches, drawn in an expander; returns the tools this answer may use."""
     with st.expander(t(lang, "tools_header"), icon=":material/build:"):
         names = [name for name in BUILTINS
                  if st.toggle(t(lang, f"tool_{name}"), key=tool_key(name), persist_state="session")]
         web_search = st.toggle(t(lang, "tool_web_search"), key=WEB_SEARCH_KEY, persist_state="session")
-        searx = searxng_url(settings)
+        searx = settings.config.searxng_url
         if web_search:
             if model.web_search:
                 st.caption(f":material/travel_explore: {t(lang, 'web_search_provider')}")
