@@ -9,13 +9,13 @@ from atri.ui.conversations import conversation_sidebar
 from atri.ui.sidebar import render_sidebar
 
 lang = current_language()
-view = open_view(lang)
+view, live = open_view(lang)
 conversation_sidebar(lang, view)
 setup = render_sidebar(load_settings(), lang, view)
 start_pending_answer(setup, lang)
 
 st.title(t(lang, "app_title"))
 conversation_totals(lang, view)
-show_history(lang, view, offline=setup.provider.embedded)
-follow_answer(lang, view)
+show_history(lang, view, live, offline=setup.provider.embedded)
+follow_answer(lang, view, live)
 chat_input(lang)

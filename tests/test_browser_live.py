@@ -66,3 +66,21 @@ def test_two_tabs_on_one_conversation_show_the_same_live_answer(fake, database_u
             expect(tab.get_by_test_id("stChatMessage").nth(1)).to_contain_text(ANSWER_END, timeout=30_000)
         assert len(fake.streamed) == 1 and link
         browser.close()
+
+
+def test_a_sidebar_click_mid_answer_shows_the_answer_once(fake, database_url):
+    fake.chunk_delay_s = 0.4
+    with streamlit_server(env_for(fake, database_url)) as app, sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = open_page(browser, app.url)
+        start_slow_answer(page, fake, "one answer, drawn once")
+        page.get_by_text("Thinking", exact=True).click()  # reruns the page while the answer is written
+        messages, seen = page.get_by_test_id("stChatMessage"), []
+        while ANSWER_END not in messages.nth(1).inner_text(timeout=30_000):
+            seen.append((messages.count(), page.get_by_text("another server").count()))
+            page.wait_for_timeout(100)
+        page.wait_for_selector(IDLE, timeout=20_000)
+        seen.append((messages.count(), page.get_by_text("another server").count()))
+        assert seen and all(shown == (2, 0) for shown in seen), f"drawn twice or as someone else's: {seen}"
+        assert len(fake.streamed) == 1
+        browser.close()

@@ -37,21 +37,24 @@ def open_conversation(cid: str | None) -> None:
     session.editing = False
 
 
-def open_view(lang: str) -> Snapshot:
-    """The open conversation, read once per run for everything the page draws.
+def open_view(lang: str) -> tuple[Snapshot, LiveAnswer | None]:
+    """The open conversation, read once per run for everything the page draws, and the answer this
+    process is writing for it (drawn live by this run, not from the store).
 
     Read on every run (not kept in the session): another tab of the same browser may have written.
     A link to a conversation this visitor does not own opens a new chat instead.
     """
     cid = conversation_id()
     if not cid:
-        return EMPTY
-    get_answerer()  # made before the first read: its start-up marks answers a dead process left as interrupted
+        return EMPTY, None
+    # Asked before the read: an answer that ends in between is then drawn live to its end, never
+    # from a read that still has it half-written.
+    live = get_answerer().live(current_owner(), cid)  # (the answerer's start-up marks a dead process's answers)
     view = get_store().snapshot(current_owner(), cid)
     if view.info is None and not session.pending:
         st.warning(t(lang, "not_found"))
         open_conversation(None)
-    return view
+    return view, live if live is not None and live.active else None
 
 
 def _on_submit() -> None:
@@ -160,11 +163,12 @@ def _question_actions(lang: str, item: StoredMessage, answered: bool) -> None:
         right.button(t(lang, "get_answer"), icon=":material/send:", key="answer_again", on_click=_answer_again)
 
 
-def show_history(lang: str, view: Snapshot, offline: bool) -> None:
+def show_history(lang: str, view: Snapshot, live: LiveAnswer | None, offline: bool) -> None:
+    """`live`: the answer this run draws live (its stored row, if read already, is not drawn here)."""
     thread = view.thread
-    live = get_answerer().live(current_owner(), view.cid)
-    busy = (live is not None and live.active) or bool(
-        thread and thread[-1].message.facts and thread[-1].message.facts.error_kind == STREAMING)
+    if live is not None and thread and (thread[-1].id == live.message_id or _being_written(thread[-1])):
+        thread = thread[:-1]
+    busy = live is not None or bool(thread and _being_written(thread[-1]))
     if not thread and not busy:
         st.caption(t(lang, "empty_chat"))
         if offline:
@@ -235,21 +239,23 @@ def _stop(cid: str) -> None:
     get_answerer().stop(current_owner(), cid)
 
 
-def follow_answer(lang: str, view: Snapshot) -> None:
-    """Draw the answer this process is writing for the open conversation, live, until it ends; an
-    answer being written by another replica is shown as saved and looked at again every second."""
-    live = get_answerer().live(current_owner(), view.cid)
-    if live is not None and not live.active:
-        if live.message_id is not None and live.message_id not in view.by_id:
-            st.rerun()  # it ended after this run read the conversation: read it again
-    elif live is not None:
+def follow_answer(lang: str, view: Snapshot, attached: LiveAnswer | None) -> None:
+    """Draw the answer this process is writing for the open conversation (`attached` when the run
+    began, or started by this run), live, until it ends; an answer being written by another replica
+    is shown as saved and looked at again every second."""
+    live = attached or get_answerer().live(current_owner(), view.cid)
+    if live is not None and (live is attached or live.active):
         region = st.container()
         if not live.done.is_set():  # outside the answer's region: a click reruns the page, and that run re-attaches
             st.button(t(lang, "stop"), key="stop_answer", icon=":material/stop_circle:", on_click=_stop, args=(view.cid,))
         with region:
             _live_answer(lang, live)
-    elif view.thread and view.thread[-1].message.facts and view.thread[-1].message.facts.error_kind == STREAMING:
+    elif live is None and view.thread and _being_written(view.thread[-1]):
         _written_elsewhere()
+
+
+def _being_written(item: StoredMessage) -> bool:
+    return bool(item.message.facts and item.message.facts.error_kind == STREAMING)
 
 
 def _live_answer(lang: str, live: LiveAnswer) -> None:
