@@ -9,15 +9,17 @@ UI reuses this module as it is.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from .client import Cancel
-from .context import ContextSettings, input_budget, prepare_context, write_summary
+from .context import ContextSettings, default_embedder, input_budget, prepare_context, write_summary
+from .documents import DocumentProblem, Upload, chunk_pages, document_kind, read_pages
 from .errors import ChatError
 from .local_queue import LeftQueue, gate_for
 from .messages import ChatOptions, Message
@@ -38,6 +40,8 @@ log = logging.getLogger(__name__)
 MAX_ANSWERS_PER_OWNER = 3  # answers one visitor can have being written at once
 WORKERS = 16
 HEARTBEAT_S = 2.0  # how often a live answer's row says "still being written"
+EMBED_BEFORE_ANSWER_S = 10.0  # a new document's chunks embedded before the first answer; the rest after it
+EMBED_BATCH = 8
 KEEP_S = 600.0  # how long a finished answer's live state is kept (pages that read the store before it ended)
 
 
@@ -52,6 +56,7 @@ class TurnSetup:
     context: ContextSettings
     price: Price | None = None
     tools: Toolbox | None = None  # the tools the model may call (built-in and MCP), if any
+    documents: tuple[Upload, ...] = ()  # files attached to the question: read and stored before it is answered
 
 
 class TooManyAnswers(Exception):
@@ -63,8 +68,9 @@ class LiveAnswer:
 
     def __init__(self, owner: str, cid: str) -> None:
         self.owner, self.cid = owner, cid
-        self.phase = "preparing"  # queued, preparing, summarising, streaming, done
+        self.phase = "preparing"  # queued, preparing, reading, indexing, summarising, streaming, done
         self.queue_position = 0  # while queued: 1 = next in line for the embedded model
+        self.progress: tuple[str, int, int] = ("", 0, 0)  # reading or indexing: (document, done, of)
         self.turn: Turn | None = None
         self.cancel = Cancel()
         self.saver: ProgressSaver | None = None
@@ -78,6 +84,10 @@ class LiveAnswer:
             self.phase, self.turn = phase, turn or self.turn
             self.version += 1
             self._changed.notify_all()
+
+    def advance(self, phase: str, document: str, done: int, total: int) -> None:
+        self.progress = (document, done, total)
+        self.publish(phase)
 
     def in_line(self, position: int) -> None:
         """The place in the embedded model's line changed (0: its turn has come)."""
@@ -116,11 +126,54 @@ def answer_conversation(store: Store, live: LiveAnswer, setup: TurnSetup, positi
     if connection is None:
         _fail(live, setup, ChatError("no_connection"))
         return
+    notes = read_documents(store, live, setup, history[-1].id if history else None)
+    if setup.documents:
+        embed_documents(store, owner, cid, time.monotonic() + EMBED_BEFORE_ANSWER_S,
+                        lambda name, done, total: live.advance("indexing", name, done, total),
+                        stop=lambda: live.cancel.cancelled)
+    if live.cancel.cancelled:
+        _fail(live, setup, ChatError("stopped"))
+        return
     try:
         with _turn_on_the_model(live, connection):
-            _answer(store, live, setup, history, wants_title)
+            _answer(store, live, setup, history, wants_title, notes)
     except LeftQueue:  # Stop while waiting: nothing was sent
         _fail(live, setup, ChatError("stopped"))
+
+
+def read_documents(store: Store, live: LiveAnswer, setup: TurnSetup, question_id: int | None) -> list[str]:
+    """Read, cut and store the documents attached to the question; notes for the answer on any that failed."""
+    notes = []
+    for upload in setup.documents:
+        try:
+            pages = read_pages(upload.name, upload.data,
+                               lambda done, total, name=upload.name: live.advance("reading", name, done, total))
+        except DocumentProblem:  # checked when attached; a file that fails only now is left out, and said so
+            notes.append("note_document_unreadable")
+            continue
+        chunks = chunk_pages(document_kind(upload.name), pages)
+        try:
+            store.add_document(live.owner, live.cid, upload.name, question_id, pages[-1].number,
+                               sum(setup.count(chunk.text) for chunk in chunks), chunks)
+        except (StorageError, KeyError):
+            notes.append("note_document_unreadable")
+    return notes
+
+
+def embed_documents(store: Store, owner: str, cid: str, deadline: float,
+                    on_progress: Callable[[str, int, int], None] = lambda name, done, total: None,
+                    stop: Callable[[], bool] = lambda: False) -> bool:
+    """Embed the conversation's chunks that have no vector yet, a batch at a time, until the deadline;
+    True when none is left. Retrieval works without them (by words); vectors make it understand."""
+    embedder = default_embedder()
+    while time.monotonic() < deadline and not stop():
+        pending = store.pending_chunks(owner, cid, embedder.name, EMBED_BATCH)
+        if not pending:
+            return True
+        on_progress(pending[0].document, *store.embedded_count(owner, cid, embedder.name))
+        vectors = embedder.passages([chunk.text for chunk in pending])
+        store.save_chunk_vectors(embedder.name, {chunk.id: vector for chunk, vector in zip(pending, vectors)})
+    return False
 
 
 @contextmanager
@@ -140,7 +193,8 @@ def _turn_on_the_model(live: LiveAnswer, connection: Connection) -> Iterator[Non
         yield
 
 
-def _answer(store: Store, live: LiveAnswer, setup: TurnSetup, history: list[Message], wants_title: bool) -> None:
+def _answer(store: Store, live: LiveAnswer, setup: TurnSetup, history: list[Message], wants_title: bool,
+            notes: list[str]) -> None:
     owner, cid, saver = live.owner, live.cid, live.saver
     connection, model = setup.connection, setup.model
     context = prepare_context(store.context_source(owner, cid), history, setup.context, setup.options.system_prompt,
@@ -151,7 +205,7 @@ def _answer(store: Store, live: LiveAnswer, setup: TurnSetup, history: list[Mess
     plan = build_request(context.sent, replace(setup.options, system_prompt=context.system_prompt), model,
                          connection.provider, tools=toolbox.schemas() or None)
     saver.sent = context.sent
-    plan.notes = context.notes + plan.notes
+    plan.notes = notes + context.notes + plan.notes
     turns = (run_turn_with_tools(connection, plan, toolbox, count=setup.count, context=context.explain(),
                                  cancel=live.cancel) if "tools" in plan.kwargs
              else run_turn(connection, plan, count=setup.count, context=context.explain(), cancel=live.cancel))
@@ -191,6 +245,7 @@ class Answerer:
         self._live: dict[str, LiveAnswer] = {}
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        self._indexer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="atri-embed")
         store.interrupt_stale_answers()  # left "being written" by a process that died
         threading.Thread(target=self._heartbeat, name="atri-heartbeat", daemon=True).start()
 
@@ -219,6 +274,14 @@ class Answerer:
         finally:
             live.done.set()
             live.publish("done")
+        self._indexer.submit(self._embed_rest, live.owner, live.cid)
+
+    def _embed_rest(self, owner: str, cid: str) -> None:
+        """What a document's first answer left unembedded, in the background (one conversation at a time)."""
+        try:
+            embed_documents(self.store, owner, cid, math.inf, stop=self._closed.is_set)
+        except Exception:  # retried after the conversation's next answer
+            log.exception("embedding documents failed")
 
     def live(self, owner: str, cid: str | None) -> LiveAnswer | None:
         """The latest answer this process wrote or is writing for the conversation (`active`: not in
@@ -240,6 +303,7 @@ class Answerer:
         for live in list(self._live.values()):
             live.cancel.cancel()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._indexer.shutdown(wait=True, cancel_futures=True)
 
     def _heartbeat(self) -> None:
         while not self._closed.wait(HEARTBEAT_S):

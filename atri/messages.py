@@ -87,6 +87,14 @@ class Recollection(TypedDict):
     score: Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
+class DocumentExcerpt(TypedDict):
+    document: Name
+    page: Count | None
+    text: Text
+    score: Annotated[float, Field(strict=True, allow_inf_nan=False)]
+    similarity: Annotated[float, Field(strict=True, allow_inf_nan=False)] | None
+
+
 class ContextReport(TypedDict, total=False):
     """What the context strategy chose for one answer (atri.context.ContextPlan.explain)."""
 
@@ -97,6 +105,8 @@ class ContextReport(TypedDict, total=False):
     summary: Text | None
     summary_through: Count
     recalled: Annotated[list[Recollection], Field(max_length=100)]
+    documents: Annotated[list[DocumentExcerpt], Field(max_length=10_000)]
+    documents_whole: Flag
     notes: Annotated[list[Note], Field(max_length=50)]
 
 

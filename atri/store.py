@@ -52,6 +52,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
 from .context import ContextSettings, Memory, Summary
+from .documents import Chunk, StoredChunk
 from .images import thumbnail_of
 from .messages import AnswerFacts, InvalidData, Message, validated
 from .pricing import Price, request_cost
@@ -125,6 +126,32 @@ class MemoryRow(Base):
     embedder: Mapped[str] = mapped_column(String(80))
     text: Mapped[str] = mapped_column(Text)
     vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian
+
+
+class DocumentRow(Base):
+    """A document attached to a conversation: its name and size; the text is in its chunks."""
+
+    __tablename__ = "documents"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[int | None] = mapped_column(Integer)  # the question it came with
+    name: Mapped[str] = mapped_column(String(255))
+    pages: Mapped[int | None] = mapped_column(Integer)  # None: the format has no pages
+    tokens: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DocumentChunkRow(Base):
+    """A few paragraphs of a document, with their page and, once embedded, their vector."""
+
+    __tablename__ = "document_chunks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
+    page: Mapped[int | None] = mapped_column(Integer)
+    start: Mapped[int] = mapped_column(Integer)  # where it begins in its page's text
+    text: Mapped[str] = mapped_column(Text)
+    embedder: Mapped[str | None] = mapped_column(String(80))
+    vector: Mapped[bytes | None] = mapped_column(LargeBinary)  # float32, little-endian
 
 
 class AppSecretRow(Base):
@@ -235,6 +262,17 @@ class Snapshot:
 
 
 EMPTY = Snapshot(None, [], {})
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    id: int
+    name: str
+    message_id: int | None
+    pages: int | None
+    tokens: int
+    chunks: int
+    embedded: int  # chunks with a vector from the current embedder
 
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -729,6 +767,82 @@ class Store:
                                                            MemoryRow.embedder == embedder)).all()
             return [Memory(r.turn_key, r.text, np.frombuffer(r.vector, dtype="<f4")) for r in rows]
 
+    # documents
+
+    def add_document(self, owner: str, conversation_id: str, name: str, message_id: int | None, pages: int | None,
+                     tokens: int, chunks: list[Chunk]) -> int:
+        with self._session() as session:
+            conversation = self._owned(session, owner, conversation_id)
+            if conversation is None:
+                raise KeyError(conversation_id)
+            row = DocumentRow(conversation_id=conversation_id, message_id=message_id, name=storable(name)[:255],
+                              pages=pages, tokens=tokens, created_at=now())
+            session.add(row)
+            session.flush()
+            session.add_all(DocumentChunkRow(document_id=row.id, page=chunk.page, start=chunk.start,
+                                             text=storable(chunk.text))
+                            for chunk in chunks)
+            _changed(conversation)
+            return row.id
+
+    def documents(self, owner: str, conversation_id: str, embedder: str) -> list[DocumentInfo]:
+        embedded = func.count(DocumentChunkRow.id).filter(DocumentChunkRow.embedder == embedder)
+        with self._session() as session:
+            if self._owned(session, owner, conversation_id) is None:
+                return []
+            rows = session.execute(
+                select(DocumentRow, func.count(DocumentChunkRow.id), embedded)
+                .join(DocumentChunkRow, DocumentChunkRow.document_id == DocumentRow.id, isouter=True)
+                .where(DocumentRow.conversation_id == conversation_id)
+                .group_by(DocumentRow.id).order_by(DocumentRow.id)).all()
+            return [DocumentInfo(row.id, row.name, row.message_id, row.pages, row.tokens, chunks, done)
+                    for row, chunks, done in rows]
+
+    def document_chunks(self, owner: str, conversation_id: str, embedder: str) -> list[StoredChunk]:
+        """Every chunk of the conversation's documents, in order; vectors only from `embedder`."""
+        with self._session() as session:
+            if self._owned(session, owner, conversation_id) is None:
+                return []
+            rows = session.execute(
+                select(DocumentChunkRow, DocumentRow.name).join(DocumentRow)
+                .where(DocumentRow.conversation_id == conversation_id)
+                .order_by(DocumentRow.id, DocumentChunkRow.id)).all()
+            return [StoredChunk(chunk.id, name, chunk.page, chunk.text, chunk.start,
+                                np.frombuffer(chunk.vector, dtype="<f4") if chunk.vector and chunk.embedder == embedder
+                                else None) for chunk, name in rows]
+
+    def pending_chunks(self, owner: str, conversation_id: str, embedder: str, limit: int) -> list[StoredChunk]:
+        """The first `limit` chunks of the conversation's documents with no vector from `embedder`."""
+        with self._session() as session:
+            if self._owned(session, owner, conversation_id) is None:
+                return []
+            rows = session.execute(
+                select(DocumentChunkRow, DocumentRow.name).join(DocumentRow)
+                .where(DocumentRow.conversation_id == conversation_id,
+                       or_(DocumentChunkRow.embedder.is_(None), DocumentChunkRow.embedder != embedder))
+                .order_by(DocumentChunkRow.id).limit(limit)).all()
+            return [StoredChunk(chunk.id, name, chunk.page, chunk.text, chunk.start, None) for chunk, name in rows]
+
+    def embedded_count(self, owner: str, conversation_id: str, embedder: str) -> tuple[int, int]:
+        """How many of the conversation's chunks have a vector from `embedder`, of how many."""
+        documents = self.documents(owner, conversation_id, embedder)
+        return sum(d.embedded for d in documents), sum(d.chunks for d in documents)
+
+    def save_chunk_vectors(self, embedder: str, vectors: dict[int, np.ndarray]) -> None:
+        with self._session() as session:
+            for chunk_id, vector in vectors.items():
+                session.execute(update(DocumentChunkRow).where(DocumentChunkRow.id == chunk_id).values(
+                    embedder=embedder, vector=np.asarray(vector, dtype="<f4").tobytes()))
+
+    def remove_document(self, owner: str, conversation_id: str, document_id: int) -> None:
+        with self._session() as session:
+            conversation = self._owned(session, owner, conversation_id)
+            row = session.get(DocumentRow, document_id)
+            if conversation is None or row is None or row.conversation_id != conversation_id:
+                raise KeyError(document_id)
+            session.delete(row)
+            _changed(conversation)
+
     def context_source(self, owner: str, conversation_id: str) -> StoredContext:
         return StoredContext(self, owner, conversation_id)
 
@@ -906,6 +1020,12 @@ class StoredContext:
 
     def add_memories(self, embedder: str, memories: list[Memory]) -> None:
         self.store.add_memories(self.owner, self.conversation_id, embedder, memories)
+
+    def document_tokens(self) -> int:
+        return sum(d.tokens for d in self.store.documents(self.owner, self.conversation_id, ""))
+
+    def document_chunks(self, embedder: str) -> list[StoredChunk]:
+        return self.store.document_chunks(self.owner, self.conversation_id, embedder)
 
 
 Stamp = tuple[datetime | None, str | None]  # a row's written_at and error kind: what changes when it is written

@@ -41,6 +41,12 @@ class InMemoryContext:
     def add_memories(self, embedder: str, memories: list[Memory]) -> None:
         self._memories += memories
 
+    def document_tokens(self) -> int:
+        return 0  # this bench measures the history strategies: no documents
+
+    def document_chunks(self, embedder: str) -> list:
+        return []
+
 
 def run(strategy: ContextSettings, budget: int, count, summarise) -> dict:
     """The 60 turns through the same preparation step as the app (atri.context.prepare_context)."""

@@ -50,6 +50,8 @@ def store(request, tmp_path):
         return Store(f"sqlite:///{tmp_path / 'atri.db'}")
     store = Store(request.getfixturevalue("pg_url"))
     with store.engine.begin() as connection:
+        connection.execute(text("DELETE FROM document_chunks"))
+        connection.execute(text("DELETE FROM documents"))
         connection.execute(text("DELETE FROM messages"))
         connection.execute(text("DELETE FROM conversations"))
         connection.execute(text("DELETE FROM quota_counters"))

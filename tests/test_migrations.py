@@ -26,7 +26,7 @@ from sqlalchemy import (
 
 from atri.store import Base, Store, make_engine
 
-HEAD = "0008"
+HEAD = "0009"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from ..documents import Excerpt, documents_block
 from ..messages import ContextReport, InvalidData, Message, validated
 from ..providers import ModelInfo
 from ..request import history_messages
@@ -56,6 +57,20 @@ class Recalled:
     score: float
 
 
+@dataclass(frozen=True)
+class DocumentContext:
+    """What the conversation's documents add to this turn: all of them (`whole`) or the best excerpts."""
+
+    excerpts: list[Excerpt]
+    whole: bool
+
+    def explain(self) -> dict[str, Any]:
+        return {"documents_whole": self.whole,
+                "documents": [{"document": e.document, "page": e.page, "text": e.text, "score": e.score,
+                               "similarity": None if e.similarity is None else round(e.similarity, 3)}
+                              for e in self.excerpts]}
+
+
 @dataclass
 class ContextPlan:
     strategy: str
@@ -66,6 +81,7 @@ class ContextPlan:
     budget: int
     summary: Summary | None = None
     recalled: list[Recalled] = field(default_factory=list)
+    documents: DocumentContext | None = None
     notes: list[str] = field(default_factory=list)  # i18n keys
 
     def explain(self) -> ContextReport:
@@ -74,7 +90,7 @@ class ContextPlan:
                 "dropped": self.dropped, "summary": self.summary.text if self.summary else None,
                 "summary_through": self.summary.through if self.summary else 0,
                 "recalled": [{"index": r.index, "text": r.text, "score": round(r.score, 3)} for r in self.recalled],
-                "notes": self.notes}
+                **(self.documents.explain() if self.documents else {}), "notes": self.notes}
 
 
 def input_budget(model: ModelInfo) -> int:
@@ -106,8 +122,11 @@ def last_turns_from(thread: list[Message], turns: int) -> int:
     return previous[max(0, len(previous) - turns)]
 
 
-def with_context(system_prompt: str, summary: Summary | None, recalled: list[Recalled]) -> str:
+def with_context(system_prompt: str, summary: Summary | None, recalled: list[Recalled],
+                 documents: DocumentContext | None = None) -> str:
     blocks = [system_prompt.strip()] if system_prompt.strip() else []
+    if documents and documents.excerpts:
+        blocks.append(documents_block(documents.excerpts, documents.whole))
     if summary and summary.text.strip():
         blocks.append(f"Summary of the earlier conversation:\n{summary.text.strip()}")
     if recalled:
@@ -137,7 +156,7 @@ def _fit(thread: list[Message], start: int, system_prompt: str, budget: int, cou
 
 def plan_context(thread: list[Message], settings: ContextSettings, system_prompt: str, budget: int,
                  count: TokenCounter, summary: Summary | None = None,
-                 recalled: list[Recalled] | None = None) -> ContextPlan:
+                 recalled: list[Recalled] | None = None, documents: DocumentContext | None = None) -> ContextPlan:
     notes: list[str] = []
     strategy = settings.strategy
     use_summary = summary if strategy == "summary" or (strategy == "recall" and settings.recall_with_summary) else None
@@ -152,12 +171,13 @@ def plan_context(thread: list[Message], settings: ContextSettings, system_prompt
     else:
         start = last_turns_from(thread, settings.last_n)
     use_recalled = [r for r in use_recalled if r.index < start]
-    prompt = with_context(system_prompt, use_summary, use_recalled)
+    prompt = with_context(system_prompt, use_summary, use_recalled, documents)
     new_start, tokens, trimmed = _fit(thread, start, prompt, budget, count)
     if trimmed:
         notes.append("context_full_fell_back" if strategy == "full" else "context_trimmed")
     dropped = [i for i in range(new_start) if thread[i].role in ("user", "assistant")]
-    return ContextPlan(strategy, thread[new_start:], dropped, prompt, tokens, budget, use_summary, use_recalled, notes)
+    return ContextPlan(strategy, thread[new_start:], dropped, prompt, tokens, budget, use_summary, use_recalled,
+                       documents, notes)
 
 
 def summary_due(thread: list[Message], settings: ContextSettings, summary: Summary | None, budget: int,

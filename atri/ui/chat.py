@@ -4,12 +4,14 @@ from __future__ import annotations
 import streamlit as st
 
 from atri.answers import LiveAnswer, TooManyAnswers, TurnSetup
+from atri.documents import DOCUMENT_TYPES, DocumentProblem, Upload, check_document, document_kind, scanned_pages
 from atri.i18n import t
 from atri.images import ImageBatch, file_to_data_url, parse_image_urls
 from atri.messages import Message
-from atri.store import EMPTY, STREAMING, Snapshot, StorageError, StoredMessage, title_from
+from atri.store import EMPTY, STREAMING, DocumentInfo, Snapshot, StorageError, StoredMessage, title_from
 from atri.ui.config import current_language, get_answerer, get_store, price_for
 from atri.ui.context_panel import current_settings
+from atri.ui.documents_panel import document_label
 from atri.ui.identity import current_owner
 from atri.ui.render import LiveAnswer as LiveDrawing
 from atri.ui.render import show_message
@@ -64,21 +66,43 @@ def _on_submit() -> None:
     text = value if isinstance(value, str) else (value.text or "")
     files = [] if isinstance(value, str) else list(value.files or [])
     batch: ImageBatch = parse_image_urls(st.session_state.get(IMAGE_URLS, ""))
+    documents: list[Upload] = []
+    problems: list[tuple[str, dict[str, object]]] = []
     for upload in files:
-        file_to_data_url(upload.name, upload.getvalue(), batch)
-    session.image_problems = batch.problems
-    if not text.strip() and not batch.urls:
+        if document_kind(upload.name):
+            documents += _checked_document(Upload(upload.name, upload.getvalue()), batch, problems)
+        else:
+            file_to_data_url(upload.name, upload.getvalue(), batch)
+    session.attachment_problems = batch.problems + problems
+    if not text.strip() and not batch.urls and not documents:
         return
     refusal = _refusal(text)
     if refusal:
         session.unsent_question, session.unsent_reason = text, refusal
         return
     try:
-        _send(Message("user", text, images=batch.urls, thumbnails=batch.thumbnails))
+        _send(Message("user", text, images=batch.urls, thumbnails=batch.thumbnails), documents=tuple(documents))
     except StorageError:
         session.unsent_question = text  # shown with the reason, to copy and send again
         return
     st.session_state[IMAGE_URLS] = ""
+
+
+def _checked_document(upload: Upload, batch: ImageBatch, problems: list[tuple[str, dict[str, object]]]) -> list[Upload]:
+    """The document, if it can be read; else its problem is told. A scan's pages go as images instead."""
+    try:
+        check_document(upload.name, upload.data)
+        return [upload]
+    except DocumentProblem as problem:
+        if problem.key == "document_scanned":
+            images, pages = scanned_pages(upload.name, upload.data)
+            for name, data in images:
+                file_to_data_url(name, data, batch)
+            if images:
+                problems.append(("document_scanned_sent", {"name": upload.name, "sent": len(images), "pages": pages}))
+                return []
+        problems.append((problem.key, problem.values))
+        return []
 
 
 def _refusal(text: str) -> str | None:
@@ -96,19 +120,24 @@ def _refusal(text: str) -> str | None:
     return None
 
 
-def _send(message: Message, position: int | None = None) -> None:
-    """Save the question before anything goes out, then ask for the answer."""
+def _send(message: Message, position: int | None = None, documents: tuple[Upload, ...] = ()) -> None:
+    """Save the question before anything goes out, then ask for the answer (which reads the documents first)."""
     store, owner = get_store(), current_owner()
     cid = conversation_id()
     if cid is None or store.conversation(owner, cid) is None:
-        cid = store.create_conversation(owner, title_from(message.content) or "🖼",
+        cid = store.create_conversation(owner, title_from(message.content) or _untitled(message, documents),
                                         settings={"context": current_settings().to_dict()})
         session.context_loaded_for = cid
         st.query_params["c"] = cid
         session.needs_title = cid
     store.append(owner, cid, message, position=position)
-    session.pending = PendingAnswer(cid)
+    session.pending = PendingAnswer(cid, documents=documents)
     session.editing = False
+
+
+def _untitled(message: Message, documents: tuple[Upload, ...]) -> str:
+    """The title of a chat opened with no words: its document's name, or a picture."""
+    return f"📄 {title_from(documents[0].name)}" if documents and not message.images else "🖼"
 
 
 def _regenerate(item: StoredMessage) -> None:
@@ -163,8 +192,10 @@ def _question_actions(lang: str, item: StoredMessage, answered: bool) -> None:
         right.button(t(lang, "get_answer"), icon=":material/send:", key="answer_again", on_click=_answer_again)
 
 
-def show_history(lang: str, view: Snapshot, live: LiveAnswer | None, offline: bool) -> None:
-    """`live`: the answer this run draws live (its stored row, if read already, is not drawn here)."""
+def show_history(lang: str, view: Snapshot, live: LiveAnswer | None, documents: list[DocumentInfo],
+                 offline: bool) -> None:
+    """`live`: the answer this run draws live (its stored row, if read already, is not drawn here).
+    `documents`: the conversation's, each shown with the question it came with."""
     thread = view.thread
     if live is not None and thread and (thread[-1].id == live.message_id or _being_written(thread[-1])):
         thread = thread[:-1]
@@ -175,7 +206,8 @@ def show_history(lang: str, view: Snapshot, live: LiveAnswer | None, offline: bo
             st.caption(t(lang, "offline_hint"))
     first = _first_shown(lang, view)
     for index, item in enumerate(thread[first:], start=first):
-        show_message(lang, item.message, view.by_id, recent=index >= len(thread) - RECENT_MESSAGES)
+        show_message(lang, item.message, view.by_id, recent=index >= len(thread) - RECENT_MESSAGES,
+                     attached=[document_label(lang, d) for d in documents if d.message_id == item.id])
         last = index == len(thread) - 1
         if busy:
             continue
@@ -183,7 +215,7 @@ def show_history(lang: str, view: Snapshot, live: LiveAnswer | None, offline: bo
             _answer_actions(lang, item, failed=bool(item.message.facts and item.message.facts.error_kind))
         elif item.message.role == "user" and (last or index == len(thread) - 2):
             _question_actions(lang, item, answered=not last)
-    for key, values in session.image_problems:
+    for key, values in session.attachment_problems:
         st.warning(t(lang, key, **values))
     unsent, session.unsent_question = session.unsent_question, None
     reason, session.unsent_reason = session.unsent_reason, None
@@ -212,12 +244,12 @@ def _show_more(cid: str, count: int) -> None:
 
 def chat_input(lang: str) -> None:
     st.chat_input(t(lang, "chat_placeholder"), key=CHAT_INPUT, on_submit=_on_submit,
-                  accept_file="multiple", file_type=IMAGE_TYPES, submit_mode="disable")
+                  accept_file="multiple", file_type=[*IMAGE_TYPES, *DOCUMENT_TYPES], submit_mode="disable")
 
 
-def turn_setup(setup: ChatSetup) -> TurnSetup:
+def turn_setup(setup: ChatSetup, documents: tuple[Upload, ...] = ()) -> TurnSetup:
     return TurnSetup(setup.options, setup.connection, setup.model, setup.count, setup.context,
-                     price_for(setup.model.id), tools=setup.toolbox)
+                     price_for(setup.model.id), tools=setup.toolbox, documents=documents)
 
 
 def start_pending_answer(setup: ChatSetup, lang: str) -> None:
@@ -230,7 +262,7 @@ def start_pending_answer(setup: ChatSetup, lang: str) -> None:
     if wants_title:
         session.needs_title = None
     try:
-        get_answerer().start(current_owner(), cid, turn_setup(setup), pending.position, wants_title)
+        get_answerer().start(current_owner(), cid, turn_setup(setup, pending.documents), pending.position, wants_title)
     except TooManyAnswers as limit:
         st.warning(t(lang, "too_many_answers", limit=limit.args[0]), icon=":material/hourglass:")
 
@@ -269,6 +301,9 @@ def _live_answer(lang: str, live: LiveAnswer) -> None:
             drawing.queued(live.queue_position if live.phase == "queued" else 0)
             if live.phase == "summarising":
                 status.caption(t(lang, "summarising"))
+            elif live.phase in ("reading", "indexing"):
+                name, done, total = live.progress
+                status.caption(t(lang, f"{live.phase}_document", name=name, done=done, total=total))
             elif live.turn is not None:
                 status.empty()
                 drawing.draw(live.turn)

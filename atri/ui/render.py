@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 import streamlit as st
 
+from atri.documents import cite
 from atri.i18n import t
 from atri.images import BadImage, check_image_reference, decode_data_url, is_web_url, shorten_data_urls, thumbnail_of
 from atri.messages import AnswerFacts, Message, Usage
@@ -209,11 +210,24 @@ def _context_body(lang: str, context: dict[str, Any], sent: list[dict[str, Any]]
         st.caption(t(lang, "context_recalled"))
         for item in context["recalled"]:
             st.markdown(f"`{t(lang, 'score')} {item['score']:.3f}` {_preview(item['text'])}")
+    if context.get("documents"):
+        whole = context.get("documents_whole", False)
+        st.caption(t(lang, "context_documents_whole" if whole else "context_documents"))
+        for item in context["documents"]:
+            score = "" if whole else f"{_excerpt_score(lang, item)} "
+            st.markdown(f"**{plain_text(cite(item['document'], item['page']))}** {score}{_preview(item['text'])}")
     st.caption(t(lang, "context_sent"))
     for message in sent:
         st.markdown(f"**{plain_text(message['role'])}** · {_preview(str(message['content']))}")
     if context.get("dropped"):
         st.caption(f"{t(lang, 'context_dropped')}: {len(context['dropped'])}")
+
+
+def _excerpt_score(lang: str, item: dict[str, Any]) -> str:
+    """The fused rank score, and the cosine similarity once the excerpt is embedded."""
+    if item.get("similarity") is None:
+        return f"`{t(lang, 'rank_score')} {item['score']:.4f}` _{t(lang, 'not_embedded_yet')}_"
+    return f"`{t(lang, 'rank_score')} {item['score']:.4f} · {t(lang, 'similarity')} {item['similarity']:.3f}`"
 
 
 def show_raw(lang: str, message: Message, request: Callable[[], dict[str, Any]], key: str, eager: bool) -> None:
@@ -268,11 +282,15 @@ def _small(request: dict[str, Any]) -> bool:
     return sum(len(str(m.get("content", ""))) for m in request.get("messages", [])) <= EAGER_MAX_CHARS
 
 
-def show_message(lang: str, message: Message, by_id: dict[int, Message], recent: bool = True) -> None:
+def show_message(lang: str, message: Message, by_id: dict[int, Message], recent: bool = True,
+                 attached: list[str] | None = None) -> None:
     """`by_id`: the conversation's messages, which stored requests refer to. `recent`: the answer's
-    details (context, raw request) are sent at once, not on demand."""
+    details (context, raw request) are sent at once, not on demand. `attached`: the documents that
+    came with a question, as labels."""
     with st.chat_message(message.role):
         if message.role == "user":
+            for label in attached or []:
+                st.caption(f":material/description: {label}")
             show_images(lang, message)
             show_text(lang, message.content, f"content::{message.id}")
         else:

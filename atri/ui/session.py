@@ -11,6 +11,8 @@ from typing import Any, Callable, Generic, TypeVar
 
 import streamlit as st
 
+from atri.documents import Upload
+
 T = TypeVar("T")
 
 
@@ -19,6 +21,7 @@ class PendingAnswer:
     """A question was just saved: the next run hands it to the answer workers."""
     conversation: str
     position: int | None = None  # set when regenerating or editing: the answer replaces that position
+    documents: tuple[Upload, ...] = ()  # files attached to the question, read by the answer's worker
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,7 @@ class Session:
     unsent_reason: _Field[str | None] = _Field(_none)  # why, when it was refused before saving
     send_guard: _Field[SendGuard | None] = _Field(_none)
     access_granted: _Field[str | None] = _Field(_none)  # the access token this session's password earned
-    image_problems: _Field[list[tuple[str, dict[str, Any]]]] = _Field(list)
+    attachment_problems: _Field[list[tuple[str, dict[str, Any]]]] = _Field(list)
     import_result: _Field[tuple[str, str] | None] = _Field(_none)
     confirm_delete: _Field[str | None] = _Field(_none)
     owner: _Field[str | None] = _Field(_none)

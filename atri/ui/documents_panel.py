@@ -1,0 +1,44 @@
+"""The open conversation's documents in the sidebar: name, size in tokens, indexing progress, remove."""
+from __future__ import annotations
+
+import streamlit as st
+
+from atri.context.recall import E5Embedder
+from atri.i18n import t
+from atri.safe_markdown import plain_text
+from atri.store import DocumentInfo, Snapshot
+from atri.ui.config import get_store
+from atri.ui.identity import current_owner
+
+
+def conversation_documents(view: Snapshot) -> list[DocumentInfo]:
+    """Read on every run: the indexing progress moves without the conversation changing."""
+    return get_store().documents(current_owner(), view.cid, E5Embedder.name) if view.cid else []
+
+
+def document_label(lang: str, document: DocumentInfo) -> str:
+    pages = t(lang, "document_pages", pages=document.pages) if document.pages else ""
+    label = f"{plain_text(document.name)} · {t(lang, 'document_size', pages=pages, tokens=document.tokens)}"
+    if document.embedded < document.chunks:
+        label += t(lang, "document_indexing", percent=100 * document.embedded // max(1, document.chunks))
+    return label
+
+
+def _remove(cid: str, document_id: int) -> None:
+    try:
+        get_store().remove_document(current_owner(), cid, document_id)
+    except KeyError:
+        pass  # removed already (another tab)
+
+
+def documents_sidebar(lang: str, view: Snapshot, documents: list[DocumentInfo]) -> None:
+    if not documents:
+        return
+    with st.sidebar.expander(f"{t(lang, 'documents_header')} ({len(documents)})", icon=":material/description:",
+                             expanded=True):
+        for document in documents:
+            left, right = st.columns([6, 1], vertical_alignment="center")
+            left.caption(document_label(lang, document))
+            right.button("", icon=":material/delete:", key=f"remove_document::{document.id}",
+                         help=t(lang, "document_remove", name=plain_text(document.name)),
+                         on_click=_remove, args=(view.cid, document.id))

@@ -1,0 +1,200 @@
+"""Documents to talk to (issue 11): files made here with real writers (fpdf2, python-docx, pypdf), read
+back by the app, retrieved into the context and cited; the turn end to end against the fake provider."""
+import io
+import random
+from dataclasses import replace
+
+import pytest
+from docx import Document
+from fpdf import FPDF
+from PIL import Image
+from pypdf import PdfReader, PdfWriter
+
+from atri.answers import Answerer, embed_documents
+from atri.context.recall import default_embedder
+from atri.documents import DocumentProblem, StoredChunk, Upload, check_document, chunk_pages, read_pages, scanned_pages, search
+from atri.messages import Message
+from atri.store import Store
+from tests.test_answers import setup_for, wait_done
+
+SECRET = "The launch code of the moon base is AURORA-7731, kept in the blue safe."
+TOPICS = ["harbour", "orchard", "railway", "glacier", "library", "vineyard", "bakery", "lighthouse", "quarry",
+          "meadow", "canal", "observatory"]
+
+
+def filler(topic: str, seed: int, words: int = 420) -> str:
+    rng = random.Random(seed)
+    vocabulary = [topic, "village", "season", "workers", "history", "river", "weather", "market", "council", "stone",
+                  "summer", "winter", "visitors", "records", "families", "road", "bridge", "timber", "harvest"]
+    sentences = []
+    while sum(len(s.split()) for s in sentences) < words:
+        sentences.append(" ".join(rng.choice(vocabulary) for _ in range(rng.randint(8, 16))).capitalize() + ".")
+    return " ".join(sentences)
+
+
+def report_pdf(pages: int = 12, secret_page: int = 7) -> bytes:
+    pdf = FPDF()
+    pdf.set_font("Helvetica", size=10)
+    for number in range(1, pages + 1):
+        pdf.add_page()
+        topic = TOPICS[(number - 1) % len(TOPICS)]
+        text = filler(topic, number)
+        if number == secret_page:
+            text = text[:len(text) // 2] + " " + SECRET + " " + text[len(text) // 2:]
+        pdf.multi_cell(0, 5, f"Chapter {number}: the {topic}. {text}")
+    return bytes(pdf.output())
+
+
+def scanned_pdf(pages: int = 3) -> bytes:
+    pdf = FPDF()
+    for number in range(pages):
+        picture = io.BytesIO()
+        Image.new("RGB", (200, 280), (240, 240 - 40 * number, 230)).save(picture, format="PNG")
+        pdf.add_page()
+        pdf.image(picture, x=10, y=10, w=180)
+    return bytes(pdf.output())
+
+
+def test_a_pdf_is_read_page_by_page_and_its_chunks_keep_their_page():
+    pages = read_pages("report.pdf", report_pdf())
+    assert [p.number for p in pages] == list(range(1, 13))
+    assert "AURORA-7731" in pages[6].text and "AURORA-7731" not in pages[5].text
+    chunks = chunk_pages("pdf", pages)
+    assert len(chunks) > 12, "pages of ~3,000 characters are cut into several chunks"
+    assert all(len(c.text) <= 1200 for c in chunks)
+    assert {c.page for c in chunks if "AURORA" in c.text} == {7}
+
+
+def test_docx_html_and_chinese_text_are_read():
+    document = Document()
+    document.add_paragraph("Quarterly report")
+    document.add_paragraph("Revenue grew by 12 percent.")
+    table = document.add_table(rows=1, cols=2)
+    table.rows[0].cells[0].text, table.rows[0].cells[1].text = "Region", "North"
+    docx = io.BytesIO()
+    document.save(docx)
+    [page] = read_pages("report.docx", docx.getvalue())
+    assert page.number is None and "Revenue grew by 12 percent." in page.text and "Region | North" in page.text
+
+    html = b"<html><head><style>p{}</style><script>steal()</script></head><body><h1>Menu</h1><p>Tea 3 yuan</p></body>"
+    [page] = read_pages("menu.html", html)
+    assert "Tea 3 yuan" in page.text and "steal" not in page.text
+
+    [page] = read_pages("notes.txt", "会议记录:下周三去北京出差,预算五千元。".encode("gb18030"))
+    assert "北京出差" in page.text, "a text file not in UTF-8 is still read (GB18030 here)"
+
+
+@pytest.mark.parametrize(("name", "data", "key"), [
+    ("virus.exe", b"MZ...", "document_type"),
+    ("broken.pdf", b"%PDF-1.7 this is not really a pdf", "document_unreadable"),
+    ("broken.docx", b"PK not a zip", "document_unreadable"),
+    ("empty.txt", b"   \n", "document_empty"),
+])
+def test_what_cannot_be_read_is_refused_with_its_reason(name, data, key):
+    with pytest.raises(DocumentProblem) as refused:
+        check_document(name, data)
+    assert refused.value.key == key and refused.value.values["name"] == name
+
+
+def test_a_password_protected_pdf_is_refused():
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(report_pdf(pages=1))))
+    writer.encrypt("s3cret")
+    locked = io.BytesIO()
+    writer.write(locked)
+    with pytest.raises(DocumentProblem) as refused:
+        check_document("locked.pdf", locked.getvalue())
+    assert refused.value.key == "document_encrypted"
+
+
+def test_a_scanned_pdf_says_so_and_gives_its_pages_as_images():
+    data = scanned_pdf(pages=3)
+    with pytest.raises(DocumentProblem) as refused:
+        check_document("scan.pdf", data)
+    assert refused.value.key == "document_scanned"
+    images, pages = scanned_pages("scan.pdf", data)
+    assert pages == 3 and len(images) == 3
+    assert Image.open(io.BytesIO(images[0][1])).size == (200, 280)
+
+
+def stored_chunks(pdf: bytes, embedder=None) -> list[StoredChunk]:
+    chunks = chunk_pages("pdf", read_pages("report.pdf", pdf))
+    vectors = embedder.passages([c.text for c in chunks]) if embedder else [None] * len(chunks)
+    return [StoredChunk(i, "report.pdf", c.page, c.text, c.start, v) for i, (c, v) in enumerate(zip(chunks, vectors))]
+
+
+def test_words_alone_find_the_page_before_anything_is_embedded():
+    [best, *_] = search("What is the launch code of the moon base?", stored_chunks(report_pdf()), embedder=None)
+    assert best.page == 7 and "AURORA-7731" in best.text and best.similarity is None
+
+
+def test_embeddings_find_the_page_when_the_question_shares_few_words_with_it():
+    embedder = default_embedder()
+    chunks = stored_chunks(report_pdf(), embedder)
+    [best, *_] = search("Which password starts the lunar station's rocket?", chunks, embedder)
+    assert best.page == 7 and best.similarity is not None and best.similarity > 0.7
+
+
+@pytest.fixture
+def store(tmp_path):
+    return Store(f"sqlite:///{tmp_path / 'atri.db'}")
+
+
+@pytest.fixture
+def answerer(store):
+    answerer = Answerer(store)
+    yield answerer
+    answerer.close()
+
+
+def ask_with(store, answerer, fake, question: str, *documents: Upload, cid: str | None = None):
+    cid = cid or store.create_conversation("alice", question)
+    store.append("alice", cid, Message("user", question))
+    live = answerer.start("alice", cid, replace(setup_for(fake, "qwen3-max"), documents=documents))
+    wait_done(live, 90)
+    return cid, store.messages("alice", cid)[-1]
+
+
+def system_prompt(request: dict) -> str:
+    return next(m["content"] for m in request["messages"] if m["role"] == "system")
+
+
+def test_a_long_pdf_is_asked_about_and_the_answer_is_given_page_7(store, answerer, fake):
+    cid, answer = ask_with(store, answerer, fake, "What is the launch code of the moon base?",
+                           Upload("report.pdf", report_pdf()))
+    sent = system_prompt(fake.streamed[-1])
+    assert "AURORA-7731" in sent and "[report.pdf p.7]" in sent, "the page-7 excerpt went out, with how to cite it"
+    assert "Chapter 3: the railway" not in sent, "a long document goes as excerpts, not whole"
+    context = answer.facts.context
+    assert context["documents_whole"] is False
+    assert context["documents"][0]["page"] == 7 and "AURORA-7731" in context["documents"][0]["text"]
+    [document] = store.documents("alice", cid, default_embedder().name)
+    assert (document.name, document.pages, document.message_id) == ("report.pdf", 12,
+                                                                     store.messages("alice", cid)[-2].id)
+    assert document.tokens > 6000 and document.chunks > 12
+
+
+def test_a_short_document_goes_whole_and_a_removed_one_is_gone(store, answerer, fake):
+    menu = "Breakfast menu\n\nTea 3 yuan. Dumplings 8 yuan.\n\nOpen from 6 to 10."
+    cid, answer = ask_with(store, answerer, fake, "How much are dumplings?", Upload("menu.md", menu.encode()))
+    assert "Dumplings 8 yuan" in system_prompt(fake.streamed[-1]) and "Open from 6 to 10" in system_prompt(
+        fake.streamed[-1])
+    assert answer.facts.context["documents_whole"] is True
+    [document] = store.documents("alice", cid, default_embedder().name)
+    store.remove_document("alice", cid, document.id)
+    _, answer = ask_with(store, answerer, fake, "And tea?", cid=cid)
+    assert "Dumplings" not in str(fake.streamed[-1]["messages"][0]) and not answer.facts.context.get("documents")
+
+
+def test_chunks_left_unembedded_are_embedded_later_and_belong_to_their_owner(store, fake):
+    cid = store.create_conversation("alice", "doc")
+    pages = read_pages("report.pdf", report_pdf(pages=3))
+    store.add_document("alice", cid, "report.pdf", None, 3, 2000, chunk_pages("pdf", pages))
+    name = default_embedder().name
+    assert store.pending_chunks("bob", cid, name, 10) == [], "another visitor sees nothing"
+    done, total = store.embedded_count("alice", cid, name)
+    assert done == 0 and total > 3
+    assert embed_documents(store, "alice", cid, deadline=float("inf"))
+    assert store.embedded_count("alice", cid, name) == (total, total)
+    assert all(c.vector is not None for c in store.document_chunks("alice", cid, name))
+    with pytest.raises(KeyError):
+        store.remove_document("bob", cid, store.documents("alice", cid, name)[0].id)
