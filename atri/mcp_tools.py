@@ -3,12 +3,16 @@
 The host lists servers in a JSON file (ATRI_MCP_CONFIG) shaped like Claude Desktop's:
 
     {"mcpServers": {"files": {"command": "uvx", "args": ["mcp-server-filesystem", "/srv/docs"], "env": {}},
-                    "weather": {"url": "https://mcp.example.com/mcp"}}}
+                    "weather": {"url": "https://mcp.example.com/mcp",
+                                "headers": {"Authorization": "Bearer ${WEATHER_TOKEN}"}}}}
 
-`command` starts a stdio server; `url` reaches a streamable-HTTP one. Visitors cannot add servers: only
-the host's file is read. Each server is connected once per process, in its own task on one event loop
-that a background thread runs (a stdio server is a process: starting it for every call would cost
-seconds). A server that cannot start or answer says why in its status; the others and the chat go on.
+`command` starts a stdio server; `url` reaches a streamable-HTTP one, sending its `headers` with every
+request. A header value may name environment variables as `${NAME}` (or Cursor's `${env:NAME}`), read when
+the server is connected, so that the file need hold no secret; header values are never logged, and a
+server's failure is told without them. Visitors cannot add servers: only the host's file is read.
+Each server is connected once per process, in its own task on one event loop that a background thread
+runs (a stdio server is a process: starting it for every call would cost seconds). A server that cannot
+start or answer says why in its status; the others and the chat go on.
 A tool's name as the model sees it is `<server>__<tool>` (OpenAI allows [A-Za-z0-9_-], at most 64).
 """
 from __future__ import annotations
@@ -16,13 +20,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import threading
+from collections.abc import Iterable, Mapping
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx2
 from mcp import Client, StdioServerParameters
+from mcp.client import Transport
+from mcp.client.streamable_http import streamable_http_client
 
 from .tools import Tool, ToolError
 
@@ -30,7 +40,11 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 20.0
 CALL_TIMEOUT_S = 60.0
+HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)  # the SDK's own: a server may hold a response stream open
 _NAME = re.compile(r"[^A-Za-z0-9_-]")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")  # an HTTP token (RFC 9110)
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_VARIABLE = re.compile(r"\$\{(?:env:)?([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class McpConfigError(ValueError):
@@ -45,6 +59,7 @@ class McpServerConfig:
     env: tuple[tuple[str, str], ...] = ()
     cwd: str | None = None
     url: str = ""
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # as written: may hold a secret or ${NAME}
 
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:
@@ -53,6 +68,35 @@ def _strings(value: Any, where: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise McpConfigError(f"{where} must be a list of strings")
     return tuple(value)
+
+
+def _headers(raw: dict[str, Any], name: str) -> tuple[tuple[str, str], ...]:
+    headers = raw.get("headers")
+    if headers is None:
+        return ()
+    if raw.get("command"):
+        raise McpConfigError(f"server {name!r}: headers are sent to a \"url\" server only")
+    if not isinstance(headers, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
+        raise McpConfigError(f"server {name!r}: headers must map header names to strings")
+    for header, value in headers.items():
+        if not _HEADER_NAME.match(header):
+            raise McpConfigError(f"server {name!r}: {header[:40]!r} is not a valid header name")
+        if _CONTROL.search(value):
+            raise McpConfigError(f"server {name!r}: the value of header {header!r} holds a line break or control character")
+    return tuple(headers.items())
+
+
+def resolve_headers(headers: tuple[tuple[str, str], ...], environ: Mapping[str, str]) -> dict[str, str]:
+    """The headers with each `${NAME}` replaced by that environment variable (McpConfigError if it is unset)."""
+    def variable(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in environ:
+            raise McpConfigError(f"a header needs the environment variable {name}, which is not set")
+        if _CONTROL.search(environ[name]):  # the HTTP client would refuse it, quoting the value in its error
+            raise McpConfigError(f"the environment variable {name} holds a line break or another control character")
+        return environ[name]
+
+    return {header: _VARIABLE.sub(variable, value) for header, value in headers}
 
 
 def parse_config(text: str) -> list[McpServerConfig]:
@@ -71,12 +115,12 @@ def parse_config(text: str) -> list[McpServerConfig]:
         env = raw.get("env") or {}
         if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
             raise McpConfigError(f"server {name!r}: env must map names to strings")
-        command, url = raw.get("command"), raw.get("url")
+        command, url, headers = raw.get("command"), raw.get("url"), _headers(raw, name)
         if isinstance(command, str) and command:
             configs.append(McpServerConfig(name, command=command, args=_strings(raw.get("args"), f"{name}.args"),
                                            env=tuple(env.items()), cwd=raw.get("cwd") if isinstance(raw.get("cwd"), str) else None))
         elif isinstance(url, str) and url.startswith(("http://", "https://")):
-            configs.append(McpServerConfig(name, url=url))
+            configs.append(McpServerConfig(name, url=url, headers=headers))
         else:
             raise McpConfigError(f"server {name!r}: needs a \"command\" (stdio) or an http(s) \"url\"")
     return configs
@@ -113,18 +157,38 @@ class ServerState:
     client: Client | None = None
     ready: threading.Event = field(default_factory=threading.Event)
     stop: asyncio.Event | None = None
+    secrets: tuple[str, ...] = field(default=(), repr=False)  # the header values sent: kept out of every message
+    refused: str | None = None  # the HTTP status a URL server refused the connection with (401, 403)
 
     @property
     def connecting(self) -> bool:
         return not self.ready.is_set()
 
 
-def _reason(error: BaseException) -> str:
-    """The first real failure inside anyio's exception groups, in one line (no traceback)."""
+def _secret_parts(values: Iterable[str]) -> tuple[str, ...]:
+    """Each header value (also as Python quotes it), and each of its words but short ones such as a scheme
+    ("Bearer", "Token")."""
+    values = tuple(value for value in values if value)
+    parts = set(values) | {repr(value)[1:-1] for value in values}
+    parts |= {word for value in values for word in value.split() if len(word) > 6}
+    return tuple(sorted(parts, key=len, reverse=True))
+
+
+def _reason(error: BaseException, secrets: tuple[str, ...] = ()) -> str:
+    """The first real failure inside anyio's exception groups, in one line (no traceback, no header value)."""
     while getattr(error, "exceptions", None):  # a BaseExceptionGroup
         error = error.exceptions[0]
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    for secret in secrets:
+        text = text.replace(secret, "***")
     return f"{type(error).__name__}: {text}"[:300] if text else type(error).__name__
+
+
+def _refusal(state: ServerState) -> str:
+    """What a URL server's 401/403 means (the SDK only says "Server returned an error response")."""
+    if state.refused is None:
+        return ""
+    return f"{state.refused}: the server refused the connection; check the \"headers\" of its entry in the MCP file"
 
 
 def result_text(result: Any) -> str:
@@ -141,8 +205,11 @@ def result_text(result: Any) -> str:
 class McpHub:
     """The process's connections to the host's MCP servers, on one event loop in a background thread."""
 
-    def __init__(self, configs: list[McpServerConfig], call_timeout_s: float = CALL_TIMEOUT_S) -> None:
+    def __init__(self, configs: list[McpServerConfig], call_timeout_s: float = CALL_TIMEOUT_S,
+                 environ: Mapping[str, str] | None = None) -> None:
+        """`environ`: where a header's `${NAME}` is looked up (the process environment by default)."""
         self.call_timeout_s = call_timeout_s
+        self._environ = os.environ if environ is None else environ
         self.servers = {config.name: ServerState(config) for config in configs}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="atri-mcp", daemon=True)
@@ -158,10 +225,10 @@ class McpHub:
     async def _serve(self, state: ServerState) -> None:
         state.stop = asyncio.Event()
         config = state.config
-        target: StdioServerParameters | str = config.url or StdioServerParameters(
-            command=config.command, args=list(config.args), env=dict(config.env) or None, cwd=config.cwd)
         try:
-            async with Client(target, read_timeout_seconds=self.call_timeout_s) as client:
+            async with AsyncExitStack() as stack:
+                target = await self._target(state, stack)
+                client = await stack.enter_async_context(Client(target, read_timeout_seconds=self.call_timeout_s))
                 listed = await client.list_tools()
                 state.tools = [McpTool(config.name, tool.name, tool.description or "", dict(tool.input_schema or {}))
                                for tool in listed.tools]
@@ -169,11 +236,28 @@ class McpHub:
                 state.ready.set()
                 await state.stop.wait()
         except BaseException as error:  # noqa: BLE001 - a server's failure is its status, never the app's
-            state.error = _reason(error)
+            state.error = _refusal(state) or _reason(error, state.secrets)
             log.warning("MCP server %s: %s", config.name, state.error)
         finally:
             state.client = None
             state.ready.set()
+
+    async def _target(self, state: ServerState, stack: AsyncExitStack) -> StdioServerParameters | Transport:
+        """A stdio server's parameters, or the transport to a URL over an HTTP client that sends its headers."""
+        config = state.config
+        if not config.url:
+            return StdioServerParameters(command=config.command, args=list(config.args), env=dict(config.env) or None,
+                                         cwd=config.cwd)
+        headers = resolve_headers(config.headers, self._environ)
+        state.secrets = _secret_parts(headers.values())
+
+        async def note_refusal(response: httpx2.Response) -> None:
+            if response.status_code in (401, 403) and state.client is None:
+                state.refused = f"HTTP {response.status_code} {response.reason_phrase}"
+
+        http = await stack.enter_async_context(httpx2.AsyncClient(headers=headers, timeout=HTTP_TIMEOUT,
+                                                                  event_hooks={"response": [note_refusal]}))
+        return streamable_http_client(config.url, http_client=http)
 
     def call(self, server: str, tool: str, arguments: dict[str, Any]) -> str:
         state = self.servers.get(server)
@@ -187,7 +271,7 @@ class McpHub:
             future.cancel()
             raise ToolError(f"the MCP tool {tool!r} did not answer in {self.call_timeout_s:.0f} s") from None
         except Exception as error:  # noqa: BLE001 - the server's failure, told to the model
-            raise ToolError(f"the MCP server {server!r} failed: {_reason(error)}") from None
+            raise ToolError(f"the MCP server {server!r} failed: {_reason(error, state.secrets)}") from None
         text = result_text(result)
         if getattr(result, "is_error", False):
             raise ToolError(text or "the tool reported an error")

@@ -5,6 +5,7 @@ and its result goes back as a `tool` message in the next request, until the mode
 calling anything, or the step limit is reached: then one last request with `tool_choice: "none"` asks for
 the answer from what it has. All requests feed one growing Turn: its content and reasoning run on from
 round to round, its usage adds up, and every call is kept in `turn.tool_steps` (stored with the answer).
+A search tool's hits join `turn.sources`, the list shown under the answer, as a provider's own search results do.
 A provider that refuses tools with a 400 before anything arrives is asked again without them, with a note.
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .errors import ChatError
 from .messages import Usage
 from .request import RequestPlan
 from .settings import Connection
+from .stream import SearchResults
 from .tokens import TokenCounter
 from .tools import Toolbox, result_for_model
 from .turn import Turn, TurnFollower, admit_request, public_url
@@ -82,8 +84,9 @@ def run_turn_with_tools(conn: Connection, plan: RequestPlan, toolbox: Toolbox, *
         for call in list(turn.calls):
             turn.calling = call.name
             yield turn
-            step = toolbox.run(call, round_)
+            step = toolbox.run(call, round_, turn.sources)
             turn.tool_steps.append(step)
+            turn.apply(SearchResults(tuple(step.sources)))
             turn.calling = None
             messages.append({"role": "tool", "tool_call_id": call.id, "content": result_for_model(step)})
             yield turn

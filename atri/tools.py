@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import simpleeval
 
 from .webfetch import FetchRefused, fetch_page
-from .websearch import searxng_search
+from .websearch import SearchHit, hit_source, hits_for_model, number_hits, searxng_hits
 
 MAX_RESULT_CHARS = 20_000  # what one call sends back to the model (and stores)
 MAX_ARGUMENT_CHARS = 20_000
@@ -32,11 +32,19 @@ BUILTINS = (CALCULATOR, CURRENT_TIME, FETCH_PAGE)  # the ones a visitor switches
 
 
 @dataclass(frozen=True)
+class Found:
+    """What a search tool found. The Toolbox numbers the hits after the sources the answer already cites
+    before the model reads them, so that its [n] and the sources listed under the answer agree."""
+
+    hits: tuple[SearchHit, ...]
+
+
+@dataclass(frozen=True)
 class Tool:
     name: str
     description: str
     parameters: dict[str, Any]
-    run: Callable[[dict[str, Any]], str]
+    run: Callable[[dict[str, Any]], str | Found]
     source: str = "built-in"  # or the MCP server it comes from
 
     def schema(self) -> dict[str, Any]:
@@ -67,6 +75,7 @@ class ToolStep:
     error: str | None = None
     seconds: float = 0.0
     round: int = 0
+    sources: list[dict[str, Any]] = field(default_factory=list)  # a search's hits, numbered; stored as the answer's
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "arguments": self.arguments, "result": self.result,
@@ -94,7 +103,8 @@ class Toolbox:
     def find(self, name: str) -> Tool | None:
         return next((tool for tool in self.tools if tool.name == name), None)
 
-    def run(self, call: ToolCall, round_: int = 0) -> ToolStep:
+    def run(self, call: ToolCall, round_: int = 0, cited: Sequence[dict[str, Any]] = ()) -> ToolStep:
+        """`cited`: the sources the answer has so far (a search's hits are numbered after them)."""
         step = ToolStep(call.id, call.name, _clip(call.arguments, MAX_ARGUMENT_CHARS), round=round_)
         started = time.perf_counter()
         try:
@@ -107,12 +117,20 @@ class Toolbox:
                 raise ToolError(f"the arguments are not valid JSON ({error.msg})") from None
             if not isinstance(arguments, dict):
                 raise ToolError("the arguments must be a JSON object")
-            step.result = _clip(tool.run(arguments), MAX_RESULT_CHARS)
+            step.result, step.sources = _read(tool.run(arguments), cited)
         except Exception as error:  # noqa: BLE001 - any failure of a tool is the model's to read, not the answer's end
             step.error = _clip(f"{type(error).__name__}: {error}" if not isinstance(error, (ToolError, FetchRefused))
                                else str(error), 2_000)
         step.seconds = time.perf_counter() - started
         return step
+
+
+def _read(output: str | Found, cited: Sequence[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    """A tool's output as the model reads it, and the numbered sources a search's hits become."""
+    if not isinstance(output, Found):
+        return _clip(output, MAX_RESULT_CHARS), []
+    numbered = number_hits(cited, output.hits)
+    return _clip(hits_for_model(numbered), MAX_RESULT_CHARS), [hit_source(number, hit) for number, hit in numbered]
 
 
 def result_for_model(step: ToolStep) -> str:
@@ -209,7 +227,7 @@ def web_search_tool(searxng_url: str) -> Tool:
                 "snippet); cite them in the answer as [n].",
                 {"type": "object", "properties": {"query": {"type": "string", "description": "what to search for"}},
                  "required": ["query"]},
-                lambda arguments: searxng_search(searxng_url, str(arguments.get("query", ""))))
+                lambda arguments: Found(tuple(searxng_hits(searxng_url, str(arguments.get("query", ""))))))
 
 
 def builtin_tools(names: Iterable[str], visitor_zone: str = "") -> list[Tool]:

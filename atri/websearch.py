@@ -1,5 +1,6 @@
 """Web search: the sources a provider grounded an answer on, the citation marks that point at them, and a
-`web_search` tool over a SearXNG instance the host runs (for providers that do not search themselves).
+`web_search` tool over a SearXNG instance the host runs (for providers that do not search themselves), whose
+results become the answer's sources too, numbered as the model read them.
 
 DashScope searches when `enable_search` is sent (atri.request.search_body). Its documentation (Model Studio
 "Web search", 2026) says the OpenAI-compatible Chat Completions endpoint does *not* return the sources; its
@@ -11,7 +12,8 @@ is still grounded, only without a list.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import httpx2
@@ -87,7 +89,16 @@ def sources_markdown(sources: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def searxng_search(base_url: str, query: str, limit: int = 6) -> str:
+@dataclass(frozen=True)
+class SearchHit:
+    """One result of the web_search tool, before the answer numbers it."""
+
+    title: str
+    url: str
+    snippet: str = ""
+
+
+def searxng_hits(base_url: str, query: str, limit: int = 6) -> list[SearchHit]:
     """Results from the host's SearXNG instance (its JSON API must be enabled: `search.formats: [json]`)."""
     if not query.strip():
         raise ValueError("the query is empty")
@@ -95,8 +106,34 @@ def searxng_search(base_url: str, query: str, limit: int = 6) -> str:
                           timeout=SEARCH_TIMEOUT_S, follow_redirects=False)
     response.raise_for_status()
     results = (response.json() or {}).get("results") or []
-    lines = []
-    for index, item in enumerate(results[:limit], start=1):
-        if isinstance(item, dict) and _web_url(item.get("url")):
-            lines.append(f"[{index}] {_text(item.get('title'), 300)}\n{item['url']}\n{_text(item.get('content'), 600)}")
-    return "\n\n".join(lines) or "No results."
+    hits = [SearchHit(_text(item.get("title"), 300) or item["url"], item["url"], _text(item.get("content"), 600))
+            for item in results if isinstance(item, dict) and _web_url(item.get("url"))]
+    return hits[:limit]
+
+
+def number_hits(cited: Sequence[dict[str, Any]], hits: Iterable[SearchHit]) -> list[tuple[int, SearchHit]]:
+    """Each hit with its number in the answer's source list: a URL already cited keeps its number, a new one
+    takes the next, so that the model's [n] and the list under the answer agree across several searches.
+    A URL repeated within the hits is given once; new URLs past MAX_SOURCES are left out."""
+    numbers = {source["url"]: source["index"] for source in cited}
+    following = max(numbers.values(), default=0) + 1
+    numbered: list[tuple[int, SearchHit]] = []
+    given: set[str] = set()
+    for hit in hits:
+        if hit.url in given or (hit.url not in numbers and len(numbers) >= MAX_SOURCES):
+            continue
+        if hit.url not in numbers:
+            numbers[hit.url], following = following, following + 1
+        given.add(hit.url)
+        numbered.append((numbers[hit.url], hit))
+    return numbered
+
+
+def hit_source(number: int, hit: SearchHit) -> dict[str, Any]:
+    """A numbered hit in the shape of the provider's sources (atri.messages.SearchSource)."""
+    return {"index": number, "title": hit.title, "url": hit.url}
+
+
+def hits_for_model(numbered: list[tuple[int, SearchHit]]) -> str:
+    return "\n\n".join(f"[{number}] {hit.title}\n{hit.url}\n{hit.snippet}".rstrip()
+                       for number, hit in numbered) or "No results."

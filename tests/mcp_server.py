@@ -1,5 +1,9 @@
-"""A tiny MCP server for the tests (stdio), written with the official SDK: `python -m tests.mcp_server`."""
+"""A tiny MCP server for the tests, written with the official SDK: stdio with `python -m tests.mcp_server`, or
+streamable HTTP behind a bearer token with `http_app(token)`."""
+from typing import Any
+
 from mcp.server.mcpserver import MCPServer
+from starlette.responses import JSONResponse
 
 server = MCPServer("atri-test")
 
@@ -20,6 +24,22 @@ def shout(text: str) -> str:
 def explode(reason: str) -> str:
     """Always fails."""
     raise ValueError(reason)
+
+
+def http_app(token: str) -> Any:
+    """This server over streamable HTTP, refusing every request without `Authorization: Bearer <token>` as an
+    OAuth-protected server does (401, `WWW-Authenticate`)."""
+    app = server.streamable_http_app()
+
+    async def guarded(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and dict(scope["headers"]).get(b"authorization") != f"Bearer {token}".encode():
+            refusal = JSONResponse({"error": "invalid_token", "error_description": "a valid bearer token is needed"},
+                                   status_code=401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+            await refusal(scope, receive, send)
+            return
+        await app(scope, receive, send)
+
+    return guarded
 
 
 if __name__ == "__main__":

@@ -1,21 +1,27 @@
 """Web search (issue 11): DashScope's request fields, sources read from the stream and linked from citation marks,
-and the web_search tool over the host's SearXNG for other providers."""
+and the web_search tool over the host's SearXNG for other providers, whose results become the answer's sources."""
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from markdown_it import MarkdownIt
 
+from atri.answers import Answerer, TurnSetup
+from atri.context import ContextSettings
+from atri.export import to_markdown
 from atri.messages import ChatOptions, Message
 from atri.providers import catalogue
 from atri.request import build_request
 from atri.settings import Connection
+from atri.store import Store
 from atri.stream import ChunkParser, SearchResults
+from atri.tokens import rough_count
 from atri.tool_loop import run_turn_with_tools
 from atri.tools import Toolbox, web_search_tool
 from atri.turn import run_turn
-from atri.websearch import link_citations, sources_in, sources_markdown
+from atri.websearch import MAX_SOURCES, SearchHit, hits_for_model, link_citations, number_hits, sources_in, sources_markdown
 from tests.fake_provider import GOOD_KEY, SEARCH_RESULTS
 
 DASHSCOPE = catalogue()["dashscope"]
@@ -76,6 +82,16 @@ def test_the_fake_dashscope_answer_carries_its_sources_into_the_turn(fake):
     assert message.facts.sources[0]["title"] == "Atri news: tools arrive" and message.options.web_search
 
 
+SEARXNG_RESULTS = {  # query -> what the fake SearXNG finds (the same page may come back from two searches)
+    "atri": [{"title": "Result one", "url": "https://one.example/", "content": "first"},
+             {"title": "Bad", "url": "file:///etc/passwd", "content": "no"},
+             {"title": "Result two", "url": "https://two.example/", "content": "second"}],
+    "katex": [{"title": "Result two", "url": "https://two.example/", "content": "second"},
+              {"title": "Result three", "url": "https://three.example/", "content": "third"},
+              {"title": "Result three again", "url": "https://three.example/", "content": "third"}],
+}
+
+
 @pytest.fixture
 def searxng():
     class Handler(BaseHTTPRequestHandler):
@@ -83,8 +99,9 @@ def searxng():
             pass
 
         def do_GET(self):
-            body = json.dumps({"results": [{"title": "Result one", "url": "https://one.example/", "content": "first"},
-                                           {"title": "Bad", "url": "file:///etc/passwd", "content": "no"}]}).encode()
+            query = parse_qs(urlsplit(self.path).query)
+            assert query["format"] == ["json"]
+            body = json.dumps({"results": SEARXNG_RESULTS.get(query["q"][0], [])}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -98,14 +115,62 @@ def searxng():
     server.server_close()
 
 
+def searching_plan(conn, box, question):
+    options = ChatOptions("custom", "some-model", web_search=True, tools=["web_search"])
+    return build_request([Message("user", question)], options, conn.provider.model("some-model"), conn.provider,
+                         tools=box.schemas())
+
+
 def test_other_providers_search_with_the_web_search_tool_over_searxng(fake, searxng):
     box = Toolbox([web_search_tool(searxng)])
-    openai_like = catalogue()["custom"]
-    conn = Connection(openai_like, fake.base_url, GOOD_KEY)
-    options = ChatOptions("custom", "some-model", web_search=True, tools=["web_search"])
-    plan = build_request([Message("user", 'news? [[web_search {"query": "atri"}]]')], options,
-                         openai_like.model("some-model"), openai_like, tools=box.schemas())
-    turn = list(run_turn_with_tools(conn, plan, box))[-1]
+    conn = Connection(catalogue()["custom"], fake.base_url, GOOD_KEY)
+    turn = list(run_turn_with_tools(conn, searching_plan(conn, box, 'news? [[web_search {"query": "atri"}]]'), box))[-1]
     assert "enable_search" not in fake.streamed[0] and turn.tool_steps[0].name == "web_search"
-    assert turn.tool_steps[0].result == "[1] Result one\nhttps://one.example/\nfirst"
+    assert turn.tool_steps[0].result == ("[1] Result one\nhttps://one.example/\nfirst\n\n"
+                                         "[2] Result two\nhttps://two.example/\nsecond")
     assert turn.content.startswith("Tool results: web_search = [1] Result one")
+    assert turn.sources == [{"index": 1, "title": "Result one", "url": "https://one.example/"},
+                            {"index": 2, "title": "Result two", "url": "https://two.example/"}]
+
+
+def test_two_searches_number_their_results_as_one_list_without_repeats(fake, searxng):
+    box = Toolbox([web_search_tool(searxng)])
+    conn = Connection(catalogue()["custom"], fake.base_url, GOOD_KEY)
+    question = 'news? [[web_search {"query": "atri"}]] [[web_search {"query": "katex"}]]'
+    turn = list(run_turn_with_tools(conn, searching_plan(conn, box, question), box))[-1]
+    sent_back = [m["content"] for m in fake.streamed[-1]["messages"] if m["role"] == "tool"]
+    assert sent_back[1] == "[2] Result two\nhttps://two.example/\nsecond\n\n[3] Result three\nhttps://three.example/\nthird"
+    assert [(s["index"], s["url"]) for s in turn.sources] == [
+        (1, "https://one.example/"), (2, "https://two.example/"), (3, "https://three.example/")]
+
+
+def test_search_hits_are_numbered_after_the_sources_already_cited_and_capped():
+    cited = [{"index": 4, "title": "Provider's", "url": "https://p.example/"}]
+    hits = [SearchHit("P", "https://p.example/"), SearchHit("New", "https://new.example/"),
+            SearchHit("New again", "https://new.example/")]
+    assert [(number, hit.title) for number, hit in number_hits(cited, hits)] == [(4, "P"), (5, "New")]
+    full = [{"index": n, "title": "", "url": f"https://{n}.example/"} for n in range(1, MAX_SOURCES + 1)]
+    assert number_hits(full, [SearchHit("Late", "https://late.example/"), SearchHit("Old", "https://1.example/")]) \
+        == [(1, SearchHit("Old", "https://1.example/"))]
+    assert hits_for_model([]) == "No results."
+
+
+def test_an_answer_that_searched_is_saved_with_its_sources(fake, searxng, tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'atri.db'}")
+    answerer = Answerer(store)
+    custom = catalogue()["custom"]
+    try:
+        question = 'What is new? [[web_search {"query": "atri"}]]'
+        cid = store.create_conversation("alice", question)
+        store.append("alice", cid, Message("user", question))
+        setup = TurnSetup(ChatOptions("custom", "some-model", web_search=True, tools=["web_search"]),
+                          Connection(custom, fake.base_url, GOOD_KEY), custom.model("some-model"), rough_count,
+                          ContextSettings(), tools=Toolbox([web_search_tool(searxng)]))
+        assert answerer.start("alice", cid, setup).done.wait(20)
+        answer = store.messages("alice", cid)[-1]
+        assert answer.facts.error_kind is None and "[1] Result one" in answer.content
+        assert answer.facts.sources == [{"index": 1, "title": "Result one", "url": "https://one.example/"},
+                                        {"index": 2, "title": "Result two", "url": "https://two.example/"}]
+        assert "1. [Result one](https://one.example/)" in to_markdown("t", store.messages("alice", cid))
+    finally:
+        answerer.close()
