@@ -9,7 +9,6 @@ UI reuses this module as it is.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -40,7 +39,9 @@ log = logging.getLogger(__name__)
 MAX_ANSWERS_PER_OWNER = 3  # answers one visitor can have being written at once
 WORKERS = 16
 HEARTBEAT_S = 2.0  # how often a live answer's row says "still being written"
-EMBED_BEFORE_ANSWER_S = 10.0  # a new document's chunks embedded before the first answer; the rest after it
+# A document this small (~15 pages; ~10 s on two cores) is embedded before its first answer; a bigger one is
+# answered at once by its words and embedded in the background after that answer.
+EMBED_BEFORE_ANSWER_CHUNKS = 40
 EMBED_BATCH = 8
 KEEP_S = 600.0  # how long a finished answer's live state is kept (pages that read the store before it ended)
 
@@ -127,9 +128,9 @@ def answer_conversation(store: Store, live: LiveAnswer, setup: TurnSetup, positi
         _fail(live, setup, ChatError("no_connection"))
         return
     notes = read_documents(store, live, setup, history[-1].id if history else None)
-    if setup.documents:
-        embed_documents(store, owner, cid, time.monotonic() + EMBED_BEFORE_ANSWER_S,
-                        lambda name, done, total: live.advance("indexing", name, done, total),
+    done, total = store.embedded_count(owner, cid, default_embedder().name) if setup.documents else (0, 0)
+    if 0 < total - done <= EMBED_BEFORE_ANSWER_CHUNKS:
+        embed_documents(store, owner, cid, lambda name, done, total: live.advance("indexing", name, done, total),
                         stop=lambda: live.cancel.cancelled)
     if live.cancel.cancelled:
         _fail(live, setup, ChatError("stopped"))
@@ -160,13 +161,13 @@ def read_documents(store: Store, live: LiveAnswer, setup: TurnSetup, question_id
     return notes
 
 
-def embed_documents(store: Store, owner: str, cid: str, deadline: float,
+def embed_documents(store: Store, owner: str, cid: str,
                     on_progress: Callable[[str, int, int], None] = lambda name, done, total: None,
                     stop: Callable[[], bool] = lambda: False) -> bool:
-    """Embed the conversation's chunks that have no vector yet, a batch at a time, until the deadline;
-    True when none is left. Retrieval works without them (by words); vectors make it understand."""
+    """Embed the conversation's chunks that have no vector yet, a batch at a time, until none is left
+    (True) or `stop` says so. Retrieval works without them (by words); vectors make it understand meaning."""
     embedder = default_embedder()
-    while time.monotonic() < deadline and not stop():
+    while not stop():
         pending = store.pending_chunks(owner, cid, embedder.name, EMBED_BATCH)
         if not pending:
             return True
@@ -279,7 +280,7 @@ class Answerer:
     def _embed_rest(self, owner: str, cid: str) -> None:
         """What a document's first answer left unembedded, in the background (one conversation at a time)."""
         try:
-            embed_documents(self.store, owner, cid, math.inf, stop=self._closed.is_set)
+            embed_documents(self.store, owner, cid, stop=self._closed.is_set)
         except Exception:  # retried after the conversation's next answer
             log.exception("embedding documents failed")
 

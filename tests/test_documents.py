@@ -193,7 +193,7 @@ def test_chunks_left_unembedded_are_embedded_later_and_belong_to_their_owner(sto
     assert store.pending_chunks("bob", cid, name, 10) == [], "another visitor sees nothing"
     done, total = store.embedded_count("alice", cid, name)
     assert done == 0 and total > 3
-    assert embed_documents(store, "alice", cid, deadline=float("inf"))
+    assert embed_documents(store, "alice", cid)
     assert store.embedded_count("alice", cid, name) == (total, total)
     assert all(c.vector is not None for c in store.document_chunks("alice", cid, name))
     with pytest.raises(KeyError):
