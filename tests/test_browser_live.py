@@ -14,6 +14,7 @@ def start_slow_answer(page, fake, text: str) -> str:
     answer = page.get_by_test_id("stChatMessage").nth(1)
     expect(answer).to_contain_text("Echo:", timeout=20_000)
     expect(answer).not_to_contain_text(ANSWER_END)
+    expect(page.get_by_role("button", name="Get an answer")).to_have_count(0)  # it is being answered
     return page.url
 
 

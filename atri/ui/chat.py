@@ -199,7 +199,8 @@ def show_history(lang: str, view: Snapshot, live: LiveAnswer | None, documents: 
     thread = view.thread
     if live is not None and thread and (thread[-1].id == live.message_id or _being_written(thread[-1])):
         thread = thread[:-1]
-    busy = live is not None or bool(thread and _being_written(thread[-1]))
+    started = get_answerer().live(current_owner(), view.cid)  # by this run, after the read
+    busy = live is not None or (started is not None and started.active) or bool(thread and _being_written(thread[-1]))
     if not thread and not busy:
         st.caption(t(lang, "empty_chat"))
         if offline:
