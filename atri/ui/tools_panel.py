@@ -21,13 +21,14 @@ MCP_ENV = "ATRI_MCP_CONFIG"  # named in the message when the file cannot be read
 
 
 @st.cache_resource(show_spinner=False)
-def _hub(path: str, mtime_ns: int) -> McpHub | McpConfigError:
-    """One hub per process and config file version (an edited file starts the servers again)."""
+def _hub(path: str, mtime_ns: int, _values: dict[str, str]) -> McpHub | McpConfigError:
+    """One hub per process and config file version (an edited file starts the servers again). `_values`:
+    the settings (env, `.env`, secrets) a header's `${NAME}` is read from; not part of the cache key."""
     try:
         configs = load_config(path)
     except McpConfigError as error:
         return error
-    hub = McpHub(configs)
+    hub = McpHub(configs, environ=_values)
     atexit.register(hub.close)
     hub.wait_ready()  # the first page waits for the servers to list their tools (once per process)
     return hub
@@ -41,7 +42,7 @@ def mcp_hub(settings: Settings) -> McpHub | McpConfigError | None:
         mtime = os.stat(path).st_mtime_ns
     except OSError:
         mtime = 0
-    return _hub(path, mtime)
+    return _hub(path, mtime, dict(settings.values))
 
 
 def _mcp_controls(lang: str, hub: McpHub | McpConfigError | None, model: ModelInfo) -> set[str]:
