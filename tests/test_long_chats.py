@@ -1,4 +1,6 @@
 """Long chats stay cheap to draw: the recent messages at once, earlier ones on demand."""
+import time
+
 from atri.messages import AnswerFacts, Message
 from tests.conftest import new_app
 
@@ -40,3 +42,24 @@ def test_the_conversation_list_marks_the_chats_still_answering(app, fake):
     get_answerer().stop(owner, busy)
     wait_done(live)
     assert marks(at.run()) == {busy: "", idle: ""}
+
+
+def test_an_answer_that_ends_before_the_page_reaches_it_is_still_shown(app, monkeypatch):
+    """A fast provider and a long page: the answer this run started is saved before the run gets to
+    drawing it. The page must read the conversation again, not leave the question unanswered."""
+    import atri.ui.chat as chat
+    from atri.ui.config import get_answerer
+
+    drawn = chat.show_history
+
+    def slow_history(lang, view, live, documents, offline):
+        started = get_answerer().live(app.session_state["owner"], chat.conversation_id())
+        if started is not None:
+            assert started.done.wait(20)
+            while started.active:  # saved
+                time.sleep(0.01)
+        drawn(lang, view, live, documents, offline)
+
+    monkeypatch.setattr(chat, "show_history", slow_history)
+    app.chat_input[0].set_value("a quick one").run(timeout=30)
+    assert "Echo: a quick one" in app.chat_message[-1].markdown[0].value

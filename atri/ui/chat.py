@@ -277,13 +277,17 @@ def follow_answer(lang: str, view: Snapshot, attached: LiveAnswer | None) -> Non
     began, or started by this run), live, until it ends; an answer being written by another replica
     is shown as saved and looked at again every second."""
     live = attached or get_answerer().live(current_owner(), view.cid)
-    if live is not None and (live is attached or live.active):
+    if live is not None and live is not attached and not live.active:
+        if live.message_id is not None and live.message_id not in view.by_id:
+            st.rerun()  # started by this run and already ended (a fast answer): read the conversation again
+        live = None  # an earlier answer, drawn from the store
+    if live is not None:
         region = st.container()
         if not live.done.is_set():  # outside the answer's region: a click reruns the page, and that run re-attaches
             st.button(t(lang, "stop"), key="stop_answer", icon=":material/stop_circle:", on_click=_stop, args=(view.cid,))
         with region:
             _live_answer(lang, live)
-    elif live is None and view.thread and _being_written(view.thread[-1]):
+    elif view.thread and _being_written(view.thread[-1]):
         _written_elsewhere()
 
 
