@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from .client import Cancel
-from .context import ContextSettings, default_embedder, input_budget, prepare_context, write_summary
+from .context import EMBEDDER_NAME, ContextSettings, default_embedder, input_budget, prepare_context, write_summary
 from .documents import DocumentProblem, Upload, chunk_pages, document_kind, read_pages
 from .errors import ChatError
 from .local_queue import LeftQueue, gate_for
@@ -128,7 +128,7 @@ def answer_conversation(store: Store, live: LiveAnswer, setup: TurnSetup, positi
         _fail(live, setup, ChatError("no_connection"))
         return
     notes = read_documents(store, live, setup, history[-1].id if history else None)
-    done, total = store.embedded_count(owner, cid, default_embedder().name) if setup.documents else (0, 0)
+    done, total = store.embedded_count(owner, cid, EMBEDDER_NAME) if setup.documents else (0, 0)
     if 0 < total - done <= EMBED_BEFORE_ANSWER_CHUNKS:
         embed_documents(store, owner, cid, lambda name, done, total: live.advance("indexing", name, done, total),
                         stop=lambda: live.cancel.cancelled)
@@ -166,14 +166,13 @@ def embed_documents(store: Store, owner: str, cid: str,
                     stop: Callable[[], bool] = lambda: False) -> bool:
     """Embed the conversation's chunks that have no vector yet, a batch at a time, until none is left
     (True) or `stop` says so. Retrieval works without them (by words); vectors make it understand meaning."""
-    embedder = default_embedder()
     while not stop():
-        pending = store.pending_chunks(owner, cid, embedder.name, EMBED_BATCH)
+        pending = store.pending_chunks(owner, cid, EMBEDDER_NAME, EMBED_BATCH)
         if not pending:
             return True
-        on_progress(pending[0].document, *store.embedded_count(owner, cid, embedder.name))
-        vectors = embedder.passages([chunk.text for chunk in pending])
-        store.save_chunk_vectors(embedder.name, {chunk.id: vector for chunk, vector in zip(pending, vectors)})
+        on_progress(pending[0].document, *store.embedded_count(owner, cid, EMBEDDER_NAME))
+        vectors = default_embedder().passages([chunk.text for chunk in pending])  # loaded only when needed
+        store.save_chunk_vectors(EMBEDDER_NAME, {chunk.id: vector for chunk, vector in zip(pending, vectors)})
     return False
 
 

@@ -11,7 +11,7 @@ from ..errors import ChatError
 from ..messages import Message
 from ..tokens import TokenCounter
 from .plan import ContextPlan, ContextSettings, DocumentContext, Summary, last_turns_from, plan_context, summary_due
-from .recall import Embedder, Memory, default_embedder, new_memories, recall
+from .recall import EMBEDDER_NAME, Embedder, Memory, default_embedder, new_memories, recall
 
 # (thread, (start, end) of the messages to fold in, the previous summary) -> the new summary's text;
 # raises ChatError when the model could not write one.
@@ -62,10 +62,11 @@ def _documents(source: ContextSource, question: str, budget: int, count: TokenCo
     tokens = source.document_tokens()
     if not tokens:
         return None
-    embedder = embedder or default_embedder()
-    chunks = source.document_chunks(embedder.name)
+    chunks = source.document_chunks(embedder.name if embedder else EMBEDDER_NAME)
     if sent_whole(tokens, budget):
         return DocumentContext(whole_pages(chunks), whole=True)
+    if all(chunk.vector is not None for chunk in chunks):  # else words alone rank: no model needed yet
+        embedder = embedder or default_embedder()
     excerpts, room = [], EXCERPTS_SHARE * budget
     for excerpt in search(question, chunks, embedder):
         room -= count(excerpt.text)

@@ -46,6 +46,9 @@ class E5Embedder:
             return np.asarray(self._model.query(text[:MAX_TURN_CHARS]), dtype=np.float32)
 
 
+EMBEDDER_NAME = E5Embedder.name  # what stored vectors are tagged with; known without loading the model
+
+
 @cache
 def default_embedder() -> Embedder:
     return E5Embedder()

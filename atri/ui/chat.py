@@ -197,10 +197,10 @@ def show_history(lang: str, view: Snapshot, live: LiveAnswer | None, documents: 
     """`live`: the answer this run draws live (its stored row, if read already, is not drawn here).
     `documents`: the conversation's, each shown with the question it came with."""
     thread = view.thread
+    live = live_to_draw(view, live)
     if live is not None and thread and (thread[-1].id == live.message_id or _being_written(thread[-1])):
         thread = thread[:-1]
-    started = get_answerer().live(current_owner(), view.cid)  # by this run, after the read
-    busy = live is not None or (started is not None and started.active) or bool(thread and _being_written(thread[-1]))
+    busy = live is not None or bool(thread and _being_written(thread[-1]))
     if not thread and not busy:
         st.caption(t(lang, "empty_chat"))
         if offline:
@@ -272,15 +272,19 @@ def _stop(cid: str) -> None:
     get_answerer().stop(current_owner(), cid)
 
 
-def follow_answer(lang: str, view: Snapshot, attached: LiveAnswer | None) -> None:
-    """Draw the answer this process is writing for the open conversation (`attached` when the run
-    began, or started by this run), live, until it ends; an answer being written by another replica
-    is shown as saved and looked at again every second."""
+def live_to_draw(view: Snapshot, attached: LiveAnswer | None) -> LiveAnswer | None:
+    """The answer this run draws live rather than from what it read: the one being written when the run
+    began (`attached`), one started since (by this run's question), or one that ended after the read."""
     live = attached or get_answerer().live(current_owner(), view.cid)
-    if live is not None and live is not attached and not live.active:
-        if live.message_id is not None and live.message_id not in view.by_id:
-            st.rerun()  # started by this run and already ended (a fast answer): read the conversation again
-        live = None  # an earlier answer, drawn from the store
+    if live is None or live is attached or live.active:
+        return live
+    return live if live.message_id is not None and live.message_id not in view.by_id else None
+
+
+def follow_answer(lang: str, view: Snapshot, attached: LiveAnswer | None) -> None:
+    """Draw the answer this process is writing for the open conversation, live, until it ends; an answer
+    being written by another replica is shown as saved and looked at again every second."""
+    live = live_to_draw(view, attached)
     if live is not None:
         region = st.container()
         if not live.done.is_set():  # outside the answer's region: a click reruns the page, and that run re-attaches

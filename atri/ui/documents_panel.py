@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from atri.context.recall import E5Embedder
+from atri.context import EMBEDDER_NAME
 from atri.i18n import t
 from atri.safe_markdown import plain_text
 from atri.store import DocumentInfo, Snapshot
@@ -15,7 +15,7 @@ INDEXING_REFRESH_S = 3.0
 
 def conversation_documents(view: Snapshot) -> list[DocumentInfo]:
     """Read on every run: the indexing progress moves without the conversation changing."""
-    return get_store().documents(current_owner(), view.cid, E5Embedder.name) if view.cid else []
+    return get_store().documents(current_owner(), view.cid, EMBEDDER_NAME) if view.cid else []
 
 
 def document_label(lang: str, document: DocumentInfo, progress: bool = False) -> str:
