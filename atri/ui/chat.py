@@ -1,6 +1,9 @@
 """The open conversation: saved as it happens, replayed from the store, and driven one turn at a time."""
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+
 import streamlit as st
 
 from atri.answers import LiveAnswer, TooManyAnswers, TurnSetup
@@ -24,6 +27,7 @@ HISTORY_WINDOW = 30  # messages drawn when a conversation opens
 HISTORY_STEP = 100  # more on each "Show earlier messages"
 LIVE_WAIT_S = 0.25  # longest wait between redraws of a live answer (it redraws as soon as a piece arrives)
 ELSEWHERE_REFRESH_S = 1.0
+FINAL_DRAW_SEND_S = 0.03
 
 
 def conversation_id() -> str | None:
@@ -131,7 +135,7 @@ def _send(message: Message, position: int | None = None, documents: tuple[Upload
         st.query_params["c"] = cid
         session.needs_title = cid
     store.append(owner, cid, message, position=position)
-    session.pending = PendingAnswer(cid, documents=documents)
+    _ask_for_answer(PendingAnswer(cid, position, documents))
     session.editing = False
 
 
@@ -143,11 +147,32 @@ def _untitled(message: Message, documents: tuple[Upload, ...]) -> str:
 def _regenerate(item: StoredMessage) -> None:
     """Retry or regenerate: the old answer stays reachable as a variant."""
     get_store().retire_from(current_owner(), conversation_id(), item.position)
-    session.pending = PendingAnswer(conversation_id(), item.position)
+    _ask_for_answer(PendingAnswer(conversation_id(), item.position))
 
 
 def _answer_again() -> None:
-    session.pending = PendingAnswer(conversation_id())
+    _ask_for_answer(PendingAnswer(conversation_id()))
+
+
+def _ask_for_answer(pending: PendingAnswer) -> None:
+    """Called from the chat box's and buttons' callbacks: the answer starts at once, with the choices the
+    last run's sidebar made (nothing in the sidebar can change without a run), while this run draws the
+    page. Before any run has made them, the run hands it over instead."""
+    if session.answer_setup is None:
+        session.pending = pending
+    else:
+        _start(pending, session.answer_setup)
+
+
+def _start(pending: PendingAnswer, setup: TurnSetup) -> None:
+    wants_title = session.needs_title == pending.conversation
+    if wants_title:
+        session.needs_title = None
+    try:
+        get_answerer().start(current_owner(), pending.conversation, replace(setup, documents=pending.documents),
+                             pending.position, wants_title)
+    except TooManyAnswers as limit:
+        session.answers_refused = limit.args[0]
 
 
 def _show_variant(item: StoredMessage, step: int) -> None:
@@ -248,24 +273,21 @@ def chat_input(lang: str) -> None:
                   accept_file="multiple", file_type=[*IMAGE_TYPES, *DOCUMENT_TYPES], submit_mode="disable")
 
 
-def turn_setup(setup: ChatSetup, documents: tuple[Upload, ...] = ()) -> TurnSetup:
+def turn_setup(setup: ChatSetup) -> TurnSetup:
     return TurnSetup(setup.options, setup.connection, setup.model, setup.count, setup.context,
-                     price_for(setup.model.id), tools=setup.toolbox, documents=documents)
+                     price_for(setup.model.id), tools=setup.toolbox)
 
 
 def start_pending_answer(setup: ChatSetup, lang: str) -> None:
-    """Hand the question just sent to the process's answer workers; the page then only attaches."""
+    """Keep this run's choices for the next question's callback, and hand over a question the callback
+    could not start; the page then only attaches."""
+    session.answer_setup = turn_setup(setup)
     pending, session.pending = session.pending, None
-    cid = conversation_id()
-    if pending is None or pending.conversation != cid:
-        return
-    wants_title = session.needs_title == cid
-    if wants_title:
-        session.needs_title = None
-    try:
-        get_answerer().start(current_owner(), cid, turn_setup(setup, pending.documents), pending.position, wants_title)
-    except TooManyAnswers as limit:
-        st.warning(t(lang, "too_many_answers", limit=limit.args[0]), icon=":material/hourglass:")
+    if pending is not None and pending.conversation == conversation_id():
+        _start(pending, session.answer_setup)
+    refused, session.answers_refused = session.answers_refused, None
+    if refused:
+        st.warning(t(lang, "too_many_answers", limit=refused), icon=":material/hourglass:")
 
 
 def _stop(cid: str) -> None:
@@ -322,7 +344,11 @@ def _live_answer(lang: str, live: LiveAnswer) -> None:
         if live.unsaved:
             st.warning(t(lang, "error_storage"), icon=":material/database:")
             return
-    st.rerun()  # saved: drawn with the history from now on, and the sidebar gets the new chat or title
+    # Saved: drawn with the history from now on, and the sidebar gets the new chat or title. Streamlit drops
+    # what it has not sent yet when the next run starts (AppSession._clear_queue on SCRIPT_STARTED): a
+    # moment first lets the server send the final text, so the reader sees it now, not after the rerun.
+    time.sleep(FINAL_DRAW_SEND_S)
+    st.rerun()
 
 
 @st.fragment(run_every=ELSEWHERE_REFRESH_S)

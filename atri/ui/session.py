@@ -11,6 +11,7 @@ from typing import Any, Callable, Generic, TypeVar
 
 import streamlit as st
 
+from atri.answers import TurnSetup
 from atri.documents import Upload
 
 T = TypeVar("T")
@@ -58,6 +59,8 @@ def _none() -> None:
 
 class Session:
     pending: _Field[PendingAnswer | None] = _Field(_none)
+    answer_setup: _Field[TurnSetup | None] = _Field(_none)  # the last run's choices, for the next question
+    answers_refused: _Field[int | None] = _Field(_none)  # the limit a callback met: told by the next run
     editing: _Field[bool] = _Field(bool)
     needs_title: _Field[str | None] = _Field(_none)  # the new conversation whose first answer names it
     unsent_question: _Field[str | None] = _Field(_none)  # refused or not saved: shown to copy and send again
