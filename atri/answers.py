@@ -123,11 +123,12 @@ def answer_conversation(store: Store, live: LiveAnswer, setup: TurnSetup, positi
     owner, cid = live.owner, live.cid
     history = store.messages(owner, cid)
     live.saver = ProgressSaver(store, owner, cid, setup.options, position, setup.price)
+    notes = read_documents(store, owner, cid, setup.documents, setup.count, history[-1].id if history else None,
+                           lambda name, done, total: live.advance("reading", name, done, total))
     connection = setup.connection
     if connection is None:
         _fail(live, setup, ChatError("no_connection"))
         return
-    notes = read_documents(store, live, setup, history[-1].id if history else None)
     done, total = store.embedded_count(owner, cid, EMBEDDER_NAME) if setup.documents else (0, 0)
     if 0 < total - done <= EMBED_BEFORE_ANSWER_CHUNKS:
         embed_documents(store, owner, cid, lambda name, done, total: live.advance("indexing", name, done, total),
@@ -135,6 +136,7 @@ def answer_conversation(store: Store, live: LiveAnswer, setup: TurnSetup, positi
     if live.cancel.cancelled:
         _fail(live, setup, ChatError("stopped"))
         return
+    live.publish("preparing")
     try:
         with _turn_on_the_model(live, connection):
             _answer(store, live, setup, history, wants_title, notes)
@@ -142,20 +144,21 @@ def answer_conversation(store: Store, live: LiveAnswer, setup: TurnSetup, positi
         _fail(live, setup, ChatError("stopped"))
 
 
-def read_documents(store: Store, live: LiveAnswer, setup: TurnSetup, question_id: int | None) -> list[str]:
+def read_documents(store: Store, owner: str, cid: str, documents: tuple[Upload, ...], count: TokenCounter,
+                   question_id: int | None,
+                   on_progress: Callable[[str, int, int], None] = lambda name, done, total: None) -> list[str]:
     """Read, cut and store the documents attached to the question; notes for the answer on any that failed."""
     notes = []
-    for upload in setup.documents:
+    for upload in documents:
         try:
             pages = read_pages(upload.name, upload.data,
-                               lambda done, total, name=upload.name: live.advance("reading", name, done, total))
+                               lambda done, total, name=upload.name: on_progress(name, done, total))
         except DocumentProblem:  # checked when attached; a file that fails only now is left out, and said so
             notes.append("note_document_unreadable")
             continue
-        chunks = chunk_pages(document_kind(upload.name), pages)
         try:
-            store.add_document(live.owner, live.cid, upload.name, question_id, pages[-1].number,
-                               sum(setup.count(chunk.text) for chunk in chunks), chunks)
+            store.add_document(owner, cid, upload.name, question_id, pages[-1].number,
+                               sum(count(page.text) for page in pages), chunk_pages(document_kind(upload.name), pages))
         except (StorageError, KeyError):
             notes.append("note_document_unreadable")
     return notes
@@ -172,7 +175,8 @@ def embed_documents(store: Store, owner: str, cid: str,
             return True
         on_progress(pending[0].document, *store.embedded_count(owner, cid, EMBEDDER_NAME))
         vectors = default_embedder().passages([chunk.text for chunk in pending])  # loaded only when needed
-        store.save_chunk_vectors(EMBEDDER_NAME, {chunk.id: vector for chunk, vector in zip(pending, vectors)})
+        store.save_chunk_vectors(owner, cid, EMBEDDER_NAME,
+                                 {chunk.id: vector for chunk, vector in zip(pending, vectors)})
     return False
 
 
@@ -246,6 +250,7 @@ class Answerer:
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._indexer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="atri-embed")
+        self._embedding: set[tuple[str, str]] = set()
         store.interrupt_stale_answers()  # left "being written" by a process that died
         threading.Thread(target=self._heartbeat, name="atri-heartbeat", daemon=True).start()
 
@@ -274,14 +279,37 @@ class Answerer:
         finally:
             live.done.set()
             live.publish("done")
-        self._indexer.submit(self._embed_rest, live.owner, live.cid)
+        self.embed_later(live.owner, live.cid)
 
-    def _embed_rest(self, owner: str, cid: str) -> None:
-        """What a document's first answer left unembedded, in the background (one conversation at a time)."""
+    def embed_later(self, owner: str, cid: str) -> None:
+        """Embed the conversation's chunks left without a vector, in the background (after its answer, or
+        when a page finds some, e.g. after a restart); one conversation at a time, each asked once."""
+        if not self.store.pending_chunks(owner, cid, EMBEDDER_NAME, 1):
+            return
+        with self._lock:
+            if (owner, cid) in self._embedding:
+                return
+            self._embedding.add((owner, cid))
+        self._indexer.submit(self._embed, owner, cid)
+
+    def _embed(self, owner: str, cid: str) -> None:
         try:
             embed_documents(self.store, owner, cid, stop=self._closed.is_set)
-        except Exception:  # retried after the conversation's next answer
+        except Exception:  # tried again after the conversation's next answer, or the next page that sees it
             log.exception("embedding documents failed")
+        finally:
+            with self._lock:
+                self._embedding.discard((owner, cid))
+
+    def keep_documents(self, owner: str, cid: str, documents: tuple[Upload, ...], count: TokenCounter) -> None:
+        """Store the documents of a question that is not being answered now (too many answers at once),
+        so that asking again finds them."""
+        def keep() -> None:
+            history = self.store.messages(owner, cid)
+            read_documents(self.store, owner, cid, documents, count, history[-1].id if history else None)
+            self.embed_later(owner, cid)
+
+        self._indexer.submit(keep)
 
     def live(self, owner: str, cid: str | None) -> LiveAnswer | None:
         """The latest answer this process wrote or is writing for the conversation (`active`: not in

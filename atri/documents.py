@@ -9,6 +9,7 @@ a chunk not embedded yet can still win on its words.
 from __future__ import annotations
 
 import io
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -70,6 +71,7 @@ class StoredChunk:
     """A chunk as retrieval reads it back: which document, and its vector once it is embedded."""
 
     id: int
+    document_id: int
     document: str
     page: int | None
     text: str
@@ -108,7 +110,7 @@ def read_pages(name: str, data: bytes, on_page: Callable[[int, int], None] = lam
     elif kind == "docx":
         pages = [Page(None, _docx_text(name, data))]
     elif kind in ("html", "htm"):
-        pages = [Page(None, page_text(data, "text/html"))]
+        pages = [Page(None, page_text(_decoded(data).encode("utf-8"), "text/html; charset=utf-8"))]
     elif kind is not None:
         pages = [Page(None, _decoded(data))]
     else:
@@ -144,9 +146,10 @@ def _pdf_reader(name: str, data: bytes):  # -> pypdf.PdfReader
 
     try:
         reader = PdfReader(io.BytesIO(data))
-    except Exception as error:  # pypdf raises many kinds on a damaged file
+        locked = reader.is_encrypted and not reader.decrypt("")
+    except Exception as error:  # pypdf raises many kinds on a damaged file (or an encryption it cannot open)
         raise DocumentProblem("document_unreadable", name=name, detail=type(error).__name__) from error
-    if reader.is_encrypted and not reader.decrypt(""):
+    if locked:
         raise DocumentProblem("document_encrypted", name=name)
     return reader
 
@@ -179,6 +182,12 @@ def _docx_text(name: str, data: bytes) -> str:
     from docx import Document
 
     try:
+        unpacked = sum(member.file_size for member in zipfile.ZipFile(io.BytesIO(data)).infolist())
+    except Exception as error:
+        raise DocumentProblem("document_unreadable", name=name, detail=type(error).__name__) from error
+    if unpacked > MAX_DOCUMENT_BYTES:  # a small file that unpacks to gigabytes
+        raise DocumentProblem("document_too_big", name=name, size_mb=unpacked / 2**20, limit_mb=MAX_DOCUMENT_BYTES / 2**20)
+    try:
         document = Document(io.BytesIO(data))
     except Exception as error:  # a damaged file raises whatever its zip or XML layer finds
         raise DocumentProblem("document_unreadable", name=name, detail=type(error).__name__) from error
@@ -205,15 +214,24 @@ def chunk_pages(kind: str | None, pages: list[Page]) -> list[Chunk]:
 
 def whole_pages(chunks: list[StoredChunk]) -> list[Excerpt]:
     """The chunks put back together into their pages (overlaps removed), in order."""
-    pages: dict[tuple[str, int | None], list[StoredChunk]] = {}
+    pages: dict[tuple[int, int | None], list[StoredChunk]] = {}
     for chunk in chunks:
-        pages.setdefault((chunk.document, chunk.page), []).append(chunk)
-    excerpts = []
-    for (document, page), parts in pages.items():
-        ends = [following.start for following in parts[1:]] + [None]
-        text = "".join(part.text[:None if end is None else max(0, end - part.start)] for part, end in zip(parts, ends))
-        excerpts.append(Excerpt(document, page, text, 1.0, None))
-    return excerpts
+        pages.setdefault((chunk.document_id, chunk.page), []).append(chunk)
+    return [Excerpt(parts[0].document, page, _joined(parts), 1.0, None) for (_, page), parts in pages.items()]
+
+
+def _joined(parts: list[StoredChunk]) -> str:
+    """Consecutive chunks of one page as its text: each up to where the next begins; a gap between two
+    (trimmed whitespace) becomes one space."""
+    text = []
+    for part, following in zip(parts, [*parts[1:], None]):
+        if following is None:
+            text.append(part.text)
+        elif following.start - part.start > len(part.text):
+            text.append(part.text + " ")
+        else:
+            text.append(part.text[:following.start - part.start])
+    return "".join(text)
 
 
 def words(text: str) -> list[str]:

@@ -25,7 +25,8 @@ MAX_DEPTH = 32  # nesting of any stored JSON value (a request is about 7 deep)
 MAX_COUNT = 10**10
 
 Text = Annotated[str, Field(strict=True, max_length=MAX_TEXT_CHARS)]
-Name = Annotated[str, Field(strict=True, max_length=200)]
+MAX_NAME = 200
+Name = Annotated[str, Field(strict=True, max_length=MAX_NAME)]
 Count = Annotated[int, Field(strict=True, ge=0, le=MAX_COUNT)]
 Seconds = Annotated[float, Field(strict=True, ge=0, le=10**7, allow_inf_nan=False)]
 Flag = Annotated[bool, Field(strict=True)]

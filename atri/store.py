@@ -54,7 +54,7 @@ from typing_extensions import TypedDict  # pydantic needs this one on Python < 3
 from .context import ContextSettings, Memory, Summary
 from .documents import Chunk, StoredChunk
 from .images import thumbnail_of
-from .messages import AnswerFacts, InvalidData, Message, validated
+from .messages import MAX_NAME, AnswerFacts, InvalidData, Message, validated
 from .pricing import Price, request_cost
 from .request import expand_request
 
@@ -135,7 +135,7 @@ class DocumentRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
     message_id: Mapped[int | None] = mapped_column(Integer)  # the question it came with
-    name: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(255))  # clipped to MAX_NAME: an answer's context cites it
     pages: Mapped[int | None] = mapped_column(Integer)  # None: the format has no pages
     tokens: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -775,7 +775,7 @@ class Store:
             conversation = self._owned(session, owner, conversation_id)
             if conversation is None:
                 raise KeyError(conversation_id)
-            row = DocumentRow(conversation_id=conversation_id, message_id=message_id, name=storable(name)[:255],
+            row = DocumentRow(conversation_id=conversation_id, message_id=message_id, name=storable(name)[:MAX_NAME],
                               pages=pages, tokens=tokens, created_at=now())
             session.add(row)
             session.flush()
@@ -807,7 +807,7 @@ class Store:
                 select(DocumentChunkRow, DocumentRow.name).join(DocumentRow)
                 .where(DocumentRow.conversation_id == conversation_id)
                 .order_by(DocumentRow.id, DocumentChunkRow.id)).all()
-            return [StoredChunk(chunk.id, name, chunk.page, chunk.text, chunk.start,
+            return [StoredChunk(chunk.id, chunk.document_id, name, chunk.page, chunk.text, chunk.start,
                                 np.frombuffer(chunk.vector, dtype="<f4") if chunk.vector and chunk.embedder == embedder
                                 else None) for chunk, name in rows]
 
@@ -821,18 +821,32 @@ class Store:
                 .where(DocumentRow.conversation_id == conversation_id,
                        or_(DocumentChunkRow.embedder.is_(None), DocumentChunkRow.embedder != embedder))
                 .order_by(DocumentChunkRow.id).limit(limit)).all()
-            return [StoredChunk(chunk.id, name, chunk.page, chunk.text, chunk.start, None) for chunk, name in rows]
+            return [StoredChunk(chunk.id, chunk.document_id, name, chunk.page, chunk.text, chunk.start, None)
+                    for chunk, name in rows]
 
     def embedded_count(self, owner: str, conversation_id: str, embedder: str) -> tuple[int, int]:
         """How many of the conversation's chunks have a vector from `embedder`, of how many."""
         documents = self.documents(owner, conversation_id, embedder)
         return sum(d.embedded for d in documents), sum(d.chunks for d in documents)
 
-    def save_chunk_vectors(self, embedder: str, vectors: dict[int, np.ndarray]) -> None:
+    def save_chunk_vectors(self, owner: str, conversation_id: str, embedder: str,
+                           vectors: dict[int, np.ndarray]) -> None:
         with self._session() as session:
+            if self._owned(session, owner, conversation_id) is None:
+                raise KeyError(conversation_id)
+            own_documents = select(DocumentRow.id).where(DocumentRow.conversation_id == conversation_id)
             for chunk_id, vector in vectors.items():
-                session.execute(update(DocumentChunkRow).where(DocumentChunkRow.id == chunk_id).values(
-                    embedder=embedder, vector=np.asarray(vector, dtype="<f4").tobytes()))
+                session.execute(update(DocumentChunkRow).where(DocumentChunkRow.id == chunk_id,
+                                                               DocumentChunkRow.document_id.in_(own_documents))
+                                .values(embedder=embedder, vector=np.asarray(vector, dtype="<f4").tobytes()))
+
+    def document_tokens(self, owner: str, conversation_id: str) -> int:
+        """The size of the conversation's documents, all together."""
+        with self._session() as session:
+            if self._owned(session, owner, conversation_id) is None:
+                return 0
+            return session.scalar(select(func.coalesce(func.sum(DocumentRow.tokens), 0))
+                                  .where(DocumentRow.conversation_id == conversation_id))
 
     def remove_document(self, owner: str, conversation_id: str, document_id: int) -> None:
         with self._session() as session:
@@ -1022,7 +1036,7 @@ class StoredContext:
         self.store.add_memories(self.owner, self.conversation_id, embedder, memories)
 
     def document_tokens(self) -> int:
-        return sum(d.tokens for d in self.store.documents(self.owner, self.conversation_id, ""))
+        return self.store.document_tokens(self.owner, self.conversation_id)
 
     def document_chunks(self, embedder: str) -> list[StoredChunk]:
         return self.store.document_chunks(self.owner, self.conversation_id, embedder)

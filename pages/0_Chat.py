@@ -2,7 +2,7 @@
 import streamlit as st
 
 from atri.i18n import t
-from atri.ui.chat import chat_input, follow_answer, open_view, show_history, start_pending_answer
+from atri.ui.chat import chat_input, follow_answer, live_to_draw, open_view, show_history, start_pending_answer
 from atri.ui.config import current_language, load_settings
 from atri.ui.context_panel import conversation_totals
 from atri.ui.conversations import conversation_sidebar
@@ -16,6 +16,7 @@ documents = conversation_documents(view)
 documents_sidebar(lang, view, documents)
 setup = render_sidebar(load_settings(), lang, view)
 start_pending_answer(setup, lang)
+live = live_to_draw(view, live)
 
 st.title(t(lang, "app_title"))
 conversation_totals(lang, view)

@@ -144,7 +144,7 @@ def test_image_urls_go_with_the_message_and_bad_links_are_refused(app, dashscope
     send(app, "这张图显示了什么")
     content = dashscope_env.streamed[-1]["messages"][-1]["content"]
     assert content[0] == {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}
-    assert any("file:///etc/passwd" in w.value for w in app.warning)
+    assert any("file:///etc/passwd" in w.value.replace("\u200b", "") for w in app.warning)  # shown as plain text
     assert app.text_area(key="image_urls").value == ""
 
 

@@ -73,6 +73,18 @@ def test_edit_the_last_question_and_resend(app, dashscope_env):
     assert dashscope_env.streamed[-1]["messages"][-1]["content"] == "what is 3+3?"
 
 
+def test_an_edited_question_can_have_its_answer_regenerated(app, dashscope_env):
+    send(app, "first question")
+    send(app, "what is 2+2?")
+    app.button(key="edit").click().run()
+    app.text_area(key="edit_text").set_value("what is 3+3?").run()
+    app.button(key="send_edit").click().run()
+    app.button(key="regenerate").click().run()
+    assert [text for _, text in bubbles(app)][2] == "what is 3+3?", "the edited question stays"
+    assert "Echo: what is 3+3?" in bubbles(app)[3][1]
+    assert [m["role"] for m in dashscope_env.streamed[-1]["messages"]] == ["system", "user", "assistant", "user"]
+
+
 def test_a_title_is_asked_of_the_model_in_the_background(app, dashscope_env):
     send(app, "Recommend a science fiction film about space exploration")
     cid = app.query_params["c"]

@@ -2,6 +2,7 @@
 back by the app, retrieved into the context and cited; the turn end to end against the fake provider."""
 import io
 import random
+import zipfile
 from dataclasses import replace
 
 import pytest
@@ -12,7 +13,18 @@ from pypdf import PdfReader, PdfWriter
 
 from atri.answers import Answerer, embed_documents
 from atri.context.recall import default_embedder
-from atri.documents import DocumentProblem, StoredChunk, Upload, check_document, chunk_pages, read_pages, scanned_pages, search
+from atri.documents import (
+    DocumentProblem,
+    Page,
+    StoredChunk,
+    Upload,
+    check_document,
+    chunk_pages,
+    read_pages,
+    scanned_pages,
+    search,
+    whole_pages,
+)
 from atri.messages import Message
 from atri.store import Store
 from tests.test_answers import setup_for, wait_done
@@ -83,6 +95,30 @@ def test_docx_html_and_chinese_text_are_read():
     [page] = read_pages("notes.txt", "会议记录:下周三去北京出差,预算五千元。".encode("gb18030"))
     assert "北京出差" in page.text, "a text file not in UTF-8 is still read (GB18030 here)"
 
+    gbk = "<html><head><meta charset='gbk'></head><body><p>菜单:豆浆两元,油条一元五角。今天营业到晚上九点。</p></body></html>"
+    [page] = read_pages("menu-gbk.html", gbk.encode("gbk"))
+    assert "豆浆两元" in page.text, "an HTML page in GBK is read as GBK"
+
+
+def test_a_docx_that_unpacks_to_gigabytes_is_refused_unread():
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("word/document.xml", b"0" * (60 * 2**20))
+    assert len(bomb.getvalue()) < 2**20
+    with pytest.raises(DocumentProblem) as refused:
+        check_document("bomb.docx", bomb.getvalue())
+    assert refused.value.key == "document_too_big"
+
+
+def test_a_page_is_rebuilt_whole_from_its_overlapping_chunks_and_same_named_files_stay_apart():
+    text = filler("harbour", 3, words=900)
+    chunks = chunk_pages("txt", [Page(None, text)])
+    assert len(chunks) > 2 and chunks[1].start < chunks[0].start + len(chunks[0].text), "the chunks overlap"
+    stored = [StoredChunk(i, document, "notes.txt", c.page, c.text, c.start, None)
+              for document in (1, 2) for i, c in enumerate(chunks)]
+    first, second = whole_pages(stored)
+    assert first.text == second.text == text
+
 
 @pytest.mark.parametrize(("name", "data", "key"), [
     ("virus.exe", b"MZ...", "document_type"),
@@ -119,7 +155,7 @@ def test_a_scanned_pdf_says_so_and_gives_its_pages_as_images():
 def stored_chunks(pdf: bytes, embedder=None) -> list[StoredChunk]:
     chunks = chunk_pages("pdf", read_pages("report.pdf", pdf))
     vectors = embedder.passages([c.text for c in chunks]) if embedder else [None] * len(chunks)
-    return [StoredChunk(i, "report.pdf", c.page, c.text, c.start, v) for i, (c, v) in enumerate(zip(chunks, vectors))]
+    return [StoredChunk(i, 1, "report.pdf", c.page, c.text, c.start, v) for i, (c, v) in enumerate(zip(chunks, vectors))]
 
 
 def test_words_alone_find_the_page_before_anything_is_embedded():
@@ -183,6 +219,14 @@ def test_a_short_document_goes_whole_and_a_removed_one_is_gone(store, answerer, 
     store.remove_document("alice", cid, document.id)
     _, answer = ask_with(store, answerer, fake, "And tea?", cid=cid)
     assert "Dumplings" not in str(fake.streamed[-1]["messages"][0]) and not answer.facts.context.get("documents")
+
+
+def test_a_long_file_name_is_clipped_and_the_answer_citing_it_stays_readable(store, answerer, fake):
+    name = "a" * 240 + ".md"
+    cid, answer = ask_with(store, answerer, fake, "What is on the menu?", Upload(name, b"Tea 3 yuan."))
+    [document] = store.documents("alice", cid, default_embedder().name)
+    assert len(document.name) == 200
+    assert answer.facts.context["documents"][0]["document"] == document.name and "Echo:" in answer.content
 
 
 def test_chunks_left_unembedded_are_embedded_later_and_belong_to_their_owner(store, fake):

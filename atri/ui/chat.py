@@ -11,6 +11,7 @@ from atri.documents import DOCUMENT_TYPES, DocumentProblem, Upload, check_docume
 from atri.i18n import t
 from atri.images import ImageBatch, file_to_data_url, parse_image_urls
 from atri.messages import Message
+from atri.safe_markdown import plain_text
 from atri.store import EMPTY, STREAMING, DocumentInfo, Snapshot, StorageError, StoredMessage, title_from
 from atri.ui.config import current_language, get_answerer, get_store, price_for
 from atri.ui.context_panel import current_settings
@@ -50,6 +51,7 @@ def open_view(lang: str) -> tuple[Snapshot, LiveAnswer | None]:
     Read on every run (not kept in the session): another tab of the same browser may have written.
     A link to a conversation this visitor does not own opens a new chat instead.
     """
+    session.answer_setup = None  # until this run's sidebar has made its choices (a run may be cut short)
     cid = conversation_id()
     if not cid:
         return EMPTY, None
@@ -135,7 +137,7 @@ def _send(message: Message, position: int | None = None, documents: tuple[Upload
         st.query_params["c"] = cid
         session.needs_title = cid
     store.append(owner, cid, message, position=position)
-    _ask_for_answer(PendingAnswer(cid, position, documents))
+    _ask_for_answer(PendingAnswer(cid, documents=documents))  # answered after the question, wherever it stands
     session.editing = False
 
 
@@ -173,6 +175,8 @@ def _start(pending: PendingAnswer, setup: TurnSetup) -> None:
                              pending.position, wants_title)
     except TooManyAnswers as limit:
         session.answers_refused = limit.args[0]
+        if pending.documents:  # kept for when the question is asked again
+            get_answerer().keep_documents(current_owner(), pending.conversation, pending.documents, setup.count)
 
 
 def _show_variant(item: StoredMessage, step: int) -> None:
@@ -219,10 +223,9 @@ def _question_actions(lang: str, item: StoredMessage, answered: bool) -> None:
 
 def show_history(lang: str, view: Snapshot, live: LiveAnswer | None, documents: list[DocumentInfo],
                  offline: bool) -> None:
-    """`live`: the answer this run draws live (its stored row, if read already, is not drawn here).
+    """`live`: the answer this run draws live (live_to_draw; its stored row, if read already, is not drawn here).
     `documents`: the conversation's, each shown with the question it came with."""
     thread = view.thread
-    live = live_to_draw(view, live)
     if live is not None and thread and (thread[-1].id == live.message_id or _being_written(thread[-1])):
         thread = thread[:-1]
     busy = live is not None or bool(thread and _being_written(thread[-1]))
@@ -242,7 +245,7 @@ def show_history(lang: str, view: Snapshot, live: LiveAnswer | None, documents: 
         elif item.message.role == "user" and (last or index == len(thread) - 2):
             _question_actions(lang, item, answered=not last)
     for key, values in session.attachment_problems:
-        st.warning(t(lang, key, **values))
+        st.warning(t(lang, key, **{name: plain_text(v) if isinstance(v, str) else v for name, v in values.items()}))
     unsent, session.unsent_question = session.unsent_question, None
     reason, session.unsent_reason = session.unsent_reason, None
     if unsent:
@@ -303,10 +306,9 @@ def live_to_draw(view: Snapshot, attached: LiveAnswer | None) -> LiveAnswer | No
     return live if live.message_id is not None and live.message_id not in view.by_id else None
 
 
-def follow_answer(lang: str, view: Snapshot, attached: LiveAnswer | None) -> None:
-    """Draw the answer this process is writing for the open conversation, live, until it ends; an answer
-    being written by another replica is shown as saved and looked at again every second."""
-    live = live_to_draw(view, attached)
+def follow_answer(lang: str, view: Snapshot, live: LiveAnswer | None) -> None:
+    """Draw the answer this process is writing for the open conversation (live_to_draw), live, until it
+    ends; an answer being written by another replica is shown as saved and looked at again every second."""
     if live is not None:
         region = st.container()
         if not live.done.is_set():  # outside the answer's region: a click reruns the page, and that run re-attaches
@@ -334,7 +336,7 @@ def _live_answer(lang: str, live: LiveAnswer) -> None:
                 status.caption(t(lang, "summarising"))
             elif live.phase in ("reading", "indexing"):
                 name, done, total = live.progress
-                status.caption(t(lang, f"{live.phase}_document", name=name, done=done, total=total))
+                status.caption(t(lang, f"{live.phase}_document", name=plain_text(name), done=done, total=total))
             elif live.turn is not None:
                 status.empty()
                 drawing.draw(live.turn)

@@ -7,7 +7,7 @@ from atri.context import EMBEDDER_NAME
 from atri.i18n import t
 from atri.safe_markdown import plain_text
 from atri.store import DocumentInfo, Snapshot
-from atri.ui.config import get_store
+from atri.ui.config import get_answerer, get_store
 from atri.ui.identity import current_owner
 
 INDEXING_REFRESH_S = 3.0
@@ -38,6 +38,7 @@ def documents_sidebar(lang: str, view: Snapshot, documents: list[DocumentInfo]) 
         return
     with st.sidebar:
         if any(d.embedded < d.chunks for d in documents):
+            get_answerer().embed_later(current_owner(), view.cid)  # after a restart, nothing else would
             _indexing_list(lang, view)
         else:
             _document_list(lang, view.cid, documents)
