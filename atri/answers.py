@@ -67,8 +67,9 @@ class TooManyAnswers(Exception):
 class LiveAnswer:
     """The answer being written, as pages draw it: phase, the growing Turn, and a version to wait on."""
 
-    def __init__(self, owner: str, cid: str) -> None:
+    def __init__(self, owner: str, cid: str, local: bool = False) -> None:
         self.owner, self.cid = owner, cid
+        self.local = local  # generated on this machine's cores (the embedded model): the page redraws less often
         self.phase = "preparing"  # queued, preparing, reading, indexing, summarising, streaming, done
         self.queue_position = 0  # while queued: 1 = next in line for the embedded model
         self.progress: tuple[str, int, int] = ("", 0, 0)  # reading or indexing: (document, done, of)
@@ -264,7 +265,8 @@ class Answerer:
                 return current
             if len(self.answering(owner)) >= MAX_ANSWERS_PER_OWNER:
                 raise TooManyAnswers(MAX_ANSWERS_PER_OWNER)
-            live = self._live[cid] = LiveAnswer(owner, cid)
+            local = setup.connection is not None and setup.connection.provider.embedded
+            live = self._live[cid] = LiveAnswer(owner, cid, local)
             for done in [key for key, old in self._live.items() if not old.active and old.started < live.started - KEEP_S]:
                 del self._live[done]
         self._pool.submit(self._run, live, setup, position, wants_title)

@@ -17,6 +17,7 @@ from atri.ui.config import current_language, get_answerer, get_store, price_for
 from atri.ui.context_panel import current_settings
 from atri.ui.documents_panel import document_label
 from atri.ui.identity import current_owner
+from atri.ui.redraw import REDRAW_INTERVAL_S
 from atri.ui.render import LiveAnswer as LiveDrawing
 from atri.ui.render import show_message
 from atri.ui.session import CHAT_INPUT, EDIT_TEXT, IMAGE_URLS, PendingAnswer, session
@@ -29,6 +30,9 @@ HISTORY_STEP = 100  # more on each "Show earlier messages"
 LIVE_WAIT_S = 0.25  # longest wait between redraws of a live answer (it redraws as soon as a piece arrives)
 ELSEWHERE_REFRESH_S = 1.0
 FINAL_DRAW_SEND_S = 0.03
+# The embedded model and the browser share this machine's cores: each redraw re-renders the whole growing
+# answer in the browser, so redrawing less often leaves the model more of the CPU.
+LOCAL_REDRAW_S = 0.2
 
 
 def conversation_id() -> str | None:
@@ -328,7 +332,7 @@ def _live_answer(lang: str, live: LiveAnswer) -> None:
     only Stop stops the answer."""
     with st.chat_message("assistant"):
         status = st.empty()
-        drawing = LiveDrawing(lang)
+        drawing = LiveDrawing(lang, LOCAL_REDRAW_S if live.local else REDRAW_INTERVAL_S)
         seen = -1
         while not live.done.is_set():
             drawing.queued(live.queue_position if live.phase == "queued" else 0)

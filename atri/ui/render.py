@@ -20,7 +20,7 @@ from atri.request import expand_request, sent_count
 from atri.safe_markdown import clip_long_strings, defuse_images, for_streamlit, plain_text
 from atri.turn import Turn, response_record
 from atri.ui.config import price_for
-from atri.ui.redraw import Throttle
+from atri.ui.redraw import REDRAW_INTERVAL_S, Throttle
 from atri.ui.session import session
 from atri.ui.steps import show_sources, show_tool_steps
 from atri.websearch import link_citations
@@ -300,7 +300,7 @@ def show_message(lang: str, message: Message, by_id: dict[int, Message], recent:
 class LiveAnswer:
     """Draws a turn while it streams: reasoning in a status box above, answer below."""
 
-    def __init__(self, lang: str) -> None:
+    def __init__(self, lang: str, redraw_s: float = REDRAW_INTERVAL_S) -> None:
         self.lang = lang
         self._queue_slot = st.empty()
         self._queue_position = 0
@@ -310,7 +310,7 @@ class LiveAnswer:
         self._answer_slot = st.empty()
         self._status = None
         self._reasoning_box = None
-        self._throttle = Throttle()
+        self._throttle = Throttle(redraw_s)
         self._collapsed = False
 
     def queued(self, position: int) -> None:
