@@ -1,4 +1,6 @@
 """A person in a real browser: type, watch the answer stream in, open the reasoning."""
+import time
+
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
@@ -61,6 +63,9 @@ def test_stop_keeps_what_arrived(app_url, fake):
         expect(answer).to_contain_text("You stopped this answer", timeout=10_000)
         expect(answer).not_to_contain_text("several small pieces")
         expect(page.get_by_role("button", name="Retry")).to_be_visible()
+        deadline = time.monotonic() + 5  # the server notices the closed connection at its next chunk
+        while fake.hangups == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert fake.hangups == 1, "Stop closed the connection: the provider stops generating too"
         page.reload()  # and it was saved that way
         page.wait_for_selector(IDLE, timeout=60_000)
