@@ -281,7 +281,8 @@ class Answerer:
         finally:
             live.done.set()
             live.publish("done")
-        self.embed_later(live.owner, live.cid)
+        if setup.documents:  # what a big document's first answer left; a page resumes any other (a restart)
+            self.embed_later(live.owner, live.cid)
 
     def embed_later(self, owner: str, cid: str) -> None:
         """Embed the conversation's chunks left without a vector, in the background (after its answer, or
