@@ -122,7 +122,7 @@ def answer_conversation(store: Store, live: LiveAnswer, setup: TurnSetup, positi
                         wants_title: bool) -> None:
     """Answer the last question of the conversation, saving the answer as it grows (whole, partial or failed)."""
     owner, cid = live.owner, live.cid
-    history = store.messages(owner, cid)
+    history = store.snapshot(owner, cid).messages  # read-only, as every page draws them: not copied
     live.saver = ProgressSaver(store, owner, cid, setup.options, position, setup.price)
     notes = read_documents(store, owner, cid, setup.documents, setup.count, history[-1].id if history else None,
                            lambda name, done, total: live.advance("reading", name, done, total))
@@ -308,7 +308,7 @@ class Answerer:
         """Store the documents of a question that is not being answered now (too many answers at once),
         so that asking again finds them."""
         def keep() -> None:
-            history = self.store.messages(owner, cid)
+            history = self.store.snapshot(owner, cid).messages
             read_documents(self.store, owner, cid, documents, count, history[-1].id if history else None)
             self.embed_later(owner, cid)
 

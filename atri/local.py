@@ -64,8 +64,23 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+_VERIFIED: set[tuple[str, int, int]] = set()  # (path, size, mtime) of files whose sha256 matched
+
+
 def is_intact(path: Path) -> bool:
-    return path.is_file() and path.stat().st_size == MODEL_SIZE and sha256_of(path) == MODEL_SHA256
+    """The model file is whole. Hashed once per process for each state of the file: every page that counts
+    Qwen tokens asks, and hashing 400 MB each time cost each page run about half a second."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return False
+    state = (str(path), stat.st_size, stat.st_mtime_ns)
+    if state in _VERIFIED:
+        return True
+    if not path.is_file() or stat.st_size != MODEL_SIZE or sha256_of(path) != MODEL_SHA256:
+        return False
+    _VERIFIED.add(state)
+    return True
 
 
 def assemble_model(target_dir: Path, parts: list[Path] | None = None) -> Path:

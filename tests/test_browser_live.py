@@ -85,3 +85,26 @@ def test_a_sidebar_click_mid_answer_shows_the_answer_once(fake, database_url):
         assert seen and all(shown == (2, 0) for shown in seen), f"drawn twice or as someone else's: {seen}"
         assert len(fake.streamed) == 1
         browser.close()
+
+
+def test_a_turn_runs_only_the_chat_and_the_sidebar_follows_what_changed(fake, database_url):
+    """A question and its answer run only the conversation part of the page; once the answer is saved the
+    sidebar gets what changed: the new chat in the list, and a meter that counts the new turn."""
+    with streamlit_server(env_for(fake, database_url)) as app, sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = open_page(browser, app.url)
+        sidebar, messages = page.get_by_test_id("stSidebar"), page.get_by_test_id("stChatMessage")
+        meter = sidebar.get_by_text("Next request ≈")
+        empty_chat = meter.inner_text()
+        send(page, "the first question")
+        expect(messages.nth(1)).to_contain_text(ANSWER_END, timeout=30_000)
+        expect(sidebar.get_by_role("button", name="the first question")).to_be_visible(timeout=10_000)
+        expect(meter).not_to_have_text(empty_chat, timeout=10_000)
+        one_turn = meter.inner_text()
+        send(page, "and a second one")
+        expect(messages.nth(3)).to_contain_text(ANSWER_END, timeout=30_000)
+        expect(meter).not_to_have_text(one_turn, timeout=10_000)
+        page.wait_for_selector(IDLE, timeout=20_000)
+        expect(messages).to_have_count(4)
+        expect(sidebar.get_by_role("button", name="the first question")).to_have_count(1)
+        browser.close()

@@ -5,6 +5,8 @@ import time
 from dataclasses import replace
 
 import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequestType
 
 from atri.answers import LiveAnswer, TooManyAnswers, TurnSetup
 from atri.documents import DOCUMENT_TYPES, DocumentProblem, Upload, check_document, document_kind, scanned_pages
@@ -14,8 +16,8 @@ from atri.messages import Message
 from atri.safe_markdown import plain_text
 from atri.store import EMPTY, STREAMING, DocumentInfo, Snapshot, StorageError, StoredMessage, title_from
 from atri.ui.config import current_language, get_answerer, get_store, price_for
-from atri.ui.context_panel import current_settings
-from atri.ui.documents_panel import document_label
+from atri.ui.context_panel import conversation_totals, current_settings
+from atri.ui.documents_panel import conversation_documents, document_label
 from atri.ui.identity import current_owner
 from atri.ui.redraw import REDRAW_INTERVAL_S
 from atri.ui.render import LiveAnswer as LiveDrawing
@@ -48,25 +50,37 @@ def open_conversation(cid: str | None) -> None:
     session.editing = False
 
 
-def open_view(lang: str) -> tuple[Snapshot, LiveAnswer | None]:
-    """The open conversation, read once per run for everything the page draws, and the answer this
-    process is writing for it (drawn live by this run, not from the store).
-
-    Read on every run (not kept in the session): another tab of the same browser may have written.
-    A link to a conversation this visitor does not own opens a new chat instead.
+def open_view(lang: str) -> Snapshot:
+    """The open conversation, read once per page run for the sidebar (the conversation part reads it again
+    on its own runs). Read on every run (not kept in the session): another tab of the same browser may
+    have written. A link to a conversation this visitor does not own opens a new chat instead.
     """
     session.answer_setup = None  # until this run's sidebar has made its choices (a run may be cut short)
     cid = conversation_id()
-    if not cid:
-        return EMPTY, None
-    # Asked before the read: an answer that ends in between is then drawn live to its end, never
-    # from a read that still has it half-written.
-    live = get_answerer().live(current_owner(), cid)  # (the answerer's start-up marks a dead process's answers)
-    view = get_store().snapshot(current_owner(), cid)
-    if view.info is None and not session.pending:
+    view = get_store().snapshot(current_owner(), cid) if cid else EMPTY
+    if cid and view.info is None and not session.pending:
         st.warning(t(lang, "not_found"))
         open_conversation(None)
-    return view, live if live is not None and live.active else None
+    session.sidebar_drawn_for = _sidebar_key(view)
+    return view
+
+
+def _sidebar_key(view: Snapshot) -> tuple[object, ...]:
+    """What the sidebar shows of the open conversation: its place in the list, its title, the messages the
+    context meter counts."""
+    return view.cid, view.info.title if view.info else None, tuple(item.id for item in view.thread)
+
+
+def _attach() -> tuple[Snapshot, LiveAnswer | None]:
+    """The open conversation as saved, and the answer this process is writing for it, drawn live rather
+    than from the read. Asked before the read: an answer that ends in between is drawn live to its end,
+    never from a read that still has it half-written."""
+    cid = conversation_id()
+    if not cid:
+        return EMPTY, None
+    live = get_answerer().live(current_owner(), cid)  # (the answerer's start-up marks a dead process's answers)
+    drawn_live = live is not None and live.active
+    return get_store().snapshot(current_owner(), cid), live if drawn_live else None
 
 
 def _on_submit() -> None:
@@ -227,12 +241,12 @@ def _question_actions(lang: str, item: StoredMessage, answered: bool) -> None:
 
 def show_history(lang: str, view: Snapshot, live: LiveAnswer | None, documents: list[DocumentInfo],
                  offline: bool) -> None:
-    """`live`: the answer this run draws live (live_to_draw; its stored row, if read already, is not drawn here).
+    """`live`: the answer this run draws live (_attach; its stored row, if read already, is not drawn here).
     `documents`: the conversation's, each shown with the question it came with."""
     thread = view.thread
     if live is not None and thread and (thread[-1].id == live.message_id or _being_written(thread[-1])):
         thread = thread[:-1]
-    busy = live is not None or bool(thread and _being_written(thread[-1]))
+    busy = live is not None or _busy(view)
     if not thread and not busy:
         st.caption(t(lang, "empty_chat"))
         if offline:
@@ -248,6 +262,9 @@ def show_history(lang: str, view: Snapshot, live: LiveAnswer | None, documents: 
             _answer_actions(lang, item, failed=bool(item.message.facts and item.message.facts.error_kind))
         elif item.message.role == "user" and (last or index == len(thread) - 2):
             _question_actions(lang, item, answered=not last)
+    refused, session.answers_refused = session.answers_refused, None
+    if refused:
+        st.warning(t(lang, "too_many_answers", limit=refused), icon=":material/hourglass:")
     for key, values in session.attachment_problems:
         st.warning(t(lang, key, **{name: plain_text(v) if isinstance(v, str) else v for name, v in values.items()}))
     unsent, session.unsent_question = session.unsent_question, None
@@ -261,22 +278,30 @@ def show_history(lang: str, view: Snapshot, live: LiveAnswer | None, documents: 
 
 
 def _first_shown(lang: str, view: Snapshot) -> int:
-    """The index of the first message drawn: the recent ones, and earlier ones on demand, so that a
-    long chat costs a page run no more than a short one."""
-    shown = session.history_shown.get(view.cid or "", HISTORY_WINDOW)
-    hidden = max(0, len(view.thread) - shown)
-    if hidden:
-        st.button(t(lang, "show_earlier", count=min(hidden, HISTORY_STEP)), icon=":material/expand_less:",
-                  key="show_earlier", on_click=_show_more, args=(view.cid or "", shown + HISTORY_STEP))
-    return hidden
+    """The index of the first message drawn: the last HISTORY_WINDOW when the conversation opens, earlier
+    ones on demand, so that a long chat costs a run no more than a short one.
+
+    While the chat goes on, the first message drawn stays put: the drawn messages keep their places and
+    the browser draws only the new ones (a window sliding at every turn would redraw every message). It
+    moves on once a whole window has been added, unless the visitor asked for earlier messages."""
+    cid = view.cid or ""
+    latest = max(0, len(view.thread) - HISTORY_WINDOW)
+    first, asked = session.history_start.get(cid, (latest, False))
+    if first > latest or (not asked and latest - first >= HISTORY_WINDOW):
+        first, asked = latest, False
+    session.history_start = {**session.history_start, cid: (first, asked)}
+    if first:
+        st.button(t(lang, "show_earlier", count=min(first, HISTORY_STEP)), icon=":material/expand_less:",
+                  key="show_earlier", on_click=_show_earlier, args=(cid, max(0, first - HISTORY_STEP)))
+    return first
 
 
-def _show_more(cid: str, count: int) -> None:
-    session.history_shown = {**session.history_shown, cid: count}
+def _show_earlier(cid: str, first: int) -> None:
+    session.history_start = {**session.history_start, cid: (first, True)}
 
 
 def chat_input(lang: str) -> None:
-    st.chat_input(t(lang, "chat_placeholder"), key=CHAT_INPUT, on_submit=_on_submit,
+    st.bottom.chat_input(t(lang, "chat_placeholder"), key=CHAT_INPUT, on_submit=_on_submit,
                   accept_file="multiple", file_type=[*IMAGE_TYPES, *DOCUMENT_TYPES], submit_mode="disable")
 
 
@@ -285,42 +310,51 @@ def turn_setup(setup: ChatSetup) -> TurnSetup:
                      price_for(setup.model.id), tools=setup.toolbox)
 
 
-def start_pending_answer(setup: ChatSetup, lang: str) -> None:
+def start_pending_answer(setup: ChatSetup) -> None:
     """Keep this run's choices for the next question's callback, and hand over a question the callback
-    could not start; the page then only attaches."""
+    could not start; the conversation part then only attaches."""
     session.answer_setup = turn_setup(setup)
     pending, session.pending = session.pending, None
     if pending is not None and pending.conversation == conversation_id():
         _start(pending, session.answer_setup)
-    refused, session.answers_refused = session.answers_refused, None
-    if refused:
-        st.warning(t(lang, "too_many_answers", limit=refused), icon=":material/hourglass:")
+
+
+@st.fragment
+def conversation(lang: str, offline: bool) -> None:
+    """The open conversation and the chat box. A question, its answer and the buttons under them run only
+    this part of the page: the history and the sidebar are not drawn again for a turn. The whole page runs
+    again when something the sidebar shows has changed (a new chat, its title, the messages it counts)."""
+    if session.pending is not None:  # no page run has made the sidebar's choices yet: that run starts it
+        st.rerun(scope="app")
+    view, live = _attach()
+    conversation_totals(lang, view)
+    show_history(lang, view, live, conversation_documents(view), offline)
+    follow_answer(lang, view, live)
+    if live is None and not _busy(view) and _sidebar_key(view) != session.sidebar_drawn_for:
+        _rerun_page()
+    chat_input(lang)
 
 
 def _stop(cid: str) -> None:
     get_answerer().stop(current_owner(), cid)
 
 
-def live_to_draw(view: Snapshot, attached: LiveAnswer | None) -> LiveAnswer | None:
-    """The answer this run draws live rather than from what it read: the one being written when the run
-    began (`attached`), one started since (by this run's question), or one that ended after the read."""
-    live = attached or get_answerer().live(current_owner(), view.cid)
-    if live is None or live is attached or live.active:
-        return live
-    return live if live.message_id is not None and live.message_id not in view.by_id else None
-
-
 def follow_answer(lang: str, view: Snapshot, live: LiveAnswer | None) -> None:
-    """Draw the answer this process is writing for the open conversation (live_to_draw), live, until it
+    """Draw the answer this process is writing for the open conversation (_attach), live, until it
     ends; an answer being written by another replica is shown as saved and looked at again every second."""
     if live is not None:
         region = st.container()
-        if not live.done.is_set():  # outside the answer's region: a click reruns the page, and that run re-attaches
+        if not live.done.is_set():  # outside the answer's region: a click reruns this part, and that run re-attaches
             st.button(t(lang, "stop"), key="stop_answer", icon=":material/stop_circle:", on_click=_stop, args=(view.cid,))
         with region:
             _live_answer(lang, live)
-    elif view.thread and _being_written(view.thread[-1]):
+    elif _busy(view):
         _written_elsewhere()
+
+
+def _busy(view: Snapshot) -> bool:
+    """The conversation's last answer is still being written (here or by another server)."""
+    return bool(view.thread and _being_written(view.thread[-1]))
 
 
 def _being_written(item: StoredMessage) -> bool:
@@ -328,13 +362,15 @@ def _being_written(item: StoredMessage) -> bool:
 
 
 def _live_answer(lang: str, live: LiveAnswer) -> None:
-    """Redraw the answer as it grows. Any click reruns the page, which ends this run and attaches again:
-    only Stop stops the answer."""
+    """Redraw the answer as it grows, each piece as soon as the redraw interval allows. Any click ends this
+    run, and the click's run attaches again: only Stop stops the answer."""
     with st.chat_message("assistant"):
         status = st.empty()
         drawing = LiveDrawing(lang, LOCAL_REDRAW_S if live.local else REDRAW_INTERVAL_S)
-        seen = -1
+        seen, drawn = -1, True
         while not live.done.is_set():
+            if _click_waiting():
+                return
             drawing.queued(live.queue_position if live.phase == "queued" else 0)
             if live.phase == "summarising":
                 status.caption(t(lang, "summarising"))
@@ -343,18 +379,30 @@ def _live_answer(lang: str, live: LiveAnswer) -> None:
                 status.caption(t(lang, f"{live.phase}_document", name=plain_text(name), done=done, total=total))
             elif live.turn is not None:
                 status.empty()
-                drawing.draw(live.turn)
-            seen = live.wait_for_change(seen, LIVE_WAIT_S)
+                drawn = drawing.draw(live.turn, final=live.phase == "done")  # done: saved, a title may follow
+            seen = live.wait_for_change(seen, LIVE_WAIT_S if drawn else drawing.next_draw_in())
         if live.turn is not None:
             drawing.draw(live.turn, final=True)
         if live.unsaved:
             st.warning(t(lang, "error_storage"), icon=":material/database:")
             return
-    # Saved: drawn with the history from now on, and the sidebar gets the new chat or title. Streamlit drops
-    # what it has not sent yet when the next run starts (AppSession._clear_queue on SCRIPT_STARTED): a
-    # moment first lets the server send the final text, so the reader sees it now, not after the rerun.
+    _rerun_page()  # saved: drawn with the history from now on, and the sidebar gets the new chat or title
+
+
+def _click_waiting() -> bool:
+    """A click inside a fragment does not cut the running script short (Streamlit lets the run finish
+    first), so a live answer would hold it until the answer ends. The answer's loop looks for one and
+    ends the run itself. Streamlit keeps the pending request in ScriptRequests._state (pinned 1.67)."""
+    ctx = get_script_run_ctx()
+    requests = ctx.script_requests if ctx is not None else None
+    return requests is not None and getattr(requests, "_state", None) == ScriptRequestType.RERUN
+
+
+def _rerun_page() -> None:
+    # Streamlit drops what it has not sent yet when the next run starts (AppSession._clear_queue on
+    # SCRIPT_STARTED): a moment first lets the server send what this run drew, so the reader sees it now.
     time.sleep(FINAL_DRAW_SEND_S)
-    st.rerun()
+    st.rerun(scope="app")
 
 
 @st.fragment(run_every=ELSEWHERE_REFRESH_S)

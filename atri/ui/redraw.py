@@ -13,6 +13,10 @@ class Throttle:
         self.interval_s = interval_s
         self._last = float("-inf")
 
+    def wait_s(self) -> float:
+        """How long until the next draw is due."""
+        return max(0.0, self.interval_s - (time.perf_counter() - self._last))
+
     def due(self, final: bool = False) -> bool:
         now = time.perf_counter()
         if not final and now - self._last < self.interval_s:

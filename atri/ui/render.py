@@ -323,9 +323,13 @@ class LiveAnswer:
         else:
             self._queue_slot.empty()
 
-    def draw(self, turn: Turn, final: bool = False) -> None:
+    def next_draw_in(self) -> float:
+        return self._throttle.wait_s()
+
+    def draw(self, turn: Turn, final: bool = False) -> bool:
+        """Draws the turn unless the last draw was too recent (False: a piece is left to draw)."""
         if not self._throttle.due(final):
-            return
+            return False
         if turn.reasoning:
             if self._status is None:
                 self._status = self._thinking_slot.status(t(self.lang, "thinking_live"), expanded=True)
@@ -339,6 +343,7 @@ class LiveAnswer:
         if turn.content:
             text = link_citations(turn.content, turn.sources) + ("" if final else " ▌")
             self._answer_slot.markdown(for_streamlit(text))
+        return True
 
     def _draw_steps(self, turn: Turn) -> None:
         """The tool calls run so far, and the one being asked for or run now; redrawn only when they change."""

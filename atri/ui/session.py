@@ -61,6 +61,7 @@ class Session:
     pending: _Field[PendingAnswer | None] = _Field(_none)
     answer_setup: _Field[TurnSetup | None] = _Field(_none)  # the last run's choices, for the next question
     answers_refused: _Field[int | None] = _Field(_none)  # the limit a callback met: told by the next run
+    sidebar_drawn_for: _Field[tuple[object, ...] | None] = _Field(_none)  # what the last page run's sidebar showed
     editing: _Field[bool] = _Field(bool)
     needs_title: _Field[str | None] = _Field(_none)  # the new conversation whose first answer names it
     unsent_question: _Field[str | None] = _Field(_none)  # refused or not saved: shown to copy and send again
@@ -75,7 +76,8 @@ class Session:
     options_loaded_for: _Field[str | None] = _Field(_none)  # the conversation whose options the widgets show
     context_loaded_for: _Field[str | None] = _Field(_none)
     listed_models: _Field[dict[str, list[str]]] = _Field(dict)  # a provider's /models, fetched once
-    history_shown: _Field[dict[str, int]] = _Field(dict)  # messages drawn per conversation
+    history_start: _Field[dict[str, tuple[int, bool]]] = _Field(dict)  # per conversation: the first message drawn,
+    # and whether the visitor asked for earlier ones
     opened: _Field[set[str]] = _Field(set)  # folded parts (long texts, details, images) the visitor opened
 
     def open_part(self, key: str) -> None:
