@@ -64,7 +64,7 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-_VERIFIED: set[tuple[str, int, int]] = set()  # (path, size, mtime) of files whose sha256 matched
+_CHECKED: dict[tuple[str, int, int], bool] = {}  # (path, size, mtime) → whether its sha256 matched
 
 
 def is_intact(path: Path) -> bool:
@@ -75,12 +75,9 @@ def is_intact(path: Path) -> bool:
     except OSError:
         return False
     state = (str(path), stat.st_size, stat.st_mtime_ns)
-    if state in _VERIFIED:
-        return True
-    if not path.is_file() or stat.st_size != MODEL_SIZE or sha256_of(path) != MODEL_SHA256:
-        return False
-    _VERIFIED.add(state)
-    return True
+    if state not in _CHECKED:
+        _CHECKED[state] = path.is_file() and stat.st_size == MODEL_SIZE and sha256_of(path) == MODEL_SHA256
+    return _CHECKED[state]
 
 
 def assemble_model(target_dir: Path, parts: list[Path] | None = None) -> Path:

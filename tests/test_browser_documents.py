@@ -4,7 +4,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests.browser import IDLE, NO_CHROMIUM, chromium_available, launch, streamlit_server
-from tests.test_browser_persistence import ANSWER_END, env_for, open_page
+from tests.test_browser_persistence import ANSWER_END, env_for, open_page, send
 from tests.test_documents import report_pdf, scanned_pdf
 
 pytestmark = pytest.mark.skipif(not chromium_available(), reason=NO_CHROMIUM)
@@ -52,4 +52,24 @@ def test_a_scanned_pdf_says_so_and_goes_as_page_images(fake, database_url, tmp_p
         expect(page.get_by_text("scan.pdf is a scan (it has no text): its first 2 of 2 pages were sent as images"))\
             .to_be_visible(timeout=20_000)
         expect(page.get_by_test_id("stChatMessage").nth(0).locator("img")).to_have_count(2)
+        browser.close()
+
+
+def test_an_answer_streams_to_its_end_beside_a_document_still_being_indexed(fake, database_url, tmp_path):
+    """The sidebar's indexing progress redraws itself every few seconds while the next answer streams: its
+    redraws wait for the answer's, they do not cut the answer's drawing short."""
+    book = tmp_path / "book.pdf"
+    book.write_bytes(report_pdf(pages=30))  # ~150 pieces: embedded in the background, for half a minute
+    with streamlit_server(env_for(fake, database_url)) as app, sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = open_page(browser, app.url)
+        attach_and_ask(page, book, "What is the launch code of the moon base?")
+        messages, sidebar = page.get_by_test_id("stChatMessage"), page.get_by_test_id("stSidebar")
+        expect(messages.nth(1)).to_contain_text(ANSWER_END, timeout=60_000)
+        expect(sidebar).to_contain_text("indexing", timeout=20_000)
+        fake.chunk_delay_s = 0.5  # an answer of ~8 s: the indexing list redraws itself twice or more meanwhile
+        send(page, "and what else is in the book?")
+        expect(messages.nth(3)).to_contain_text(ANSWER_END, timeout=40_000)
+        expect(page.get_by_role("button", name="Stop", exact=True)).to_have_count(0, timeout=10_000)
+        assert "▌" not in messages.nth(3).inner_text()
         browser.close()

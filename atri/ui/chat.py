@@ -7,6 +7,7 @@ from dataclasses import replace
 import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequestType
+from streamlit.runtime.scriptrunner_utils.script_run_context import ThreadState
 
 from atri.answers import LiveAnswer, TooManyAnswers, TurnSetup
 from atri.documents import DOCUMENT_TYPES, DocumentProblem, Upload, check_document, document_kind, scanned_pages
@@ -48,6 +49,7 @@ def open_conversation(cid: str | None) -> None:
         st.query_params.pop("c", None)
     session.pending = None
     session.editing = False
+    session.history_start = {key: start for key, start in session.history_start.items() if key != cid}
 
 
 def open_view(lang: str) -> Snapshot:
@@ -324,15 +326,22 @@ def conversation(lang: str, offline: bool) -> None:
     """The open conversation and the chat box. A question, its answer and the buttons under them run only
     this part of the page: the history and the sidebar are not drawn again for a turn. The whole page runs
     again when something the sidebar shows has changed (a new chat, its title, the messages it counts)."""
-    if session.pending is not None:  # no page run has made the sidebar's choices yet: that run starts it
-        st.rerun(scope="app")
     view, live = _attach()
+    if session.pending is not None or _sidebar_behind(view, live):  # before anything is drawn (or told once)
+        st.rerun(scope="app")
     conversation_totals(lang, view)
     show_history(lang, view, live, conversation_documents(view), offline)
     follow_answer(lang, view, live)
-    if live is None and not _busy(view) and _sidebar_key(view) != session.sidebar_drawn_for:
-        _rerun_page()
     chat_input(lang)
+
+
+def _sidebar_behind(view: Snapshot, live: LiveAnswer | None) -> bool:
+    """The sidebar shows another conversation (a new chat), or this one before a change other than an
+    answer still being written (that one is drawn live, and the page runs again when it ends)."""
+    drawn = session.sidebar_drawn_for
+    if drawn is None or drawn[0] != view.cid:
+        return True
+    return live is None and not _busy(view) and drawn != _sidebar_key(view)
 
 
 def _stop(cid: str) -> None:
@@ -367,20 +376,22 @@ def _live_answer(lang: str, live: LiveAnswer) -> None:
     with st.chat_message("assistant"):
         status = st.empty()
         drawing = LiveDrawing(lang, LOCAL_REDRAW_S if live.local else REDRAW_INTERVAL_S)
-        seen, drawn = -1, True
+        drawn_version, drawn = -1, True
         while not live.done.is_set():
             if _click_waiting():
                 return
-            drawing.queued(live.queue_position if live.phase == "queued" else 0)
-            if live.phase == "summarising":
-                status.caption(t(lang, "summarising"))
-            elif live.phase in ("reading", "indexing"):
-                name, done, total = live.progress
-                status.caption(t(lang, f"{live.phase}_document", name=plain_text(name), done=done, total=total))
-            elif live.turn is not None:
-                status.empty()
-                drawn = drawing.draw(live.turn, final=live.phase == "done")  # done: saved, a title may follow
-            seen = live.wait_for_change(seen, LIVE_WAIT_S if drawn else drawing.next_draw_in())
+            if live.version != drawn_version or not drawn:
+                drawn_version = live.version
+                drawing.queued(live.queue_position if live.phase == "queued" else 0)
+                if live.phase == "summarising":
+                    status.caption(t(lang, "summarising"))
+                elif live.phase in ("reading", "indexing"):
+                    name, done, total = live.progress
+                    status.caption(t(lang, f"{live.phase}_document", name=plain_text(name), done=done, total=total))
+                elif live.turn is not None:
+                    status.empty()
+                    drawn = drawing.draw(live.turn, final=live.phase == "done")  # done: saved, a title may follow
+            live.wait_for_change(drawn_version, LIVE_WAIT_S if drawn else drawing.next_draw_in())
         if live.turn is not None:
             drawing.draw(live.turn, final=True)
         if live.unsaved:
@@ -392,10 +403,16 @@ def _live_answer(lang: str, live: LiveAnswer) -> None:
 def _click_waiting() -> bool:
     """A click inside a fragment does not cut the running script short (Streamlit lets the run finish
     first), so a live answer would hold it until the answer ends. The answer's loop looks for one and
-    ends the run itself. Streamlit keeps the pending request in ScriptRequests._state (pinned 1.67)."""
+    ends the run itself. Streamlit's internals, as of the pinned 1.67: ScriptRequests holds the pending
+    request, ThreadState the fragment running now."""
     ctx = get_script_run_ctx()
     requests = ctx.script_requests if ctx is not None else None
-    return requests is not None and getattr(requests, "_state", None) == ScriptRequestType.RERUN
+    if requests is None or getattr(requests, "_state", None) != ScriptRequestType.RERUN:
+        return False
+    # Only a run of the whole page or of this part: another fragment's timer (the documents' indexing
+    # progress) waits for this run instead of ending the answer's drawing.
+    fragments = getattr(getattr(requests, "_rerun_data", None), "fragment_id_queue", None) or []
+    return not fragments or ThreadState.get().fragment_id in fragments
 
 
 def _rerun_page() -> None:
@@ -408,7 +425,5 @@ def _rerun_page() -> None:
 @st.fragment(run_every=ELSEWHERE_REFRESH_S)
 def _written_elsewhere() -> None:
     st.caption(f":material/sync: {t(current_language(), 'answer_elsewhere')}")
-    view = get_store().snapshot(current_owner(), conversation_id() or "")
-    last = view.thread[-1].message if view.thread else None
-    if last is None or last.facts is None or last.facts.error_kind != STREAMING:
+    if not _busy(get_store().snapshot(current_owner(), conversation_id() or "")):
         st.rerun()
