@@ -40,13 +40,13 @@ class ProgressSaver:
         message = turn.to_message(self.options)
         if not final and message.facts and message.facts.error_kind == "interrupted":
             message.facts.error_kind = STREAMING  # not ended yet: other pages and replicas see it live
-        if message.facts and message.facts.request:
-            message.facts.request = compact_request(message.facts.request, self.sent)
         with self._lock:
             message.id = self.message.id if self.message else None
             self.message = message
             self.saved.clear()
         if final or message.id is None or time.monotonic() - self._saved_at >= SAVE_INTERVAL_S:
+            if message.facts and message.facts.request:  # only for a state that is written: it walks the history
+                message.facts.request = compact_request(message.facts.request, self.sent)
             self._write()
         return message
 
