@@ -42,6 +42,7 @@ from atri.messages import ChatOptions, Message  # noqa: E402
 from atri.providers import LOCAL, catalogue  # noqa: E402
 from atri.request import build_request  # noqa: E402
 from atri.settings import Connection  # noqa: E402
+from atri.store import title_from  # noqa: E402
 from atri.turn import run_turn  # noqa: E402
 
 T = TypeVar("T")
@@ -213,6 +214,7 @@ def browser_runs(runs: int, count: Callable[[str], int], log: Path | None) -> li
             page.wait_for_selector(IDLE)
             for run in range(runs + 1):
                 page.get_by_test_id("stSidebar").get_by_role("button", name="New chat").click()
+                expect(page.get_by_test_id("stChatMessage")).to_have_count(0)  # the click's run can end unseen
                 page.wait_for_selector(IDLE)
                 page.get_by_label("System prompt").fill(persona(run))
                 page.get_by_label("System prompt").blur()
@@ -225,8 +227,8 @@ def browser_runs(runs: int, count: Callable[[str], int], log: Path | None) -> li
                     1, timeout=300_000)  # the facts line: the answer ended and was saved
                 state = page.evaluate("() => window.__atriBench")
                 with database.connect() as connection:
-                    cid, title = connection.execute(text(
-                        "SELECT c.id, c.title FROM conversations c ORDER BY c.created_at DESC LIMIT 1")).one()
+                    cid = connection.execute(text(
+                        "SELECT c.id FROM conversations c ORDER BY c.created_at DESC LIMIT 1")).scalar_one()
                     stored = connection.execute(text(
                         "SELECT content FROM messages WHERE conversation_id = :c AND role = 'assistant'"),
                         {"c": cid}).scalar_one()
@@ -234,7 +236,7 @@ def browser_runs(runs: int, count: Callable[[str], int], log: Path | None) -> li
                 scale = count(stored) / max(1, count(marks[-1][1]))  # rendered text -> the model's tokens
                 tokens = [(at / 1000, count(shown) * scale) for at, shown in marks]
                 results.append(Run((marks[0][0] - state["enter"]) / 1000, rate_of(tokens), count(stored)))
-                _wait_for_title(database, cid, title)
+                _wait_for_title(database, cid, title_from(QUESTION))
             browser.close()
         database.dispose()
     return results[1:]
