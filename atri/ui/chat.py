@@ -166,8 +166,18 @@ def _untitled(message: Message, documents: tuple[Upload, ...]) -> str:
     return f"📄 {title_from(documents[0].name)}" if documents and not message.images else "🖼"
 
 
+def _still_last(item: StoredMessage) -> bool:
+    """The message a button was drawn under is still one of the last two and nothing is being answered.
+    The history is not drawn again while a turn runs, so its buttons can outlive their place."""
+    cid, owner = conversation_id(), current_owner()
+    view, live = get_store().snapshot(owner, cid or ""), get_answerer().live(owner, cid)
+    return item.id in {last.id for last in view.thread[-2:]} and not _busy(view) and not (live and live.active)
+
+
 def _regenerate(item: StoredMessage) -> None:
     """Retry or regenerate: the old answer stays reachable as a variant."""
+    if not _still_last(item):
+        return
     get_store().retire_from(current_owner(), conversation_id(), item.position)
     _ask_for_answer(PendingAnswer(conversation_id(), item.position))
 
@@ -200,12 +210,13 @@ def _start(pending: PendingAnswer, setup: TurnSetup) -> None:
 
 
 def _show_variant(item: StoredMessage, step: int) -> None:
-    get_store().show_variant(current_owner(), item.id, step)
+    if _still_last(item):
+        get_store().show_variant(current_owner(), item.id, step)
 
 
 def _send_edit(item: StoredMessage) -> None:
     text = st.session_state.get(EDIT_TEXT, "").strip()
-    if not text:
+    if not text or not _still_last(item):
         return
     get_store().retire_from(current_owner(), conversation_id(), item.position)
     _send(Message("user", text, images=item.message.images, thumbnails=item.message.thumbnails),
@@ -245,9 +256,8 @@ def show_history(lang: str, view: Snapshot, live: LiveAnswer | None, documents: 
                  offline: bool) -> None:
     """`live`: the answer this run draws live (_attach; its stored row, if read already, is not drawn here).
     `documents`: the conversation's, each shown with the question it came with."""
-    thread = view.thread
-    if live is not None and thread and (thread[-1].id == live.message_id or _being_written(thread[-1])):
-        thread = thread[:-1]
+    thread = _settled(view.thread, live)
+    session.history_drawn = (view.cid, len(thread))
     busy = live is not None or _busy(view)
     if not thread and not busy:
         st.caption(t(lang, "empty_chat"))
@@ -264,6 +274,17 @@ def show_history(lang: str, view: Snapshot, live: LiveAnswer | None, documents: 
             _answer_actions(lang, item, failed=bool(item.message.facts and item.message.facts.error_kind))
         elif item.message.role == "user" and (last or index == len(thread) - 2):
             _question_actions(lang, item, answered=not last)
+
+
+def _settled(thread: list[StoredMessage], live: LiveAnswer | None) -> list[StoredMessage]:
+    """The thread without the answer drawn live (its stored row, if read already, is drawn from memory)."""
+    if live is not None and thread and (thread[-1].id == live.message_id or _being_written(thread[-1])):
+        return thread[:-1]
+    return thread
+
+
+def _notices(lang: str) -> None:
+    """What the last question's callback has to tell, once."""
     refused, session.answers_refused = session.answers_refused, None
     if refused:
         st.warning(t(lang, "too_many_answers", limit=refused), icon=":material/hourglass:")
@@ -321,16 +342,31 @@ def start_pending_answer(setup: ChatSetup) -> None:
         _start(pending, session.answer_setup)
 
 
-@st.fragment
 def conversation(lang: str, offline: bool) -> None:
-    """The open conversation and the chat box. A question, its answer and the buttons under them run only
-    this part of the page: the history and the sidebar are not drawn again for a turn. The whole page runs
-    again when something the sidebar shows has changed (a new chat, its title, the messages it counts)."""
+    """The open conversation as saved, then the turn (_turn): the part a question, its answer and Stop run
+    alone."""
+    view, live = _attach()
+    conversation_totals(lang, view)
+    show_history(lang, view, live, conversation_documents(view), offline)
+    _turn(lang, offline)
+
+
+@st.fragment
+def _turn(lang: str, offline: bool) -> None:
+    """What the history above does not show yet (the question just asked), the answer being written, and the
+    chat box. A question, its answer and Stop run only this part: neither the history nor the sidebar is
+    drawn again for a turn, so a turn costs the same in a long chat as in a short one. The whole page runs
+    again once the answer is saved, or when something the sidebar shows has changed (a new chat)."""
     view, live = _attach()
     if session.pending is not None or _sidebar_behind(view, live):  # before anything is drawn (or told once)
         st.rerun(scope="app")
-    conversation_totals(lang, view)
-    show_history(lang, view, live, conversation_documents(view), offline)
+    cid, drawn = session.history_drawn
+    added = _settled(view.thread, live)[drawn:] if cid == view.cid else []
+    documents = conversation_documents(view) if added else []
+    for item in added:
+        show_message(lang, item.message, view.by_id,
+                     attached=[document_label(lang, d) for d in documents if d.message_id == item.id])
+    _notices(lang)
     follow_answer(lang, view, live)
     chat_input(lang)
 

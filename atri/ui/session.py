@@ -61,6 +61,8 @@ class Session:
     pending: _Field[PendingAnswer | None] = _Field(_none)
     answer_setup: _Field[TurnSetup | None] = _Field(_none)  # the last run's choices, for the next question
     answers_refused: _Field[int | None] = _Field(_none)  # the limit a callback met: told by the next run
+    history_drawn: _Field[tuple[str | None, int]] = _Field(lambda: (None, 0))  # the conversation, and how many of
+    # its messages the last page run drew (a turn's own run draws the ones after)
     sidebar_drawn_for: _Field[tuple[object, ...] | None] = _Field(_none)  # what the last page run's sidebar showed
     editing: _Field[bool] = _Field(bool)
     needs_title: _Field[str | None] = _Field(_none)  # the new conversation whose first answer names it
