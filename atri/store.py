@@ -13,7 +13,7 @@ import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -674,6 +674,7 @@ class Store:
             conversation = self._owned(session, owner, conversation_id)
             if conversation is None:
                 raise KeyError(conversation_id)
+            at_end, version = position is None, conversation.version
             if position is None:
                 last = session.scalar(select(func.max(MessageRow.position))
                                       .where(MessageRow.conversation_id == conversation_id))
@@ -686,7 +687,27 @@ class Store:
             session.flush()
             row_id = row.id
         message.id = row_id  # only once committed: a failed write leaves the message unsaved
+        if at_end:
+            self._keep_appended(owner, conversation_id, version, StoredMessage(row_id, position, message, 1, 1))
         return row_id
+
+    def _keep_appended(self, owner: str, conversation_id: str, version: int, item: StoredMessage) -> None:
+        """A message this process added at the end goes into the kept snapshot too, when that snapshot was
+        the conversation at the version the write started from: the next read (the answer's worker, the
+        page) then costs one query instead of reading every row's head again. Otherwise (another writer
+        came first, a streaming answer) the next read rebuilds it as usual."""
+        key = (owner, conversation_id)
+        with self._snapshots_lock:
+            kept = self._snapshots.get(key)
+            if kept is None or kept.version != version or kept.streaming:
+                return
+            message = copy.deepcopy(item.message)  # the caller's object may change after this
+            old = kept.snapshot
+            snapshot = Snapshot(old.info, [*old.thread, replace(item, message=message)], {**old.by_id, item.id: message})
+            streaming = message.facts is not None and message.facts.error_kind == STREAMING
+            # No stamp: the row is read again if the conversation changes before anything else reads it.
+            self._snapshots[key] = _Kept(version + 1, snapshot, {**kept.messages, item.id: ((None, None), message)},
+                                         streaming)
 
     def save(self, owner: str, message: Message, price: Price | None = None) -> None:
         """Write a message's current content and facts (used while it streams and when it ends)."""

@@ -212,3 +212,28 @@ def test_a_changed_conversation_reads_again_only_the_rows_written_since(store):
     full_reads = [s for s in statements if "messages.data" in s and "messages.conversation_id = " in s
                   and " IN " not in s.upper()]
     assert not full_reads, "no read of every row of the conversation"
+
+
+def test_a_kept_conversation_follows_this_process_appends_and_another_writer(tmp_path):
+    """Messages this process adds are put into the conversation it keeps in memory; a write by another
+    process (a second replica) in between makes the next read go to the database again."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    here, there = Store(url), Store(url)
+
+    def drawn(store: Store, cid: str) -> list[tuple[str, str, int, int]]:
+        return [(item.message.role, item.message.content, item.variant, item.variants)
+                for item in store.snapshot("alice", cid).thread]
+
+    cid = here.create_conversation("alice", "kept")
+    here.append("alice", cid, Message("user", "one"))
+    assert drawn(here, cid) == [("user", "one", 1, 1)]
+    here.append("alice", cid, Message("assistant", "two"))
+    there.append("alice", cid, Message("user", "three"))
+    question = Message("user", "four")
+    here.append("alice", cid, question)
+    question.content = "changed by the caller afterwards"
+    expected = [("user", "one", 1, 1), ("assistant", "two", 1, 1), ("user", "three", 1, 1), ("user", "four", 1, 1)]
+    assert drawn(here, cid) == expected == drawn(Store(url), cid)
+    here.append("alice", cid, Message("assistant", "five"))
+    assert drawn(here, cid)[-1] == ("assistant", "five", 1, 1)
+    assert here.snapshot("alice", cid).by_id[question.id].content == "four"
