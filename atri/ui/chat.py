@@ -412,20 +412,21 @@ def _live_answer(lang: str, live: LiveAnswer) -> None:
     with st.chat_message("assistant"):
         status = st.empty()
         drawing = LiveDrawing(lang, LOCAL_REDRAW_S if live.local else REDRAW_INTERVAL_S)
-        drawn_version, drawn = -1, True
+        drawn_version, drawn, shown_status = -1, True, None
         while not live.done.is_set():
             if _click_waiting():
                 return
             if live.version != drawn_version or not drawn:
                 drawn_version = live.version
                 drawing.queued(live.queue_position if live.phase == "queued" else 0)
-                if live.phase == "summarising":
-                    status.caption(t(lang, "summarising"))
-                elif live.phase in ("reading", "indexing"):
-                    name, done, total = live.progress
-                    status.caption(t(lang, f"{live.phase}_document", name=plain_text(name), done=done, total=total))
-                elif live.turn is not None:
-                    status.empty()
+                note = _phase_note(lang, live)
+                if note != shown_status:  # each change the browser gets costs it a redraw of the page
+                    if note:
+                        status.caption(note)
+                    else:
+                        status.empty()
+                    shown_status = note
+                if note is None and live.turn is not None:
                     drawn = drawing.draw(live.turn, final=live.phase == "done")  # done: saved, a title may follow
             live.wait_for_change(drawn_version, LIVE_WAIT_S if drawn else drawing.next_draw_in())
         if live.turn is not None:
@@ -434,6 +435,16 @@ def _live_answer(lang: str, live: LiveAnswer) -> None:
             st.warning(t(lang, "error_storage"), icon=":material/database:")
             return
     _rerun_page()  # saved: drawn with the history from now on, and the sidebar gets the new chat or title
+
+
+def _phase_note(lang: str, live: LiveAnswer) -> str | None:
+    """What the answer is doing before its text comes, if it is not just waiting for it."""
+    if live.phase == "summarising":
+        return t(lang, "summarising")
+    if live.phase in ("reading", "indexing"):
+        name, done, total = live.progress
+        return t(lang, f"{live.phase}_document", name=plain_text(name), done=done, total=total)
+    return None
 
 
 def _click_waiting() -> bool:
