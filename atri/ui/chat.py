@@ -358,10 +358,7 @@ def _turn(lang: str, offline: bool) -> None:
     drawn again for a turn, so a turn costs the same in a long chat as in a short one. The whole page runs
     again once the answer is saved, or when something the sidebar shows has changed (a new chat)."""
     view, live = _attach()
-    # A new chat's first answer: the sidebar gets the chat as soon as the answer's first words are on screen,
-    # not before them. Anything else it is behind on: the page runs before anything is drawn (or told once).
-    first_answer = live is not None and _sidebar_on_another(view)
-    if session.pending is not None or (_sidebar_behind(view, live) and not first_answer):
+    if session.pending is not None or _sidebar_behind(view, live):  # before anything is drawn (or told once)
         st.rerun(scope="app")
     cid, drawn = session.history_drawn
     added = _settled(view.thread, live)[drawn:] if cid == view.cid else []
@@ -369,39 +366,33 @@ def _turn(lang: str, offline: bool) -> None:
     for item in added:
         show_message(lang, item.message, view.by_id,
                      attached=[document_label(lang, d) for d in documents if d.message_id == item.id])
-    if not first_answer:
-        _notices(lang)  # (else told by the page's run that follows)
-    follow_answer(lang, view, live, page_once_drawn=first_answer)
+    _notices(lang)
+    follow_answer(lang, view, live)
     chat_input(lang)
 
 
 def _sidebar_behind(view: Snapshot, live: LiveAnswer | None) -> bool:
     """The sidebar shows another conversation (a new chat), or this one before a change other than an
     answer still being written (that one is drawn live, and the page runs again when it ends)."""
-    if _sidebar_on_another(view):
-        return True
-    return live is None and not _busy(view) and session.sidebar_drawn_for != _sidebar_key(view)
-
-
-def _sidebar_on_another(view: Snapshot) -> bool:
     drawn = session.sidebar_drawn_for
-    return drawn is None or drawn[0] != view.cid
+    if drawn is None or drawn[0] != view.cid:
+        return True
+    return live is None and not _busy(view) and drawn != _sidebar_key(view)
 
 
 def _stop(cid: str) -> None:
     get_answerer().stop(current_owner(), cid)
 
 
-def follow_answer(lang: str, view: Snapshot, live: LiveAnswer | None, page_once_drawn: bool = False) -> None:
+def follow_answer(lang: str, view: Snapshot, live: LiveAnswer | None) -> None:
     """Draw the answer this process is writing for the open conversation (_attach), live, until it
-    ends (or, `page_once_drawn`, until its first words are on screen: the page then runs and attaches again);
-    an answer being written by another replica is shown as saved and looked at again every second."""
+    ends; an answer being written by another replica is shown as saved and looked at again every second."""
     if live is not None:
         region = st.container()
         if not live.done.is_set():  # outside the answer's region: a click reruns this part, and that run re-attaches
             st.button(t(lang, "stop"), key="stop_answer", icon=":material/stop_circle:", on_click=_stop, args=(view.cid,))
         with region:
-            _live_answer(lang, live, page_once_drawn)
+            _live_answer(lang, live)
     elif _busy(view):
         _written_elsewhere()
 
@@ -415,7 +406,7 @@ def _being_written(item: StoredMessage) -> bool:
     return bool(item.message.facts and item.message.facts.error_kind == STREAMING)
 
 
-def _live_answer(lang: str, live: LiveAnswer, page_once_drawn: bool = False) -> None:
+def _live_answer(lang: str, live: LiveAnswer) -> None:
     """Redraw the answer as it grows, each piece as soon as the redraw interval allows. Any click ends this
     run, and the click's run attaches again: only Stop stops the answer."""
     with st.chat_message("assistant"):
@@ -437,8 +428,6 @@ def _live_answer(lang: str, live: LiveAnswer, page_once_drawn: bool = False) -> 
                     shown_status = note
                 if note is None and live.turn is not None:
                     drawn = drawing.draw(live.turn, final=live.phase == "done")  # done: saved, a title may follow
-                    if page_once_drawn and drawn and (live.turn.content or live.turn.reasoning):
-                        _rerun_page()
             live.wait_for_change(drawn_version, LIVE_WAIT_S if drawn else drawing.next_draw_in())
         if live.turn is not None:
             drawing.draw(live.turn, final=True)
