@@ -88,11 +88,13 @@ def test_a_sidebar_click_mid_answer_shows_the_answer_once(fake, database_url):
 
 
 def test_a_turn_runs_only_the_chat_and_the_sidebar_follows_what_changed(fake, database_url):
-    """A question and its answer run only the conversation part of the page; once the answer is saved the
-    sidebar gets what changed: the new chat in the list, and a meter that counts the new turn."""
+    """A question and its answer run only the conversation part of the page, which keeps following the
+    newest message; once the answer is saved the sidebar gets what changed: the new chat in the list, and
+    a meter that counts the new turn."""
     with streamlit_server(env_for(fake, database_url)) as app, sync_playwright() as playwright:
         browser = launch(playwright)
         page = open_page(browser, app.url)
+        page.set_viewport_size({"width": 1100, "height": 500})
         sidebar, messages = page.get_by_test_id("stSidebar"), page.get_by_test_id("stChatMessage")
         meter = sidebar.get_by_text("Next request ≈")
         empty_chat = meter.inner_text()
@@ -103,6 +105,7 @@ def test_a_turn_runs_only_the_chat_and_the_sidebar_follows_what_changed(fake, da
         one_turn = meter.inner_text()
         send(page, "and a second one")
         expect(messages.nth(3)).to_contain_text(ANSWER_END, timeout=30_000)
+        expect(messages.nth(3)).to_be_in_viewport()  # the page follows the newest message
         expect(meter).not_to_have_text(one_turn, timeout=10_000)
         page.wait_for_selector(IDLE, timeout=20_000)
         expect(messages).to_have_count(4)

@@ -5,6 +5,7 @@ import time
 from dataclasses import replace
 
 import streamlit as st
+from streamlit.delta_generator_singletons import context_dg_stack, get_default_dg_stack_value
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequestType
 from streamlit.runtime.scriptrunner_utils.script_run_context import ThreadState
@@ -324,7 +325,18 @@ def _show_earlier(cid: str, first: int) -> None:
 
 
 def chat_input(lang: str) -> None:
-    st.bottom.chat_input(t(lang, "chat_placeholder"), key=CHAT_INPUT, on_submit=_on_submit,
+    """Pinned below the page, and submitted to the turn's fragment (the widget belongs to the fragment that
+    draws it). Drawn as if from the page's top level: only a chat box from there keeps the page scrolled to
+    the newest message (Streamlit's `is_auto_positioned_at_bottom`; `st.bottom.chat_input` is not)."""
+    outside_fragment = context_dg_stack.set(get_default_dg_stack_value())
+    try:
+        _chat_box(lang)
+    finally:
+        context_dg_stack.reset(outside_fragment)
+
+
+def _chat_box(lang: str) -> None:
+    st.chat_input(t(lang, "chat_placeholder"), key=CHAT_INPUT, on_submit=_on_submit,
                   accept_file="multiple", file_type=[*IMAGE_TYPES, *DOCUMENT_TYPES], submit_mode="disable")
 
 
