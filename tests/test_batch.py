@@ -141,7 +141,7 @@ def test_a_sweep_is_temperatures_times_thinking_times_budgets():
 
 
 def test_rows_really_run_at_the_same_time(fake):
-    fake.first_token_delay_s = 0.4
+    fake.first_token_delay_s = 1.0  # long enough that all eight have started even on a loaded machine
     texts = [f"问题 {i}" for i in range(8)]
     started = time.perf_counter()
     view = run_sync(BatchRun("alice", spec(*texts, concurrency=8), target(fake)))
@@ -149,7 +149,7 @@ def test_rows_really_run_at_the_same_time(fake):
     assert [row.status for row in view.rows] == [DONE] * 8
     assert [row.answer.split(".")[0] for row in view.rows] == [f"Echo: {t}" for t in texts], "each row its own answer"
     assert fake.most_in_flight == 8, "all eight were being answered at once"
-    assert wall < 2.4, f"8 answers of 0.4 s took {wall:.2f} s: one after another would take 3.2 s"
+    assert wall < 5.0, f"8 answers of 1 s took {wall:.2f} s: one after another would take 8 s"
     assert all(row.ttft_s >= 0.35 and row.total_s >= row.ttft_s for row in view.rows)
     totals = view.totals
     assert totals.done == 8 and totals.prompt_tokens > 0 and totals.cost > 0 and totals.currency == "CNY"
