@@ -330,14 +330,10 @@ def chat_input(lang: str) -> None:
     the newest message (Streamlit's `is_auto_positioned_at_bottom`; `st.bottom.chat_input` is not)."""
     outside_fragment = context_dg_stack.set(get_default_dg_stack_value())
     try:
-        _chat_box(lang)
+        st.chat_input(t(lang, "chat_placeholder"), key=CHAT_INPUT, on_submit=_on_submit,
+                      accept_file="multiple", file_type=[*IMAGE_TYPES, *DOCUMENT_TYPES], submit_mode="disable")
     finally:
         context_dg_stack.reset(outside_fragment)
-
-
-def _chat_box(lang: str) -> None:
-    st.chat_input(t(lang, "chat_placeholder"), key=CHAT_INPUT, on_submit=_on_submit,
-                  accept_file="multiple", file_type=[*IMAGE_TYPES, *DOCUMENT_TYPES], submit_mode="disable")
 
 
 def turn_setup(setup: ChatSetup) -> TurnSetup:
@@ -360,11 +356,11 @@ def conversation(lang: str, offline: bool) -> None:
     view, live = _attach()
     conversation_totals(lang, view)
     show_history(lang, view, live, conversation_documents(view), offline)
-    _turn(lang, offline)
+    _turn(lang)
 
 
 @st.fragment
-def _turn(lang: str, offline: bool) -> None:
+def _turn(lang: str) -> None:
     """What the history above does not show yet (the question just asked), the answer being written, and the
     chat box. A question, its answer and Stop run only this part: neither the history nor the sidebar is
     drawn again for a turn, so a turn costs the same in a long chat as in a short one. The whole page runs
