@@ -11,9 +11,10 @@ from atri.ui.sidebar import render_sidebar
 lang = current_language()
 view = open_view(lang)
 conversation_sidebar(lang, view)
-documents_sidebar(lang, view, conversation_documents(view))
+documents = conversation_documents(view)
+documents_sidebar(lang, view, documents)
 setup = render_sidebar(load_settings(), lang, view)
 start_pending_answer(setup)
 
 st.title(t(lang, "app_title"))
-conversation(lang, offline=setup.provider.embedded)
+conversation(lang, offline=setup.provider.embedded, documents=documents)

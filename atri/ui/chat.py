@@ -350,12 +350,12 @@ def start_pending_answer(setup: ChatSetup) -> None:
         _start(pending, session.answer_setup)
 
 
-def conversation(lang: str, offline: bool) -> None:
+def conversation(lang: str, offline: bool, documents: list[DocumentInfo]) -> None:
     """The open conversation as saved, then the turn (_turn): the part a question, its answer and Stop run
-    alone."""
+    alone. `documents`: the conversation's, as the page run read them for the sidebar."""
     view, live = _attach()
     conversation_totals(lang, view)
-    show_history(lang, view, live, conversation_documents(view), offline)
+    show_history(lang, view, live, documents, offline)
     _turn(lang)
 
 
