@@ -2,19 +2,21 @@
 import streamlit as st
 
 from atri.i18n import t
-from atri.ui.chat import conversation, open_view, start_pending_answer
+from atri.ui.chat import conversation, open_view, start_pending_answer, turn
 from atri.ui.config import current_language, load_settings
 from atri.ui.conversations import conversation_sidebar
 from atri.ui.documents_panel import conversation_documents, documents_sidebar
 from atri.ui.sidebar import render_sidebar
 
 lang = current_language()
-view = open_view(lang)
-conversation_sidebar(lang, view)
-documents = conversation_documents(view)
-documents_sidebar(lang, view, documents)
-setup = render_sidebar(load_settings(), lang, view)
-start_pending_answer(setup)
+with st.container():  # all that is above the turn, as one element: the turn keeps its place (see `turn`)
+    view = open_view(lang)
+    conversation_sidebar(lang, view)
+    documents = conversation_documents(view)
+    documents_sidebar(lang, view, documents)
+    setup = render_sidebar(load_settings(), lang, view)
+    start_pending_answer(setup)
 
-st.title(t(lang, "app_title"))
-conversation(lang, offline=setup.provider.embedded, documents=documents)
+    st.title(t(lang, "app_title"))
+    conversation(lang, offline=setup.provider.embedded, documents=documents)
+turn(lang)

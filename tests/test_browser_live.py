@@ -111,3 +111,22 @@ def test_a_turn_runs_only_the_chat_and_the_sidebar_follows_what_changed(fake, da
         expect(messages).to_have_count(4)
         expect(sidebar.get_by_role("button", name="the first question")).to_have_count(1)
         browser.close()
+
+
+def test_questions_sent_the_moment_the_box_is_free_are_all_answered(fake, database_url):
+    """Each question goes out as soon as the chat box takes it again, while the page is still drawing the
+    answer before it into the history: none is lost, none is asked twice."""
+    questions = [f"question number {n}" for n in range(1, 6)]
+    with streamlit_server(env_for(fake, database_url)) as app, sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = open_page(browser, app.url)
+        messages = page.get_by_test_id("stChatMessage")
+        for n, question in enumerate(questions):
+            send(page, question)  # fill waits for the box to be enabled again
+            expect(messages.nth(2 * n + 1)).to_contain_text(ANSWER_END, timeout=30_000)
+        page.wait_for_selector(IDLE, timeout=20_000)
+        expect(messages).to_have_count(2 * len(questions))
+        for n, question in enumerate(questions):
+            expect(messages.nth(2 * n)).to_contain_text(question)
+        assert len(fake.streamed) == len(questions)
+        browser.close()

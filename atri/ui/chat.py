@@ -351,20 +351,23 @@ def start_pending_answer(setup: ChatSetup) -> None:
 
 
 def conversation(lang: str, offline: bool, documents: list[DocumentInfo]) -> None:
-    """The open conversation as saved, then the turn (_turn): the part a question, its answer and Stop run
-    alone. `documents`: the conversation's, as the page run read them for the sidebar."""
+    """The open conversation as saved; the turn (`turn`) comes below it. `documents`: the conversation's, as
+    the page run read them for the sidebar."""
     view, live = _attach()
     conversation_totals(lang, view)
     show_history(lang, view, live, documents, offline)
-    _turn(lang)
 
 
 @st.fragment
-def _turn(lang: str) -> None:
+def turn(lang: str) -> None:
     """What the history above does not show yet (the question just asked), the answer being written, and the
     chat box. A question, its answer and Stop run only this part: neither the history nor the sidebar is
     drawn again for a turn, so a turn costs the same in a long chat as in a short one. The whole page runs
-    again once the answer is saved, or when something the sidebar shows has changed (a new chat)."""
+    again once the answer is saved, or when something the sidebar shows has changed (a new chat).
+
+    Call it where the page has drawn the same number of elements on every run (everything above it in one
+    container): Streamlit names a fragment after its place, and a question sent from a chat box drawn under
+    another name, while the page runs, is dropped with the name."""
     view, live = _attach()
     if session.pending is not None or _sidebar_behind(view, live):  # before anything is drawn (or told once)
         st.rerun(scope="app")
