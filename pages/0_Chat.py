@@ -18,5 +18,5 @@ with st.container():  # all that is above the turn, as one element: the turn kee
     start_pending_answer(setup)
 
     st.title(t(lang, "app_title"))
-    conversation(lang, offline=setup.provider.embedded, documents=documents)
-turn(lang)
+    conversation(lang, documents)
+turn(lang, offline=setup.provider.embedded)

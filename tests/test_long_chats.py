@@ -52,13 +52,13 @@ def test_an_answer_that_ends_before_the_page_reaches_it_is_still_shown(app, monk
 
     drawn = chat.show_history
 
-    def slow_history(lang, view, live, documents, offline):
+    def slow_history(lang, view, live, documents):
         started = get_answerer().live(app.session_state["owner"], chat.conversation_id())
         if started is not None:
             assert started.done.wait(20)
             while started.active:  # saved
                 time.sleep(0.01)
-        drawn(lang, view, live, documents, offline)
+        drawn(lang, view, live, documents)
 
     monkeypatch.setattr(chat, "show_history", slow_history)
     app.chat_input[0].set_value("a quick one").run(timeout=30)

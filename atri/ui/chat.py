@@ -253,17 +253,12 @@ def _question_actions(lang: str, item: StoredMessage, answered: bool) -> None:
         right.button(t(lang, "get_answer"), icon=":material/send:", key="answer_again", on_click=_answer_again)
 
 
-def show_history(lang: str, view: Snapshot, live: LiveAnswer | None, documents: list[DocumentInfo],
-                 offline: bool) -> None:
+def show_history(lang: str, view: Snapshot, live: LiveAnswer | None, documents: list[DocumentInfo]) -> None:
     """`live`: the answer this run draws live (_attach; its stored row, if read already, is not drawn here).
     `documents`: the conversation's, each shown with the question it came with."""
     thread = _settled(view.thread, live)
     session.history_drawn = (view.cid, len(thread))
     busy = live is not None or _busy(view)
-    if not thread and not busy:
-        st.caption(t(lang, "empty_chat"))
-        if offline:
-            st.caption(t(lang, "offline_hint"))
     first = _first_shown(lang, view)
     for index, item in enumerate(thread[first:], start=first):
         show_message(lang, item.message, view.by_id, recent=index >= len(thread) - RECENT_MESSAGES,
@@ -350,20 +345,21 @@ def start_pending_answer(setup: ChatSetup) -> None:
         _start(pending, session.answer_setup)
 
 
-def conversation(lang: str, offline: bool, documents: list[DocumentInfo]) -> None:
+def conversation(lang: str, documents: list[DocumentInfo]) -> None:
     """The open conversation as saved; the turn (`turn`) comes below it. `documents`: the conversation's, as
     the page run read them for the sidebar."""
     view, live = _attach()
     conversation_totals(lang, view)
-    show_history(lang, view, live, documents, offline)
+    show_history(lang, view, live, documents)
 
 
 @st.fragment
-def turn(lang: str) -> None:
+def turn(lang: str, offline: bool) -> None:
     """What the history above does not show yet (the question just asked), the answer being written, and the
     chat box. A question, its answer and Stop run only this part: neither the history nor the sidebar is
     drawn again for a turn, so a turn costs the same in a long chat as in a short one. The whole page runs
-    again once the answer is saved, or when something the sidebar shows has changed (a new chat).
+    again once the answer is saved (the sidebar then lists a new chat), or, before anything is drawn, when
+    something the sidebar shows has changed.
 
     Call it where the page has drawn the same number of elements on every run (everything above it in one
     container): Streamlit names a fragment after its place, and a question sent from a chat box drawn under
@@ -371,8 +367,12 @@ def turn(lang: str) -> None:
     view, live = _attach()
     if session.pending is not None or _sidebar_behind(view, live):  # before anything is drawn (or told once)
         st.rerun(scope="app")
+    if not view.thread and live is None:
+        st.caption(t(lang, "empty_chat"))
+        if offline:
+            st.caption(t(lang, "offline_hint"))
     cid, drawn = session.history_drawn
-    added = _settled(view.thread, live)[drawn:] if cid == view.cid else []
+    added = _settled(view.thread, live)[drawn:] if cid in (view.cid, None) else []  # None: the page drew a new chat
     documents = conversation_documents(view) if added else []
     for item in added:
         show_message(lang, item.message, view.by_id,
@@ -383,11 +383,14 @@ def turn(lang: str) -> None:
 
 
 def _sidebar_behind(view: Snapshot, live: LiveAnswer | None) -> bool:
-    """The sidebar shows another conversation (a new chat), or this one before a change other than an
-    answer still being written (that one is drawn live, and the page runs again when it ends)."""
+    """The sidebar shows another conversation, or this one before a change other than an answer being
+    written here. A new chat's first answer is drawn first: the page runs again when it ends, and a run
+    of the whole page before it would hold back its first words."""
     drawn = session.sidebar_drawn_for
-    if drawn is None or drawn[0] != view.cid:
+    if drawn is None:
         return True
+    if drawn[0] != view.cid:
+        return not (drawn[0] is None and live is not None)
     return live is None and not _busy(view) and drawn != _sidebar_key(view)
 
 
