@@ -131,6 +131,9 @@ def tool_results_answer(body: dict[str, Any]) -> str | None:
 
 class QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    # As a real server's (uvicorn: 2048). socketserver's 5 drops part of a burst of connections (a batch's
+    # eight rows), and a dropped connection's SYN is sent again only a second later.
+    request_queue_size = 128
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # clients closing keep-alive connections is normal
