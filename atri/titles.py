@@ -1,6 +1,7 @@
 """A short title for a conversation, asked of the model in one cheap non-streaming call."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .client import complete_text
@@ -13,6 +14,8 @@ from .settings import Connection
 TITLE_PROMPT = ("Write a title of at most six words for the conversation below, in the language it is written in. "
                 "Reply with the title only, no quotes.")
 TITLE_MAX_TOKENS = 24
+LABEL = re.compile(r"^(title|标题)\s*[:：]\s*", re.IGNORECASE)  # small models often write "Title: …"
+WRAPPING = "\"'“”「」《》#* "
 
 
 def title_request(model: ModelInfo, provider: Provider, question: str, answer: str) -> dict[str, Any] | None:
@@ -25,8 +28,11 @@ def title_request(model: ModelInfo, provider: Provider, question: str, answer: s
 
 
 def clean_title(raw: str) -> str:
+    """The reply's first line without quotes, Markdown, a "Title:" label or a trailing comma or full stop
+    (a question mark stays: it is part of the title)."""
     line = next((part for part in raw.strip().splitlines() if part.strip()), "")
-    return line.strip().strip("\"'“”「」《》#*").strip()[:60]
+    line = LABEL.sub("", line.strip(WRAPPING)).strip(WRAPPING)
+    return line.rstrip(",.;:，。、；：").strip()[:60]
 
 
 def suggest_title(conn: Connection, model: ModelInfo, question: Message, answer: Message) -> str | None:
