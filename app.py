@@ -14,6 +14,8 @@ allowed = has_access()
 page = st.navigation(pages(lang), position="sidebar" if allowed else "hidden")
 if allowed:
     language_picker(lang)
+    # The same elements on every run: nothing may be drawn above the page on some runs only, or the chat's
+    # turn fragment, named after its place, changes name and drops a question sent meanwhile (atri/ui/chat.py).
     remember_access()
     remember_owner()
     page.run()

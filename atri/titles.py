@@ -15,7 +15,9 @@ TITLE_PROMPT = ("Write a title of at most six words for the conversation below, 
                 "Reply with the title only, no quotes.")
 TITLE_MAX_TOKENS = 24
 LABEL = re.compile(r"^(title|标题)\s*[:：]\s*", re.IGNORECASE)  # small models often write "Title: …"
-WRAPPING = "\"'“”「」《》#* "
+QUOTES = "\"'“”「」《》*` "  # and Markdown emphasis, around the title or inside its punctuation
+TRAILING = ",.;:，。、；："
+KEPT_ENDING = re.compile(r"(?:\b\w\.){2,}$|\.\.\.$")  # U.S., D.C., "Wait for it..."
 
 
 def title_request(model: ModelInfo, provider: Provider, question: str, answer: str) -> dict[str, Any] | None:
@@ -29,10 +31,12 @@ def title_request(model: ModelInfo, provider: Provider, question: str, answer: s
 
 def clean_title(raw: str) -> str:
     """The reply's first line without quotes, Markdown, a "Title:" label or a trailing comma or full stop
-    (a question mark stays: it is part of the title)."""
+    (a question mark stays: it is part of the title, as is the full stop of "U.S.")."""
     line = next((part for part in raw.strip().splitlines() if part.strip()), "")
-    line = LABEL.sub("", line.strip(WRAPPING)).strip(WRAPPING)
-    return line.rstrip(",.;:，。、；：").strip()[:60]
+    line = LABEL.sub("", line.strip().lstrip("#").strip(QUOTES)).strip(QUOTES)
+    while line and line[-1] in TRAILING + QUOTES and not KEPT_ENDING.search(line):
+        line = line[:-1]
+    return line[:60]
 
 
 def suggest_title(conn: Connection, model: ModelInfo, question: Message, answer: Message) -> str | None:

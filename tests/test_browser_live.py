@@ -84,6 +84,8 @@ def test_a_sidebar_click_mid_answer_shows_the_answer_once(fake, database_url):
         seen.append((messages.count(), page.get_by_text("another server").count()))
         assert seen and all(shown == (2, 0) for shown in seen), f"drawn twice or as someone else's: {seen}"
         assert len(fake.streamed) == 1
+        # the chat's first full run came mid-answer: it must not put back the options the answer was asked with
+        expect(page.get_by_text("Thinking budget (tokens)")).to_be_visible()  # shown while Thinking is on
         browser.close()
 
 

@@ -154,7 +154,7 @@ def _send(message: Message, position: int | None = None, documents: tuple[Upload
     if cid is None or store.conversation(owner, cid) is None:
         cid = store.create_conversation(owner, title_from(message.content) or _untitled(message, documents),
                                         settings={"context": current_settings().to_dict()})
-        session.context_loaded_for = cid
+        session.context_loaded_for = session.options_loaded_for = cid  # the widgets hold the new chat's choices
         st.query_params["c"] = cid
         session.needs_title = cid
     store.append(owner, cid, message, position=position)
@@ -262,7 +262,7 @@ def show_history(lang: str, view: Snapshot, live: LiveAnswer | None, documents: 
     first = _first_shown(lang, view)
     for index, item in enumerate(thread[first:], start=first):
         show_message(lang, item.message, view.by_id, recent=index >= len(thread) - RECENT_MESSAGES,
-                     attached=[document_label(lang, d) for d in documents if d.message_id == item.id])
+                     attached=_attached(lang, item, documents))
         last = index == len(thread) - 1
         if busy:
             continue
@@ -270,6 +270,11 @@ def show_history(lang: str, view: Snapshot, live: LiveAnswer | None, documents: 
             _answer_actions(lang, item, failed=bool(item.message.facts and item.message.facts.error_kind))
         elif item.message.role == "user" and (last or index == len(thread) - 2):
             _question_actions(lang, item, answered=not last)
+
+
+def _attached(lang: str, item: StoredMessage, documents: list[DocumentInfo]) -> list[str]:
+    """The labels of the documents sent with this question."""
+    return [document_label(lang, d) for d in documents if d.message_id == item.id]
 
 
 def _settled(thread: list[StoredMessage], live: LiveAnswer | None) -> list[StoredMessage]:
@@ -372,11 +377,11 @@ def turn(lang: str, offline: bool) -> None:
         if offline:
             st.caption(t(lang, "offline_hint"))
     cid, drawn = session.history_drawn
-    added = _settled(view.thread, live)[drawn:] if cid in (view.cid, None) else []  # None: the page drew a new chat
+    added = _settled(view.thread, live)[drawn:] if cid in (view.cid, None) else []  # None: drawn as the empty chat, made since
     documents = conversation_documents(view) if added else []
     for item in added:
         show_message(lang, item.message, view.by_id,
-                     attached=[document_label(lang, d) for d in documents if d.message_id == item.id])
+                     attached=_attached(lang, item, documents))
     _notices(lang)
     follow_answer(lang, view, live)
     chat_input(lang)
@@ -389,8 +394,10 @@ def _sidebar_behind(view: Snapshot, live: LiveAnswer | None) -> bool:
     drawn = session.sidebar_drawn_for
     if drawn is None:
         return True
+    if drawn[0] is None and live is not None:
+        return False  # a new chat's first answer
     if drawn[0] != view.cid:
-        return not (drawn[0] is None and live is not None)
+        return True
     return live is None and not _busy(view) and drawn != _sidebar_key(view)
 
 
@@ -447,8 +454,9 @@ def _live_answer(lang: str, live: LiveAnswer) -> None:
             drawing.draw(live.turn, final=True)
         if live.unsaved:
             st.warning(t(lang, "error_storage"), icon=":material/database:")
-            return
-    _rerun_page()  # saved: drawn with the history from now on, and the sidebar gets the new chat or title
+            if session.sidebar_drawn_for is not None and session.sidebar_drawn_for[0] == live.cid:
+                return  # drawn from here, with this warning, until the database takes it
+    _rerun_page()  # saved: drawn with the history from now on; the sidebar gets the new chat or title (unsaved: too)
 
 
 def _phase_note(lang: str, live: LiveAnswer) -> str | None:
