@@ -167,6 +167,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "local_failed": ("内置离线模型无法启动:{reason}", "The built-in offline model could not start: {reason}"),
     "setup_hint": ("要使用云端模型,请在 .env 中设置 DASHSCOPE_API_KEY(或 OPENAI_API_KEY、DEEPSEEK_API_KEY),或在侧边栏输入 Key。",
                    "To use a cloud model, set DASHSCOPE_API_KEY (or OPENAI_API_KEY, DEEPSEEK_API_KEY) in .env, or enter a key in the sidebar."),
+    "tools_setup_hint": ("要在此页使用云端模型,请在 .env 中设置 DASHSCOPE_API_KEY(或 OPENAI_API_KEY、DEEPSEEK_API_KEY):此页只用站点配置的 Key,聊天页侧边栏输入的 Key 不用于此页。",
+                         "To use a cloud model on this page, set DASHSCOPE_API_KEY (or OPENAI_API_KEY, DEEPSEEK_API_KEY) in .env: this page uses the host's keys only, not a key typed in the chat's sidebar."),
     "context": ("上下文", "Context"),
     "strategy": ("上下文策略", "Context strategy"),
     "strategy_full": ("完整历史", "Full history"),

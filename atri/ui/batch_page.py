@@ -272,7 +272,7 @@ def batch_page(settings: Settings, lang: str) -> None:
     owner = current_owner()
     choices = model_choices(settings)
     if not choices:
-        st.info(t(lang, "setup_hint"))
+        st.info(t(lang, "tools_setup_hint"))
         return
     choice = st.selectbox(t(lang, "model"), choices, key="batch_model")
     provider, model = model_of(choice)

@@ -48,7 +48,7 @@ def compare_page(settings: Settings, lang: str) -> None:
     picked = st.multiselect(t(lang, "compare_models"), choices, default=choices[:2], max_selections=MAX_TARGETS,
                             key="cmp_models")
     if len(choices) < 2:
-        st.info(t(lang, "setup_hint"))
+        st.info(t(lang, "tools_setup_hint"))
     question = st.text_area(t(lang, "compare_question"), key="cmp_question", height=100)
     thinking = st.toggle(t(lang, "thinking"), key="cmp_thinking")
     if not st.button(t(lang, "compare_ask"), type="primary", disabled=not (picked and question.strip()), key="cmp_ask"):

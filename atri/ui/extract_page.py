@@ -164,7 +164,7 @@ def extract_page(settings: Settings, lang: str) -> None:
     st.caption(t(lang, "extract_intro"))
     choices = model_choices(settings)
     if not choices:
-        st.info(t(lang, "setup_hint"))
+        st.info(t(lang, "tools_setup_hint"))
         return
     seeing = [c for c in choices if c in model_choices(settings, vision_only=True)]
     st.button(t(lang, "extract_example"), key="extract_example", icon=":material/train:", on_click=_load_example,
