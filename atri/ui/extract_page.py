@@ -170,7 +170,7 @@ def extract_page(settings: Settings, lang: str) -> None:
     st.button(t(lang, "extract_example"), key="extract_example", icon=":material/train:", on_click=_load_example,
               args=(choices,))
     choice = st.selectbox(t(lang, "model"), choices, index=choices.index(seeing[0]) if seeing else 0, key="extract_model")
-    st.session_state.setdefault("extract_source", "images")
+    st.session_state.setdefault("extract_source", "images" if seeing else "text")  # no model here can see
     st.session_state.setdefault("extract_what", "names")
     kind = st.segmented_control(t(lang, "extract_source"), ["images", "text"], key="extract_source",
                                 format_func=lambda k: t(lang, f"extract_source_{k}")) or "images"
