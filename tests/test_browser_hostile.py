@@ -10,7 +10,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from tests.browser import IDLE, NO_CHROMIUM, chromium_available, launch, streamlit_server
 from tests.conftest import ROOT
-from tests.test_browser_persistence import ANSWER_END, env_for, open_page, send
+from tests.test_browser_persistence import ANSWER_END, env_for, open_page, send, wait_for_chat_in_sidebar
 from tests.test_images import png
 
 pytestmark = pytest.mark.skipif(not chromium_available(), reason=NO_CHROMIUM)
@@ -65,7 +65,7 @@ def test_nothing_on_the_page_loads_an_image_by_itself(fake, database_url, spy, t
         page.wait_for_selector(IDLE)
         send(page, question)
         expect(page.get_by_test_id("stChatMessage").nth(1)).to_contain_text(ANSWER_END, timeout=20_000)
-        page.wait_for_selector(IDLE)
+        wait_for_chat_in_sidebar(page)
         page.get_by_text("Thought for").first.click()
         page.get_by_text("Import a JSON conversation").first.click()
         page.locator("[data-testid=stFileUploaderDropzoneInput]").set_input_files(str(upload))

@@ -7,7 +7,7 @@ from sqlalchemy import text
 
 from atri.store import Store
 from tests.browser import IDLE, NO_CHROMIUM, chromium_available, launch, streamlit_server
-from tests.test_browser_persistence import ANSWER_END, env_for, open_page, send
+from tests.test_browser_persistence import ANSWER_END, env_for, open_page, send, wait_for_chat_in_sidebar
 from tests.test_images import png
 
 pytestmark = pytest.mark.skipif(not chromium_available(), reason=NO_CHROMIUM)
@@ -34,9 +34,7 @@ def test_a_server_path_as_an_image_is_refused_at_import_and_never_served(fake, d
         send(page, "hello")
         expect(page.get_by_test_id("stChatMessage").nth(1)).to_contain_text(ANSWER_END, timeout=20_000)
         page.wait_for_url("**?c=*")
-        # a new chat joins the sidebar when its first answer is saved: that run moves the sidebar's parts down
-        expect(page.get_by_test_id("stSidebar").get_by_text("Manage this chat")).to_be_visible(timeout=20_000)
-        page.wait_for_selector(IDLE)
+        wait_for_chat_in_sidebar(page)
 
         page.get_by_text("Import a JSON conversation").first.click()
         page.locator("[data-testid=stFileUploaderDropzoneInput]").set_input_files(str(upload))

@@ -25,6 +25,13 @@ def send(page, text):
     page.keyboard.press("Enter")
 
 
+def wait_for_chat_in_sidebar(page):
+    """A new chat joins the sidebar when its first answer is saved; that page run moves the sidebar's parts
+    down, and what a click had opened there just before it (an expander) closes again."""
+    expect(page.get_by_test_id("stSidebar").get_by_text("Manage this chat")).to_be_visible(timeout=20_000)
+    page.wait_for_selector(IDLE)
+
+
 def open_page(browser, url):
     page = browser.new_context(locale="en-US").new_page()
     page.goto(url)
