@@ -74,6 +74,16 @@ def dashscope_env(fake: FakeProvider, database_url: str, monkeypatch: pytest.Mon
     return fake
 
 
+@pytest.fixture
+def no_key_env(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No provider key, and an embedded model whose file is absent: only the offline model is offered,
+    and it says at once why it cannot start."""
+    for name in PROVIDER_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ATRI_DATABASE_URL", database_url)
+    monkeypatch.setenv("ATRI_LOCAL_MODEL", str(tmp_path / "absent.gguf"))
+
+
 def new_app(owner: str | None = None, conversation: str | None = None):
     """A fresh browser tab: new session state, optionally the same visitor and URL as before."""
     from streamlit.testing.v1 import AppTest

@@ -2,7 +2,7 @@
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import PROVIDER_ENV, ROOT
+from tests.conftest import ROOT
 
 
 def compare_app():
@@ -38,11 +38,7 @@ def test_the_chat_settings_survive_a_visit(dashscope_env):
     assert at.text_area(key="system_prompt").value == "You are terse."
 
 
-def test_without_a_host_key_the_hint_says_this_page_uses_the_hosts_keys(database_url, tmp_path, monkeypatch):
-    for name in PROVIDER_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("ATRI_DATABASE_URL", database_url)
-    monkeypatch.setenv("ATRI_LOCAL_MODEL", str(tmp_path / "absent.gguf"))  # the chat page says why, at once
+def test_without_a_host_key_the_hint_says_this_page_uses_the_hosts_keys(no_key_env):
     hints = [info.value for info in compare_app().info]
     assert any("this page uses the host's keys only" in hint for hint in hints), hints
     assert not any("enter a key in the sidebar" in hint for hint in hints), "this page's sidebar takes no key"

@@ -7,7 +7,7 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import PROVIDER_ENV, ROOT
+from tests.conftest import ROOT
 from tests.fake_provider import Fault
 
 PAGE = str(ROOT / "pages" / "3_Extract.py")
@@ -109,10 +109,6 @@ def test_fields_built_one_by_one(dashscope_env):
     assert '"name"' in sent and "Ann is seven." in sent
 
 
-def test_with_no_model_that_can_see_it_opens_on_text(database_url, tmp_path, monkeypatch):
-    for name in PROVIDER_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("ATRI_DATABASE_URL", database_url)
-    monkeypatch.setenv("ATRI_LOCAL_MODEL", str(tmp_path / "absent.gguf"))  # only the embedded model, which is blind
+def test_with_no_model_that_can_see_it_opens_on_text(no_key_env):  # only the embedded model, which is blind
     areas = [area.key for area in extract_app().text_area]
     assert "extract_text" in areas and "extract_urls" not in areas, areas

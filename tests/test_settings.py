@@ -37,15 +37,9 @@ def test_environment_beats_dotenv_beats_secrets(tmp_path):
         ("from-env", "from-dotenv", "s")
 
 
-def test_a_broken_local_model_says_why_and_how_to_go_remote(monkeypatch, database_url):
+def test_a_broken_local_model_says_why_and_how_to_go_remote(no_key_env):
     import streamlit as st
 
-    from tests.conftest import PROVIDER_ENV
-
-    for name in PROVIDER_ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("ATRI_DATABASE_URL", database_url)
-    monkeypatch.setenv("ATRI_LOCAL_MODEL", "/nonexistent/model.gguf")
     st.cache_resource.clear()
     at = new_app()
     assert at.selectbox(key="provider").value == "local"
