@@ -187,8 +187,9 @@ def _wait_until_ready(engine: LocalEngine, log_path: Path, timeout_s: float) -> 
 
 
 def start_engine(model_path: Path, model_id: str, threads: int | None = None,
-                 timeout_s: float = START_TIMEOUT_S) -> LocalEngine:
-    """Start llama.cpp's OpenAI-compatible server on 127.0.0.1 and wait until it answers."""
+                 timeout_s: float = START_TIMEOUT_S, log_path: Path | None = None) -> LocalEngine:
+    """Start llama.cpp's OpenAI-compatible server on 127.0.0.1 and wait until it answers; its output goes
+    to `log_path` (default: local-server.log beside the model)."""
     try:
         import llama_cpp.server  # noqa: F401  (fail here with a clear message rather than in the child)
     except ImportError:
@@ -202,7 +203,7 @@ def start_engine(model_path: Path, model_id: str, threads: int | None = None,
                # never asks for): +100-150 ms before the first token of a short prompt
                "--logits_all", "False"]
     command += ["--n_threads", str(threads or default_threads())]
-    log_path = model_path.parent / "local-server.log"
+    log_path = log_path or model_path.parent / "local-server.log"
     engine = LocalEngine(model_path, model_id, port, _spawn_kept(command, log_path))
     atexit.register(engine.stop)
     _wait_until_ready(engine, log_path, timeout_s)

@@ -1,35 +1,39 @@
 """The embedded model's speed where the user sees it: llama.cpp in-process, the server path, Atri in a browser.
 
-    python bench/local_speed.py [--runs 3] [--turns 20] [--no-browser]
+    python bench/local_speed.py [--runs 5] [--turns 20] [--no-browser]
 
-One run of the script measures, on this machine and in this order:
+One run of the script measures, on this machine:
   in-process   llama_cpp.Llama.create_chat_completion(stream=True), at 1 thread and at all cores;
   server       Atri's client path (request building -> openai SDK -> HTTP/SSE -> llama.cpp server ->
                chunk parsing -> Turn), the server started as the app starts it;
+  browser      `streamlit run app.py` driven by Playwright in headless Chromium: Enter in the chat box,
+               a MutationObserver timestamps every change of the answer's text in the DOM;
   cache        one chat of --turns turns on that server: time to first token at turn 2 and at the last
                turn, and the last turn again with its prefix gone (what the prompt cache saves), with the
                prompt tokens the server read and reused for each (from its log);
-  queue        two questions at once through the app's one-slot gate: each one's wait and speed;
-  browser      `streamlit run app.py` driven by Playwright in headless Chromium: Enter in the chat box,
-               a MutationObserver timestamps every change of the answer's text in the DOM.
-Every path asks the same question with the same persona at temperature 0 and may answer to its natural
-end (the app's cap is the model's max_output), so the answers are the same tokens. Each run changes the
-persona's first word, so no run starts from the previous run's prompt cache. Tokens are counted with
-the model's own vocabulary: tokens/s is from the first to the last token seen, (tokens - first) /
-(last - first); in the browser, from the first to the last change of the answer in the DOM, scaled from
-rendered text to the stored answer's tokens. Best of --runs (after a warm-up run), because the machine
-is shared: the ratios between paths measured in the same run are the result, not the absolute numbers.
+  queue        two questions at once through the app's one-slot gate: each one's wait and speed.
+The machine is shared, and its speed drifts within minutes: so in-process at all cores, the server path and
+the browser run back to back, one answer each per round, and each round's ratios to in-process are its
+own. The table shows the median round (after a warm-up round), and the ratios are the medians of the
+rounds' ratios. Every path asks the same question with the same persona at temperature 0 and may answer
+to its natural end (the app's cap is the model's max_output), so the answers are the same tokens. Each
+round changes the persona's first word, so no round starts from the previous one's prompt cache. Tokens
+are counted with the model's own vocabulary: tokens/s is from the first to the last token seen, (tokens -
+first) / (last - first); in the browser, from the first to the last change of the answer in the DOM,
+scaled from rendered text to the stored answer's tokens.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import re
+import statistics
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -86,10 +90,22 @@ def rate_of(marks: list[tuple[float, int]]) -> float:
     return (last_tokens - first_tokens) / (last_at - first_at) if last_at > first_at else 0.0
 
 
-def best(runs: list[Run]) -> Run:
-    """The fastest run by tokens/s, with the quickest first token of all runs (both are noise-bounded)."""
-    top = max(runs, key=lambda run: run.rate)
-    return Run(min(run.ttft for run in runs), top.rate, top.tokens)
+@dataclass
+class Round:
+    """One answer from each path, back to back: the machine's speed is about the same for all three."""
+    raw: Run  # in-process, all cores
+    server: Run
+    app: Run | None  # None: --no-browser
+
+    def ratio(self, path: str) -> float:
+        return getattr(self, path).rate / self.raw.rate
+
+    def ttft_added(self, path: str) -> float:
+        return getattr(self, path).ttft - self.raw.ttft
+
+
+def median_run(runs: list[Run]) -> Run:
+    return Run(statistics.median([run.ttft for run in runs]), statistics.median([run.rate for run in runs]), runs[0].tokens)
 
 
 def persona(run: int) -> str:
@@ -102,23 +118,26 @@ def request_messages(run: int, question: str = QUESTION) -> list[dict]:
     return build_request([Message("user", question)], options, MODEL, PROVIDER).kwargs["messages"]
 
 
-def in_process(model_path: Path, runs: int, threads: int, count: Callable[[str], int]) -> list[Run]:
+def load_llama(model_path: Path, threads: int):
     from llama_cpp import Llama
 
-    llama = Llama(model_path=str(model_path), n_ctx=MODEL.context_window, n_threads=threads, verbose=False)
-    results = []
-    for run in range(runs + 1):  # the first run warms up and is dropped
-        started, text, marks = time.perf_counter(), "", []
-        for chunk in llama.create_chat_completion(request_messages(run), stream=True, temperature=0.0,
-                                                  max_tokens=MODEL.max_output):
-            piece = chunk["choices"][0]["delta"].get("content")
-            if piece:
-                text += piece
-                marks.append((time.perf_counter(), text))
-        results.append(Run(marks[0][0] - started, rate_of([(at, count(t)) for at, t in (marks[0], marks[-1])]),
-                           count(text)))
-    del llama
-    return results[1:]
+    return Llama(model_path=str(model_path), n_ctx=MODEL.context_window, n_threads=threads, verbose=False)
+
+
+def in_process_answer(llama, run: int, count: Callable[[str], int]) -> Run:
+    started, text, marks = time.perf_counter(), "", []
+    for chunk in llama.create_chat_completion(request_messages(run), stream=True, temperature=0.0,
+                                              max_tokens=MODEL.max_output):
+        piece = chunk["choices"][0]["delta"].get("content")
+        if piece:
+            text += piece
+            marks.append((time.perf_counter(), text))
+    return Run(marks[0][0] - started, rate_of([(at, count(t)) for at, t in (marks[0], marks[-1])]), count(text))
+
+
+def in_process(model_path: Path, runs: int, threads: int, count: Callable[[str], int]) -> list[Run]:
+    llama = load_llama(model_path, threads)
+    return [in_process_answer(llama, run, count) for run in range(runs + 1)][1:]  # the first warms up
 
 
 def server_turn(connection: Connection, messages: list[dict], count: Callable[[str], int],
@@ -140,10 +159,6 @@ def server_turn(connection: Connection, messages: list[dict], count: Callable[[s
     first, last = marks[0], marks[-1]
     return Run(turn.first_token_at - turn.started, rate_of([(first[0], count(first[1])), (last[0], count(last[1]))]),
                count(turn.content)), turn.content
-
-
-def server_runs(connection: Connection, runs: int, count: Callable[[str], int]) -> list[Run]:
-    return [server_turn(connection, request_messages(run), count)[0] for run in range(runs + 1)][1:]
 
 
 def chat_cache(connection: Connection, turns: int, count: Callable[[str], int], server_log: Path) -> dict:
@@ -193,13 +208,15 @@ def two_at_once(connection: Connection, count: Callable[[str], int]) -> list[Run
     return results
 
 
-def browser_runs(runs: int, count: Callable[[str], int], log: Path | None) -> list[Run]:
+@contextmanager
+def browser_chat(count: Callable[[str], int], log: Path | None) -> Iterator[Callable[[int], Run]]:
+    """Atri in headless Chromium, ready to ask: `ask(run)` asks the question in a new chat with that run's
+    persona and returns what the page showed."""
     from playwright.sync_api import expect, sync_playwright
     from sqlalchemy import create_engine, text
 
     from tests.browser import IDLE, launch, streamlit_server
 
-    results = []
     with tempfile.TemporaryDirectory() as scratch, sync_playwright() as playwright:
         database_url = f"sqlite:///{Path(scratch) / 'atri.db'}"
         database = create_engine(database_url)
@@ -212,7 +229,8 @@ def browser_runs(runs: int, count: Callable[[str], int], log: Path | None) -> li
             slider.focus()
             page.keyboard.press("Home")  # temperature 0, as in the other paths
             page.wait_for_selector(IDLE)
-            for run in range(runs + 1):
+
+            def ask(run: int) -> Run:
                 page.get_by_test_id("stSidebar").get_by_role("button", name="New chat").click()
                 expect(page.get_by_test_id("stChatMessage")).to_have_count(0)  # the click's run can end unseen
                 page.wait_for_selector(IDLE)
@@ -235,11 +253,14 @@ def browser_runs(runs: int, count: Callable[[str], int], log: Path | None) -> li
                 marks = state["marks"]
                 scale = count(stored) / max(1, count(marks[-1][1]))  # rendered text -> the model's tokens
                 tokens = [(at / 1000, count(shown) * scale) for at, shown in marks]
-                results.append(Run((marks[0][0] - state["enter"]) / 1000, rate_of(tokens), count(stored)))
                 _wait_for_title(database, cid, title_from(QUESTION))
-            browser.close()
-        database.dispose()
-    return results[1:]
+                return Run((marks[0][0] - state["enter"]) / 1000, rate_of(tokens), count(stored))
+
+            try:
+                yield ask
+            finally:
+                browser.close()
+                database.dispose()
 
 
 def _wait_for_title(database, cid: str, first_words: str, timeout_s: float = 30) -> None:
@@ -266,16 +287,33 @@ def progress(what: str, result: T) -> T:
     return result
 
 
-def row(name: str, run: Run, raw: Run | None = None) -> str:
+def rounds(model_path: Path, connection: Connection, runs: int, count: Callable[[str], int],
+           browser: bool, log: Path | None) -> list[Round]:
+    """`runs` rounds (after a warm-up round) of: in-process at all cores, the server path, the browser."""
+    llama = load_llama(model_path, default_threads())
+    with ExitStack() as stack:
+        ask = stack.enter_context(browser_chat(count, log)) if browser else None
+        measured = []
+        for run in range(runs + 1):
+            raw = in_process_answer(llama, run, count)
+            server = server_turn(connection, request_messages(run), count)[0]
+            app = ask(run) if ask else None
+            measured.append(progress(f"round {run}{' (warm-up)' if run == 0 else ''}", Round(raw, server, app)))
+    return measured[1:]
+
+
+def row(name: str, run: Run, measured: list[Round] | None = None, path: str = "") -> str:
     line = f"{name:<44}{run.rate:>9.1f}{run.ttft:>9.3f}{run.tokens:>8}"
-    if raw is not None:
-        line += f"{run.rate / raw.rate:>9.0%}{(run.ttft - raw.ttft) * 1000:>+9.0f}"
+    if measured:
+        ratio = statistics.median([one.ratio(path) for one in measured])
+        added = statistics.median([one.ttft_added(path) for one in measured])
+        line += f"{ratio:>9.0%}{added * 1000:>+9.0f}"
     return line
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--turns", type=int, default=20)
     parser.add_argument("--no-browser", action="store_true")
     parser.add_argument("--log", type=Path, default=None, help="append the Streamlit server's output here")
@@ -284,37 +322,37 @@ def main() -> None:
     count = gguf_token_counter(str(model_path))
     cores = default_threads()
 
-    raw_one = progress("in-process, 1 thread", best(in_process(model_path, args.runs, 1, count)))
-    raw_all = progress(f"in-process, {cores} threads", best(in_process(model_path, args.runs, cores, count)))
-    engine = start_engine(model_path, BUNDLED_MODEL_ID)
+    raw_one = progress("in-process, 1 thread", median_run(in_process(model_path, args.runs, 1, count)))
+    server_log = Path(tempfile.mkdtemp()) / "bench-server.log"  # the app's own server writes local-server.log
+    engine = start_engine(model_path, BUNDLED_MODEL_ID, log_path=server_log)
     try:
         connection = Connection(PROVIDER, engine.base_url, "not-needed")
-        server = progress("server path", best(server_runs(connection, args.runs, count)))
-        cache = progress("prompt cache", chat_cache(connection, args.turns, count, model_path.parent / "local-server.log"))
+        measured = rounds(model_path, connection, args.runs, count, not args.no_browser, args.log)
+        cache = progress("prompt cache", chat_cache(connection, args.turns, count, server_log))
         queued = progress("two at once", two_at_once(connection, count))
     finally:
         engine.stop()
-    app = None if args.no_browser else progress("browser", best(browser_runs(args.runs, count, args.log)))
+    raw_all, server = median_run([one.raw for one in measured]), median_run([one.server for one in measured])
 
-    print(f"Embedded model (Qwen2.5-Coder-0.5B Q4_K_M) · {os.cpu_count()} cores · best of {args.runs} · "
+    print(f"Embedded model (Qwen2.5-Coder-0.5B Q4_K_M) · {os.cpu_count()} cores · {args.runs} rounds, medians · "
           f"temperature 0, answers to their natural end · server threads {cores}")
     print(f"{'path':<44}{'tok/s':>9}{'TTFT s':>9}{'tokens':>8}{'vs raw':>9}{'TTFT ms':>9}")
     print(row("llama.cpp in-process, 1 thread", raw_one))
     print(row(f"llama.cpp in-process, {cores} threads (raw)", raw_all))
-    print(row("server path (openai SDK stream, run_turn)", server, raw_all))
-    if app is not None:
-        print(row("Atri in Chromium (DOM, Enter to text)", app, raw_all))
+    print(row("server path (openai SDK stream, run_turn)", server, measured, "server"))
+    if not args.no_browser:
+        app = median_run([one.app for one in measured])
+        print(row("Atri in Chromium (DOM, Enter to text)", app, measured, "app"))
+    print("each round, tok/s raw / server" + ("" if args.no_browser else " / browser") + ": " + ", ".join(
+        " / ".join(f"{run.rate:.1f}" for run in (one.raw, one.server, one.app) if run) for one in measured))
     last = args.turns
     print(f"prompt cache, one chat: TTFT turn 2 {cache[2]:.3f} s {_read(cache['read 2'])}, turn {last} {cache[last]:.3f} s "
           f"{_read(cache[f'read {last}'])}; turn {last} with its prefix changed {cache['cold']:.3f} s {_read(cache['read cold'])}")
     first, second = queued
     print(f"two at once, one slot: first TTFT {first.ttft:.2f} s at {first.rate:.1f} tok/s; second waited "
           f"{second.waited:.2f} s in the queue, then {second.rate:.1f} tok/s")
-    if app is not None:
-        print(f"app/raw(all cores): {app.rate / raw_all.rate:.0%}")
-    else:
-        print(f"server/raw(all cores): {server.rate / raw_all.rate:.0%}")
-
+    path = "server" if args.no_browser else "app"
+    print(f"{path}/raw(all cores): {statistics.median([one.ratio(path) for one in measured]):.0%}")
 
 if __name__ == "__main__":
     main()

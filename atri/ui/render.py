@@ -328,6 +328,8 @@ class LiveAnswer:
 
     def draw(self, turn: Turn, final: bool = False) -> bool:
         """Draws the turn unless the last draw was too recent (False: a piece is left to draw)."""
+        if not (turn.reasoning or turn.content or turn.tool_steps or turn.calling):
+            return True  # nothing to show yet: the first piece must not wait for a redraw interval
         if not self._throttle.due(final):
             return False
         if turn.reasoning:
