@@ -104,6 +104,10 @@ class Round:
         return getattr(self, path).ttft - self.raw.ttft
 
 
+def median_ratio(measured: list[Round], path: str) -> float:
+    return statistics.median([one.ratio(path) for one in measured])
+
+
 def median_run(runs: list[Run]) -> Run:
     return Run(statistics.median([run.ttft for run in runs]), statistics.median([run.rate for run in runs]), runs[0].tokens)
 
@@ -305,9 +309,8 @@ def rounds(model_path: Path, connection: Connection, runs: int, count: Callable[
 def row(name: str, run: Run, measured: list[Round] | None = None, path: str = "") -> str:
     line = f"{name:<44}{run.rate:>9.1f}{run.ttft:>9.3f}{run.tokens:>8}"
     if measured:
-        ratio = statistics.median([one.ratio(path) for one in measured])
         added = statistics.median([one.ttft_added(path) for one in measured])
-        line += f"{ratio:>9.0%}{added * 1000:>+9.0f}"
+        line += f"{median_ratio(measured, path):>9.0%}{added * 1000:>+9.0f}"
     return line
 
 
@@ -352,7 +355,7 @@ def main() -> None:
     print(f"two at once, one slot: first TTFT {first.ttft:.2f} s at {first.rate:.1f} tok/s; second waited "
           f"{second.waited:.2f} s in the queue, then {second.rate:.1f} tok/s")
     path = "server" if args.no_browser else "app"
-    print(f"{path}/raw(all cores): {statistics.median([one.ratio(path) for one in measured]):.0%}")
+    print(f"{path}/raw(all cores): {median_ratio(measured, path):.0%}")
 
 if __name__ == "__main__":
     main()
