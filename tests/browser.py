@@ -68,3 +68,24 @@ def launch(playwright):
 
 def chromium_available() -> bool:
     return os.path.exists(CHROMIUM)
+
+
+def watch_chat_messages(page) -> None:
+    """Records how many chat messages the page shows (hidden ones not counted) after every change to it, not
+    only when a test looks: a message shown twice for 50 ms is seen. Read with `chat_messages_seen`."""
+    page.evaluate("""() => {
+        window.__messagesSeen = [];
+        const look = () => {
+            const count = [...document.querySelectorAll('[data-testid=stChatMessage]')]
+                .filter(message => message.checkVisibility()).length;
+            const seen = window.__messagesSeen;
+            if (seen[seen.length - 1] !== count) seen.push(count);
+        };
+        look();
+        new MutationObserver(look).observe(document.body, {subtree: true, childList: true});
+    }""")
+
+
+def chat_messages_seen(page) -> list[int]:
+    """Each number of chat messages the page showed since `watch_chat_messages`, in order (repeats left out)."""
+    return page.evaluate("window.__messagesSeen")

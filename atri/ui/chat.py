@@ -5,6 +5,7 @@ import time
 from dataclasses import replace
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 from streamlit.delta_generator_singletons import context_dg_stack, get_default_dg_stack_value
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequestType
@@ -258,20 +259,57 @@ def _question_actions(lang: str, item: StoredMessage, answered: bool) -> None:
 def show_history(lang: str, view: Snapshot, live: LiveAnswer | None, documents: list[DocumentInfo]) -> None:
     """`live`: the answer this run draws live (_attach; its stored row, if read already, is not drawn here).
     `documents`: the conversation's, each shown with the question it came with."""
-    thread = _settled(view.thread, live)
+    thread, taken = _share_with_turn(view, live, _settled(view.thread, live))
     session.history_drawn = (view.cid, len(thread))
+    if taken:
+        _hidden_while_the_turn_shows(taken)
     busy = live is not None or _busy(view)
     first = _first_shown(lang, view)
     for index, item in enumerate(thread[first:], start=first):
-        show_message(lang, item.message, view.by_id, recent=index >= len(thread) - RECENT_MESSAGES,
-                     attached=_attached(lang, item, documents))
-        last = index == len(thread) - 1
-        if busy:
-            continue
-        if item.message.role == "assistant" and last:
-            _answer_actions(lang, item, failed=bool(item.message.facts and item.message.facts.error_kind))
-        elif item.message.role == "user" and (last or index == len(thread) - 2):
-            _question_actions(lang, item, answered=not last)
+        with st.container(key=_message_key(item)):
+            show_message(lang, item.message, view.by_id, recent=index >= len(thread) - RECENT_MESSAGES,
+                         attached=_attached(lang, item, documents))
+            last = index == len(thread) - 1
+            if busy:
+                continue
+            if item.message.role == "assistant" and last:
+                _answer_actions(lang, item, failed=bool(item.message.facts and item.message.facts.error_kind))
+            elif item.message.role == "user" and (last or index == len(thread) - 2):
+                _question_actions(lang, item, answered=not last)
+
+
+def _share_with_turn(view: Snapshot, live: LiveAnswer | None,
+                     thread: list[StoredMessage]) -> tuple[list[StoredMessage], list[StoredMessage]]:
+    """The messages this page run's history draws, and those of them the turn below (`turn`) showed until now.
+
+    While the turn draws an answer live, the history leaves it the question it drew too: moved up here in
+    the middle of the answer, the question would show twice (here, and there until the turn draws again).
+    Once the answer is saved, the history takes them over."""
+    shown_cid, shown = session.turn_shown
+    drawn_cid, drawn = session.history_drawn
+    same_chat = shown_cid == view.cid and drawn_cid in (view.cid, None)
+    keeps = bool(shown) and same_chat and live is not None
+    session.turn_outdated = bool(shown) and not keeps
+    if keeps:
+        return thread[:drawn], []
+    return thread, thread[drawn:] if shown and same_chat else []
+
+
+def _message_key(item: StoredMessage) -> str:
+    return f"message_{item.id}"
+
+
+def _turn_box_key(place: int) -> str:
+    return f"turn_box_{place}"
+
+
+def _hidden_while_the_turn_shows(taken: list[StoredMessage]) -> None:
+    """The messages the history takes over from the turn stay hidden for as long as the turn's box, at its
+    old place, still shows them: they appear in the frame that removes them there, never both at once (the
+    browser draws what has come every 10 ms, and drawing an answer takes longer)."""
+    old_box = f".st-key-{_turn_box_key(session.turn_box_at)}"
+    taken_over = ", ".join(f".st-key-{_message_key(item)}" for item in taken)
+    st.html(f'<style>body:has({old_box} [data-testid="stChatMessage"]) :is({taken_over}) {{display: none;}}</style>')
 
 
 def _attached(lang: str, item: StoredMessage, documents: list[DocumentInfo]) -> list[str]:
@@ -371,6 +409,31 @@ def turn(lang: str, offline: bool) -> None:
     Call it where the page has drawn the same number of elements on every run (everything above it in one
     container): Streamlit names a fragment after its place, and a question sent from a chat box drawn under
     another name, while the page runs, is dropped with the name."""
+    with _turn_box():
+        _turn_body(lang, offline)
+    chat_input(lang)
+
+
+def _turn_box() -> DeltaGenerator:
+    """The turn's elements, in one box with two places. Drawn again at its place, the box keeps what it showed
+    until each piece is drawn again (Streamlit keeps a block's content when the same kind of block comes to
+    its place): a page run in the middle of an answer goes on showing it. Once the history above has taken
+    over what the box showed (the answer saved, another conversation opened), the box moves to its other
+    place, and the empty element put at the old one clears it at once rather than when the run ends; the
+    history's copies, hidden until then (`_hidden_while_the_turn_shows`), appear in that same frame."""
+    if session.turn_outdated:
+        session.turn_outdated, session.turn_shown = False, (None, 0)
+        session.turn_box_at = 1 - session.turn_box_at
+    key = _turn_box_key(session.turn_box_at)
+    if session.turn_box_at == 0:
+        box = st.container(key=key)
+        st.empty()
+        return box
+    st.empty()
+    return st.container(key=key)
+
+
+def _turn_body(lang: str, offline: bool) -> None:
     view, live = _attach()
     if session.pending is not None or _sidebar_behind(view, live):  # before anything is drawn (or told once)
         st.rerun(scope="app")
@@ -384,9 +447,9 @@ def turn(lang: str, offline: bool) -> None:
     for item in added:
         show_message(lang, item.message, view.by_id,
                      attached=_attached(lang, item, documents))
+    session.turn_shown = (view.cid, len(added) + (live is not None))
     _notices(lang)
     follow_answer(lang, view, live)
-    chat_input(lang)
 
 
 def _sidebar_behind(view: Snapshot, live: LiveAnswer | None) -> bool:
