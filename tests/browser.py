@@ -70,22 +70,36 @@ def chromium_available() -> bool:
     return os.path.exists(CHROMIUM)
 
 
-def watch_chat_messages(page) -> None:
-    """Records how many chat messages the page shows (hidden ones not counted) after every change to it, not
-    only when a test looks: a message shown twice for 50 ms is seen. Read with `chat_messages_seen`."""
-    page.evaluate("""() => {
+def watch_chat_messages(page, never: str = "") -> None:
+    """Records, after every change to the page, the chat messages it shows (the start of each one's text;
+    hidden ones left out), not only when a test looks: a message shown twice for 50 ms is seen. Also
+    whether the text `never` was ever visible. Read with `chat_messages_seen` and `never_seen`."""
+    page.evaluate("""(never) => {
         window.__messagesSeen = [];
+        window.__neverSeen = false;
         const look = () => {
-            const count = [...document.querySelectorAll('[data-testid=stChatMessage]')]
-                .filter(message => message.checkVisibility()).length;
+            const shown = [...document.querySelectorAll('[data-testid=stChatMessage]')]
+                .filter(message => message.checkVisibility()).map(message => message.innerText.slice(0, 60));
             const seen = window.__messagesSeen;
-            if (seen[seen.length - 1] !== count) seen.push(count);
+            if (JSON.stringify(seen[seen.length - 1]) !== JSON.stringify(shown)) seen.push(shown);
+            if (never && document.body.innerText.includes(never)) window.__neverSeen = true;
         };
         look();
-        new MutationObserver(look).observe(document.body, {subtree: true, childList: true});
-    }""")
+        new MutationObserver(look).observe(document.body,
+            {subtree: true, childList: true, characterData: true, attributes: true, attributeFilter: ['class', 'style']});
+    }""", never)
 
 
-def chat_messages_seen(page) -> list[int]:
-    """Each number of chat messages the page showed since `watch_chat_messages`, in order (repeats left out)."""
+def chat_messages_seen(page) -> list[list[str]]:
+    """Each state of the chat since `watch_chat_messages`, in order: the start of each message shown."""
     return page.evaluate("window.__messagesSeen")
+
+
+def never_seen(page) -> bool:
+    """The text `watch_chat_messages` was told to look for was never visible."""
+    return not page.evaluate("window.__neverSeen")
+
+
+def shown_once(states: list[list[str]]) -> bool:
+    """No state of the chat showed a message twice."""
+    return all(len(set(state)) == len(state) for state in states)

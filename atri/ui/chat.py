@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import streamlit as st
-from streamlit.delta_generator import DeltaGenerator
 from streamlit.delta_generator_singletons import context_dg_stack, get_default_dg_stack_value
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequestType
@@ -27,6 +27,9 @@ from atri.ui.render import LiveAnswer as LiveDrawing
 from atri.ui.render import show_message
 from atri.ui.session import CHAT_INPUT, EDIT_TEXT, IMAGE_URLS, PendingAnswer, session
 from atri.ui.sidebar import ChatSetup
+
+if TYPE_CHECKING:
+    from streamlit.delta_generator import DeltaGenerator
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp"]
 RECENT_MESSAGES = 4  # the last two turns show their details at once; older ones on demand
@@ -261,8 +264,7 @@ def show_history(lang: str, view: Snapshot, live: LiveAnswer | None, documents: 
     `documents`: the conversation's, each shown with the question it came with."""
     thread, taken = _share_with_turn(view, live, _settled(view.thread, live))
     session.history_drawn = (view.cid, len(thread))
-    if taken:
-        _hidden_while_the_turn_shows(taken)
+    _hidden_while_the_turn_shows(taken)
     busy = live is not None or _busy(view)
     first = _first_shown(lang, view)
     for index, item in enumerate(thread[first:], start=first):
@@ -285,14 +287,13 @@ def _share_with_turn(view: Snapshot, live: LiveAnswer | None,
     While the turn draws an answer live, the history leaves it the question it drew too: moved up here in
     the middle of the answer, the question would show twice (here, and there until the turn draws again).
     Once the answer is saved, the history takes them over."""
-    shown_cid, shown = session.turn_shown
-    drawn_cid, drawn = session.history_drawn
-    same_chat = shown_cid == view.cid and drawn_cid in (view.cid, None)
-    keeps = bool(shown) and same_chat and live is not None
-    session.turn_outdated = bool(shown) and not keeps
+    shown_cid, start, shown = session.turn_shown
+    ours = shown > 0 and shown_cid == view.cid
+    keeps = ours and live is not None
+    session.turn_outdated = shown > 0 and not keeps
     if keeps:
-        return thread[:drawn], []
-    return thread, thread[drawn:] if shown and same_chat else []
+        return thread[:start], []
+    return thread, thread[start:] if ours else []
 
 
 def _message_key(item: StoredMessage) -> str:
@@ -306,9 +307,10 @@ def _turn_box_key(place: int) -> str:
 def _hidden_while_the_turn_shows(taken: list[StoredMessage]) -> None:
     """The messages the history takes over from the turn stay hidden for as long as the turn's box, at its
     old place, still shows them: they appear in the frame that removes them there, never both at once (the
-    browser draws what has come every 10 ms, and drawing an answer takes longer)."""
+    browser draws what has come every 10 ms, and drawing an answer takes longer). Drawn on every run, even
+    with nothing to hide: the browser loads what draws it on first use, a frame too late for the first answer."""
     old_box = f".st-key-{_turn_box_key(session.turn_box_at)}"
-    taken_over = ", ".join(f".st-key-{_message_key(item)}" for item in taken)
+    taken_over = ", ".join(f".st-key-{_message_key(item)}" for item in taken) or ".st-key-none"
     st.html(f'<style>body:has({old_box} [data-testid="stChatMessage"]) :is({taken_over}) {{display: none;}}</style>')
 
 
@@ -422,7 +424,7 @@ def _turn_box() -> DeltaGenerator:
     place, and the empty element put at the old one clears it at once rather than when the run ends; the
     history's copies, hidden until then (`_hidden_while_the_turn_shows`), appear in that same frame."""
     if session.turn_outdated:
-        session.turn_outdated, session.turn_shown = False, (None, 0)
+        session.turn_outdated, session.turn_shown = False, (None, 0, 0)
         session.turn_box_at = 1 - session.turn_box_at
     key = _turn_box_key(session.turn_box_at)
     if session.turn_box_at == 0:
@@ -442,12 +444,13 @@ def _turn_body(lang: str, offline: bool) -> None:
         if offline:
             st.caption(t(lang, "offline_hint"))
     cid, drawn = session.history_drawn
-    added = _settled(view.thread, live)[drawn:] if cid in (view.cid, None) else []  # None: drawn as the empty chat, made since
+    settled = _settled(view.thread, live)
+    added = settled[drawn:] if cid in (view.cid, None) else []  # None: drawn as the empty chat, made since
     documents = conversation_documents(view) if added else []
     for item in added:
         show_message(lang, item.message, view.by_id,
                      attached=_attached(lang, item, documents))
-    session.turn_shown = (view.cid, len(added) + (live is not None))
+    session.turn_shown = (view.cid, len(settled) - len(added), len(added) + (live is not None))
     _notices(lang)
     follow_answer(lang, view, live)
 

@@ -63,8 +63,8 @@ class Session:
     answers_refused: _Field[int | None] = _Field(_none)  # the limit a callback met: told by the next run
     history_drawn: _Field[tuple[str | None, int]] = _Field(lambda: (None, 0))  # the conversation, and how many of
     # its messages the last page run drew (a turn's own run draws the ones after)
-    turn_shown: _Field[tuple[str | None, int]] = _Field(lambda: (None, 0))  # the conversation, and how many
-    # messages the turn's last run showed below the history (the question just asked, the live answer)
+    turn_shown: _Field[tuple[str | None, int, int]] = _Field(lambda: (None, 0, 0))  # the conversation, where in
+    # it the messages the turn's last run showed below the history start, and how many (the question, the answer)
     turn_outdated: _Field[bool] = _Field(bool)  # this page run's history draws what the turn showed
     turn_box_at: _Field[int] = _Field(int)  # which of its two places the turn's box holds (chat.py, _turn_box)
     sidebar_drawn_for: _Field[tuple[object, ...] | None] = _Field(_none)  # what the last page run's sidebar showed
