@@ -21,6 +21,7 @@ from .tokens import count_prompt, rough_count
 CONNECT_TIMEOUT_S = 10.0
 MAX_RETRIES = 2  # the SDK retries 408/409/429/5xx and connection errors with backoff
 DETAIL_LIMIT = 400
+CHAT_PATH = "/chat/completions"
 
 
 @lru_cache(maxsize=32)
@@ -48,11 +49,20 @@ def async_client(conn: Connection) -> openai.AsyncOpenAI:
     return per_loop[conn]
 
 
-def as_sent(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The history goes in `extra_body`, which the SDK sends as it is: it would otherwise walk every
-    message against its TypedDicts first (0.22 s for a 500-message chat, on every turn). Our messages
-    are plain JSON already (atri.request builds them)."""
-    return {**kwargs, "messages": [], "extra_body": {**kwargs.get("extra_body", {}), "messages": kwargs["messages"]}}
+def request_body(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The JSON body as the SDK would send it (`extra_body` merged in). Posted as it is: our messages are
+    plain JSON already (atri.request builds them), and walking them against the SDK's TypedDicts took
+    0.22 s for a 500-message chat."""
+    return {**{key: value for key, value in kwargs.items() if key != "extra_body"}, **kwargs.get("extra_body", {})}
+
+
+def _chunk(data: object) -> dict[str, Any]:
+    """A chunk as the JSON object the provider sent (streams are read with cast_to=object). The SDK's typed
+    chunk, dumped back to a dict, cost 1.2 ms of CPU per chunk against 0.55 ms, which the embedded model
+    loses from its two cores; the SDK's SSE reading, retries and errors (HTTP and in-stream) stay the same."""
+    if not isinstance(data, dict):
+        raise ChatError("stream_error", "the provider sent a chunk that is not a JSON object")
+    return data
 
 
 def _provider_reason(body: object, fallback: str) -> str:
@@ -149,7 +159,8 @@ def stream_chunks(conn: Connection, kwargs: dict[str, Any], cancel: Cancel | Non
     client = make_client(conn, conn.timeout_s)
     received = False
     try:
-        stream = client.chat.completions.create(**as_sent(kwargs))
+        stream = client.post(CHAT_PATH, cast_to=object, body=request_body(kwargs), stream=True,
+                             stream_cls=openai.Stream[object])
         if cancel:
             cancel.on_cancel(stream.close)
         try:
@@ -157,7 +168,7 @@ def stream_chunks(conn: Connection, kwargs: dict[str, Any], cancel: Cancel | Non
                 if cancel and cancel.cancelled:
                     break
                 received = True
-                yield chunk.model_dump(exclude_none=True)
+                yield _chunk(chunk)
         finally:
             stream.close()
     except (openai.OpenAIError, httpx2.HTTPError) as exc:
@@ -172,11 +183,12 @@ async def astream_chunks(conn: Connection, kwargs: dict[str, Any]) -> AsyncItera
     """stream_chunks on the async client (as the tutorial's AsyncOpenAI example): for several answers at once."""
     received = False
     try:
-        stream = await async_client(conn).chat.completions.create(**as_sent(kwargs))
+        stream = await async_client(conn).post(CHAT_PATH, cast_to=object, body=request_body(kwargs),
+                                               stream=True, stream_cls=openai.AsyncStream[object])
         async with stream:
             async for chunk in stream:
                 received = True
-                yield chunk.model_dump(exclude_none=True)
+                yield _chunk(chunk)
     except (openai.OpenAIError, httpx2.HTTPError) as exc:
         raise _stream_error(exc, conn, received) from None
 

@@ -29,7 +29,7 @@ MODELS = ["qwen3-max", "qwen-plus", "qwen3-vl-plus", "qwq-plus"]
 @dataclass
 class Fault:
     # "status" | "cut" (connection dropped) | "truncate" (body ends early, cleanly) | "stream_error" | "length"
-    # | "slow" | "answer" (streams `text` instead of the echo)
+    # | "slow" | "answer" (streams `text` instead of the echo) | "not_object" (a JSON array where a chunk goes)
     kind: str
     status: int = 500
     body: dict[str, Any] | None = None
@@ -353,6 +353,8 @@ class FakeProvider:
                                 self.connection.shutdown(socket.SHUT_RDWR)
                             self.close_connection = True
                             return
+                        if fault and fault.kind == "not_object" and index == fault.after_chunks:
+                            self._send_event('["not", "a", "chunk"]')
                         if provider.keepalive_comments:
                             self._send_raw(b": keep-alive\n\n")
                         self._send_event(piece)

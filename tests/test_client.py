@@ -89,6 +89,13 @@ def test_an_error_event_mid_stream_keeps_the_partial_answer(fake):
     assert turn.content
 
 
+def test_a_chunk_that_is_not_an_object_ends_the_answer_with_what_came_before(fake):
+    fake.script(Fault("not_object", after_chunks=4))
+    turn, _ = finish_turn(fake)
+    assert turn.error.kind == "stream_error" and "not a JSON object" in turn.error.detail
+    assert turn.content and turn.finish_reason is None
+
+
 def test_a_silent_server_times_out(fake):
     fake.first_token_delay_s = 3
     turn, _ = finish_turn(fake)
