@@ -1,4 +1,4 @@
-"""Streamed chunks (in the SDK's model_dump shape) -> typed events. Pure."""
+"""Streamed chunks (the JSON objects the provider sent) -> typed events. Pure."""
 from __future__ import annotations
 
 from dataclasses import dataclass
