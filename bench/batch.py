@@ -32,12 +32,11 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_fake() -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "tests.fake_provider", "--port", str(port), "--delay", "0",
-                               "--first-token-delay", str(ANSWER_S)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    base_url = server.stdout.readline().strip()  # printed once it listens
-    return server, base_url
+def start_fake(*options: str) -> tuple[subprocess.Popen, str]:
+    """The fake DashScope server in a process of its own, with its command-line `options`; and its URL."""
+    server = subprocess.Popen([sys.executable, "-m", "tests.fake_provider", "--port", str(free_port()), *options],
+                              cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    return server, server.stdout.readline().strip()  # printed once it listens
 
 
 def timed(base_url: str, concurrency: int) -> float:
@@ -54,7 +53,7 @@ def timed(base_url: str, concurrency: int) -> float:
 
 
 def main() -> None:
-    server, base_url = start_fake()
+    server, base_url = start_fake("--delay", "0", "--first-token-delay", str(ANSWER_S))
     try:
         one = timed(base_url, 1)
         print(f"{PROMPTS} prompts, {ANSWER_S} s each, concurrency 1:  {one:.2f} s")
