@@ -9,13 +9,13 @@ The last line is `speedup: N.Nx` (the issue's goal: at least 8x).
 """
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from atri.batch import BatchRun, Target, Variant, batch_spec, run_sync
+from atri.local import free_port
 from atri.pricing import price_table
 from atri.providers import catalogue
 from atri.settings import Settings
@@ -24,12 +24,6 @@ from tests.fake_provider import GOOD_KEY
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = 50
 ANSWER_S = 0.5
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_fake(*options: str) -> tuple[subprocess.Popen, str]:
