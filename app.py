@@ -2,7 +2,7 @@
 import streamlit as st
 
 from atri.ui.access import access_form, has_access, remember_access
-from atri.ui.config import current_language
+from atri.ui.config import current_language, settle_heap
 from atri.ui.identity import remember_owner
 from atri.ui.nav import language_picker, pages
 
@@ -19,5 +19,6 @@ if allowed:
     remember_access()
     remember_owner()
     page.run()
+    settle_heap()
 else:
     access_form(lang)

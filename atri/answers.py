@@ -216,8 +216,8 @@ def _answer(store: Store, live: LiveAnswer, setup: TurnSetup, history: list[Mess
              else run_turn(connection, plan, count=setup.count, context=context.explain(), cancel=live.cancel))
     turn: Turn | None = None
     for turn in turns:
+        live.publish("streaming", turn)  # drawn first, saved after: the first piece's save creates its row
         saver.update(turn)
-        live.publish("streaming", turn)
     answer = saver.finish(turn)
     live.publish("done", turn)
     if wants_title and turn.error is None and history:
