@@ -70,7 +70,7 @@ class LiveAnswer:
     def __init__(self, owner: str, cid: str, local: bool = False) -> None:
         self.owner, self.cid = owner, cid
         self.local = local  # generated on this machine's cores (the embedded model): the page redraws less often
-        self.phase = "preparing"  # queued, preparing, reading, indexing, summarising, streaming, done
+        self.phase = "preparing"  # queued, preparing, reading, indexing, summarising, asking, streaming, done
         self.queue_position = 0  # while queued: 1 = next in line for the embedded model
         self.progress: tuple[str, int, int] = ("", 0, 0)  # reading or indexing: (document, done, of)
         self.turn: Turn | None = None
@@ -95,6 +95,12 @@ class LiveAnswer:
         """The place in the embedded model's line changed (0: its turn has come)."""
         self.queue_position = position
         self.publish("queued" if position else "preparing")
+
+    def wait_until_asked(self, timeout_s: float) -> None:
+        """Until the request has gone out, the answer waits for something else (its turn on the embedded
+        model, a document) or it has ended."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.phase != "preparing" or self.done.is_set(), timeout=timeout_s)
 
     def wait_for_change(self, seen: int, timeout_s: float) -> int:
         """Block until the version passes `seen` (or the timeout); returns the version now."""
@@ -215,6 +221,7 @@ def _answer(store: Store, live: LiveAnswer, setup: TurnSetup, history: list[Mess
                                  cancel=live.cancel) if "tools" in plan.kwargs
              else run_turn(connection, plan, count=setup.count, context=context.explain(), cancel=live.cancel))
     turn: Turn | None = None
+    live.publish("asking")
     for turn in turns:
         live.publish("streaming", turn)  # drawn first, saved after: the first piece's save creates its row
         saver.update(turn)

@@ -174,3 +174,19 @@ def test_on_the_embedded_model_answers_take_turns_and_a_stop_in_line_sends_nothi
     assert second.turn.content and second.turn.error is None
     assert len(fake.streamed) == 2, "the answer stopped in line never reached the model"
     assert second.turn.started >= first.turn.ended_at, "one answer at a time"
+
+
+def test_the_page_waits_until_the_request_is_out_not_for_its_answer_nor_its_place_in_line(store, answerer, fake):
+    fake.first_token_delay_s = 2.0
+    setup = embedded_setup_for(fake)
+    first = answerer.start("alice", ask(store, "first"), setup)
+    began = time.monotonic()
+    first.wait_until_asked(5)
+    assert time.monotonic() - began < 1.5 and first.phase == "asking", "returned when the request went out"
+    second = answerer.start("bob", ask(store, "second", owner="bob"), setup)
+    began = time.monotonic()
+    second.wait_until_asked(5)
+    assert time.monotonic() - began < 1.5 and second.phase == "queued", "a place in line ends the wait too"
+    wait_done(first)
+    wait_done(second)
+    assert len(fake.streamed) == 2

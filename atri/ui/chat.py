@@ -43,6 +43,9 @@ FINAL_DRAW_SEND_S = 0.03
 # in alternation on 2 cores, median of 5 (tokens/s seen in the browser vs llama.cpp alone): 0.2 s 84 % and
 # 83 % in two runs, 0.3 s 86 %, 0.4 s 89 %.
 LOCAL_REDRAW_S = 0.4
+# The question's callback lets the answer's request go out before its run draws the page: drawing and the
+# answer's worker take turns at this process's GIL, and the request went out ~15 ms later while they did.
+REQUEST_HEADSTART_S = 0.1
 
 
 def conversation_id() -> str | None:
@@ -208,8 +211,9 @@ def _start(pending: PendingAnswer, setup: TurnSetup) -> None:
     if wants_title:
         session.needs_title = None
     try:
-        get_answerer().start(current_owner(), pending.conversation, replace(setup, documents=pending.documents),
-                             pending.position, wants_title)
+        live = get_answerer().start(current_owner(), pending.conversation, replace(setup, documents=pending.documents),
+                                    pending.position, wants_title)
+        live.wait_until_asked(REQUEST_HEADSTART_S)
     except TooManyAnswers as limit:
         session.answers_refused = limit.args[0]
         if pending.documents:  # kept for when the question is asked again
