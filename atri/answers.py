@@ -97,7 +97,7 @@ class LiveAnswer:
         self.publish("queued" if position else "preparing")
 
     def wait_until_asked(self, timeout_s: float) -> None:
-        """Until the request has gone out, the answer waits for something else (its turn on the embedded
+        """Until the request goes out, the answer waits for something else (its turn on the embedded
         model, a document) or it has ended."""
         with self._changed:
             self._changed.wait_for(lambda: self.phase != "preparing" or self.done.is_set(), timeout=timeout_s)
