@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 from .client import Cancel
 from .context import EMBEDDER_NAME, ContextSettings, default_embedder, input_budget, prepare_context, write_summary
-from .documents import DocumentProblem, Upload, chunk_pages, document_kind, read_pages
+from .documents import DocumentProblem, Upload, chunk_pages, document_kind, read_pages_isolated
 from .errors import ChatError
 from .local_queue import LeftQueue, gate_for
 from .messages import ChatOptions, Message
@@ -158,7 +158,7 @@ def read_documents(store: Store, owner: str, cid: str, documents: tuple[Upload, 
     notes = []
     for upload in documents:
         try:
-            pages = read_pages(upload.name, upload.data,
+            pages = read_pages_isolated(upload.name, upload.data,
                                lambda done, total, name=upload.name: on_progress(name, done, total))
         except DocumentProblem:  # checked when attached; a file that fails only now is left out, and said so
             notes.append("note_document_unreadable")

@@ -17,7 +17,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -30,12 +30,11 @@ from .providers import ModelInfo, Thinking
 from .request import RequestPlan, build_request
 from .settings import Connection
 from .store import Store, new_id, now
+from .tables import MAX_ROWS, BatchInputError, Table
 from .tokens import TokenCounter
 from .turn import Turn, arun_turn
 
-MAX_ROWS = 2000
 MAX_PROMPT_CHARS = 100_000
-MAX_FILE_BYTES = 20 * 1024 * 1024
 MAX_CONCURRENCY = 32
 DEFAULT_CONCURRENCY = 8
 MAX_SWEEP = 48
@@ -47,115 +46,6 @@ MAX_WAIT_S = 60.0  # a Retry-After longer than this is not waited for in full
 RECOVERABLE = ("rate_limit", "burst", "quota_requests")  # a demo's per-minute quota resets within the minute
 
 QUEUED, RUNNING, DONE, FAILED, STOPPED = "queued", "running", "done", "failed", "stopped"
-
-
-class BatchInputError(ValueError):
-    """Input the page cannot run: `key` names the i18n message, `values` fill it."""
-
-    def __init__(self, key: str, **values: object) -> None:
-        super().__init__(f"{key}: {values}")
-        self.key, self.values = key, values
-
-
-# --- input: lines, CSV/XLSX tables, templates -------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Table:
-    columns: list[str]
-    rows: list[dict[str, str]]
-
-
-def table_from_lines(text: str) -> Table:
-    """One prompt per non-empty line; the lines are the column `text` (for a template's `{text}`)."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return Table(["text"], [{"text": line} for line in lines])
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, datetime):
-        return value.isoformat(sep=" ")
-    return str(value).strip()
-
-
-def _headers(raw: list[Any]) -> list[str]:
-    """Column names from a header row: blanks named by position, repeats numbered."""
-    names: list[str] = []
-    for index, value in enumerate(raw):
-        name = _cell(value) or f"column {index + 1}"
-        while name in names:
-            name = f"{name} ({index + 1})"
-        names.append(name)
-    return names
-
-
-def _table(header: list[Any], body: Iterable[list[Any]], name: str) -> Table:
-    columns = _headers(header)
-    rows = []
-    for raw in body:
-        if not any(_cell(v) for v in raw):
-            continue  # blank lines at the end of a sheet
-        if len(rows) >= MAX_ROWS:
-            raise BatchInputError("batch_too_many_rows", limit=MAX_ROWS)
-        cells = [_cell(v) for v in raw] + [""] * (len(columns) - len(raw))
-        rows.append(dict(zip(columns, cells)))
-    if not rows:
-        raise BatchInputError("batch_file_empty", name=name)
-    return Table(columns, rows)
-
-
-def _decode(data: bytes, name: str) -> str:
-    for encoding in ("utf-8-sig", "gb18030"):  # Excel in China saves CSV as GBK
-        try:
-            return data.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise BatchInputError("batch_file_encoding", name=name)
-
-
-def read_table(name: str, data: bytes) -> Table:
-    """A CSV or XLSX upload as a table (its first row names the columns); raises BatchInputError."""
-    if len(data) > MAX_FILE_BYTES:
-        raise BatchInputError("batch_file_too_big", name=name, limit=MAX_FILE_BYTES // (1024 * 1024))
-    lowered = name.lower()
-    if lowered.endswith((".xlsx", ".xlsm")):
-        return _read_xlsx(name, data)
-    if lowered.endswith((".csv", ".tsv", ".txt")):
-        text = _decode(data, name)
-        try:
-            dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
-        except csv.Error:
-            dialect = csv.excel_tab if lowered.endswith(".tsv") else csv.excel
-        try:
-            lines = list(csv.reader(io.StringIO(text), dialect))
-        except csv.Error as error:
-            raise BatchInputError("batch_file_unreadable", name=name, reason=str(error)[:200]) from None
-        if not lines:
-            raise BatchInputError("batch_file_empty", name=name)
-        return _table(lines[0], lines[1:], name)
-    raise BatchInputError("batch_file_type", name=name)
-
-
-def _read_xlsx(name: str, data: bytes) -> Table:
-    from openpyxl import load_workbook  # only when a workbook comes
-
-    try:
-        book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except Exception as error:  # noqa: BLE001 - openpyxl raises many kinds for a file that is not a workbook
-        raise BatchInputError("batch_file_unreadable", name=name, reason=type(error).__name__) from None
-    try:
-        sheet = book.worksheets[0]
-        lines = sheet.iter_rows(values_only=True)
-        header = next(lines, None)
-        if header is None:
-            raise BatchInputError("batch_file_empty", name=name)
-        return _table(list(header), (list(line) for line in lines), name)
-    finally:
-        book.close()
 
 
 _FIELD = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")

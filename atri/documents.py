@@ -14,17 +14,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import PurePath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import bm25s
 import numpy as np
 from charset_normalizer import from_bytes
 from semantic_text_splitter import MarkdownSplitter, TextSplitter
 
+from .isolation import Limits, WorkTooHeavy, run_isolated
 from .webfetch import page_text
 
 if TYPE_CHECKING:
     from .context.recall import Embedder
+
+T = TypeVar("T")
 
 DOCUMENT_TYPES = ("pdf", "docx", "txt", "md", "markdown", "html", "htm")
 MAX_DOCUMENT_BYTES = 50 * 1024 * 1024
@@ -34,6 +37,8 @@ EXCERPTS = 6  # chunks a question brings back
 WHOLE_TOKENS = 6000  # documents this small (all of a conversation's together) are sent whole
 WHOLE_SHARE = 0.3  # ... and only while they take at most this share of the input budget
 SCANNED_PAGES_SENT = 10  # a PDF with no text: its first pages go to the model as images
+PAGES_PER_JOB = 25  # a PDF's pages read per worker job: the progress moves between jobs
+DOCUMENT_LIMITS = Limits(cpu_s=60, wall_s=120, memory_bytes=2 * 1024**3)  # a 50 MB book, read by pypdf
 RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al.; what Open WebUI and others use)
 
 
@@ -43,6 +48,13 @@ class DocumentProblem(Exception):
     def __init__(self, key: str, **values: object) -> None:
         super().__init__(key)
         self.key, self.values = key, values
+
+    def __reduce__(self) -> tuple[object, ...]:  # comes back whole from a worker process
+        return _problem, (self.key, self.values)
+
+
+def _problem(key: str, values: dict[str, object]) -> DocumentProblem:
+    return DocumentProblem(key, **values)
 
 
 @dataclass(frozen=True)
@@ -132,6 +144,48 @@ def check_document(name: str, data: bytes) -> None:
         read_pages(name, data)  # raises document_too_big
     if not any(_text_of(page).strip() for page in _pdf_reader(name, data).pages):
         raise DocumentProblem("document_scanned", name=name)
+
+
+def check_document_isolated(name: str, data: bytes) -> None:
+    """`check_document` in a worker process (atri.isolation): a file is the visitor's to make heavy."""
+    _isolated(name, check_document, name, data)
+
+
+def scanned_pages_isolated(name: str, data: bytes) -> tuple[list[tuple[str, bytes]], int]:
+    return _isolated(name, scanned_pages, name, data)
+
+
+def read_pages_isolated(name: str, data: bytes,
+                        on_page: Callable[[int, int], None] = lambda done, total: None) -> list[Page]:
+    """`read_pages` in worker processes: a PDF a few pages per job, with the progress between jobs."""
+    if document_kind(name) != "pdf" or len(data) > MAX_DOCUMENT_BYTES:
+        return _isolated(name, read_pages, name, data)
+    total = _isolated(name, pdf_page_count, name, data)
+    pages: list[Page] = []
+    for first in range(0, total, PAGES_PER_JOB):
+        pages += _isolated(name, pdf_page_texts, name, data, first, first + PAGES_PER_JOB)
+        on_page(len(pages), total)
+    pages = [page for page in pages if page.text.strip()]
+    if not pages:
+        raise DocumentProblem("document_scanned", name=name)
+    return pages
+
+
+def _isolated(name: str, function: Callable[..., T], *args: object) -> T:
+    try:
+        return run_isolated(function, *args, limits=DOCUMENT_LIMITS)
+    except WorkTooHeavy:
+        raise DocumentProblem("document_too_heavy", name=name) from None
+
+
+def pdf_page_count(name: str, data: bytes) -> int:
+    return len(_pdf_reader(name, data).pages)
+
+
+def pdf_page_texts(name: str, data: bytes, first: int, stop: int) -> list[Page]:
+    """The text of pages first+1 … stop (numbered from 1)."""
+    pages = _pdf_reader(name, data).pages
+    return [Page(number + 1, _text_of(pages[number])) for number in range(first, min(stop, len(pages)))]
 
 
 def _text_of(page) -> str:  # a pypdf page

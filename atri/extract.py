@@ -17,14 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import json_repair
-from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.exceptions import SchemaError
-
-from .batch import BatchInputError, Target, send_one
+from .batch import Target, send_one
 from .messages import ChatOptions, Message
 from .pricing import request_cost
 from .request import build_request
+from .schemas import ExtractInputError, Reading, read_answer_isolated
 from .turn import Turn
 
 # The tutorial's example: a train ticket with its invoice (DashScope's own demo image).
@@ -33,15 +30,10 @@ TRAIN_TICKET_FIELDS = ("ticket.travel_date\nticket.trains\nticket.seat_num\ntick
                        "invoice.invoice_code\ninvoice.invoice_number")
 TYPES = ("string", "number", "integer", "boolean", "date")
 MAX_FIELDS = 100
-MAX_SCHEMA_CHARS = 50_000
 MAX_TEXT_CHARS = 100_000
 MAX_SOURCES = 20
 DEFAULT_CONCURRENCY = 4
 _NAME = re.compile(r"^[^\s.{}\[\]\"'`]{1,64}$")
-
-
-class ExtractInputError(BatchInputError):
-    """What to extract, or from what, cannot be used: `key` names the i18n message, `values` fill it."""
 
 
 @dataclass(frozen=True)
@@ -108,92 +100,12 @@ def train_ticket_schema() -> dict[str, Any]:
     return schema_from_fields(fields_from_names(TRAIN_TICKET_FIELDS))
 
 
-def parse_schema(text: str) -> dict[str, Any]:
-    """A pasted JSON Schema, checked; raises ExtractInputError saying where and what is wrong."""
-    if not text.strip():
-        raise ExtractInputError("extract_fields_empty")
-    if len(text) > MAX_SCHEMA_CHARS:
-        raise ExtractInputError("extract_schema_too_big", limit=MAX_SCHEMA_CHARS)
-    try:
-        schema = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ExtractInputError("extract_schema_not_json", line=error.lineno, column=error.colno, reason=error.msg) from None
-    except RecursionError:
-        raise ExtractInputError("extract_schema_invalid", reason="nested too deeply") from None
-    if not isinstance(schema, dict) or schema.get("type", "object") != "object":
-        raise ExtractInputError("extract_schema_not_object")
-    try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as error:
-        where = "/".join(str(p) for p in error.path) or "(top)"
-        raise ExtractInputError("extract_schema_invalid", reason=f"{where}: {error.message[:200]}") from None
-    if "$ref" in json.dumps(schema) and any(ref for ref in _refs(schema) if not ref.startswith("#")):
-        raise ExtractInputError("extract_schema_invalid", reason="$ref may only point inside the schema (#/…)")
-    return schema
-
-
-def _refs(value: Any) -> list[str]:
-    if isinstance(value, dict):
-        found = [value["$ref"]] if isinstance(value.get("$ref"), str) else []
-        return found + [ref for child in value.values() for ref in _refs(child)]
-    if isinstance(value, list):
-        return [ref for child in value for ref in _refs(child)]
-    return []
-
-
 def instruction(schema: dict[str, Any], has_image: bool) -> str:
     where = "the image" if has_image else "the text below"
     return (f"Extract the information from {where}. Reply with one JSON object only, with no Markdown "
             "fences, that matches this JSON Schema. Copy values as they are written; use null for a "
             "field you cannot find rather than guessing.\n\nJSON Schema:\n"
             + json.dumps(schema, ensure_ascii=False, indent=1))
-
-
-# --- reading an answer ----------------------------------------------------------------------------------
-
-
-@dataclass
-class Reading:
-    data: dict[str, Any] | None
-    repaired: bool = False
-    parse_error: str | None = None
-    errors: list[str] = field(default_factory=list)  # where and why it does not match the schema
-
-    @property
-    def valid(self) -> bool:
-        return self.data is not None and not self.errors
-
-    def badness(self) -> tuple[int, int]:
-        return (self.data is None, len(self.errors))
-
-
-_FENCE = re.compile(r"^\s*```[a-zA-Z]*\s*\n?(.*?)\n?```\s*$", re.S)
-
-
-def read_answer(raw: str, schema: dict[str, Any]) -> Reading:
-    """Parse, repair if it has to, validate. Never raises."""
-    text = raw.strip()
-    fenced = _FENCE.match(text)
-    if fenced:
-        text = fenced.group(1).strip()
-    repaired = bool(fenced)
-    try:
-        data = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as error:
-        parse_error = str(error)[:200]
-        try:
-            data = json_repair.loads(text)
-        except Exception:  # noqa: BLE001 - a repair that fails is the same as none
-            data = None
-        if not isinstance(data, dict) or not data:
-            return Reading(None, parse_error=parse_error or "not JSON")
-        repaired = True
-    if not isinstance(data, dict):
-        return Reading(None, repaired, parse_error=f"a JSON {type(data).__name__}, not an object")
-    validator = Draft202012Validator(schema, format_checker=FormatChecker())
-    errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
-    messages = [f"{'.'.join(str(p) for p in e.absolute_path) or '(top)'}: {e.message[:200]}" for e in errors[:20]]
-    return Reading(data, repaired, None, messages)
 
 
 # --- running ----------------------------------------------------------------------------------------------
@@ -283,7 +195,7 @@ async def extract_one(target: Target, source: Source, schema: dict[str, Any]) ->
             if result.reading is None:  # the first ask failed: nothing to show
                 result.error_kind, result.error_detail = turn.error.kind, turn.error.detail
             break
-        reading = read_answer(turn.content, schema)
+        reading = await asyncio.to_thread(read_answer_isolated, turn.content, schema)
         if result.reading is None or reading.badness() < result.reading.badness():
             result.raw, result.reading = turn.content, reading
         if result.reading.valid or attempt == 1:

@@ -7,6 +7,7 @@ the visitor sees in the step), never a failed answer.
 """
 from __future__ import annotations
 
+import ast
 import json
 import math
 import time
@@ -18,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import simpleeval
 
+from .isolation import WorkTooHeavy, run_isolated
 from .webfetch import FetchRefused, fetch_page
 from .websearch import SearchHit, hit_source, hits_for_model, number_hits, searxng_hits
 
@@ -140,6 +142,8 @@ def result_for_model(step: ToolStep) -> str:
 # --- the built-ins -----------------------------------------------------------------------------------
 
 MAX_COMBINATORIAL_N = 10_000  # factorial(10**7) would hold a worker for minutes
+MAX_INTEGER_BITS = 15_000  # about 4,500 digits: Python prints no integer longer than 4,300 anyway
+MAX_EXPRESSION_CHARS = 1_000
 
 
 def _bounded(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -150,18 +154,50 @@ def _bounded(function: Callable[..., Any]) -> Callable[..., Any]:
     return checked
 
 
+def _too_big(bits: int) -> None:
+    if bits > MAX_INTEGER_BITS:
+        raise ToolError(f"the result would have about {bits * 0.30103:,.0f} digits; the limit is "
+                        f"{MAX_INTEGER_BITS * 0.30103:,.0f}")
+
+
+def _both_integers(left: Any, right: Any) -> bool:
+    return isinstance(left, int) and isinstance(right, int)
+
+
+def _power(base: Any, exponent: Any) -> Any:
+    """`**`, its result's size known before it is computed (3999999**3999999 took a minute of one core)."""
+    if _both_integers(base, exponent) and exponent > 0 and abs(base) > 1:
+        _too_big((abs(base).bit_length() - 1) * exponent)
+    return base ** exponent
+
+
+def _times(left: Any, right: Any) -> Any:
+    if _both_integers(left, right):
+        _too_big(abs(left).bit_length() + abs(right).bit_length())
+    return simpleeval.safe_mult(left, right)
+
+
+def _shift(value: Any, places: Any) -> Any:
+    if _both_integers(value, places):
+        _too_big(abs(value).bit_length() + places)
+    return value << places
+
+
 _MATH_FUNCTIONS: dict[str, Callable[..., Any]] = {
     name: getattr(math, name) for name in ("sqrt", "sin", "cos", "tan", "asin", "acos", "atan", "atan2", "log",
                                            "log10", "log2", "exp", "floor", "ceil", "gcd", "degrees", "radians", "hypot")
 } | {name: _bounded(getattr(math, name)) for name in ("factorial", "comb", "perm")} | {
     "abs": abs, "round": round, "min": min, "max": max}
+_OPERATORS = simpleeval.DEFAULT_OPERATORS | {ast.Pow: _power, ast.Mult: _times, ast.LShift: _shift}
 
 
 def calculate(expression: str) -> str:
-    """A safe arithmetic evaluator (simpleeval: no attribute access, no calls but these, bounded powers)."""
-    if len(expression) > 1_000:
-        raise ToolError("the expression is longer than 1000 characters")
-    evaluator = simpleeval.SimpleEval(functions=_MATH_FUNCTIONS, names={"pi": math.pi, "e": math.e, "tau": math.tau})
+    """A safe arithmetic evaluator (simpleeval: no attribute access, no calls but these), whose integers
+    are bounded in size before each operation. Runs in the caller's process: the tool runs it isolated."""
+    if len(expression) > MAX_EXPRESSION_CHARS:
+        raise ToolError(f"the expression is longer than {MAX_EXPRESSION_CHARS} characters")
+    evaluator = simpleeval.SimpleEval(operators=_OPERATORS, functions=_MATH_FUNCTIONS,
+                                      names={"pi": math.pi, "e": math.e, "tau": math.tau})
     try:
         value = evaluator.eval(expression.replace("^", "**"))
     except ZeroDivisionError:
@@ -178,12 +214,20 @@ def calculate(expression: str) -> str:
         raise ToolError("the result has more than 4300 digits") from None
 
 
+def calculate_isolated(expression: str) -> str:
+    """`calculate` in a worker process, so that a case no bound foresaw costs a worker, not the server."""
+    try:
+        return run_isolated(calculate, expression)
+    except WorkTooHeavy as error:
+        raise ToolError(f"the calculation went past its {error.limit} limit and was stopped") from None
+
+
 def _calculator() -> Tool:
     return Tool(CALCULATOR, "Evaluate an arithmetic expression exactly (+ - * / // % ** and sqrt, sin, cos, log, "
                 "exp, factorial, pi, e…). Use it for any calculation instead of computing in your head.",
                 {"type": "object", "properties": {"expression": {"type": "string", "description": "e.g. 2**10 / 3"}},
                  "required": ["expression"]},
-                lambda arguments: calculate(str(arguments.get("expression", ""))))
+                lambda arguments: calculate_isolated(str(arguments.get("expression", ""))))
 
 
 def zone_of(name: str) -> ZoneInfo | None:

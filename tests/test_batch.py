@@ -20,16 +20,15 @@ from atri.batch import (
     load_run,
     parse_numbers,
     prompts_from,
-    read_table,
     run_sync,
     sweep_spec,
-    table_from_lines,
     to_csv,
     to_jsonl,
 )
 from atri.pricing import price_table
 from atri.providers import catalogue
 from atri.settings import Settings
+from atri.tables import read_table, table_from_lines
 from tests.fake_provider import GOOD_KEY, RATE_LIMITED, Fault, error_body
 
 DASHSCOPE = catalogue()["dashscope"]

@@ -10,14 +10,11 @@ import pytest
 from atri.batch import Target
 from atri.extract import (
     TRAIN_TICKET_FIELDS,
-    ExtractInputError,
     FieldSpec,
     Source,
     extract_many,
     fields_from_names,
     flatten,
-    parse_schema,
-    read_answer,
     schema_from_fields,
     to_csv,
     to_json,
@@ -25,6 +22,7 @@ from atri.extract import (
 )
 from atri.pricing import price_table
 from atri.providers import catalogue
+from atri.schemas import ExtractInputError, parse_schema, read_answer
 from atri.settings import Settings
 from tests.fake_provider import GOOD_KEY, Fault
 

@@ -22,9 +22,7 @@ from atri.batch import (
     load_run,
     parse_numbers,
     prompts_from,
-    read_table,
     sweep_spec,
-    table_from_lines,
     to_csv,
     to_jsonl,
 )
@@ -33,6 +31,7 @@ from atri.pricing import format_cost, price_table
 from atri.providers import Thinking, catalogue
 from atri.safe_markdown import defuse_images, plain_text
 from atri.settings import Settings
+from atri.tables import Table, read_table_isolated, table_from_lines
 from atri.tokenizer import counter_for
 from atri.ui.access import host_connection
 from atri.ui.config import database_url, get_store, load_settings
@@ -87,6 +86,22 @@ def target_for(settings: Settings, choice: str, lang: str) -> Target | None:
     return Target(connection, model, price, counter_for(model.id, settings.config.cache_dir))
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def _read_upload(name: str, data: bytes) -> Table | BatchInputError:
+    """A file is read once, not at every rerun while it is attached; a refusal is kept as well as a table."""
+    try:
+        return read_table_isolated(name, data)
+    except BatchInputError as error:
+        return error
+
+
+def _uploaded_table(name: str, data: bytes) -> Table:
+    outcome = _read_upload(name, data)
+    if isinstance(outcome, BatchInputError):
+        raise outcome
+    return outcome
+
+
 def refusal(lang: str, error: BatchInputError) -> None:
     st.error(t(lang, error.key, **{k: plain_text(str(v)) for k, v in error.values.items()}))
 
@@ -105,7 +120,7 @@ def _prompts_spec(lang: str, provider_id: str, model_id: str, model, concurrency
             table = table_from_lines(text) if text.strip() else None
         else:
             upload = st.file_uploader(t(lang, "batch_file"), type=["csv", "tsv", "txt", "xlsx"], key="batch_file")
-            table = read_table(upload.name, upload.getvalue()) if upload else None
+            table = _uploaded_table(upload.name, upload.getvalue()) if upload else None
     except BatchInputError as error:
         refusal(lang, error)
     template = st.text_input(t(lang, "batch_template"), key="batch_template", help=t(lang, "batch_template_help"),

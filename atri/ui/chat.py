@@ -12,7 +12,7 @@ from streamlit.runtime.scriptrunner_utils.script_requests import ScriptRequestTy
 from streamlit.runtime.scriptrunner_utils.script_run_context import ThreadState
 
 from atri.answers import LiveAnswer, TooManyAnswers, TurnSetup
-from atri.documents import DOCUMENT_TYPES, DocumentProblem, Upload, check_document, document_kind, scanned_pages
+from atri.documents import DOCUMENT_TYPES, DocumentProblem, Upload, check_document_isolated, document_kind, scanned_pages_isolated
 from atri.i18n import t
 from atri.images import ImageBatch, file_to_data_url, parse_image_urls
 from atri.messages import Message
@@ -127,18 +127,22 @@ def _on_submit() -> None:
 def _checked_document(upload: Upload, batch: ImageBatch, problems: list[tuple[str, dict[str, object]]]) -> list[Upload]:
     """The document, if it can be read; else its problem is told. A scan's pages go as images instead."""
     try:
-        check_document(upload.name, upload.data)
+        check_document_isolated(upload.name, upload.data)
         return [upload]
     except DocumentProblem as problem:
-        if problem.key == "document_scanned":
-            images, pages = scanned_pages(upload.name, upload.data)
-            for name, data in images:
-                file_to_data_url(name, data, batch)
-            if images:
-                problems.append(("document_scanned_sent", {"name": upload.name, "sent": len(images), "pages": pages}))
-                return []
+        if problem.key != "document_scanned":
+            problems.append((problem.key, problem.values))
+            return []
+    try:
+        images, pages = scanned_pages_isolated(upload.name, upload.data)
+    except DocumentProblem as problem:
         problems.append((problem.key, problem.values))
         return []
+    for name, data in images:
+        file_to_data_url(name, data, batch)
+    problems.append(("document_scanned_sent", {"name": upload.name, "sent": len(images), "pages": pages}) if images
+                    else ("document_scanned", {"name": upload.name}))
+    return []
 
 
 def _refusal(text: str) -> str | None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 from urllib.parse import urlsplit
 
 import pandas as pd
@@ -12,14 +13,12 @@ from atri.extract import (
     TRAIN_TICKET_FIELDS,
     TRAIN_TICKET_URL,
     TYPES,
-    ExtractInputError,
     Extraction,
     FieldSpec,
     Source,
     extract_many,
     fields_from_names,
     flatten,
-    parse_schema,
     schema_from_fields,
     to_csv,
     to_json,
@@ -29,6 +28,7 @@ from atri.i18n import t
 from atri.images import BadImage, decode_data_url, image_from_bytes, parse_image_urls
 from atri.pricing import format_cost
 from atri.safe_markdown import plain_text
+from atri.schemas import ExtractInputError, parse_schema_isolated
 from atri.settings import Settings
 from atri.ui.batch_page import model_choices, refusal, target_for
 from atri.ui.render import error_text
@@ -93,10 +93,26 @@ def _schema(lang: str, what: str) -> dict | None:
             return schema_from_fields(fields)
         st.session_state.setdefault("extract_schema", json.dumps(train_ticket_schema(), ensure_ascii=False, indent=2))
         pasted = st.text_area(t(lang, "extract_schema"), key="extract_schema", height=220)
-        return parse_schema(pasted)
+        return _schema_from(pasted)
     except ExtractInputError as error:
         refusal(lang, error)
         return None
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _parsed_schema(text: str) -> dict[str, Any] | ExtractInputError:
+    """Checked once, not at every rerun; a refusal is kept as well as a schema."""
+    try:
+        return parse_schema_isolated(text)
+    except ExtractInputError as error:
+        return error
+
+
+def _schema_from(text: str) -> dict[str, Any]:
+    outcome = _parsed_schema(text)
+    if isinstance(outcome, ExtractInputError):
+        raise outcome
+    return outcome
 
 
 def _picture(source: Source) -> None:
