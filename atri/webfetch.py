@@ -32,10 +32,40 @@ class FetchRefused(Exception):
     """Why a page was not fetched, in words the model (and the visitor, in the step) can read."""
 
 
+# IPv6 ranges whose last 32 bits are an IPv4 address that a translator or the kernel may connect to
+_LAST_32_BITS_IPV4 = tuple(ipaddress.IPv6Network(network) for network in (
+    "64:ff9b::/96",  # NAT64, well-known prefix (RFC 6052)
+    "::/96",  # IPv4-compatible (deprecated; includes :: and ::1)
+    "::ffff:0:0:0/96",  # IPv4-translated (SIIT)
+))
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")  # local-use NAT64 (RFC 8215): IPv4 around a zero octet
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address leads to: IPv4-mapped, NAT64, 6to4, Teredo (its client), IPv4-compatible
+    or -translated. None for a plain IPv6 address."""
+    carried = address.ipv4_mapped or address.sixtofour or (address.teredo[1] if address.teredo else None)
+    if carried is not None:
+        return carried
+    bits = int(address)
+    if address in _NAT64_LOCAL:  # RFC 6052 for a /48 prefix: bits 48-63 and 72-87
+        return ipaddress.IPv4Address(((bits >> 64) & 0xFFFF) << 16 | (bits >> 40) & 0xFFFF)
+    if any(address in network for network in _LAST_32_BITS_IPV4):
+        return ipaddress.IPv4Address(bits & 0xFFFF_FFFF)
+    return None
+
+
 def is_public(address: Address) -> bool:
-    """Reachable on the internet: not this machine, its network, a link-local (metadata) or reserved range."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
+    """Reachable on the internet: not this machine, its network, a link-local (metadata), site-local or reserved
+    range, nor an IPv6 address that leads to such an IPv4 address."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.is_site_local:
+            return False
+        inner = embedded_ipv4(address)
+        if inner is not None and not is_public(inner):
+            return False
+        if address.ipv4_mapped:  # ::ffff:0:0/96 itself is reserved: the IPv4 address is what is reached
+            return True
     return address.is_global and not address.is_multicast
 
 
