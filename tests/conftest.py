@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import re
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +11,21 @@ import pytest
 from tests.fake_provider import GOOD_KEY, FakeProvider
 
 ROOT = Path(__file__).resolve().parents[1]
+# Every test starts from a clean configuration: no provider or Atri variable from the developer's shell, no
+# `.env`, no secrets.toml (in-process pages and `streamlit run` alike). A test sets what it needs.
+_CONFIGURING = re.compile(r"^(ATRI_|STREAMLIT_|DASHSCOPE_|ALIYUN_|OPENAI_|DEEPSEEK_|OLLAMA_)")
+for _name in [name for name in os.environ if _CONFIGURING.match(name)]:
+    del os.environ[_name]
+_NO_SECRETS = str(Path(tempfile.gettempdir()) / "atri-tests-no-secrets" / "secrets.toml")
+os.environ |= {"ATRI_ENV_FILE": "", "STREAMLIT_SECRETS_FILES": _NO_SECRETS}  # the latter for `streamlit run`
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_secrets_in_process() -> None:
+    """Pages run in-process (AppTest) read Streamlit's own option, not the variable."""
+    from streamlit import config
+
+    config.set_option("secrets.files", [_NO_SECRETS])
 PROVIDER_ENV = ["DASHSCOPE_API_KEY", "ALIYUN_API_KEY", "DASHSCOPE_BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL",
                 "DEEPSEEK_API_KEY", "ATRI_CUSTOM_BASE_URL", "ATRI_CUSTOM_API_KEY", "ATRI_LOCAL_MODEL",
                 "ATRI_DATABASE_URL", "ATRI_DATA_DIR"]

@@ -23,9 +23,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 def _secrets() -> dict[str, object]:
     """Read again only when a secrets file changes: a page asks for the settings dozens of times a run
-    (the prices under each answer), and copying st.secrets cost ~2 ms each time."""
-    places = (Path.cwd() / ".streamlit" / "secrets.toml", PROJECT_ROOT / ".streamlit" / "secrets.toml",
-              Path.home() / ".streamlit" / "secrets.toml")
+    (the prices under each answer), and copying st.secrets cost ~2 ms each time. The files are Streamlit's
+    `secrets.files` (STREAMLIT_SECRETS_FILES: the tests point it at none)."""
+    places = [Path(place) for place in st.get_option("secrets.files")]
     return _read_secrets(tuple(place.stat().st_mtime_ns if place.is_file() else None for place in places))
 
 
@@ -37,8 +37,16 @@ def _read_secrets(_stamps: tuple[int | None, ...]) -> dict[str, object]:
         return {}
 
 
+def dotenv_path() -> Path | None:
+    """The project's `.env`, or the file ATRI_ENV_FILE names (empty: none, as in the tests)."""
+    named = os.environ.get("ATRI_ENV_FILE")
+    if named is None:
+        return PROJECT_ROOT / ".env"
+    return Path(named) if named else None
+
+
 def load_settings() -> Settings:
-    return Settings(gather_values(os.environ, PROJECT_ROOT / ".env", _secrets()))
+    return Settings(gather_values(os.environ, dotenv_path(), _secrets()))
 
 
 @st.cache_resource(show_spinner=False, validate=lambda engine: engine.running, on_release=LocalEngine.stop)
