@@ -26,7 +26,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -170,12 +170,27 @@ _pool: Pool | None = None
 _pool_lock = threading.Lock()
 
 
+def _number(environ: Mapping[str, str], name: str, default: float) -> float:
+    try:
+        value = float(environ.get(name, default))
+    except ValueError:
+        return default
+    return value if value > 0 else default
+
+
+def pool_from(environ: Mapping[str, str]) -> Pool:
+    """A pool as the host set it: ATRI_WORKERS, ATRI_WORK_CPU_S, ATRI_WORK_WALL_S, ATRI_WORK_MEMORY_MB."""
+    limits = Limits(cpu_s=_number(environ, "ATRI_WORK_CPU_S", CPU_S), wall_s=_number(environ, "ATRI_WORK_WALL_S", WALL_S),
+                    memory_bytes=int(_number(environ, "ATRI_WORK_MEMORY_MB", MEMORY_BYTES / 2**20) * 2**20))
+    return Pool(int(_number(environ, "ATRI_WORKERS", WORKERS)), limits)
+
+
 def pool() -> Pool:
-    """The process's pool, started on first use."""
+    """The process's pool, started on first use, with the host's limits from the environment."""
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = Pool()
+            _pool = pool_from(os.environ)
             atexit.register(_pool.close)
         return _pool
 

@@ -265,3 +265,11 @@ def test_a_ref_to_nowhere_is_refused_and_a_good_ref_still_works():
     schema = parse_schema(json.dumps({"type": "object", "properties": {"x": {"$ref": "#/$defs/price"}},
                                       "$defs": {"price": {"type": "number"}}, "required": ["x"]}))
     assert read_answer('{"x": 8.5}', schema).valid and not read_answer('{"x": "eight"}', schema).valid
+
+
+def test_the_host_can_tune_the_workers_and_a_bad_value_keeps_the_default():
+    from atri.isolation import CPU_S, pool_from
+
+    tuned = pool_from({"ATRI_WORKERS": "3", "ATRI_WORK_CPU_S": "2.5", "ATRI_WORK_MEMORY_MB": "256", "ATRI_WORK_WALL_S": "x"})
+    assert (tuned.size, tuned.limits.cpu_s, tuned.limits.memory_bytes) == (3, 2.5, 256 * 2**20)
+    assert tuned.limits.wall_s == Limits().wall_s and pool_from({"ATRI_WORK_CPU_S": "-1"}).limits.cpu_s == CPU_S
