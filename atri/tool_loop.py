@@ -7,9 +7,13 @@ the answer from what it has. All requests feed one growing Turn: its content and
 round to round, its usage adds up, and every call is kept in `turn.tool_steps` (stored with the answer).
 A search tool's hits join `turn.sources`, the list shown under the answer, as a provider's own search results do.
 A provider that refuses tools with a 400 before anything arrives is asked again without them, with a note.
+
+A round runs at most MAX_CALLS_PER_ROUND calls (the rest are answered with an error text the model reads),
+and Stop ends the answer at once, even while a tool is running: the tool's thread is left to end by itself.
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,10 +24,11 @@ from .request import RequestPlan
 from .settings import Connection
 from .stream import SearchResults
 from .tokens import TokenCounter
-from .tools import Toolbox, result_for_model
+from .tools import Toolbox, ToolCall, ToolStep, result_for_model
 from .turn import Turn, TurnFollower, admit_request, public_url
 
 MAX_STEPS = 5  # requests that may call tools; one more (without tools) answers after the last
+MAX_CALLS_PER_ROUND = 8  # calls run from one request; a model asking for more gets an error text for the rest
 
 
 def _spent(usage: Usage | None) -> int:
@@ -41,6 +46,36 @@ def _assistant_step(turn: Turn, content: str, reasoning: str) -> dict[str, Any]:
     if reasoning:  # DeepSeek wants it back after a tool call; DashScope ignores it
         message["reasoning_content"] = reasoning
     return message
+
+
+def _too_many(call: ToolCall) -> str:
+    return (f"Error: not run: at most {MAX_CALLS_PER_ROUND} tool calls are run per request; "
+            f"ask for {call.name} again in the next one if it is still needed")
+
+
+def _run_unless_stopped(toolbox: Toolbox, call: ToolCall, round_: int, cited: list[dict[str, Any]],
+                        cancel: Cancel | None) -> ToolStep | None:
+    """The call's step, or None when Stop came first (the tool's thread then ends by itself, unwaited)."""
+    if cancel is None:
+        return toolbox.run(call, round_, cited)
+    if cancel.cancelled:
+        return None
+    steps: list[ToolStep] = []
+    ended = threading.Event()
+
+    def work() -> None:
+        try:
+            steps.append(toolbox.run(call, round_, list(cited)))
+        finally:
+            ended.set()
+
+    cancel.on_cancel(ended.set)
+    threading.Thread(target=work, name="atri-tool", daemon=True).start()
+    ended.wait()
+    if cancel.cancelled:
+        return None
+    return steps[0] if steps else ToolStep(call.id, call.name, call.arguments[:2000], error="the tool ended abruptly",
+                                           round=round_)
 
 
 def run_turn_with_tools(conn: Connection, plan: RequestPlan, toolbox: Toolbox, *, count: TokenCounter | None = None,
@@ -81,20 +116,22 @@ def run_turn_with_tools(conn: Connection, plan: RequestPlan, toolbox: Toolbox, *
         if error is not None or not turn.calls or round_ >= max_steps or "tools" not in kwargs:
             break
         messages.append(_assistant_step(turn, turn.content[content_mark:], turn.reasoning[reasoning_mark:]))
-        for call in list(turn.calls):
+        for call in turn.calls[:MAX_CALLS_PER_ROUND]:
             turn.calling = call.name
             yield turn
-            step = toolbox.run(call, round_, turn.sources)
+            step = _run_unless_stopped(toolbox, call, round_, turn.sources, cancel)
+            if step is None:
+                error = ChatError("stopped")
+                break
             turn.tool_steps.append(step)
             turn.apply(SearchResults(tuple(step.sources)))
             turn.calling = None
             messages.append({"role": "tool", "tool_call_id": call.id, "content": result_for_model(step)})
             yield turn
-            if cancel and cancel.cancelled:
-                error = ChatError("stopped")
-                break
         if error is not None:
             break
+        messages += [{"role": "tool", "tool_call_id": call.id, "content": _too_many(call)}
+                     for call in turn.calls[MAX_CALLS_PER_ROUND:]]
         follower.next_round()
         for text_field in ("content", "reasoning"):  # the next round's text starts a paragraph of its own
             if getattr(turn, text_field).strip():

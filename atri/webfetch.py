@@ -6,15 +6,22 @@ must be public (not private, loopback, link-local, reserved or multicast); the c
 address that was checked (no second lookup that could answer differently), with the name kept for the
 Host header and TLS; redirects are followed by hand, each one checked the same way; the body is read up
 to a size limit within one deadline for the whole fetch.
+
+The deadline holds whatever the server does: a read timeout starts again with every byte, so a page that
+sends one header line a second would hold a fetch for as long as it likes. A watchdog timer shuts the
+connection down when the deadline passes, and the name lookup is waited for no longer than the deadline.
 """
 from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from typing import Any
 from urllib.parse import urljoin
 
 import httpx2
@@ -69,7 +76,7 @@ def is_public(address: Address) -> bool:
     return address.is_global and not address.is_multicast
 
 
-def _resolve(host: str, port: int) -> list[Address]:
+def _lookup(host: str, port: int) -> list[Address]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as error:
@@ -77,14 +84,32 @@ def _resolve(host: str, port: int) -> list[Address]:
     return [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
 
 
-def checked_address(url: httpx2.URL, allowed: Callable[[Address], bool] = is_public) -> Address:
+def _resolve(host: str, port: int, deadline: float) -> list[Address]:
+    """The host's addresses, waited for until the deadline (a slow name server's lookup ends by itself)."""
+    addresses: Future[list[Address]] = Future()
+
+    def look_up() -> None:
+        try:
+            addresses.set_result(_lookup(host, port))
+        except BaseException as error:  # noqa: BLE001 - handed to the waiting fetch
+            addresses.set_exception(error)
+
+    threading.Thread(target=look_up, name="atri-resolve", daemon=True).start()
+    try:
+        return addresses.result(timeout=max(0.0, deadline - time.monotonic()))
+    except TimeoutError:
+        raise FetchRefused(f"looking up {host!r} took too long") from None
+
+
+def checked_address(url: httpx2.URL, allowed: Callable[[Address], bool] = is_public,
+                    deadline: float | None = None) -> Address:
     """The address to connect to, once every address of the URL's host passed `allowed`."""
     if url.scheme not in ("http", "https"):
         raise FetchRefused(f"only http and https URLs can be fetched, not {url.scheme or 'this'!r}")
     if not url.host:
         raise FetchRefused("the URL has no host")
     port = url.port or (443 if url.scheme == "https" else 80)
-    addresses = _resolve(url.host, port)
+    addresses = _resolve(url.host, port, time.monotonic() + TIMEOUT_S if deadline is None else deadline)
     refused = [str(address) for address in addresses if not allowed(address)]
     if refused or not addresses:
         raise FetchRefused(f"{url.host} is a private, loopback or link-local address ({', '.join(refused)}): refused")
@@ -108,31 +133,86 @@ def fetch_page(url: str, *, allowed: Callable[[Address], bool] = is_public, time
         current = httpx2.URL(url.strip())
     except httpx2.InvalidURL as error:
         raise FetchRefused(f"not a valid URL: {error}") from None
-    with httpx2.Client(timeout=httpx2.Timeout(timeout_s), follow_redirects=False, trust_env=False) as client:
-        for _ in range(max_redirects + 1):
-            address = checked_address(current, allowed)
-            response_url, status, headers, body, truncated = _get(client, current, address, deadline, max_bytes)
-            location = headers.get("location")
-            if 300 <= status < 400 and location:
-                try:
-                    current = httpx2.URL(urljoin(str(current), location))
-                except httpx2.InvalidURL as error:
-                    raise FetchRefused(f"redirected to an invalid URL: {error}") from None
-                continue
-            content_type = headers.get("content-type", "")
-            return Page(str(current), status, content_type, page_text(body, content_type), truncated)
+    watchdog = _Watchdog(deadline)
+    try:
+        with httpx2.Client(timeout=httpx2.Timeout(timeout_s), follow_redirects=False, trust_env=False) as client:
+            return _follow(client, current, allowed, watchdog, deadline, max_bytes, max_redirects)
+    finally:
+        watchdog.cancel()
+
+
+def _follow(client: httpx2.Client, current: httpx2.URL, allowed: Callable[[Address], bool], watchdog: _Watchdog,
+            deadline: float, max_bytes: int, max_redirects: int) -> Page:
+    """Each hop of the redirects checked, then the page where they end."""
+    for _ in range(max_redirects + 1):
+        address = checked_address(current, allowed, deadline)
+        status, headers, body, truncated = _get(client, current, address, watchdog, deadline, max_bytes)
+        location = headers.get("location")
+        if 300 <= status < 400 and location:
+            try:
+                current = httpx2.URL(urljoin(str(current), location))
+            except httpx2.InvalidURL as error:
+                raise FetchRefused(f"redirected to an invalid URL: {error}") from None
+            continue
+        content_type = headers.get("content-type", "")
+        return Page(str(current), status, content_type, page_text(body, content_type), truncated)
     raise FetchRefused(f"more than {max_redirects} redirects")
 
 
-def _get(client: httpx2.Client, url: httpx2.URL, address: Address, deadline: float,
-         max_bytes: int) -> tuple[str, int, httpx2.Headers, bytes, bool]:
+class _Watchdog:
+    """Shuts the fetch's connection down once the deadline has passed, whatever is being read from it."""
+
+    def __init__(self, deadline: float) -> None:
+        self.fired = False
+        self._socket: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        """httpx's `trace` hook: learns each connection's socket as it opens (and again after TLS)."""
+        if event.endswith(("connect_tcp.complete", "start_tls.complete")):
+            with self._lock:
+                self._socket = info["return_value"].get_extra_info("socket")
+                if self.fired:
+                    self._shut()
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            self._shut()
+
+    def _shut(self) -> None:
+        if self._socket is None:
+            return
+        try:  # the plain socket's shutdown, even under TLS: SSLSocket.shutdown would drop its TLS state mid-read
+            socket.socket.shutdown(self._socket, socket.SHUT_RDWR)
+        except OSError:  # closed already
+            pass
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _too_long() -> FetchRefused:
+    return FetchRefused("the page took too long to arrive")
+
+
+def _get(client: httpx2.Client, url: httpx2.URL, address: Address, watchdog: _Watchdog, deadline: float,
+         max_bytes: int) -> tuple[int, httpx2.Headers, bytes, bool]:
     """One GET to the checked address, with the URL's name as Host and TLS server name."""
+    left_s = deadline - time.monotonic()
+    if left_s <= 0:
+        raise _too_long()
     host_header = url.netloc.decode("ascii")
     pinned = url.copy_with(host=str(address))
-    extensions = {"sni_hostname": url.host} if url.scheme == "https" else {}
+    extensions: dict[str, Any] = {"trace": watchdog.trace}
+    if url.scheme == "https":
+        extensions["sni_hostname"] = url.host
     request = client.build_request("GET", pinned, headers={"Host": host_header, "User-Agent": USER_AGENT,
                                                            "Accept": "text/html, text/plain;q=0.9, */*;q=0.5"},
-                                   extensions=extensions)
+                                   timeout=left_s, extensions=extensions)
     body = bytearray()
     truncated = False
     try:
@@ -144,14 +224,20 @@ def _get(client: httpx2.Client, url: httpx2.URL, address: Address, deadline: flo
                     truncated = True
                     break
                 if time.monotonic() > deadline:
-                    raise FetchRefused("the page took too long to arrive")
+                    raise _too_long()
         finally:
             response.close()
     except httpx2.TimeoutException:
-        raise FetchRefused("the page took too long to arrive") from None
-    except httpx2.HTTPError as error:
+        raise _too_long() from None
+    except (httpx2.HTTPError, OSError, ValueError) as error:  # the watchdog's shutdown may surface as any of these
+        if watchdog.fired:
+            raise _too_long() from None
+        if not isinstance(error, httpx2.HTTPError):
+            raise
         raise FetchRefused(f"could not fetch the page: {type(error).__name__}") from None
-    return str(url), response.status_code, response.headers, bytes(body[:max_bytes]), truncated
+    if watchdog.fired:  # a body without a length ends when its connection is shut: it is not the whole page
+        raise _too_long()
+    return response.status_code, response.headers, bytes(body[:max_bytes]), truncated
 
 
 class _TextOfHtml(HTMLParser):
