@@ -422,6 +422,24 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+@contextmanager
+def _ddl_in_transactions(connection: SqlConnection) -> Iterator[None]:
+    """On SQLite, the transactions of this connection are ours to begin (SQLAlchemy's recipe for pysqlite):
+    left to itself, pysqlite begins one only before INSERT/UPDATE/DELETE, so ALTER and CREATE issued
+    before that commit at once, and a killed upgrade left new columns under the old revision number
+    (every later start failed with "duplicate column name")."""
+    if connection.dialect.name != "sqlite":
+        yield
+        return
+    driver = connection.connection.driver_connection
+    default = driver.isolation_level
+    driver.isolation_level = None
+    try:
+        yield
+    finally:
+        driver.isolation_level = default
+
+
 def _to_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)  # Chinese stored as itself: a third of the size of escapes
 
@@ -445,13 +463,16 @@ class Store:
         self.migrate()
 
     def migrate(self) -> str:
-        """Bring the schema to the newest Alembic revision (atri/migrations), in one transaction.
+        """Bring the schema to the newest Alembic revision (atri/migrations), in one transaction, on
+        SQLite too: a process killed mid-upgrade leaves the database as it was, and the next start upgrades.
 
         A database from before Alembic (its own version table) is stamped at the revision it
         already has, not rebuilt. Replicas starting at once on PostgreSQL take turns.
         """
-        with self.engine.begin() as connection:
-            if connection.dialect.name == "postgresql":
+        with self.engine.connect() as connection, _ddl_in_transactions(connection), connection.begin():
+            if connection.dialect.name == "sqlite":
+                connection.exec_driver_sql("BEGIN IMMEDIATE")  # one writer, and the DDL inside the transaction
+            else:
                 connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             config = AlembicConfig()
             config.set_main_option("script_location", str(MIGRATIONS_DIR))

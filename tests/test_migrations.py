@@ -180,3 +180,59 @@ def test_answers_stored_as_before_move_their_facts_to_columns_and_read_back_the_
         stored = connection.execute(text("SELECT data FROM messages WHERE role = 'assistant'")).scalar()
     assert "喵~" not in str(stored), "the answer is stored once, in `content`"
     assert store.usage_totals("alice").prompt_tokens == 37
+
+
+KILLER = """
+import os, signal, sys
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+writes = 0
+
+@event.listens_for(Engine, "before_cursor_execute")
+def kill_at_a_write(connection, cursor, statement, parameters, context, executemany):
+    global writes
+    if statement.lstrip().upper().startswith(("ALTER", "CREATE", "DROP", "INSERT", "UPDATE")):
+        writes += 1
+        if writes == int(sys.argv[2]):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+from atri.store import Store
+Store(sys.argv[1])
+"""
+
+
+def _old_database(url: str, conversations: int, per_conversation: int) -> None:
+    """A database as the version before Alembic made it, with its conversations."""
+    engine = create_engine(url)
+    legacy_schema().create_all(engine)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO atri_schema_version (version) VALUES (2)"))
+        connection.execute(text("INSERT INTO conversations VALUES (:id, 'owner', 'title', '{}', :at, :at)"),
+                           [{"id": f"c{n}", "at": at} for n in range(conversations)])
+        connection.execute(text("INSERT INTO messages (conversation_id, position, active, role, content, data, created_at) "
+                                "VALUES (:c, :p, 1, 'user', :text, '{}', :at)"),
+                           [{"c": f"c{n}", "p": p, "text": f"message {n}.{p}", "at": at}
+                            for n in range(conversations) for p in range(per_conversation)])
+    engine.dispose()
+
+
+@pytest.mark.parametrize("killed_at_write", [2, 9, 25])
+def test_an_upgrade_killed_midway_on_sqlite_leaves_the_database_as_it_was_and_the_next_start_upgrades(
+        tmp_path, killed_at_write):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    url = f"sqlite:///{tmp_path / 'atri.db'}"
+    _old_database(url, conversations=1_000, per_conversation=20)
+    killed = subprocess.run([sys.executable, "-c", KILLER, url, str(killed_at_write)], cwd=ROOT, capture_output=True)
+    assert killed.returncode == -9, killed.stderr.decode()[-2000:]
+    store = Store(url)  # failed with "duplicate column name" when DDL committed outside the transaction
+    assert store.migrate() == HEAD
+    with store.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM messages")).scalar() == 20_000
+        assert connection.execute(text("SELECT content FROM messages WHERE conversation_id = 'c999' AND position = 19"
+                                       )).scalar() == "message 999.19"
