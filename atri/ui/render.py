@@ -17,7 +17,7 @@ from atri.images import BadImage, check_image_reference, decode_data_url, is_web
 from atri.messages import AnswerFacts, Message, Usage
 from atri.pricing import Totals, format_cost, request_cost
 from atri.request import expand_request, sent_count
-from atri.safe_markdown import clip_long_strings, defuse_images, for_streamlit, plain_text
+from atri.safe_markdown import clip_long_strings, defuse_images, for_streamlit, markdown_link, plain_text
 from atri.turn import Turn, response_record
 from atri.ui.config import price_for
 from atri.ui.redraw import REDRAW_INTERVAL_S, Throttle
@@ -77,13 +77,9 @@ def show_images(lang: str, message: Message) -> None:
     if key in session.opened:
         st.image(web, width=160)
         return
-    st.markdown(" · ".join(f"[:material/image: {plain_text(urlsplit(url).netloc)}](<{_link_safe(url)}>)" for url in web))
+    st.markdown(" · ".join(markdown_link(f":material/image: {plain_text(urlsplit(url).netloc)}", url) for url in web))
     st.button(t(lang, "load_images"), key=f"{key}::button", icon=":material/image:",
               on_click=session.open_part, args=(key,))
-
-
-def _link_safe(url: str) -> str:
-    return url.replace("<", "%3C").replace(">", "%3E").replace(" ", "%20")
 
 
 def show_text(lang: str, text: str, key: str) -> None:

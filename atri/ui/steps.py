@@ -8,7 +8,7 @@ from typing import Any
 import streamlit as st
 
 from atri.i18n import t
-from atri.safe_markdown import plain_text
+from atri.safe_markdown import defuse_images, plain_text
 from atri.websearch import sources_markdown
 
 
@@ -37,4 +37,4 @@ def show_tool_steps(lang: str, steps: Iterable[dict[str, Any]]) -> None:
 
 def show_sources(lang: str, sources: list[dict[str, Any]]) -> None:
     st.caption(f":material/travel_explore: {t(lang, 'sources_header')}")
-    st.markdown(sources_markdown(sources))
+    st.markdown(defuse_images(sources_markdown(sources)))  # links checked there; no image whatever else slips by
