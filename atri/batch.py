@@ -17,6 +17,7 @@ import json
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
@@ -265,12 +266,58 @@ def _wait(state: RetryCallState) -> float:
     return wait_random_exponential(multiplier=1, max=30)(state)
 
 
+@dataclass
+class _Flight:
+    """The requests one event loop is streaming on one meter (a run's rows, an extraction's sources)."""
+
+    streaming: int = 0
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def end_one(self) -> None:
+        self.streaming -= 1
+        self.ended.set()
+        self.ended = asyncio.Event()
+
+
+_flights: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, _Flight]] = weakref.WeakKeyDictionary()
+
+
+def _flight(conn: Connection) -> _Flight:
+    per_loop = _flights.setdefault(asyncio.get_running_loop(), {})
+    return per_loop.setdefault(id(conn.meter), _Flight())
+
+
+def _held_by_siblings(turn: Turn, flight: _Flight) -> bool:
+    """Refused for tokens while other requests of this loop on the same meter are streaming: each holds a
+    reserve for its output (atri.quotas), most of which comes back when it ends."""
+    return (turn.error is not None and turn.error.kind in ("quota_tokens", "quota_budget") and not turn.content
+            and flight.streaming > 0)
+
+
 async def send_one(conn: Connection, plan: RequestPlan, *, count: TokenCounter | None = None,
                    on_turn: Callable[[Turn], None] = lambda turn: None,
                    on_wait: Callable[[float], None] = lambda seconds: None) -> Turn:
     """One streamed answer for a batch row or an extraction. A throttled answer (a 429 that recovers, or a
-    demo's per-minute quota) waits and is asked again, up to TRIES times; any other failure comes back in
-    `turn.error`."""
+    demo's per-minute quota) waits and is asked again, up to TRIES times; one refused for the tokens its
+    siblings hold in reserve waits for one of them to end, and is asked again; any other failure comes back
+    in `turn.error`."""
+    flight = _flight(conn) if conn.meter is not None else None
+    while True:
+        if flight is not None:
+            flight.streaming += 1
+        try:
+            turn = await _send_retrying(conn, plan, count, on_turn, on_wait)
+        finally:
+            if flight is not None:
+                flight.end_one()
+        if flight is None or not _held_by_siblings(turn, flight):
+            return turn
+        on_wait(0.0)
+        await flight.ended.wait()
+
+
+async def _send_retrying(conn: Connection, plan: RequestPlan, count: TokenCounter | None,
+                         on_turn: Callable[[Turn], None], on_wait: Callable[[float], None]) -> Turn:
     retrying = AsyncRetrying(stop=stop_after_attempt(TRIES), wait=_wait, retry=retry_if_exception_type(_Throttled),
                              before_sleep=lambda state: on_wait(state.upcoming_sleep), reraise=True)
     try:

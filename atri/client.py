@@ -1,4 +1,9 @@
-"""The only module that talks to the openai SDK: streams chunk dicts, maps failures to ChatError."""
+"""The only module that talks to the openai SDK: streams chunk dicts, maps failures to ChatError.
+
+On a metered connection every request goes out under an admission (atri.quotas): the one atri.turn made for
+it, or one made here. It is sent asking for no more output than the admission reserved, and when it ends
+(finished, failed, stopped or cancelled) the admission is charged what the provider reported, or an
+estimate, so a reserve is never left held; atri.turn may charge it again with better figures."""
 from __future__ import annotations
 
 import asyncio
@@ -7,16 +12,20 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextvars import ContextVar
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 import openai
 
 from .errors import ChatError, classify_status
 from .settings import Connection
-from .tokens import count_prompt, rough_count
+from .tokens import rough_count
+
+if TYPE_CHECKING:
+    from .quotas import Admission, Meter
 
 CONNECT_TIMEOUT_S = 10.0
 MAX_RETRIES = 2  # the SDK retries 408/409/429/5xx and connection errors with backoff
@@ -30,6 +39,7 @@ def make_client(conn: Connection, timeout_s: float, max_retries: int = MAX_RETRI
     return openai.OpenAI(
         api_key=conn.api_key,
         base_url=conn.base_url,
+        default_headers=dict(conn.headers) or None,
         timeout=httpx2.Timeout(timeout_s, connect=CONNECT_TIMEOUT_S),
         max_retries=max_retries,
     )
@@ -45,6 +55,7 @@ def async_client(conn: Connection) -> openai.AsyncOpenAI:
     per_loop = _async_clients.setdefault(asyncio.get_running_loop(), {})
     if conn not in per_loop:
         per_loop[conn] = openai.AsyncOpenAI(api_key=conn.api_key, base_url=conn.base_url, max_retries=MAX_RETRIES,
+                                            default_headers=dict(conn.headers) or None,
                                             timeout=httpx2.Timeout(conn.timeout_s, connect=CONNECT_TIMEOUT_S))
     return per_loop[conn]
 
@@ -78,8 +89,9 @@ def _provider_reason(body: object, fallback: str) -> str:
 
 
 def _scrub(text: str, conn: Connection) -> str:
-    if conn.api_key and len(conn.api_key) > 3:
-        text = text.replace(conn.api_key, "***")
+    for secret in (conn.api_key, *(value for _, value in conn.headers)):
+        if secret and len(secret) > 3:
+            text = text.replace(secret, "***")
     return text[:DETAIL_LIMIT]
 
 
@@ -154,8 +166,69 @@ class Cancel:
                 pass
 
 
+# The latest admission made in this thread or asyncio task, with its meter: the next request sent on that
+# meter goes under it, with the output it reserved, whoever built the request again in between (the tool loop
+# admits a request, then sends a copy of it).
+_latest: ContextVar[tuple[Meter, Admission] | None] = ContextVar("atri_latest_admission", default=None)
+
+
+def hand_over(meter: Meter, admission: Admission | None) -> None:
+    """The admission just made on `meter` (None: it needed none) is for the next request sent on it here."""
+    _latest.set((meter, admission) if admission is not None else None)
+
+
+def latest_admission(meter: Meter | None) -> Admission | None:
+    """The admission this thread or task made last on `meter`, if any."""
+    latest = _latest.get()
+    return latest[1] if latest is not None and meter is not None and latest[0] is meter else None
+
+
+def admitted(conn: Connection, kwargs: dict[str, Any], *, host_choice: bool = False) -> tuple[dict[str, Any], Admission | None]:
+    """The request as it may go out on this connection, and the admission it goes under: the one just made
+    for it (atri.turn.admit_request), or, on a metered connection, a new one (raises QuotaExceeded)."""
+    if conn.meter is None:
+        return kwargs, None
+    model = conn.provider.model(kwargs["model"])
+    admission = latest_admission(conn.meter)
+    if admission is None or admission.sent:
+        admission = conn.meter.admit_request(kwargs, model, rough_count, host_choice=host_choice)
+        if admission is None:
+            return kwargs, None
+    admission.sent = True
+    return admission.limit(kwargs, model), admission
+
+
+class Spending:
+    """What one streamed request spent, as its chunks show it: the provider's usage, or the text so far."""
+
+    def __init__(self) -> None:
+        self.total: int | None = None
+        self._texts: list[str] = []
+
+    def saw(self, total: int | None, text: str) -> None:
+        self.total = total
+        self._texts.append(text)
+
+    def see(self, chunk: dict[str, Any]) -> None:
+        usage = chunk.get("usage")
+        if isinstance(usage, dict) and isinstance(usage.get("total_tokens"), int):
+            self.total = usage["total_tokens"]
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if isinstance(delta, dict):
+                self._texts += [v for k in ("content", "reasoning_content", "reasoning") if isinstance(v := delta.get(k), str)]
+
+    def settle(self, admission: Admission | None) -> None:
+        """Charge the admission what was spent, giving back the rest of its reserve."""
+        if admission is not None:
+            admission.charge(self.total if self.total is not None
+                             else admission.input_tokens + rough_count("".join(self._texts)))
+
+
 def stream_chunks(conn: Connection, kwargs: dict[str, Any], cancel: Cancel | None = None) -> Iterator[dict[str, Any]]:
     """Yields each chunk as a dict (unknown fields such as reasoning_content included)."""
+    kwargs, admission = admitted(conn, kwargs)
+    spending = Spending()
     client = make_client(conn, conn.timeout_s)
     received = False
     try:
@@ -168,19 +241,25 @@ def stream_chunks(conn: Connection, kwargs: dict[str, Any], cancel: Cancel | Non
                 if cancel and cancel.cancelled:
                     break
                 received = True
-                yield _chunk(chunk)
+                chunk = _chunk(chunk)
+                spending.see(chunk)
+                yield chunk
         finally:
             stream.close()
     except (openai.OpenAIError, httpx2.HTTPError) as exc:
         if cancel and cancel.cancelled:
             raise ChatError("stopped") from None
         raise _stream_error(exc, conn, received) from None
+    finally:
+        spending.settle(admission)
     if cancel and cancel.cancelled:
         raise ChatError("stopped")
 
 
 async def astream_chunks(conn: Connection, kwargs: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
     """stream_chunks on the async client (as the tutorial's AsyncOpenAI example): for several answers at once."""
+    kwargs, admission = admitted(conn, kwargs)
+    spending = Spending()
     received = False
     try:
         stream = await async_client(conn).post(CHAT_PATH, cast_to=object, body=request_body(kwargs),
@@ -188,22 +267,30 @@ async def astream_chunks(conn: Connection, kwargs: dict[str, Any]) -> AsyncItera
         async with stream:
             async for chunk in stream:
                 received = True
-                yield _chunk(chunk)
+                chunk = _chunk(chunk)
+                spending.see(chunk)
+                yield chunk
     except (openai.OpenAIError, httpx2.HTTPError) as exc:
         raise _stream_error(exc, conn, received) from None
+    finally:
+        spending.settle(admission)
 
 
-def complete_text(conn: Connection, kwargs: dict[str, Any], timeout_s: float = 60.0) -> str:
-    """A short non-streaming call (titles, summaries). Hybrid Qwen models need enable_thinking=false here."""
+def complete_text(conn: Connection, kwargs: dict[str, Any], timeout_s: float = 60.0, *, host_choice: bool = False) -> str:
+    """A short non-streaming call (titles). Hybrid Qwen models need enable_thinking=false here.
+    `host_choice`: sent because the host's app decided to (a title), not counted as a visitor's request."""
     client = make_client(conn, timeout_s)
-    admission = conn.meter.admit(count_prompt(kwargs.get("messages", []), rough_count)) if conn.meter else None
+    kwargs, admission = admitted(conn, kwargs, host_choice=host_choice)
+    spending = Spending()
     try:
         response = client.chat.completions.create(**{**kwargs, "stream": False})
+        content = response.choices[0].message.content or ""
+        spending.saw(response.usage.total_tokens if response.usage else None, content)
+        return content
     except (openai.OpenAIError, httpx2.HTTPError) as exc:
         raise to_chat_error(exc, conn) from None
-    if admission is not None and response.usage is not None:
-        admission.charge(response.usage.total_tokens)
-    return response.choices[0].message.content or ""
+    finally:
+        spending.settle(admission)
 
 
 def list_models(conn: Connection, timeout_s: float = 5.0) -> list[str]:

@@ -147,6 +147,60 @@ def _thinking_body(call: Call, model: ModelInfo, json_mode: bool, notes: list[st
     return body
 
 
+# --- output caps: what a request may produce, and the same request made to fit a reserve ---------------------
+
+MIN_USEFUL_OUTPUT = 128  # a request with less room than this (or than it asks for, if that is less) is refused
+THINKING_CEILING = 38_912  # the smallest maximum reasoning length of DashScope's hybrid models, for unlisted ones
+
+
+@dataclass(frozen=True)
+class OutputNeed:
+    """How many tokens a request may produce (answer and reasoning together), and the least worth sending."""
+
+    wanted: int
+    least: int
+
+
+def reasoning_outside_max_tokens(kwargs: dict[str, Any], model: ModelInfo) -> bool:
+    """DashScope's hybrid thinking: `max_tokens` bounds the answer only, `thinking_budget` the reasoning."""
+    return model.thinking == Thinking.HYBRID and bool((kwargs.get("extra_body") or {}).get("enable_thinking"))
+
+
+def _asked_answer(kwargs: dict[str, Any], model: ModelInfo) -> int:
+    asked = kwargs.get("max_completion_tokens") or kwargs.get("max_tokens")
+    return asked if isinstance(asked, int) and asked > 0 else model.max_output
+
+
+def _asked_reasoning(kwargs: dict[str, Any], model: ModelInfo) -> int:
+    ceiling = model.max_thinking_budget or THINKING_CEILING
+    asked = (kwargs.get("extra_body") or {}).get("thinking_budget")
+    return min(asked, ceiling) if isinstance(asked, int) and asked > 0 else ceiling
+
+
+def output_need(kwargs: dict[str, Any], model: ModelInfo) -> OutputNeed:
+    wanted = _asked_answer(kwargs, model)
+    if reasoning_outside_max_tokens(kwargs, model):
+        wanted += _asked_reasoning(kwargs, model)
+    return OutputNeed(wanted, min(wanted, MIN_USEFUL_OUTPUT))
+
+
+def cap_output(kwargs: dict[str, Any], model: ModelInfo, tokens: int) -> dict[str, Any]:
+    """The request, asking for at most `tokens` of output in all: `max_tokens` (`max_completion_tokens` for
+    OpenAI's reasoning models, which refuse the other), and where reasoning is not bounded by it, a
+    `thinking_budget` too, the two sharing `tokens` (half each, unless one asks for less). Never raises what
+    the request asked for; applying it twice changes nothing."""
+    capped = {key: value for key, value in kwargs.items() if key not in ("max_tokens", "max_completion_tokens")}
+    answer = _asked_answer(kwargs, model)
+    if reasoning_outside_max_tokens(kwargs, model):
+        reasoning = _asked_reasoning(kwargs, model)
+        answer = max(1, min(answer, max(tokens - reasoning, tokens // 2)))
+        capped["extra_body"] = {**kwargs["extra_body"], "thinking_budget": max(1, min(reasoning, tokens - answer))}
+    else:
+        answer = max(1, min(answer, tokens))
+    capped["max_completion_tokens" if model.thinking == Thinking.HIDDEN else "max_tokens"] = answer
+    return capped
+
+
 MESSAGE_REFS = "atri_message_ids"
 TEXT_ONLY = "atri_text_only"  # the images of the referenced messages were not sent
 

@@ -5,11 +5,13 @@ module stays pure and testable. Keys are held here and in the client only: never
 """
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from dotenv import dotenv_values
 
@@ -30,9 +32,24 @@ class Connection:
     timeout_s: float = 120.0
     # The quotas its requests count against; not part of its identity (clients are shared across visitors).
     meter: Meter | None = field(default=None, compare=False)
+    headers: tuple[tuple[str, str], ...] = ()  # sent with every request (a gateway's credentials, for the host's)
 
-    def __repr__(self) -> str:  # keep the key out of logs and tracebacks
+    def __repr__(self) -> str:  # keep the key and headers out of logs and tracebacks
         return f"Connection(provider={self.provider.id!r}, base_url={self.base_url!r})"
+
+
+def split_credentials(url: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """A base URL without its `user:password@` part, and that part as the Authorization header HTTP clients
+    would have made of it. Left in the URL, the SDK's HTTP client sends it before any API key: a visitor's
+    own key would go out with the host's gateway credentials."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, ()
+    host = parts.hostname or ""
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{parts.port}" if parts.port else "")
+    pair = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+    header = ("Authorization", "Basic " + base64.b64encode(pair.encode()).decode())
+    return urlunsplit(parts._replace(netloc=netloc)), (header,)
 
 
 def _positive(values: Mapping[str, str], name: str) -> int | None:
@@ -148,7 +165,9 @@ class Settings:
         key = visitor_key or self.key_for(provider)
         if not key and not provider.key_optional:
             return None
-        return Connection(provider, self.base_url_for(provider), key or "not-needed", self.config.timeout_s)
+        base_url, credentials = split_credentials(self.base_url_for(provider))
+        return Connection(provider, base_url, key or "not-needed", self.config.timeout_s,
+                          headers=() if visitor_key else credentials)
 
 
 @lru_cache(maxsize=4)

@@ -40,10 +40,11 @@ def clean_title(raw: str) -> str:
 
 
 def suggest_title(conn: Connection, model: ModelInfo, question: Message, answer: Message) -> str | None:
+    """The host's choice, not the visitor's: it counts toward their tokens and the budget, not their requests."""
     kwargs = title_request(model, conn.provider, question.content, answer.content)
     if kwargs is None:
         return None
     try:
-        return clean_title(complete_text(conn, kwargs, timeout_s=30)) or None
+        return clean_title(complete_text(conn, kwargs, timeout_s=30, host_choice=True)) or None
     except ChatError:
         return None

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .client import Cancel, astream_chunks, stream_chunks
+from .client import Cancel, astream_chunks, hand_over, latest_admission, stream_chunks
 from .errors import ChatError
 from .messages import AnswerFacts, ChatOptions, Message, Usage
 from .request import RequestPlan
@@ -29,6 +29,8 @@ from .tools import ToolCall, ToolStep
 
 if TYPE_CHECKING:
     from .quotas import Admission
+
+QUOTA_CUT_NOTE = "note_quota_cut"  # an answer cut where the quota or budget left ended
 
 
 @dataclass
@@ -180,6 +182,7 @@ class TurnFollower:
     def __init__(self, conn: Connection, plan: RequestPlan, count: TokenCounter | None,
                  context: dict[str, Any] | None) -> None:
         request_record = {"base_url": public_url(conn.base_url), **plan.kwargs}
+        self._conn = conn
         self.turn = Turn(model=plan.kwargs["model"], request=request_record, notes=plan.notes, context=context)
         # A model that opens with reasoning but no <think> tag is caught by its lone </think> (ContentWasReasoning).
         self._inline_tags = conn.provider.inline_think_tags
@@ -209,14 +212,34 @@ class TurnFollower:
         turn.ended_at = time.perf_counter()
         if turn.usage is None and (turn.content or turn.reasoning or turn.error is None):
             turn.usage = estimate_usage(turn, self._count)
+        if turn.finish_reason == "length" and self._cut_by_quota() and QUOTA_CUT_NOTE not in turn.notes:
+            turn.notes.append(QUOTA_CUT_NOTE)
         return turn
 
+    def sending(self, admission: Admission | None, kwargs: dict[str, Any]) -> None:
+        """The request as it goes out under its admission (with the output cap it reserved), for the record."""
+        if admission is not None:
+            model = self._conn.provider.model(kwargs["model"])
+            self.turn.request = {"base_url": public_url(self._conn.base_url), **admission.limit(kwargs, model)}
 
-def admit_request(conn: Connection, plan: RequestPlan, count: TokenCounter | None) -> Admission | None:
-    """Counted against the payer's quotas before anything is sent (raises QuotaExceeded, a ChatError)."""
+    def _cut_by_quota(self) -> bool:
+        """Whether the last request was sent asking for less output than it wanted, for lack of quota."""
+        admission = latest_admission(self._conn.meter)
+        return admission is not None and admission.sent and admission.lowered
+
+
+def admit_request(conn: Connection, plan: RequestPlan, count: TokenCounter | None, *,
+                  host_choice: bool = False) -> Admission | None:
+    """Counted against the payer's quotas before anything is sent (raises QuotaExceeded, a ChatError): its
+    input, and a reserve for its output, which atri.client then asks for no more than (max_tokens, and
+    thinking_budget where that bounds the reasoning). `host_choice`: a call the host decided on (a summary),
+    not one of the visitor's requests per minute."""
     if conn.meter is None:
         return None
-    return conn.meter.admit(count_prompt(plan.kwargs.get("messages", []), count or rough_count))
+    admission = conn.meter.admit_request(plan.kwargs, conn.provider.model(plan.kwargs["model"]), count or rough_count,
+                                         host_choice=host_choice)
+    hand_over(conn.meter, admission)
+    return admission
 
 
 def charge_turn(admission: Admission | None, turn: Turn) -> Turn:
@@ -226,12 +249,15 @@ def charge_turn(admission: Admission | None, turn: Turn) -> Turn:
 
 
 def run_turn(conn: Connection, plan: RequestPlan, *, count: TokenCounter | None = None,
-             context: dict[str, Any] | None = None, cancel: Cancel | None = None) -> Iterator[Turn]:
-    """Yields the growing Turn after each chunk, and once more when it has ended (error or not)."""
+             context: dict[str, Any] | None = None, cancel: Cancel | None = None,
+             host_choice: bool = False) -> Iterator[Turn]:
+    """Yields the growing Turn after each chunk, and once more when it has ended (error or not).
+    `host_choice`: a request the host's app decided on (a summary), not one of the visitor's requests."""
     follower = TurnFollower(conn, plan, count, context)
     admission, error = None, None
     try:
-        admission = admit_request(conn, plan, count)
+        admission = admit_request(conn, plan, count, host_choice=host_choice)
+        follower.sending(admission, plan.kwargs)
         chunks = stream_chunks(conn, plan.kwargs, cancel)
         try:
             for chunk in chunks:
@@ -249,6 +275,7 @@ async def arun_turn(conn: Connection, plan: RequestPlan, *, count: TokenCounter 
     admission, error = None, None
     try:
         admission = admit_request(conn, plan, count)
+        follower.sending(admission, plan.kwargs)
         async for chunk in astream_chunks(conn, plan.kwargs):
             yield follower.feed(chunk)
     except ChatError as failure:

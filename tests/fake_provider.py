@@ -5,7 +5,9 @@ copies: reasoning_content deltas when thinking (first chunk `{"role":"assistant"
 "reasoning_content":""}`), the final usage chunk with empty choices, the 400 when JSON mode has no
 "json" word, the 400 for JSON mode while thinking, DashScope-shaped 401/429/500 bodies, and tool calls
 (a request with `tools` whose question holds `[[name {args}]]` gets those calls streamed as DashScope and
-OpenAI stream them, then an answer quoting the `role: "tool"` results).
+OpenAI stream them, then an answer quoting the `role: "tool"` results), and `max_tokens`: an answer longer
+than it stops there with finish_reason "length" (reasoning is bounded by `thinking_budget` only).
+`answer_tokens` makes every answer a long one, to see what bounds it.
 Faults for the next requests are queued with `script()`.
 """
 from __future__ import annotations
@@ -73,6 +75,34 @@ def text_of(content: Any) -> str:
 
 def count_tokens(text: str) -> int:
     return max(1, len(text) // 3)
+
+
+STORY = "Once upon a time a cat walked along the river, and the river went on, and so did the cat. "
+LONG_TEXT_CHARS = 2_000  # longer answers stream in pieces of several words, as a real provider's do
+PIECE_CHARS = 60
+
+
+def long_answer(start: str, tokens: int) -> str:
+    """`start`, then a story that goes on until the answer is `tokens` tokens long (by count_tokens)."""
+    chars = tokens * 3
+    text = start + " " + STORY * (chars // len(STORY) + 1)
+    return text[:max(chars, len(start))]
+
+
+def within_max_tokens(answer: str, max_tokens: Any) -> tuple[str, bool]:
+    """The answer as DashScope sends it under `max_tokens` (which bounds the answer, not the reasoning):
+    cut where the tokens run out, and whether it was cut."""
+    if not isinstance(max_tokens, int) or max_tokens <= 0 or count_tokens(answer) <= max_tokens:
+        return answer, False
+    return answer[:max_tokens * 3], True
+
+
+def text_pieces(text: str, sep: str = " ") -> list[str]:
+    """Word by word; a long text a few words at a time."""
+    if len(text) <= LONG_TEXT_CHARS:
+        words = text.split(sep) if text else []
+        return [w + (sep if i < len(words) - 1 else "") for i, w in enumerate(words)]
+    return [text[i:i + PIECE_CHARS] for i in range(0, len(text), PIECE_CHARS)]
 
 
 REASONING = "Let me think about this step by step. The user wants a friendly reply."
@@ -153,6 +183,9 @@ class FakeProvider:
         self.reasoning_text = REASONING
         self.accepted_keys = {GOOD_KEY}
         self.keys_seen: list[str] = []  # the key of every request, in order (a visitor's own key, the host's)
+        self.authorizations: list[str] = []  # the Authorization header of every request, as it came
+        self.answer_tokens = 0  # when set: every answer goes on to this many tokens (unless max_tokens stops it)
+        self.spent_tokens = 0  # the tokens of every usage reported (what a provider bills)
         self._server = QuietServer(("127.0.0.1", port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -187,6 +220,13 @@ class FakeProvider:
         self.most_in_flight = 0
         self.accepted_keys = {GOOD_KEY}
         self.keys_seen.clear()
+        self.authorizations.clear()
+        self.answer_tokens = 0
+        self.spent_tokens = 0
+
+    def bill(self, tokens: int) -> None:
+        with self._faults_lock:
+            self.spent_tokens += tokens
 
     def take_fault(self, body: dict[str, Any]) -> Fault | None:
         """The first queued fault meant for this request (any request, or one whose question has its text)."""
@@ -200,6 +240,10 @@ class FakeProvider:
             return None
 
     def answer_for(self, body: dict[str, Any]) -> str:
+        answer = self._answer_for(body)
+        return long_answer(answer, self.answer_tokens) if self.answer_tokens else answer
+
+    def _answer_for(self, body: dict[str, Any]) -> str:
         last_user = next((m for m in reversed(body["messages"]) if m["role"] == "user"), {"content": ""})
         text = text_of(last_user["content"])
         from_tools = tool_results_answer(body)
@@ -234,6 +278,7 @@ class FakeProvider:
                 self.wfile.write(data)
 
             def _authorized(self) -> bool:
+                provider.authorizations.append(self.headers.get("Authorization") or "")
                 key = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
                 provider.keys_seen.append(key)
                 if key not in provider.accepted_keys:
@@ -287,12 +332,14 @@ class FakeProvider:
                         provider.in_flight -= 1
 
             def _complete(self, body: dict[str, Any]) -> None:
-                answer = provider.answer_for(body)
+                answer, cut = within_max_tokens(provider.answer_for(body), body.get("max_tokens"))
                 prompt = sum(count_tokens(text_of(m["content"])) for m in body["messages"])
+                provider.bill(prompt + count_tokens(answer))
                 self._json(200, {
                     "id": f"chatcmpl-{uuid.uuid4()}", "object": "chat.completion", "created": int(time.time()),
                     "model": body["model"],
-                    "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": answer}}],
+                    "choices": [{"index": 0, "finish_reason": "length" if cut else "stop",
+                                 "message": {"role": "assistant", "content": answer}}],
                     "usage": {"prompt_tokens": prompt, "completion_tokens": count_tokens(answer),
                               "total_tokens": prompt + count_tokens(answer), "prompt_tokens_details": {"cached_tokens": 0}},
                 })
@@ -323,20 +370,21 @@ class FakeProvider:
                 budget = body.get("thinking_budget")
                 if reasoning and budget:
                     reasoning = " ".join(reasoning.split()[:budget])
-                pieces += [delta(content=None, reasoning_content=w + " ") for w in reasoning.split()]
+                reasoning_pieces = text_pieces(" ".join(reasoning.split()) + " ") if reasoning.strip() else []
+                pieces += [delta(content=None, reasoning_content=piece) for piece in reasoning_pieces if piece]
                 question = text_of(next((m for m in reversed(body["messages"]) if m["role"] == "user"),
                                         {"content": ""})["content"])
                 calls = tool_calls_asked(body, question)
                 answer = "" if calls else fault.text if fault and fault.kind == "answer" else provider.answer_for(body)
-                words = answer.split(" ") if answer else []
-                pieces += [delta(content=w + (" " if i < len(words) - 1 else "")) for i, w in enumerate(words)]
+                answer, cut = within_max_tokens(answer, body.get("max_tokens"))
+                pieces += [delta(content=piece) for piece in text_pieces(answer)]
                 for index, (name, arguments) in enumerate(calls):  # as DashScope and OpenAI stream them
                     call_id = f"call_{uuid.uuid4().hex[:24]}"
                     pieces.append(delta(content=None, tool_calls=[{"index": index, "id": call_id, "type": "function",
                                                                    "function": {"name": name, "arguments": ""}}]))
                     pieces += [delta(content=None, tool_calls=[{"index": index, "function": {"arguments": arguments[i:i + 4]}}])
                                for i in range(0, len(arguments), 4)]
-                finish = "tool_calls" if calls else "length" if fault and fault.kind == "length" else "stop"
+                finish = "tool_calls" if calls else "length" if cut or (fault and fault.kind == "length") else "stop"
                 pieces.append({**base, "choices": [{"index": 0, "delta": {} if calls else {"content": ""},
                                                      "finish_reason": finish, "logprobs": None}]})
                 delay = fault.delay_s if fault and fault.kind == "slow" else provider.chunk_delay_s
@@ -363,6 +411,7 @@ class FakeProvider:
                         prompt = sum(count_tokens(text_of(m["content"])) for m in body["messages"])
                         reasoning_tokens = len(reasoning.split())
                         completion = count_tokens(answer) + reasoning_tokens
+                        provider.bill(prompt + completion)
                         self._send_event({**base, "choices": [], "usage": {
                             "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
                             "completion_tokens_details": {"reasoning_tokens": reasoning_tokens} if thinking else None,

@@ -23,8 +23,9 @@ def summary_request(model: ModelInfo, provider: Provider, thread: list[Message],
 
 def write_summary(conn: Connection, model: ModelInfo, thread: list[Message], due: tuple[int, int],
                   previous: Summary | None) -> str:
-    """Fold thread[due] (and the previous summary) into a new summary; raises ChatError on failure."""
-    *_, turn = run_turn(conn, RequestPlan(summary_request(model, conn.provider, thread, due, previous)))
+    """Fold thread[due] (and the previous summary) into a new summary; raises ChatError on failure. The
+    host's choice, not the visitor's: it counts toward their tokens and the budget, not their requests."""
+    *_, turn = run_turn(conn, RequestPlan(summary_request(model, conn.provider, thread, due, previous)), host_choice=True)
     if turn.error or not turn.content.strip():
         raise turn.error or ChatError("unknown", "empty summary")
     return turn.content.strip()
