@@ -6,7 +6,8 @@ import shutil
 import subprocess
 import time
 import urllib.request
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,50 @@ def test_two_replicas_behind_the_shipped_nginx_config(fake, pg_url, tmp_path):
             assert len(fake.streamed) == sent, "the other replica refused it too: the quota is shared"
             browser.close()
     assert set(replicas_serving_websockets(access_log)) == {first, *replicas}, "each replica served the page once"
+
+
+@contextmanager
+def behind_nginx(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    """Two replicas and the shipped nginx in front of them; yields nginx's URL."""
+    ports, listen = [free_port(), free_port()], free_port()
+    config = nginx_config(tmp_path, listen, ports)
+    with ExitStack() as running:
+        for port in ports:
+            running.enter_context(streamlit_server(env, port=port))
+        proxy = subprocess.Popen([NGINX, "-c", str(config), "-p", str(tmp_path)], stderr=subprocess.PIPE)
+        running.callback(proxy.wait, timeout=10)
+        running.callback(proxy.terminate)
+        time.sleep(0.5)
+        assert proxy.poll() is None, proxy.stderr.read().decode()
+        yield f"http://127.0.0.1:{listen}"
+
+
+def test_cookie_less_browsers_from_one_address_share_one_quota_behind_nginx(fake, pg_url, tmp_path):
+    """Clearing cookies makes a new visitor, not a new address: behind nginx (a loopback peer, for which
+    Streamlit knows no address), the address comes from X-Forwarded-For and its quota is shared."""
+    limit = 3
+    env = {"DASHSCOPE_API_KEY": GOOD_KEY, "DASHSCOPE_BASE_URL": fake.base_url, "ATRI_DATABASE_URL": pg_url,
+           "ATRI_TRUSTED_PROXIES": "127.0.0.1", "ATRI_QUOTA_REQUESTS_PER_MINUTE": str(limit),
+           "ATRI_SECRET_KEY": "same-on-both"}
+    with behind_nginx(env, tmp_path) as url, sync_playwright() as playwright:
+        browser = launch(playwright)
+        if (left := 60 - time.time() % 60) < 40:  # all in one minute: the count starts over with the next
+            time.sleep(left + 0.5)
+        refused_at, owners = None, []
+        for n in range(1, limit + 2):
+            page = open_page(browser, url)  # a fresh context: no cookies, so a new owner
+            page.get_by_test_id("stChatInputTextArea").fill(f"Question {n} from a browser without cookies")
+            page.keyboard.press("Enter")
+            used_up = page.get_by_text("requests a minute and they are used up")
+            answered = page.get_by_test_id("stChatMessage").nth(1).get_by_text(ANSWER_END)
+            expect(used_up.or_(answered)).to_be_visible(timeout=30_000)
+            if used_up.is_visible():
+                refused_at = n
+                break
+            page.wait_for_function("document.cookie.includes('atri_owner=')", timeout=10_000)
+            owners.append(next(c["value"] for c in page.context.cookies() if c["name"] == "atri_owner"))
+        browser.close()
+    assert refused_at is not None, f"{limit + 1} cookie-less browsers from one address all got answers"
+    assert 2 <= refused_at <= limit + 1, "the first browser was answered; the address's quota stopped a later one"
+    assert len(set(owners)) == len(owners), "each browser was a new visitor"
+    assert len(fake.streamed) <= limit, "the address never got more than its requests this minute"

@@ -8,9 +8,11 @@ from dataclasses import replace
 
 import streamlit as st
 
+from atri.addresses import client_address, quota_address
+from atri.gate import Outcome, PasswordGate
 from atri.i18n import t
 from atri.providers import Provider
-from atri.quotas import Key, Meter, Payer, Quotas, Standing, client_address
+from atri.quotas import Key, Meter, Payer, Quotas, Standing
 from atri.settings import Connection, QuotaLimits, Settings
 from atri.tokens import TokenCounter
 from atri.ui.config import database_url, get_store, load_settings, local_connection
@@ -19,7 +21,6 @@ from atri.ui.session import ACCESS_PASSWORD, session
 
 ACCESS_COOKIE = "atri_access"
 ACCESS_COOKIE_MAX_AGE_S = 30 * 24 * 3600
-WRONG_PASSWORD_DELAY_S = 1.5
 
 
 def _login_configured() -> bool:
@@ -55,25 +56,46 @@ def remember_access() -> None:
         set_cookie(ACCESS_COOKIE, session.access_granted, ACCESS_COOKIE_MAX_AGE_S)
 
 
+@st.cache_resource(show_spinner=False)
+def _gate(database: str) -> PasswordGate:
+    return PasswordGate(get_store())
+
+
+def visitor_address() -> str | None:
+    """What this visitor counts as on the network: their address behind the host's proxies (an IPv6 one's
+    /64); None for a browser on this machine talking to Streamlit directly."""
+    headers = st.context.headers
+    forwarded = headers.get_all("X-Forwarded-For") if headers else []
+    return quota_address(client_address(st.context.ip_address, forwarded, load_settings().config.trusted_proxies))
+
+
 def access_form(lang: str) -> None:
-    """The login button, or the password form; a wrong password waits before it is refused."""
+    """The login button, or the password form. Guesses are counted per address and overall (atri.gate):
+    past the limit a guess is refused unchecked, with the time to try again."""
     st.title("Atri")
     if _login_configured():
         st.write(t(lang, "login_needed"))
         st.button(t(lang, "login"), on_click=st.login, type="primary")
         return
-    password = load_settings().config.access_password
+    settings = load_settings()
+    password = settings.config.access_password
     st.caption(t(lang, "access_why"))
     with st.form("access"):
         typed = st.text_input(t(lang, "access_password"), type="password", key=ACCESS_PASSWORD)
         entered = st.form_submit_button(t(lang, "access_enter"), type="primary")
     if not entered:
         return
-    if hmac.compare_digest(hashlib.sha256(typed.encode()).digest(), hashlib.sha256(password.encode()).digest()):
+    verdict = _gate(database_url(settings)).guess(typed, password, visitor_address())
+    if verdict.outcome is Outcome.RIGHT:
         session.access_granted = _access_token(password)
         st.rerun()
-    time.sleep(WRONG_PASSWORD_DELAY_S)  # guessing costs time
-    st.error(t(lang, "access_wrong"))
+    seconds = max(1, round((verdict.retry_at or time.time()) - time.time()))
+    if verdict.outcome is Outcome.WAIT:
+        st.error(t(lang, f"access_too_many_{verdict.by}", seconds=seconds))
+    elif verdict.left:
+        st.error(t(lang, "access_wrong_left", left=verdict.left))
+    else:
+        st.error(t(lang, "access_wrong_last", seconds=seconds))
 
 
 @st.cache_resource(show_spinner=False)
@@ -89,10 +111,7 @@ def quotas() -> Quotas | None:
 
 
 def payer(key: Key) -> Payer:
-    headers = st.context.headers
-    address = client_address(st.context.ip_address, headers.get("X-Forwarded-For") if headers else None,
-                             load_settings().config.trusted_proxies)
-    return Payer(current_owner(), address, key)
+    return Payer(current_owner(), visitor_address(), key)
 
 
 def metered(connection: Connection | None, key: Key) -> Connection | None:
