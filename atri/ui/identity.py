@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from atri.addresses import served_over_https
 from atri.owners import identify, user_owner
 from atri.ui.config import get_store, load_settings
 from atri.ui.session import session
@@ -50,10 +51,25 @@ def remember_owner() -> None:
         set_cookie(OWNER_COOKIE, session.owner_cookie_to_set, COOKIE_MAX_AGE_S)
 
 
+def cookie_script(name: str, value: str, max_age_s: int, secure: bool) -> str:
+    """The script that sets a first-party cookie: SameSite=Lax (not sent with other sites' requests), Secure
+    on HTTPS (a Secure cookie set on plain http would be dropped). Not HttpOnly: a script cannot set that,
+    and Streamlit's `streamlit run` offers no server-side way to set a cookie (see deploy/README.md)."""
+    flags = f"path=/; max-age={max_age_s}; SameSite=Lax" + ("; Secure" if secure else "")
+    return f"<script>document.cookie = '{name}={value}; {flags}';</script>"
+
+
+def page_is_https() -> bool:
+    """The browser's own URL, or X-Forwarded-Proto from a proxy the host trusts (TLS ends at nginx)."""
+    headers = st.context.headers
+    return served_over_https(st.context.url, st.context.ip_address,
+                             headers.get_all("X-Forwarded-Proto") if headers else [],
+                             load_settings().config.trusted_proxies)
+
+
 def set_cookie(name: str, value: str, max_age_s: int) -> None:
     """Set a first-party cookie in this browser. `value` must be URL-safe (all of ours are: ids and hex)."""
     with st.container(key=f"cookie_{name}", height=1, border=False):
         # st.iframe runs HTML same-origin, so this sets the app's own cookie.
-        st.iframe(f"<script>document.cookie = '{name}={value}; path=/; max-age={max_age_s}; SameSite=Lax';</script>",
-                  height=1)
+        st.iframe(cookie_script(name, value, max_age_s, page_is_https()), height=1)
     st.html(f"<style>.st-key-cookie_{name} {{display: none;}}</style>")
