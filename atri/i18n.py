@@ -398,7 +398,6 @@ STRINGS: dict[str, tuple[str, str]] = {
     "access_why": ("这个 Atri 由站长分享给受邀的人使用。请输入站长给你的访问密码。", "This Atri is shared by its host with the people they invite. Enter the password they gave you."),
     "access_password": ("访问密码", "Access password"),
     "access_enter": ("进入", "Enter"),
-    "access_wrong": ("密码不对。", "That is not the password."),
     "access_wrong_left": ("密码不对。这一分钟内还可以再试 {left} 次。", "That is not the password. {left} more tries this minute."),
     "access_wrong_last": ("密码不对，这是这一分钟内的最后一次尝试：请在 {seconds} 秒后再试。",
                           "That is not the password, and that was the last try this minute: try again in {seconds} s."),

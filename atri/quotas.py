@@ -14,7 +14,6 @@ No Streamlit here.
 """
 from __future__ import annotations
 
-import ipaddress
 import json
 import threading
 import time
@@ -220,33 +219,3 @@ def input_estimate(kwargs: dict[str, Any], count: TokenCounter) -> int:
     tokens = TOKENS_PER_REPLY + sum(TOKENS_PER_MESSAGE + count(message_text(m.get("content") or "")) for m in messages)
     tokens += sum(count(json.dumps(m["tool_calls"], ensure_ascii=False)) for m in messages if m.get("tool_calls"))
     return tokens + (count(json.dumps(kwargs["tools"], ensure_ascii=False)) if kwargs.get("tools") else 0)
-
-
-def client_address(remote: str | None, forwarded_for: str | None, trusted_proxies: str) -> str | None:
-    """The visitor's IP address: the connection's own, or, when that is a proxy the host trusts
-    (ATRI_TRUSTED_PROXIES, addresses or networks separated by commas), the last address in
-    X-Forwarded-For that is not one of those proxies. A header from anyone else is ignored: it is
-    whatever the client wants it to be."""
-    networks = []
-    for item in trusted_proxies.split(","):
-        try:
-            networks.append(ipaddress.ip_network(item.strip(), strict=False))
-        except ValueError:
-            continue
-
-    def trusted(address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in network for network in networks)
-
-    if not remote or not trusted(remote) or not forwarded_for:
-        return remote or None
-    for hop in reversed([part.strip() for part in forwarded_for.split(",") if part.strip()]):
-        if not trusted(hop):
-            try:
-                return str(ipaddress.ip_address(hop))
-            except ValueError:
-                return remote
-    return remote
