@@ -126,3 +126,28 @@ def app(dashscope_env: FakeProvider):
 
 def clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in PROVIDER_ENV}
+
+
+def _marks_for(item: pytest.Item) -> list[str]:
+    """What a test needs beyond Python: a real browser, the embedded model, PostgreSQL, seconds to start."""
+    module = item.module.__name__.rsplit(".", 1)[-1] if item.module else ""
+    params = getattr(item, "callspec", None)
+    marks = []
+    if "sync_playwright" in vars(item.module) or module.startswith("test_browser"):
+        marks.append("browser")
+    if module == "test_local":
+        marks.append("local_model")
+    if "pg_url" in item.fixturenames or (params is not None and "postgresql" in params.params.values()):
+        marks.append("postgres")
+    if module in SLOW_MODULES or "browser" in marks:
+        marks.append("slow")
+    return marks
+
+
+SLOW_MODULES = {"test_deploy_nginx", "test_local"}  # they start servers and models
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for mark in _marks_for(item):
+            item.add_marker(mark)
