@@ -138,3 +138,13 @@ def test_stop_keeps_what_finished_and_a_saved_run_reopens(dashscope_env):
     reopen[0].click().run()
     assert list(table(again)["Status"]) == statuses
     assert not [b for b in batch_app("bob").button if b.key and b.key.startswith("batch_reopen::")]
+
+
+def test_a_table_past_a_limit_is_refused_with_the_limit_as_a_number(dashscope_env):
+    at = batch_app()
+    at.radio(key="batch_source").set_value("file").run()
+    wide = (",".join(f"c{i}" for i in range(5_000)) + "\nx" * 2_000).encode()
+    at.file_uploader(key="batch_file").upload("wide.csv", wide, "text/csv").run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["At most 500 columns: this table has more."]
+    assert at.button(key="batch_start").disabled

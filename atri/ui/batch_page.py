@@ -103,7 +103,8 @@ def _uploaded_table(name: str, data: bytes) -> Table:
 
 
 def refusal(lang: str, error: BatchInputError) -> None:
-    st.error(t(lang, error.key, **{k: plain_text(str(v)) for k, v in error.values.items()}))
+    """The reason, in the visitor's language: names and texts made plain, numbers kept (`{limit:,}`)."""
+    st.error(t(lang, error.key, **{k: plain_text(v) if isinstance(v, str) else v for k, v in error.values.items()}))
 
 
 # --- the form ---
