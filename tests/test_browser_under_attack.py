@@ -18,7 +18,6 @@ bench/hostile.py prints the same times, with the same sessions doing harmless th
 """
 from __future__ import annotations
 
-import io
 import json
 import queue
 import re
@@ -27,12 +26,10 @@ import statistics
 import tempfile
 import threading
 import time
-import zipfile
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from openpyxl import Workbook
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
@@ -40,6 +37,7 @@ from playwright.sync_api import sync_playwright
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, IDLE, NO_CHROMIUM, chromium_available, launch, streamlit_server
 from tests.fake_provider import Fault
 from tests.test_browser_persistence import ANSWER_END, env_for, open_page, send
+from tests.test_hostile_work import sheet_rewritten, workbook_bytes
 
 pytestmark = pytest.mark.skipif(not chromium_available(), reason=NO_CHROMIUM)
 
@@ -60,35 +58,16 @@ REDOS_ANSWER = json.dumps({"code": "a" * 28 + "!"})  # 27 s of backtracking per 
 # --- the bombs ---
 
 
-def _workbook(rows: list[list[object]]) -> bytes:
-    book = Workbook()
-    for row in rows:
-        book.active.append(row)
-    buffer = io.BytesIO()
-    book.save(buffer)
-    return buffer.getvalue()
-
-
-def _sheet_rewritten(data: bytes, change) -> bytes:
-    """The same workbook, its sheet's XML changed by hand (as an attacker would)."""
-    source, out = zipfile.ZipFile(io.BytesIO(data)), io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
-        for item in source.infolist():
-            content = source.read(item.filename)
-            target.writestr(item, change(content) if item.filename == "xl/worksheets/sheet1.xml" else content)
-    return out.getvalue()
-
-
 def xlsx_declaring_everything(tag: str) -> bytes:
     """A few KB whose sheet declares every cell of a sheet: A1:XFD1048576."""
-    return _sheet_rewritten(_workbook([["prompt"], [f"hello {tag}"], ["world"]]),
+    return sheet_rewritten(workbook_bytes([["prompt"], [f"hello {tag}"], ["world"]]),
                             lambda xml: re.sub(rb'<dimension ref="[^"]*"/>', b'<dimension ref="A1:XFD1048576"/>', xml))
 
 
 def xlsx_reaching_the_last_column(tag: str) -> bytes:
     """200 rows whose second cell sits in column XFD: 16,384 cells a row, once padded."""
     rows: list[list[object]] = [["prompt"]] + [[f"q{i} {tag}", "x"] for i in range(200)]
-    return _sheet_rewritten(_workbook(rows), lambda xml: re.sub(rb'r="B(\d+)"', rb'r="XFD\1"', xml))
+    return sheet_rewritten(workbook_bytes(rows), lambda xml: re.sub(rb'r="B(\d+)"', rb'r="XFD\1"', xml))
 
 
 def csv_bomb(tag: str) -> bytes:
@@ -207,7 +186,7 @@ class Attackers:
         # Built once (building them holds this process's Python, where the fake provider answers too); a new
         # name each time is enough for the page's cache to miss.
         self.files = {"declared": xlsx_declaring_everything("bomb"), "wide": xlsx_reaching_the_last_column("bomb"),
-                      "csv": csv_bomb("bomb"), "small": _workbook([["prompt"], ["hello"], ["world"]]),
+                      "csv": csv_bomb("bomb"), "small": workbook_bytes([["prompt"], ["hello"], ["world"]]),
                       "small.csv": b"prompt\nhello\nworld\n"}
         self._xlsx_sent = 0
         self._pending: dict[str, tuple[int, str, list, list[str]]] = {}  # kind: volley, what shows its outcome

@@ -143,7 +143,7 @@ def test_the_calculator_tool_answers_from_a_worker_and_the_bomb_is_an_error_the_
 # --- rows 2 and 3: tables ---
 
 
-def _workbook(rows: list[list[object]]) -> bytes:
+def workbook_bytes(rows: list[list[object]]) -> bytes:
     book = Workbook()
     for row in rows:
         book.active.append(row)
@@ -152,7 +152,7 @@ def _workbook(rows: list[list[object]]) -> bytes:
     return buffer.getvalue()
 
 
-def _rewritten(data: bytes, change) -> bytes:
+def sheet_rewritten(data: bytes, change) -> bytes:
     """The same workbook, its sheet's XML changed by hand (as an attacker would)."""
     source, out = zipfile.ZipFile(io.BytesIO(data)), io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
@@ -163,11 +163,11 @@ def _rewritten(data: bytes, change) -> bytes:
 
 
 def _declaring(data: bytes, dimension: str) -> bytes:
-    return _rewritten(data, lambda xml: re.sub(rb'<dimension ref="[^"]*"/>', f'<dimension ref="{dimension}"/>'.encode(), xml))
+    return sheet_rewritten(data, lambda xml: re.sub(rb'<dimension ref="[^"]*"/>', f'<dimension ref="{dimension}"/>'.encode(), xml))
 
 
 def test_a_workbook_declaring_a_huge_sheet_is_read_as_what_it_holds():
-    bomb = _declaring(_workbook([["prompt"], ["hello"], ["world"]]), "A1:XFD20000")
+    bomb = _declaring(workbook_bytes([["prompt"], ["hello"], ["world"]]), "A1:XFD20000")
     assert len(bomb) < 10_000
     started = time.perf_counter()
     table = read_table("bomb.xlsx", bomb)
@@ -177,7 +177,7 @@ def test_a_workbook_declaring_a_huge_sheet_is_read_as_what_it_holds():
 
 def test_a_workbook_whose_rows_reach_the_last_column_is_refused_quickly():
     rows: list[list[object]] = [["prompt"]] + [[f"q{i}", "x"] for i in range(200)]
-    book = _rewritten(_workbook(rows), lambda xml: re.sub(rb'r="B(\d+)"', rb'r="XFD\1"', xml))  # B → the last column
+    book = sheet_rewritten(workbook_bytes(rows), lambda xml: re.sub(rb'r="B(\d+)"', rb'r="XFD\1"', xml))  # B → the last column
     started = time.perf_counter()
     with pytest.raises(BatchInputError) as refused:
         read_table("wide.xlsx", book)
@@ -202,7 +202,7 @@ def test_a_csv_with_many_repeated_column_names_is_named_in_linear_time():
 
 
 def test_the_page_reads_a_table_in_a_worker():
-    bomb = _declaring(_workbook([["prompt"], ["hello"]]), "A1:XFD1048576")
+    bomb = _declaring(workbook_bytes([["prompt"], ["hello"]]), "A1:XFD1048576")
     with Ticker() as ticker:
         table = read_table_isolated("bomb.xlsx", bomb)
     assert table.rows == [{"prompt": "hello"}] and ticker.longest_gap < 0.5
