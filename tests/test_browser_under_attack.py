@@ -2,19 +2,27 @@
 
 While attacker sessions on the same `streamlit run` send the calculator bomb (tools on), an XLSX bomb and
 a CSV bomb on Batch and a backtracking (ReDoS) pattern on Extract, a normal visitor's Enter → answer stays
-within 1.5× of the same measured alone in this run, and no process dies. Before the work was bounded and
-isolated (0b7b554) the calculator bomb alone held the server's Python for about a minute.
+within 1.5× of the same measured while those sessions send ordinary input, and no process dies. Before the
+work was bounded and isolated (0b7b554) the calculator bomb alone held the server's Python for about a
+minute.
+
+Why "ordinary input" and not "alone" is the baseline: four other sessions on the same server and the same
+two cores cost a normal visitor time whatever they send (their reruns run in the server's Python; their
+browsers share the cores): in CI's run of 2026-12-04 an answer took 0.11 s alone and 0.52 s beside the
+attacks, and bench/hostile.py measures ~3× for harmless sessions as well. What the issue asks is that an
+attack costs the others no more than the same visitors using the app would; so each of the normal
+visitor's turns alternates between a harmless volley and a hostile one, in the same run, and the medians
+are compared. The time alone is measured and printed too.
 
 The attackers run in a thread of their own, with their own Playwright and browser (Playwright's sync API
 is one instance per thread), niced: on a real server they would be elsewhere. Before each of the normal
 visitor's questions every attacker whose last attack has come back sends a new one, so that the Enter is
-pressed with all four in flight (a slow one, such as the XLSX reaching column XFD, goes on across turns).
-Every upload has a new name and every schema a new description, so no cache answers in the work's place;
-a page that crashes instead of refusing is caught too. Not here:
-password guesses (the access gate is being reworked, and with a password set every session would have to
-log in first).
+pressed with all four in flight. Every upload has a new name and every schema a new description, so no
+cache answers in the work's place; a page that crashes instead of refusing is caught too. Not here:
+password guesses (with a password set every session would have to log in first; tests/test_front_door.py
+covers them).
 
-bench/hostile.py prints the same times, with the same sessions doing harmless things for comparison.
+bench/hostile.py prints the same times.
 """
 from __future__ import annotations
 
@@ -42,12 +50,11 @@ from tests.test_hostile_work import sheet_rewritten, workbook_bytes
 pytestmark = pytest.mark.skipif(not chromium_available(), reason=NO_CHROMIUM)
 
 SLOWER_AT_MOST = 1.5
-# An Enter → answer takes about 0.15 s here, where a scheduler tick, a garbage collection or a browser's
-# painting moves it by a good part of that; and four other sessions busy on the same server and the same
-# two cores (their browsers too) make it ~0.25-0.3 s whatever they send (bench/hostile.py: "busy"). So the
-# bound is 1.5× the time alone plus this much: far below a stall (the old code: over ANSWER_TIMEOUT_S).
+# An Enter → answer beside four busy sessions takes 0.25-0.9 s here, where a scheduler tick, a garbage
+# collection or a browser's painting moves it by a good part of that. So the bound is 1.5× the time beside
+# harmless sessions plus this much: far below a stall (the old code: over ANSWER_TIMEOUT_S).
 NOISE_FLOOR_S = 0.3
-TURNS = 5  # each way; the median is compared
+TURNS = 6  # each way; the medians are compared
 ANSWER_TIMEOUT_S = 20  # far past any fair answer: the old code's calculator bomb held everyone ~60 s
 
 CALCULATOR_BOMB = '[[calculator {"expression": "3999999**3999999"}]]'
@@ -106,19 +113,28 @@ def time_answer(page, question: str) -> float:
     return elapsed
 
 
-def time_turns(page, label: str, attackers: Attackers | None = None, turns: int = TURNS) -> list[float]:
-    """The normal visitor's times; with attackers, each Enter is pressed as a volley of attacks was just sent."""
+def time_turns(page, label: str, turns: int = TURNS) -> list[float]:
+    """The normal visitor's times with nobody else busy."""
     times = []
     for index in range(turns):
-        if attackers:
-            attackers.volley()
         times.append(time_answer(page, f"{label} question {index}"))
-        if times[-1] >= ANSWER_TIMEOUT_S:
-            break  # the server is stalled: no need to wait through more of it
-        if attackers:
-            attackers.settle()
         page.wait_for_timeout(300)  # a visitor reads a little before asking again
     return times
+
+
+def time_turns_beside(page, attackers: Attackers, turns: int = TURNS) -> tuple[list[float], list[float]]:
+    """The normal visitor's times, each Enter pressed as a volley was just sent: harmless and hostile volleys
+    alternate (which comes first alternates too), so that both see the same server, browser and noise."""
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for index in range(turns):
+        for harmless in (True, False) if index % 2 else (False, True):
+            attackers.settle(timeout_s=30 if harmless else 5)  # a harmless turn never has an attack in flight
+            attackers.volley(harmless=harmless)
+            times[harmless].append(time_answer(page, f"{'busy' if harmless else 'attacked'} question {index}"))
+            if times[harmless][-1] >= ANSWER_TIMEOUT_S:
+                return times[True], times[False]  # the server is stalled: no need to wait through more of it
+            page.wait_for_timeout(300)
+    return times[True], times[False]
 
 
 # --- the attackers ---
@@ -173,13 +189,13 @@ class Attackers:
     """Four hostile sessions, in a thread with its own Playwright and browser. `volley()` has each of them
     that is not still waiting for its last attack send a new one, and returns as they are sent; `settle()`
     waits (a while) for their outcomes. `rounds` counts the attacks that came back by kind, `outcomes` what
-    the attackers were shown. With `harmless`, the same sessions do the same with ordinary input
-    (bench/hostile.py)."""
+    the attackers were shown. A `harmless` volley has the same sessions do the same with ordinary input
+    (counted only if a page crashed)."""
 
     KINDS = ("calculator", "xlsx", "csv", "redos")
 
-    def __init__(self, url: str, fake, harmless: bool = False) -> None:
-        self.url, self.fake, self.harmless = url, fake, harmless
+    def __init__(self, url: str, fake) -> None:
+        self.url, self.fake = url, fake
         self.rounds: Counter[str] = Counter()
         self.outcomes: Counter[str] = Counter()
         self.error: BaseException | None = None
@@ -189,17 +205,18 @@ class Attackers:
                       "csv": csv_bomb("bomb"), "small": workbook_bytes([["prompt"], ["hello"], ["world"]]),
                       "small.csv": b"prompt\nhello\nworld\n"}
         self._xlsx_sent = 0
-        self._pending: dict[str, tuple[int, str, list, list[str]]] = {}  # kind: volley, what shows its outcome
+        # kind: (volley, harmless, what shows its outcome)
+        self._pending: dict[str, tuple[int, bool, str, list, list[str]]] = {}
         self._stop = threading.Event()
         self._all_ended = threading.Event()
-        self._asked: queue.Queue[int] = queue.Queue()
+        self._asked: queue.Queue[tuple[int, bool]] = queue.Queue()
         self._fired: queue.Queue[bool] = queue.Queue()
         self._volleys = 0
         self._thread = threading.Thread(target=self._run, name="attackers", daemon=True)
 
     def __enter__(self) -> Attackers:
         self._thread.start()
-        self.volley(timeout_s=90)  # the first, with ordinary input, starts the server's workers: not counted
+        self.volley(harmless=True, timeout_s=90)  # the first starts the server's workers: not measured
         self.settle(timeout_s=60)
         return self
 
@@ -207,9 +224,9 @@ class Attackers:
         self._stop.set()
         self._thread.join(60)
 
-    def volley(self, timeout_s: float = 30) -> None:
+    def volley(self, harmless: bool = False, timeout_s: float = 30) -> None:
         self._all_ended.clear()
-        self._asked.put(self._volleys)
+        self._asked.put((self._volleys, harmless))
         self._volleys += 1
         try:
             sent = self._fired.get(timeout=timeout_s)
@@ -233,14 +250,14 @@ class Attackers:
                              "csv": self._batch_page(browser), "redos": self._extract_page(browser)}
                     while not self._stop.is_set():
                         try:
-                            number = self._asked.get(timeout=0.1)
+                            number, harmless = self._asked.get(timeout=0.1)
                         except queue.Empty:
                             pass
                         else:
                             for kind in self.KINDS:
                                 if kind not in self._pending:
                                     attack = getattr(self, f"_{kind}")
-                                    self._pending[kind] = (number, *attack(pages[kind], f"r{number}", self.harmless or number == 0))
+                                    self._pending[kind] = (number, harmless, *attack(pages[kind], f"r{number}", harmless))
                             self._fired.put(True)
                         self._collect(pages)
                 finally:
@@ -252,15 +269,16 @@ class Attackers:
             self._all_ended.set()
 
     def _collect(self, pages) -> None:
-        for kind, (number, condition, arg, shown) in list(self._pending.items()):
+        for kind, (number, harmless, condition, arg, shown) in list(self._pending.items()):
             page = pages[kind]
             if page.evaluate(condition, arg) and page.evaluate(IS_IDLE):
                 del self._pending[kind]
                 if number == 0:
                     continue
-                self.rounds[kind] += 1
                 text = page.locator("body").inner_text()
-                self.outcomes.update(s for s in [*shown, APP_ERROR] if s in text)
+                self.outcomes.update(s for s in [APP_ERROR] + ([] if harmless else shown) if s in text)
+                if not harmless:
+                    self.rounds[kind] += 1
         if not self._pending:
             self._all_ended.set()
 
@@ -299,7 +317,7 @@ class Attackers:
         return CALCULATOR_ANSWERED, [messages + 2], ["digits"]
 
     def _xlsx(self, page, tag: str, harmless: bool):
-        self._xlsx_sent += 1
+        self._xlsx_sent += not harmless
         kind = "small" if harmless else "wide" if self._xlsx_sent % 2 else "declared"
         condition, arg = self._upload(page, f"{kind}-{tag}.xlsx", self.files[kind], XLSX)
         return condition, arg, ["Ready: 2 requests", "The table is too large", "took more time or memory"]
@@ -327,38 +345,41 @@ class Attackers:
         return UPLOAD_READ, [runs, name]
 
 
-def under_attack(url: str, fake, browser, harmless: bool = False,
-                 turns: int = TURNS) -> tuple[list[float], list[float], Attackers]:
-    """The normal visitor's Enter → answer times alone, then each with a volley of attacks in flight."""
+def under_attack(url: str, fake, browser, turns: int = TURNS) -> tuple[list[float], list[float], list[float], Attackers]:
+    """The normal visitor's Enter → answer times alone, then beside harmless and hostile volleys."""
     page = open_page(browser, url)
     send(page, "Hello, I am the normal visitor")  # the first turn also names the chat: not measured
     page.wait_for_function(LAST_MESSAGE_HAS, arg=[ANSWER_END, 2], timeout=ANSWER_TIMEOUT_S * 1000)
     page.wait_for_selector(IDLE, timeout=ANSWER_TIMEOUT_S * 1000)
-    attackers = Attackers(url, fake, harmless)
-    alone = time_turns(page, "alone", turns=turns)
-    with attackers:
-        attacked = time_turns(page, "attacked", attackers, turns)
+    alone = time_turns(page, "alone", turns)
+    with Attackers(url, fake) as attackers:
+        busy, attacked = time_turns_beside(page, attackers, turns)
     page.context.close()
-    return alone, attacked, attackers
+    return alone, busy, attacked, attackers
+
+
+def report_of(alone: list[float], busy: list[float], attacked: list[float], attackers: Attackers) -> str:
+    def listed(times: list[float]) -> str:
+        return f"median {statistics.median(times):.2f} s ({', '.join(f'{t:.2f}' for t in times)})"
+    return (f"Enter → answer alone {listed(alone)}; beside harmless sessions {listed(busy)}; beside attacks "
+            f"{listed(attacked)}; attacks that came back {dict(attackers.rounds)}, shown {dict(attackers.outcomes)}")
 
 
 def test_a_normal_visitor_is_answered_as_fast_while_others_attack(fake, database_url):
     with streamlit_server(env_for(fake, database_url)) as app, sync_playwright() as playwright:
         browser = launch(playwright)
         try:
-            alone, attacked, attackers = under_attack(app.url, fake, browser)
+            alone, busy, attacked, attackers = under_attack(app.url, fake, browser)
         finally:
             try:
                 browser.close()
             except PlaywrightError:
                 pass
         alive = app.process.poll() is None
-    median_alone, median_attacked = statistics.median(alone), statistics.median(attacked)
-    report = (f"Enter → answer alone {[round(t, 2) for t in alone]}, under attack {[round(t, 2) for t in attacked]}; "
-              f"attacks ended {dict(attackers.rounds)}, shown {dict(attackers.outcomes)}")
+    report = report_of(alone, busy, attacked, attackers)
     print(report)
     assert alive, "the server process died"
-    assert median_attacked <= SLOWER_AT_MOST * median_alone + NOISE_FLOOR_S, report
+    assert statistics.median(attacked) <= SLOWER_AT_MOST * statistics.median(busy) + NOISE_FLOOR_S, report
     assert all(attackers.rounds[kind] for kind in Attackers.KINDS), f"an attack never came back: {report}"
     assert attackers.outcomes["digits"] >= 1, f"the calculator bomb was not refused: {report}"
     assert not attackers.outcomes[APP_ERROR], f"a page crashed instead of refusing: {report}"
