@@ -152,7 +152,7 @@ def test_chinese_interface(app):
     app.selectbox(key="lang").set_value("zh").run()
     assert app.title[0].value == "Atri 聊天"
     send(app, "你好")
-    assert any("首 token" in c.value for c in app.caption)
+    assert any("首字" in c.value for c in app.caption)
 
 
 def test_new_chat_clears_the_conversation(app):
