@@ -1,4 +1,5 @@
 """The chat page, driven through Streamlit's AppTest against the fake DashScope server."""
+import html
 import json
 
 import pytest
@@ -13,7 +14,8 @@ def send(at, text):
 
 
 def bubbles(at):
-    return [(m.name, " ".join(md.value for md in m.markdown)) for m in at.chat_message]
+    """Each message's role and text: questions are shown as typed (st.text), answers as Markdown."""
+    return [(m.name, " ".join(e.value for e in [*m.text, *m.markdown])) for m in at.chat_message]
 
 
 def all_text(at):
@@ -211,3 +213,35 @@ def test_any_model_id_can_be_typed_and_its_abilities_are_guessed(app, dashscope_
     send(app, "hi")
     assert dashscope_env.streamed[-1]["model"] == "qwen3-vl-8b-thinking"
     assert "enable_thinking" not in dashscope_env.streamed[-1], "thinking-only models refuse enable_thinking"
+
+
+def test_a_question_is_shown_exactly_as_typed_not_as_markdown(app):
+    typed = "__init__ a*b*c\n    indented <b>not bold</b>"
+    send(app, typed)
+    question = app.chat_message[0]
+    assert [e.value for e in question.text] == [typed]
+    assert not question.markdown, "no Markdown: `__init__` would turn into a bold 'init'"
+
+
+def test_an_answer_shows_its_text_a_copy_button_and_its_details_behind_one_control(app):
+    send(app, "hi")
+    answer = app.chat_message[1]
+    copy = [h.proto.body for h in answer.get("html") if "atri-copy" in h.proto.body]
+    text = answer.markdown[0].value
+    assert text.startswith("Echo: hi")
+    assert len(copy) == 1 and f"data-copy=\"{html.escape(text, quote=True)}\"" in copy[0], "copies the Markdown"
+    details = answer.get("popover")
+    assert len(details) == 1
+    assert [c.value for c in details[0].caption if c.value.startswith("qwen3-max")], "the facts line is in there"
+    assert [e.label.split(":")[0] for e in details[0].expander] == ["Context", "Raw request and response"]
+    outside = [c.value for c in answer.caption if c.value.startswith("qwen3-max")]
+    assert len(outside) == 1, "drawn once: inside the details control, not also under the text"
+
+
+def test_always_show_details_draws_every_answers_details_under_it(app):
+    app.toggle(key="show_details_always").set_value(True).run()
+    send(app, "hi")
+    answer = app.chat_message[1]
+    assert not answer.get("popover")
+    assert any(c.value.startswith("qwen3-max") for c in answer.caption)
+    assert any(e.label == "Raw request and response" for e in answer.expander)

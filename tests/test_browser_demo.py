@@ -109,7 +109,8 @@ def test_past_the_quota_nothing_is_sent_the_text_stays_and_an_own_key_goes_on(fa
         assert fake.keys_seen[-1] == VISITOR_KEY
 
         # The host's key is nowhere a visitor or the log can see: page, websocket frames, raw view, export.
-        page.get_by_text("Raw request and response").last.click()
+        page.get_by_test_id("stChatMessage").last.get_by_role("button", name="Details").click()
+        page.get_by_test_id("stPopoverBody").get_by_text("Raw request and response").click()
         page.wait_for_selector(IDLE, timeout=30_000)
         html = re.sub(r"<input[^>]*>", "", page.content())  # the visitor's own key sits in its own field
         page.get_by_text("Manage this chat").click()

@@ -31,8 +31,10 @@ def test_a_pdf_is_attached_asked_about_shown_with_its_page_and_removed(fake, dat
         expect(question).to_contain_text("report.pdf · 12 pages ·")
         documents = page.get_by_test_id("stSidebar").get_by_test_id("stExpander").filter(has_text="Documents (1)")
         expect(documents).to_contain_text("report.pdf · 12 pages")
-        answer.get_by_text("Context:").click()
-        first_excerpt = answer.get_by_test_id("stExpander").filter(has_text="Document excerpts").locator("strong")
+        answer.get_by_role("button", name="Details").click()  # the answer's facts, context and raw views
+        details = page.get_by_test_id("stPopoverBody")
+        details.get_by_text("Context:").click()
+        first_excerpt = details.get_by_test_id("stExpander").filter(has_text="Document excerpts").locator("strong")
         expect(first_excerpt.first).to_have_text("[report.pdf p.7]")
         assert "AURORA-7731" in fake.streamed[-1]["messages"][0]["content"]
 

@@ -43,7 +43,8 @@ def images(at: AppTest) -> list[str]:
 
 
 def shown_text(at: AppTest) -> str:
-    return "\n".join([m.value for m in at.markdown] + [c.value for c in at.caption] + [c.value for c in at.code])
+    return "\n".join([m.value for m in at.markdown] + [t.value for t in at.text] + [c.value for c in at.caption]
+                     + [c.value for c in at.code])
 
 
 def test_an_answer_with_a_spy_image_draws_a_link_and_no_image():
@@ -58,7 +59,7 @@ def test_an_answer_with_a_spy_image_draws_a_link_and_no_image():
 
 def test_a_question_with_a_spy_image_draws_a_link_and_no_image():
     at = drawn(Message("user", f"look ![q]({SPY}) and <img src=\"{SPY}\">", id=1))
-    assert images(at) == [] and f"[q]({SPY})" in at.markdown[0].value
+    assert images(at) == [] and at.text[0].value == f"look ![q]({SPY}) and <img src=\"{SPY}\">"  # as typed, never drawn
 
 
 def test_a_path_is_never_given_to_st_image(tmp_path):
@@ -102,7 +103,7 @@ def test_web_images_are_links_until_the_visitor_asks_to_load_them():
 def test_a_very_long_text_shows_its_start_and_the_rest_on_demand():
     text = "word " * 30_000 + "THE END"
     at = drawn(Message("user", text, id=3))
-    assert len(at.markdown[0].value) < 25_000 and "THE END" not in shown_text(at)
+    assert len(at.text[0].value) < 25_000 and "THE END" not in shown_text(at)
     at.button(key="unfold_button::content::3").click().run()
     assert at.code[0].value == text
 

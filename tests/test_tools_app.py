@@ -22,7 +22,7 @@ def test_without_switches_no_tools_are_sent(app, dashscope_env):
 def test_web_search_sends_the_switch_and_lists_the_sources_with_linked_citations(app, dashscope_env):
     app.selectbox(key="model::dashscope").set_value("qwen-plus").run()
     app.toggle(key="tool::web_search").set_value(True).run()
-    assert "DashScope enable_search" in all_text(app)
+    assert "The provider searches the web" in all_text(app)
     send(app, "What is new today?")
     sent = dashscope_env.streamed[-1]
     assert sent["enable_search"] is True and sent["search_options"]["enable_source"] is True

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import streamlit as st
@@ -27,6 +28,7 @@ from atri.ui.render import LiveAnswer as LiveDrawing
 from atri.ui.render import show_message
 from atri.ui.session import CHAT_INPUT, EDIT_TEXT, IMAGE_URLS, PendingAnswer, session
 from atri.ui.sidebar import ChatSetup
+from atri.ui.toolbar import SHOW_DETAILS, icon_only, page_setup
 
 if TYPE_CHECKING:
     from streamlit.delta_generator import DeltaGenerator
@@ -238,33 +240,56 @@ def _send_edit(item: StoredMessage) -> None:
           position=item.position)
 
 
-def _answer_actions(lang: str, item: StoredMessage, failed: bool) -> None:
-    columns = st.columns([1.6, 0.5, 0.8, 0.5, 3], vertical_alignment="center")
-    label, icon = ("retry", ":material/refresh:") if failed else ("regenerate", ":material/autorenew:")
-    columns[0].button(t(lang, label), icon=icon, key="regenerate", on_click=_regenerate, args=(item,))
-    if item.variants > 1:
-        columns[1].button("‹", key="variant_prev", on_click=_show_variant, args=(item, -1), disabled=item.variant == 1)
-        columns[2].caption(f"{item.variant} / {item.variants}")
-        columns[3].button("›", key="variant_next", on_click=_show_variant, args=(item, 1),
-                          disabled=item.variant == item.variants)
+def _answer_actions(lang: str, item: StoredMessage, failed: bool) -> Callable[[], None]:
+    """Regenerate (Retry, with its label, after an error), and the variants' ‹ n / m › beside it."""
+    def draw() -> None:
+        if failed:
+            st.button(t(lang, "retry"), icon=":material/refresh:", key="regenerate", type="tertiary",
+                      on_click=_regenerate, args=(item,))
+        else:
+            with icon_only("regenerate"):
+                st.button(t(lang, "regenerate"), icon=":material/autorenew:", key="regenerate", type="tertiary",
+                          help=t(lang, "regenerate"), on_click=_regenerate, args=(item,))
+        if item.variants > 1:
+            st.button("‹", key="variant_prev", type="tertiary", on_click=_show_variant, args=(item, -1),
+                      disabled=item.variant == 1)
+            st.caption(f"{item.variant} / {item.variants}")
+            st.button("›", key="variant_next", type="tertiary", on_click=_show_variant, args=(item, 1),
+                      disabled=item.variant == item.variants)
+    return draw
 
 
 def _set_editing(editing: bool) -> None:
     session.editing = editing
 
 
-def _question_actions(lang: str, item: StoredMessage, answered: bool) -> None:
-    if session.editing:
-        st.text_area(t(lang, "edit_message"), value=item.message.content, key=EDIT_TEXT)
-        left, right, _ = st.columns([1, 1, 4])
-        left.button(t(lang, "send_edit"), type="primary", key="send_edit", on_click=_send_edit, args=(item,))
-        right.button(t(lang, "cancel"), key="cancel_edit", on_click=_set_editing, args=(False,))
-        return
-    left, right, _ = st.columns([1, 1.4, 4])
-    left.button(t(lang, "edit"), icon=":material/edit:", key="edit",
-                on_click=_set_editing, args=(True,))
-    if not answered:
-        right.button(t(lang, "get_answer"), icon=":material/send:", key="answer_again", on_click=_answer_again)
+def _question_actions(lang: str, item: StoredMessage, answered: bool) -> Callable[[], None]:
+    """Edit, and "Get an answer" for a question left without one."""
+    def draw() -> None:
+        with icon_only("edit"):
+            st.button(t(lang, "edit"), icon=":material/edit:", key="edit", type="tertiary", help=t(lang, "edit"),
+                      on_click=_set_editing, args=(True,))
+        if not answered:
+            st.button(t(lang, "get_answer"), icon=":material/send:", key="answer_again", type="tertiary",
+                      on_click=_answer_again)
+    return draw
+
+
+def _edit_form(lang: str, item: StoredMessage) -> None:
+    st.text_area(t(lang, "edit_message"), value=item.message.content, key=EDIT_TEXT)
+    with st.container(horizontal=True, gap="xsmall"):
+        st.button(t(lang, "send_edit"), type="primary", key="send_edit", on_click=_send_edit, args=(item,))
+        st.button(t(lang, "cancel"), key="cancel_edit", on_click=_set_editing, args=(False,))
+
+
+def _actions(lang: str, thread: list[StoredMessage], index: int) -> Callable[[], None] | None:
+    """What can still be done with this message: only the last question and its answer can be acted on."""
+    item, last = thread[index], index == len(thread) - 1
+    if item.message.role == "assistant" and last:
+        return _answer_actions(lang, item, failed=bool(item.message.facts and item.message.facts.error_kind))
+    if item.message.role == "user" and (last or index == len(thread) - 2):
+        return _question_actions(lang, item, answered=not last)
+    return None
 
 
 def show_history(lang: str, view: Snapshot, live: LiveAnswer | None, documents: list[DocumentInfo]) -> None:
@@ -276,16 +301,14 @@ def show_history(lang: str, view: Snapshot, live: LiveAnswer | None, documents: 
     busy = live is not None or _busy(view)
     first = _first_shown(lang, view)
     for index, item in enumerate(thread[first:], start=first):
+        actions = None if busy else _actions(lang, thread, index)
+        editing = session.editing and actions is not None and item.message.role == "user"
         with st.container(key=_message_key(item)):
             show_message(lang, item.message, view.by_id, recent=index >= len(thread) - RECENT_MESSAGES,
-                         attached=_attached(lang, item, documents))
-            last = index == len(thread) - 1
-            if busy:
-                continue
-            if item.message.role == "assistant" and last:
-                _answer_actions(lang, item, failed=bool(item.message.facts and item.message.facts.error_kind))
-            elif item.message.role == "user" and (last or index == len(thread) - 2):
-                _question_actions(lang, item, answered=not last)
+                         attached=_attached(lang, item, documents), actions=None if editing else actions,
+                         last=index == len(thread) - 1)
+            if editing:
+                _edit_form(lang, item)
 
 
 def _share_with_turn(view: Snapshot, live: LiveAnswer | None,
@@ -404,6 +427,9 @@ def conversation(lang: str, documents: list[DocumentInfo]) -> None:
     """The open conversation as saved; the turn (`turn`) comes below it. `documents`: the conversation's, as
     the page run read them for the sidebar."""
     view, live = _attach()
+    page_setup()
+    st.sidebar.toggle(t(lang, "show_details_always"), key=SHOW_DETAILS, help=t(lang, "show_details_always_help"),
+                      persist_state="session")
     conversation_totals(lang, view)
     show_history(lang, view, live, documents)
 

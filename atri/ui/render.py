@@ -23,6 +23,7 @@ from atri.ui.config import price_for
 from atri.ui.redraw import REDRAW_INTERVAL_S, Throttle
 from atri.ui.session import session
 from atri.ui.steps import show_sources, show_tool_steps
+from atri.ui.toolbar import copy_button, details_popover, icon_only, show_details_always, toolbar
 from atri.websearch import link_citations
 
 EAGER_MAX_MESSAGES = 12  # recent answers show their context and raw views at once up to this many messages
@@ -169,6 +170,20 @@ def show_answer_body(lang: str, message: Message) -> None:
         show_text(lang, link_citations(message.content, sources), f"content::{message.id}")
 
 
+def show_verbatim(lang: str, text: str, key: str) -> None:
+    """What the visitor typed, as typed: no Markdown, whitespace kept (`__init__ a*b*c` stays just that).
+    A very long text shows its start, the rest on demand, as `show_text` does."""
+    if len(text) <= FOLD_CHARS:
+        st.text(text)
+        return
+    if f"unfold::{key}" in session.opened:
+        st.code(text, language="text", wrap_lines=True)
+        return
+    st.text(text[:FOLD_CHARS] + " …")
+    st.button(t(lang, "show_whole", chars=len(text)), key=f"unfold_button::{key}", icon=":material/unfold_more:",
+              on_click=session.open_part, args=(f"unfold::{key}",))
+
+
 def _preview(text: str, limit: int = 160) -> str:
     flat = " ".join(text.split())
     return plain_text(flat if len(flat) <= limit else flat[:limit] + "…")
@@ -238,7 +253,9 @@ def show_raw(lang: str, message: Message, request: Callable[[], dict[str, Any]],
     _details(lang, t(lang, "raw_view"), f"raw::{key}", eager, body)
 
 
-def show_assistant(lang: str, message: Message, by_id: dict[int, Message], recent: bool = True) -> None:
+def show_assistant(lang: str, message: Message) -> None:
+    """The answer as a reader wants it: its reasoning folded, tool steps, the text, sources, and what went
+    wrong. Its facts, context and raw views are `answer_details`."""
     facts = message.facts
     if message.reasoning:
         budget = message.options.thinking_budget if message.options else None
@@ -262,6 +279,14 @@ def show_assistant(lang: str, message: Message, by_id: dict[int, Message], recen
         st.error(error_text(lang, facts.error_kind, facts.error_detail), icon=":material/error:")
     elif facts.finish_reason in ("length", "content_filter"):
         st.warning(t(lang, f"finish_{facts.finish_reason}"), icon=":material/content_cut:")
+
+
+def answer_details(lang: str, message: Message, by_id: dict[int, Message], recent: bool = True) -> None:
+    """The facts line (model, speed, tokens, cost), what the context strategy sent, and the raw request and
+    response."""
+    facts = message.facts
+    if facts is None:
+        return
     st.caption(facts_line(lang, facts, bool(message.reasoning))
                + (f" · {t(lang, 'facts_estimated')}" if facts.usage and facts.usage.estimated else ""))
     key = str(message.id)
@@ -279,18 +304,41 @@ def _small(request: dict[str, Any]) -> bool:
 
 
 def show_message(lang: str, message: Message, by_id: dict[int, Message], recent: bool = True,
-                 attached: list[str] | None = None) -> None:
+                 attached: list[str] | None = None, actions: Callable[[], None] | None = None,
+                 last: bool = False) -> None:
     """`by_id`: the conversation's messages, which stored requests refer to. `recent`: the answer's
     details (context, raw request) are sent at once, not on demand. `attached`: the documents that
-    came with a question, as labels."""
+    came with a question, as labels. `actions`: draws the message's own buttons in its toolbar. `last`:
+    the conversation's last message, whose toolbar shows without hovering."""
     with st.chat_message(message.role):
         if message.role == "user":
             for label in attached or []:
                 st.caption(f":material/description: {label}")
             show_images(lang, message)
-            show_text(lang, message.content, f"content::{message.id}")
+            show_verbatim(lang, message.content, f"content::{message.id}")
         else:
-            show_assistant(lang, message, by_id, recent)
+            show_assistant(lang, message)
+        folded = message.facts is not None and not show_details_always()
+        if message.facts is not None and not folded:
+            answer_details(lang, message, by_id, recent)
+        _message_toolbar(lang, message, by_id, recent, actions, last, folded)
+
+
+def _message_toolbar(lang: str, message: Message, by_id: dict[int, Message], recent: bool,
+                     actions: Callable[[], None] | None, last: bool, details: bool) -> None:
+    """Copy, the message's actions, and its folded details, in one row under it."""
+    copyable = bool(message.content) and len(message.content) <= FOLD_CHARS  # longer: copied once unfolded
+    if not (copyable or actions or details):
+        return
+    key = str(message.id)
+    with toolbar(key, last):
+        if copyable:
+            copy_button(message.content, t(lang, "copy"))
+        if actions:
+            actions()
+        if details:
+            with icon_only(f"details_{key}"):
+                details_popover(t(lang, "details"), key, lambda: answer_details(lang, message, by_id, recent))
 
 
 class LiveAnswer:
