@@ -6,7 +6,7 @@ LANGUAGES = {"zh": "中文", "en": "English"}
 STRINGS: dict[str, tuple[str, str]] = {
     # key: (zh, en)
     "app_title": ("Atri 聊天", "Atri chat"),
-    "chat_placeholder": ("输入消息，可粘贴或上传图片、附加文档…", "Message Atri — paste or attach images and documents…"),
+    "chat_placeholder": ("给 Atri 发消息…", "Message Atri…"),  # short: a phone shows one line; ＋ attaches
     "new_chat": ("新对话", "New chat"),
     "language": ("语言", "Language"),
     "provider": ("服务商", "Provider"),
