@@ -78,3 +78,17 @@ def test_an_answer_is_its_text_and_a_small_toolbar_copy_gives_its_markdown_and_a
             expect(toolbar).to_have_css("opacity", "1")
         expect(question.get_by_role("button", name=labels["edit"])).to_be_visible()
         browser.close()
+
+
+@pytest.mark.parametrize("scheme, dark", [("dark", True), ("light", False)])
+def test_the_page_follows_the_systems_light_or_dark_choice(app_url, scheme, dark):
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = browser.new_context(locale="en-US", viewport=DESKTOP, color_scheme=scheme).new_page()
+        page.goto(app_url)
+        page.wait_for_selector(IDLE, timeout=60_000)
+        red, green, blue = page.get_by_test_id("stApp").evaluate(
+            "app => getComputedStyle(app).backgroundColor.match(/\\d+/g).slice(0, 3).map(Number)")
+        luminance = (0.2126 * red + 0.7152 * green + 0.0722 * blue) / 255
+        assert (luminance < 0.2) if dark else (luminance > 0.9), f"{scheme}: background rgb({red}, {green}, {blue})"
+        browser.close()
