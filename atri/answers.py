@@ -17,7 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 from .client import Cancel
-from .context import EMBEDDER_NAME, ContextSettings, default_embedder, input_budget, prepare_context, write_summary
+from .context import EMBEDDER_NAME, ContextSettings, default_embedder, input_budget, prepare_context
+from .context.summaries import write_summary
 from .documents import DocumentProblem, Upload, chunk_pages, document_kind, read_pages_isolated
 from .errors import ChatError
 from .local_queue import LeftQueue, gate_for
@@ -27,7 +28,7 @@ from .providers import ModelInfo
 from .request import build_request
 from .saving import ProgressSaver
 from .settings import Connection
-from .store import StorageError, Store
+from .store import PlaceTaken, StorageError, Store
 from .titles import suggest_title
 from .tokens import TokenCounter
 from .tool_loop import run_turn_with_tools
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 MAX_ANSWERS_PER_OWNER = 3  # answers one visitor can have being written at once
 WORKERS = 16
 HEARTBEAT_S = 2.0  # how often a live answer's row says "still being written"
+SWEEP_EVERY_BEATS = 5  # how often this process marks answers whose writer (any replica) died as interrupted
 # A document this small (~15 pages; ~10 s on two cores) is embedded before its first answer; a bigger one is
 # answered at once by its words and embedded in the background after that answer.
 EMBED_BEFORE_ANSWER_CHUNKS = 40
@@ -126,10 +128,18 @@ class LiveAnswer:
 
 def answer_conversation(store: Store, live: LiveAnswer, setup: TurnSetup, position: int | None,
                         wants_title: bool) -> None:
-    """Answer the last question of the conversation, saving the answer as it grows (whole, partial or failed)."""
+    """Answer the last question of the conversation, saving the answer as it grows (whole, partial or failed).
+    The answer's row is claimed first: if another replica (or tab) is answering this question, nothing is
+    asked here and the page shows that answer."""
     owner, cid = live.owner, live.cid
-    history = store.snapshot(owner, cid).messages  # read-only, as every page draws them: not copied
-    live.saver = ProgressSaver(store, owner, cid, setup.options, position, setup.price)
+    saver = ProgressSaver(store, owner, cid, setup.options, position, setup.price, setup.count)
+    try:
+        claimed = saver.claim(Turn(model=setup.options.model, request={}, notes=[]))
+    except PlaceTaken:
+        return
+    live.saver = saver
+    thread = store.snapshot(owner, cid).thread  # read-only, as every page draws them: not copied
+    history = [item.message for item in thread if claimed is None or item.position < claimed]
     notes = read_documents(store, owner, cid, setup.documents, setup.count, history[-1].id if history else None,
                            lambda name, done, total: live.advance("reading", name, done, total))
     connection = setup.connection
@@ -259,7 +269,7 @@ class Answerer:
         self._closed = threading.Event()
         self._indexer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="atri-embed")
         self._embedding: set[tuple[str, str]] = set()
-        store.interrupt_stale_answers()  # left "being written" by a process that died
+        store.interrupt_stale_answers(at_start=True)  # left "being written" by a process that died
         threading.Thread(target=self._heartbeat, name="atri-heartbeat", daemon=True).start()
 
     def start(self, owner: str, cid: str, setup: TurnSetup, position: int | None = None,
@@ -344,11 +354,17 @@ class Answerer:
         self._indexer.shutdown(wait=True, cancel_futures=True)
 
     def _heartbeat(self) -> None:
+        """Every few seconds: this process's answers are still being written; now and then, answers whose
+        writer stopped (a replica that died) are marked interrupted, whoever wrote them."""
+        beats = 0
         while not self._closed.wait(HEARTBEAT_S):
+            beats += 1
             ids = [live.saver.message.id for live in list(self._live.values())
                    if not live.done.is_set() and live.saver and live.saver.message and live.saver.message.id]
-            if ids:
-                try:
+            try:
+                if ids:
                     self.store.still_writing(ids)
-                except StorageError:
-                    pass  # the next beat tries again; a reader sees the answer as live until it goes stale
+                if beats % SWEEP_EVERY_BEATS == 0:
+                    self.store.interrupt_stale_answers()
+            except StorageError:
+                pass  # the next beat tries again; a reader sees the answer as live until it goes stale

@@ -3,7 +3,10 @@
 Rows go queued → running → done / failed (or stopped). A 429 that can recover waits (as long as the
 provider's Retry-After says, when it says) and tries again; any other failure marks its row and never
 stops the others. A run belongs to the process, not to a page run: a click, a reload or a closed tab
-does not stop it, only Stop does; what finished is kept, and the run is saved when it ends.
+does not stop it, only Stop does. The run is saved as it goes: at its start, whenever rows have finished
+(every few seconds), and when it ends (retried, then in the background, and said on the page while it is
+not saved); a run whose process died reads as interrupted with its finished rows, and `resume` asks only
+for the rows not done.
 
 Every request goes out through `send_one` (the Extract page's too); host quotas are checked by the
 connection's meter (atri.quotas, in atri.turn), as for every other request.
@@ -14,6 +17,7 @@ import asyncio
 import csv
 import io
 import json
+import logging
 import re
 import threading
 import time
@@ -23,14 +27,23 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential,
+    wait_random_exponential,
+)
 
 from .messages import ChatOptions, Message
 from .pricing import Price, request_cost
 from .providers import ModelInfo, Thinking
 from .request import RequestPlan, build_request
 from .settings import Connection
-from .store import Store, new_id, now
+from .store import StorageError, Store, new_id, now
 from .tables import MAX_ROWS, BatchInputError, Table
 from .tokens import TokenCounter
 from .turn import Turn, arun_turn
@@ -47,6 +60,11 @@ MAX_WAIT_S = 60.0  # a Retry-After longer than this is not waited for in full
 RECOVERABLE = ("rate_limit", "burst", "quota_requests")  # a demo's per-minute quota resets within the minute
 
 QUEUED, RUNNING, DONE, FAILED, STOPPED = "queued", "running", "done", "failed", "stopped"
+SAVE_EVERY_S = 2.0  # a run going on is written this often when rows finished, touched (a heartbeat) when not
+FINAL_SAVE_RETRY_S = 8.0  # the end of a run waits this long for a database that refuses it; then in the background
+BACKGROUND_SAVE_RETRY_S = 3600.0
+
+log = logging.getLogger(__name__)
 
 
 _FIELD = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
@@ -425,14 +443,19 @@ class RunView:
 class BatchRun:
     """One run in progress, owned by the process: its rows change as their answers come."""
 
-    def __init__(self, owner: str, spec: BatchSpec, target: Target) -> None:
-        self.id = new_id()
+    def __init__(self, owner: str, spec: BatchSpec, target: Target, resumed: RunView | None = None) -> None:
+        """`resumed`: a saved run to go on with, under its id: its done rows are kept, the others asked."""
+        self.id = resumed.id if resumed else new_id()
         self.owner = owner
         self.spec = spec
         self.target = target
         self.rows = [BatchRow(i, row.prompt, row.variant, dict(row.values)) for i, row in enumerate(spec.rows)]
+        if resumed:
+            self.rows = [replace(old) if old.status == DONE else new for old, new in zip(resumed.rows, self.rows)]
         self.status = "running"
-        self.started_at = now()
+        self.started_at = resumed.started_at if resumed else now()
+        self.saved = threading.Event()  # the database has the run as it ended
+        self._earlier_s = (resumed.wall_s or 0.0) if resumed else 0.0
         self._started = time.perf_counter()
         self._ended: float | None = None
         self._lock = threading.Lock()
@@ -446,7 +469,7 @@ class BatchRun:
     def view(self) -> RunView:
         with self._lock:
             rows = [replace(row, values=dict(row.values), notes=list(row.notes)) for row in self.rows]
-            wall = (self._ended or time.perf_counter()) - self._started
+            wall = self._earlier_s + (self._ended or time.perf_counter()) - self._started
             return RunView(self.id, self.spec.kind, self.spec.title(), self.spec.provider_id, self.spec.model_id,
                            self.spec.concurrency, self.status, rows, self.started_at, wall, self.spec.system_prompt,
                            self.spec.json_mode)
@@ -464,6 +487,10 @@ class BatchRun:
     def wait(self, timeout: float | None = None) -> bool:
         return self.finished.wait(timeout)
 
+    def rows_ended(self) -> int:
+        with self._lock:
+            return sum(row.status in (DONE, FAILED, STOPPED) for row in self.rows)
+
     def _cancel_tasks(self) -> None:
         for task in self._tasks:
             task.cancel()
@@ -473,7 +500,7 @@ class BatchRun:
     async def run(self) -> None:
         self._loop = asyncio.get_running_loop()
         limit = asyncio.Semaphore(self.spec.concurrency)
-        self._tasks = [asyncio.create_task(self._row(row, limit)) for row in self.rows]
+        self._tasks = [asyncio.create_task(self._row(row, limit)) for row in self.rows if row.status != DONE]
         if self._stop.is_set():
             self._cancel_tasks()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -548,7 +575,7 @@ def run_sync(run: BatchRun) -> RunView:
 
 
 class BatchRunner:
-    """The process's batch runs, each in a thread of its own with its own event loop; saved when done."""
+    """The process's batch runs, each in a thread of its own with its own event loop; saved as they go."""
 
     KEPT = 64  # finished runs kept in memory (the store has them all)
 
@@ -556,15 +583,26 @@ class BatchRunner:
         self.store = store
         self._runs: dict[str, BatchRun] = {}
         self._lock = threading.Lock()
+        if store is not None:
+            store.interrupt_stale_runs(at_start=True)  # left "running" by a process that died
 
     def start(self, owner: str, spec: BatchSpec, target: Target) -> BatchRun:
-        if not spec.rows:
+        return self._start(BatchRun(owner, spec, target))
+
+    def resume(self, owner: str, view: RunView, target: Target) -> BatchRun:
+        """Go on with a saved run that did not finish (stopped, or its process died): only the rows not
+        done are asked, with the run's own settings, under the same id."""
+        if view.status == "running" or view.id in self._runs and not self._runs[view.id].finished.is_set():
+            raise BatchInputError("batch_too_many_runs", limit=RUNS_PER_OWNER)
+        return self._start(BatchRun(owner, spec_of(view), target, resumed=view))
+
+    def _start(self, run: BatchRun) -> BatchRun:
+        if not run.spec.rows:
             raise BatchInputError("batch_no_prompts")
         with self._lock:
-            live = sum(1 for run in self._runs.values() if run.owner == owner and not run.finished.is_set())
+            live = sum(1 for other in self._runs.values() if other.owner == run.owner and not other.finished.is_set())
             if live >= RUNS_PER_OWNER:
                 raise BatchInputError("batch_too_many_runs", limit=RUNS_PER_OWNER)
-            run = BatchRun(owner, spec, target)
             self._runs[run.id] = run
             finished = [r for r in self._runs.values() if r.finished.is_set()]
             for old in finished[: max(0, len(finished) - self.KEPT)]:
@@ -573,16 +611,54 @@ class BatchRunner:
         return run
 
     def _work(self, run: BatchRun) -> None:
+        ended = threading.Event()
+        saving = threading.Thread(target=self._keep_saved, args=(run, ended), name=f"atri-batch-save-{run.id[:6]}",
+                                  daemon=True)
+        if self.store is not None:
+            saving.start()
         try:
             asyncio.run(run.run())
         finally:
-            view = run.view()
+            ended.set()
             if self.store is not None:
-                try:
-                    save_run(self.store, run.owner, view)
-                except Exception:  # noqa: BLE001 - the run stays readable in memory; saving is best effort
-                    pass
+                saving.join()  # its last write must not land after the final one
+                if not self._save(run, FINAL_SAVE_RETRY_S):
+                    threading.Thread(target=self._save, args=(run, BACKGROUND_SAVE_RETRY_S), daemon=True,
+                                     name=f"atri-batch-save-{run.id[:6]}").start()
+            else:
+                run.saved.set()
             run.finished.set()
+
+    def _keep_saved(self, run: BatchRun, ended: threading.Event) -> None:
+        """While the run goes on: written at once, then again whenever rows have finished, and touched
+        otherwise, so that any replica can tell it from a run whose process died."""
+        written = -1
+        while True:
+            rows_ended = run.rows_ended()
+            try:
+                if rows_ended != written:
+                    save_run(self.store, run.owner, run.view())
+                    written = rows_ended
+                else:
+                    self.store.still_running([run.id])
+            except StorageError:
+                pass  # tried again at the next beat
+            except Exception:  # noqa: BLE001 - the run goes on; its final save says whether it is saved
+                log.exception("saving a batch run failed")
+            if ended.wait(SAVE_EVERY_S):
+                return
+
+    def _save(self, run: BatchRun, seconds: float) -> bool:
+        """The run as it ended, retried while the database refuses it; `run.saved` says when it has it."""
+        retrying = Retrying(stop=stop_after_delay(seconds), wait=wait_exponential(multiplier=0.2, max=3),
+                            retry=retry_if_exception_type(StorageError), reraise=True)
+        try:
+            retrying(save_run, self.store, run.owner, run.view())
+        except Exception:  # noqa: BLE001 - the page says it is not saved; the run stays readable in memory
+            log.exception("the final save of a batch run failed")
+            return False
+        run.saved.set()
+        return True
 
     def get(self, owner: str, run_id: str) -> BatchRun | None:
         run = self._runs.get(run_id)
@@ -602,6 +678,13 @@ def save_run(store: Store, owner: str, view: RunView) -> None:
                          provider=view.provider_id, model=view.model_id, rows=totals.rows, failed=totals.failed,
                          prompt_tokens=totals.prompt_tokens, completion_tokens=totals.completion_tokens,
                          cost=totals.cost, currency=totals.currency, data=view.record(), created_at=view.started_at)
+
+
+def spec_of(view: RunView) -> BatchSpec:
+    """What a saved run asked, to ask it again."""
+    rows = tuple(RowSpec(row.prompt, row.variant, dict(row.values)) for row in view.rows)
+    return BatchSpec(view.kind, view.provider_id, view.model_id, rows, view.concurrency, view.system_prompt,
+                     view.json_mode)
 
 
 def load_run(store: Store, owner: str, run_id: str) -> RunView | None:

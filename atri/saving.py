@@ -1,6 +1,7 @@
 """Saving an answer while it streams: what arrived is never lost to a storage error.
 
-The answer is written every half second and when it ends. A write the database refuses (a lock
+The answer's row is written before its request goes out (the claim: every replica then sees the question
+as being answered), every half second while it streams, and when it ends. A write the database refuses (a lock
 held by another writer, a lost connection) is simply tried again at the next chance; the final
 write is retried for a few seconds and then, if the database is still away, by a background thread
 until it answers. Meanwhile the page shows the answer from memory and says it is not saved yet.
@@ -15,8 +16,9 @@ from tenacity import Retrying, retry_if_result, stop_after_delay, wait_exponenti
 from .messages import ChatOptions, Message
 from .pricing import Price
 from .request import compact_request
-from .store import STREAMING, StorageError, Store
-from .turn import Turn
+from .store import STREAMING, PlaceTaken, StorageError, Store
+from .tokens import TokenCounter
+from .turn import Turn, estimate_usage
 
 SAVE_INTERVAL_S = 0.5  # how often a streaming answer is written to the database
 FINAL_RETRY_S = 8.0  # how long the end of an answer waits for a busy database before going to the background
@@ -27,19 +29,41 @@ class ProgressSaver:
     """Writes the growing answer of one turn to the store; a crash or a kill loses at most half a second."""
 
     def __init__(self, store: Store, owner: str, cid: str, options: ChatOptions, position: int | None,
-                 price: Price | None = None) -> None:
+                 price: Price | None = None, count: TokenCounter | None = None) -> None:
         self.store, self.owner, self.cid, self.options, self.position = store, owner, cid, options, position
         self.price = price  # the model's, so the stored answer carries its cost
+        self.count = count  # estimates what a growing answer has cost so far: a process that dies leaves it counted
         self.message: Message | None = None  # the latest state of the answer
         self.sent: list[Message] = []  # the thread messages the request carried, stored as references
         self.saved = threading.Event()  # set when the latest state is in the database
         self._saved_at = 0.0
         self._lock = threading.Lock()
 
-    def update(self, turn: Turn, final: bool = False) -> Message:
+    def claim(self, turn: Turn) -> int | None:
+        """Write the answer's row before anything is asked (store.claim_answer); returns its position, or
+        None when the database is away (the answer goes on and is saved when it answers again). Raises
+        PlaceTaken when another replica or tab is answering this question already."""
+        message = self._message_of(turn, final=False)
+        with self._lock:
+            try:
+                self.position = self.store.claim_answer(self.owner, self.cid, message, self.position, self.price)
+            except StorageError:
+                return None
+            self.message = message
+            self._saved_at = time.monotonic()
+            self.saved.set()
+            return self.position
+
+    def _message_of(self, turn: Turn, final: bool) -> Message:
         message = turn.to_message(self.options)
         if not final and message.facts and message.facts.error_kind == "interrupted":
             message.facts.error_kind = STREAMING  # not ended yet: other pages and replicas see it live
+            if message.facts.usage is None and self.count is not None and (turn.content or turn.reasoning):
+                message.facts.usage = estimate_usage(turn, self.count)
+        return message
+
+    def update(self, turn: Turn, final: bool = False) -> Message:
+        message = self._message_of(turn, final)
         with self._lock:
             message.id = self.message.id if self.message else None
             self.message = message
@@ -71,6 +95,9 @@ class ProgressSaver:
                 else:
                     self.store.save(self.owner, message, price=self.price)
             except StorageError:
+                return False
+            except PlaceTaken:  # not claimed (the database was away then), and the place is gone: at the end
+                self.position = None
                 return False
             self._saved_at = time.monotonic()
             if message is self.message:

@@ -12,7 +12,7 @@ import secrets
 import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +30,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -65,6 +66,8 @@ TITLE_CHARS = 40
 TITLE_MAX_CHARS = 200  # the column's size
 STREAMING = "streaming"  # the error kind of an answer while it is being written
 STALE_AFTER = timedelta(seconds=15)  # a "streaming" answer not touched for this long was left behind
+RUNNING_RUN, INTERRUPTED_RUN = "running", "interrupted"  # a batch run's status: going on; its process died
+APPEND_TRIES = 5  # a message added at the end, when other writers keep taking the next place first
 SNAPSHOTS_KEPT = 256  # conversations kept read in memory, most recently used
 MAX_IMPORT_MESSAGES = 20_000
 
@@ -92,6 +95,9 @@ class MessageRow(Base):
     Each fact is stored once: the raw response is rebuilt from these when it is shown."""
 
     __tablename__ = "messages"
+    # One active row per place, whichever replica writes it: two that append at once cannot both take it.
+    __table_args__ = (Index("ux_messages_active_position", "conversation_id", "position", unique=True,
+                            sqlite_where=text("active"), postgresql_where=text("active")),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
     position: Mapped[int] = mapped_column(Integer)
@@ -170,7 +176,7 @@ class BatchRunRow(Base):
     owner: Mapped[str] = mapped_column(String(200), index=True)
     kind: Mapped[str] = mapped_column(String(20))  # "batch" | "sweep"
     title: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(20))  # "done" | "stopped"
+    status: Mapped[str] = mapped_column(String(20))  # "running" | "done" | "stopped" (read: "interrupted")
     provider: Mapped[str | None] = mapped_column(String(40))
     model: Mapped[str | None] = mapped_column(String(200))
     rows: Mapped[int] = mapped_column(Integer)
@@ -181,6 +187,9 @@ class BatchRunRow(Base):
     currency: Mapped[str | None] = mapped_column(String(8))
     data: Mapped[dict[str, Any]] = mapped_column(JSON)  # the run's settings and rows (atri.batch)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    # Touched every few seconds while the run goes on: a "running" run not touched for STALE_AFTER was left
+    # by a process that died, and is read as "interrupted".
+    written_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class QuotaCounterRow(Base):
@@ -289,6 +298,11 @@ def _legacy_version(connection: SqlConnection) -> int | None:
 
 class StorageError(Exception):
     """The database did not take a read or write (locked, unreachable): worth trying again later."""
+
+
+class PlaceTaken(Exception):
+    """Another writer (another replica, another tab) took this place in the conversation first: for an
+    answer, someone is already answering that question."""
 
 
 class BadImport(ValueError):
@@ -460,6 +474,9 @@ class Store:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._snapshots: OrderedDict[tuple[str, str], _Kept] = OrderedDict()
         self._snapshots_lock = threading.Lock()
+        # A SQLite file has one app process; its writers of new places take turns here (PostgreSQL's take
+        # turns on the conversation's row lock). The unique index holds either way.
+        self._places_lock: AbstractContextManager[Any] = threading.Lock() if self.engine.dialect.name == "sqlite" else nullcontext()
         self.migrate()
 
     def migrate(self) -> str:
@@ -491,9 +508,12 @@ class Store:
         except (OperationalError, InterfaceError) as error:
             raise StorageError(type(error.orig).__name__ if error.orig else type(error).__name__) from error
 
-    def _owned(self, session: Session, owner: str, conversation_id: str) -> ConversationRow | None:
-        return session.scalar(select(ConversationRow).where(ConversationRow.id == conversation_id,
-                                                            ConversationRow.owner == owner))
+    def _owned(self, session: Session, owner: str, conversation_id: str,
+               lock: bool = False) -> ConversationRow | None:
+        """The conversation if `owner` has it; `lock`: held until the transaction ends (PostgreSQL; a
+        SQLite file has one writer at a time anyway), so that writers of one conversation take turns."""
+        statement = select(ConversationRow).where(ConversationRow.id == conversation_id, ConversationRow.owner == owner)
+        return session.scalar(statement.with_for_update() if lock else statement)
 
     # conversations
 
@@ -690,27 +710,57 @@ class Store:
     def append(self, owner: str, conversation_id: str, message: Message, position: int | None = None,
                price: Price | None = None) -> int:
         """Add a message at the end (or at `position`, as a new variant); returns its id.
-        `price`: the model's, when known, so that the answer's cost is stored with it."""
+        `price`: the model's, when known, so that the answer's cost is stored with it.
+        Raises PlaceTaken when another writer took `position` first."""
+        return self._insert(owner, conversation_id, message, position, price, claim=False).id
+
+    def claim_answer(self, owner: str, conversation_id: str, message: Message, position: int | None = None,
+                     price: Price | None = None) -> int:
+        """Write an answer's row before its request goes out, so that every replica sees the question as
+        being answered and none asks again; returns its position (the message gets its id). At the end
+        (`position` None) only if the last message is a question; at `position` only if no active row
+        is there. Raises PlaceTaken otherwise."""
+        return self._insert(owner, conversation_id, message, position, price, claim=True).position
+
+    def _insert(self, owner: str, conversation_id: str, message: Message, position: int | None,
+                price: Price | None, claim: bool) -> StoredMessage:
+        for attempt in range(APPEND_TRIES):
+            try:
+                with self._places_lock:
+                    item, version = self._insert_once(owner, conversation_id, message, position, price, claim)
+                break
+            except IntegrityError:  # the unique place: another writer came between the read and the write
+                if position is not None or claim or attempt == APPEND_TRIES - 1:
+                    raise PlaceTaken(conversation_id) from None
+        message.id = item.id  # only once committed: a failed write leaves the message unsaved
+        if position is None:
+            self._keep_appended(owner, conversation_id, version, item)
+        return item
+
+    def _insert_once(self, owner: str, conversation_id: str, message: Message, position: int | None,
+                     price: Price | None, claim: bool) -> tuple[StoredMessage, int]:
         with self._session() as session:
-            conversation = self._owned(session, owner, conversation_id)
+            conversation = self._owned(session, owner, conversation_id, lock=True)
             if conversation is None:
                 raise KeyError(conversation_id)
-            at_end, version = position is None, conversation.version
+            version = conversation.version
+            if claim and position is None:
+                last = session.scalar(select(MessageRow.role).where(MessageRow.conversation_id == conversation_id,
+                                                                    MessageRow.active)
+                                      .order_by(MessageRow.position.desc()).limit(1))
+                if last != "user":
+                    raise PlaceTaken(conversation_id)
             if position is None:
-                last = session.scalar(select(func.max(MessageRow.position))
-                                      .where(MessageRow.conversation_id == conversation_id))
-                position = 0 if last is None else last + 1
+                last_position = session.scalar(select(func.max(MessageRow.position))
+                                               .where(MessageRow.conversation_id == conversation_id))
+                position = 0 if last_position is None else last_position + 1
             row = MessageRow(conversation_id=conversation_id, position=position, active=True, created_at=now(),
                              **_row_values(message, price))
             session.add(row)
             conversation.updated_at = now()
             _changed(conversation)
             session.flush()
-            row_id = row.id
-        message.id = row_id  # only once committed: a failed write leaves the message unsaved
-        if at_end:
-            self._keep_appended(owner, conversation_id, version, StoredMessage(row_id, position, message, 1, 1))
-        return row_id
+            return StoredMessage(row.id, position, message, 1, 1), version
 
     def _keep_appended(self, owner: str, conversation_id: str, version: int, item: StoredMessage) -> None:
         """A message this process added at the end goes into the kept snapshot too, when that snapshot was
@@ -747,13 +797,13 @@ class Store:
             session.execute(update(MessageRow).where(MessageRow.id.in_(message_ids), MessageRow.error_kind == STREAMING)
                             .values(written_at=now()))
 
-    def interrupt_stale_answers(self) -> int:
-        """At start-up: mark answers left "being written" by a process that died as interrupted; returns
-        how many. A SQLite file has one app process, so all of them; on PostgreSQL other replicas may be
-        writing theirs, so only those their writer stopped touching."""
+    def interrupt_stale_answers(self, at_start: bool = False) -> int:
+        """Mark answers left "being written" by a process that died as interrupted; returns how many. Any
+        replica calls it now and then: what its writer stopped touching for STALE_AFTER was left behind.
+        At start-up on SQLite (one app process per file), every one of them: nothing can be writing yet."""
         left_behind = MessageRow.error_kind == STREAMING
-        if self.engine.dialect.name != "sqlite":
-            left_behind &= or_(MessageRow.written_at.is_(None), MessageRow.written_at < now() - STALE_AFTER)
+        if not (at_start and self.engine.dialect.name == "sqlite"):
+            left_behind &= _stale(MessageRow)
         with self._session() as session:
             return session.execute(update(MessageRow).where(left_behind).values(error_kind="interrupted")).rowcount
 
@@ -788,6 +838,7 @@ class Store:
             index = [s.id for s in siblings].index(row.id) + step
             if 0 <= index < len(siblings):
                 row.active = False
+                session.flush()  # first: one active row per place, at every moment
                 siblings[index].active = True
 
     # recall memory
@@ -947,7 +998,8 @@ class Store:
         values = {"owner": owner, "kind": kind[:20], "title": clip_title(title), "status": status[:20],
                   "provider": (provider or None) and provider[:40], "model": (model or None) and model[:200],
                   "rows": rows, "failed": failed, "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "cost": cost, "currency": currency, "data": storable(data), "created_at": created_at or now()}
+                  "cost": cost, "currency": currency, "data": storable(data), "created_at": created_at or now(),
+                  "written_at": now()}
         with self._session() as session:
             row = session.get(BatchRunRow, run_id)
             if row is not None and row.owner != owner:
@@ -958,19 +1010,42 @@ class Store:
                 for name, value in values.items():
                     setattr(row, name, value)
 
+    def interrupt_stale_runs(self, at_start: bool = False) -> int:
+        """Batch runs left "running" by a process that died, marked interrupted (as interrupt_stale_answers).
+        Reading one already says so; this makes it last."""
+        left_behind = BatchRunRow.status == RUNNING_RUN
+        if not (at_start and self.engine.dialect.name == "sqlite"):
+            left_behind &= _stale(BatchRunRow)
+        with self._session() as session:
+            return session.execute(update(BatchRunRow).where(left_behind).values(status=INTERRUPTED_RUN)).rowcount
+
+    def still_running(self, run_ids: list[str]) -> None:
+        """The batch runs with these ids are still going on in this process."""
+        with self._session() as session:
+            session.execute(update(BatchRunRow).where(BatchRunRow.id.in_(run_ids), BatchRunRow.status == RUNNING_RUN)
+                            .values(written_at=now()))
+
     def batch_runs(self, owner: str, limit: int = 10) -> list[dict[str, Any]]:
         """This owner's last runs, newest first, without their rows."""
         columns = (BatchRunRow.id, BatchRunRow.kind, BatchRunRow.title, BatchRunRow.status, BatchRunRow.model,
-                   BatchRunRow.rows, BatchRunRow.failed, BatchRunRow.cost, BatchRunRow.currency, BatchRunRow.created_at)
+                   BatchRunRow.rows, BatchRunRow.failed, BatchRunRow.cost, BatchRunRow.currency, BatchRunRow.created_at,
+                   BatchRunRow.written_at)
         statement = (select(*columns).where(BatchRunRow.owner == owner)
                      .order_by(BatchRunRow.created_at.desc()).limit(limit))
         with self._session() as session:
-            return [{**row._asdict(), "created_at": _aware(row.created_at)} for row in session.execute(statement)]
+            runs = [row._asdict() for row in session.execute(statement)]
+        for run in runs:
+            run["status"] = _run_status(run.pop("status"), run.pop("written_at"))
+            run["created_at"] = _aware(run["created_at"])
+        return runs
 
     def batch_run(self, owner: str, run_id: str) -> dict[str, Any] | None:
+        """A run's record (atri.batch), its status as it stands: a run whose process died is "interrupted"."""
         with self._session() as session:
             row = session.scalar(select(BatchRunRow).where(BatchRunRow.id == run_id, BatchRunRow.owner == owner))
-            return dict(row.data) if row is not None and isinstance(row.data, dict) else None
+            if row is None or not isinstance(row.data, dict):
+                return None
+            return {**row.data, "status": _run_status(row.status, row.written_at)}
 
     def usage_report(self, owner: str | None, start: datetime | None = None,
                      end: datetime | None = None) -> dict[str, list[dict[str, Any]]]:
@@ -1087,6 +1162,17 @@ class StoredContext:
 Stamp = tuple[datetime | None, str | None]  # a row's written_at and error kind: what changes when it is written
 _HEAD_COLUMNS = (MessageRow.id, MessageRow.position, MessageRow.role, MessageRow.active, MessageRow.written_at,
                  MessageRow.error_kind)
+
+
+def _run_status(status: str, written_at: datetime | None) -> str:
+    if status == RUNNING_RUN and (written_at is None or _aware(written_at) < now() - STALE_AFTER):
+        return INTERRUPTED_RUN
+    return status
+
+
+def _stale(table: type[MessageRow] | type[BatchRunRow]) -> Any:
+    """Rows whose writer stopped touching them: it died (or lost the database) STALE_AFTER ago."""
+    return or_(table.written_at.is_(None), table.written_at < now() - STALE_AFTER)
 
 
 def _stamp(row: Any) -> Stamp:

@@ -26,7 +26,7 @@ from sqlalchemy import (
 
 from atri.store import Base, Store, make_engine
 
-HEAD = "0009"
+HEAD = "0010"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -204,7 +204,7 @@ Store(sys.argv[1])
 
 def _old_database(url: str, conversations: int, per_conversation: int) -> None:
     """A database as the version before Alembic made it, with its conversations."""
-    engine = create_engine(url)
+    engine = make_engine(url)
     legacy_schema().create_all(engine)
     at = datetime(2026, 1, 1, tzinfo=UTC)
     with engine.begin() as connection:
@@ -212,21 +212,21 @@ def _old_database(url: str, conversations: int, per_conversation: int) -> None:
         connection.execute(text("INSERT INTO conversations VALUES (:id, 'owner', 'title', '{}', :at, :at)"),
                            [{"id": f"c{n}", "at": at} for n in range(conversations)])
         connection.execute(text("INSERT INTO messages (conversation_id, position, active, role, content, data, created_at) "
-                                "VALUES (:c, :p, 1, 'user', :text, '{}', :at)"),
+                                "VALUES (:c, :p, true, 'user', :text, '{}', :at)"),
                            [{"c": f"c{n}", "p": p, "text": f"message {n}.{p}", "at": at}
                             for n in range(conversations) for p in range(per_conversation)])
     engine.dispose()
 
 
 @pytest.mark.parametrize("killed_at_write", [2, 9, 25])
-def test_an_upgrade_killed_midway_on_sqlite_leaves_the_database_as_it_was_and_the_next_start_upgrades(
-        tmp_path, killed_at_write):
+def test_an_upgrade_killed_midway_leaves_the_database_as_it_was_and_the_next_start_upgrades(
+        blank_url, killed_at_write):
     import subprocess
     import sys
 
     from tests.conftest import ROOT
 
-    url = f"sqlite:///{tmp_path / 'atri.db'}"
+    url = blank_url
     _old_database(url, conversations=1_000, per_conversation=20)
     killed = subprocess.run([sys.executable, "-c", KILLER, url, str(killed_at_write)], cwd=ROOT, capture_output=True)
     assert killed.returncode == -9, killed.stderr.decode()[-2000:]

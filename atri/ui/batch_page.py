@@ -10,6 +10,7 @@ import streamlit as st
 
 from atri.batch import (
     DEFAULT_CONCURRENCY,
+    DONE,
     MAX_CONCURRENCY,
     STOPPED,
     BatchInputError,
@@ -223,10 +224,16 @@ def _totals(lang: str, view: RunView) -> None:
                  cost=_cost(totals.cost, totals.currency), seconds=view.wall_s or 0.0, concurrency=view.concurrency))
 
 
-def _finished(lang: str, view: RunView) -> None:
+def _finished(lang: str, view: RunView, settings: Settings, unsaved: bool = False) -> None:
     st.subheader(plain_text(view.title) or t(lang, "batch_title"))
     st.caption(f"{plain_text(view.provider_id)} · {plain_text(view.model_id)} · "
                f"{view.started_at:%Y-%m-%d %H:%M} UTC · {t(lang, 'batch_run_' + view.status)}")
+    if unsaved:
+        st.warning(t(lang, "batch_unsaved"), icon=":material/sync_problem:")
+    not_done = sum(row.status != DONE for row in view.rows)
+    if view.status in ("stopped", "interrupted") and not_done:
+        st.button(t(lang, "batch_resume", rows=not_done), key=f"batch_resume::{view.id}", icon=":material/resume:",
+                  on_click=_resume, args=(settings, view, lang))
     _progress(lang, view)
     _table(lang, view)
     _totals(lang, view)
@@ -254,6 +261,15 @@ def _side_by_side(lang: str, view: RunView) -> None:
                 st.markdown(defuse_images(row.answer) or "—")
 
 
+def _resume(settings: Settings, view: RunView, lang: str) -> None:
+    target = target_for(settings, f"{view.provider_id} · {view.model_id}", lang)
+    if target is not None:
+        try:
+            st.session_state[OPEN_RUN] = get_runner().resume(current_owner(), view, target).id
+        except BatchInputError as error:
+            refusal(lang, error)
+
+
 @st.fragment(run_every=FOLLOW_EVERY_S)
 def _follow(lang: str, run_id: str) -> None:
     """Redraws the live run twice a second; when it has ended, the whole page draws it once more, finished."""
@@ -278,6 +294,8 @@ def _last_runs(lang: str, owner: str) -> None:
         for run in runs:
             label = (f"{run['created_at']:%Y-%m-%d %H:%M} · {plain_text(run['title'])} · {plain_text(run['model'] or '')} · "
                      + t(lang, "batch_run_line", rows=run["rows"], failed=run["failed"], cost=_cost(run["cost"], run["currency"])))
+            if run["status"] != "done":
+                label += f" · {t(lang, 'batch_run_' + run['status'])}"
             st.button(label, key=f"batch_reopen::{run['id']}", type="tertiary", icon=":material/history:",
                       on_click=lambda run_id=run["id"]: st.session_state.update({OPEN_RUN: run_id}))
 
@@ -321,5 +339,5 @@ def batch_page(settings: Settings, lang: str) -> None:
             if view is None:
                 st.warning(t(lang, "batch_run_not_found"))
             else:
-                _finished(lang, view)
+                _finished(lang, view, settings, unsaved=live is not None and not live.saved.is_set())
     _last_runs(lang, owner)
