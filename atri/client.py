@@ -15,17 +15,15 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextvars import ContextVar
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx2
 import openai
 
 from .errors import ChatError, classify_status
+from .metering import Admitted, RequestMeter
 from .settings import Connection
 from .tokens import rough_count
-
-if TYPE_CHECKING:
-    from .quotas import Admission, Meter
 
 CONNECT_TIMEOUT_S = 10.0
 MAX_RETRIES = 2  # the SDK retries 408/409/429/5xx and connection errors with backoff
@@ -169,21 +167,21 @@ class Cancel:
 # The latest admission made in this thread or asyncio task, with its meter: the next request sent on that
 # meter goes under it, with the output it reserved, whoever built the request again in between (the tool loop
 # admits a request, then sends a copy of it).
-_latest: ContextVar[tuple[Meter, Admission] | None] = ContextVar("atri_latest_admission", default=None)
+_latest: ContextVar[tuple[RequestMeter, Admitted] | None] = ContextVar("atri_latest_admission", default=None)
 
 
-def hand_over(meter: Meter, admission: Admission | None) -> None:
+def hand_over(meter: RequestMeter, admission: Admitted | None) -> None:
     """The admission just made on `meter` (None: it needed none) is for the next request sent on it here."""
     _latest.set((meter, admission) if admission is not None else None)
 
 
-def latest_admission(meter: Meter | None) -> Admission | None:
+def latest_admission(meter: RequestMeter | None) -> Admitted | None:
     """The admission this thread or task made last on `meter`, if any."""
     latest = _latest.get()
     return latest[1] if latest is not None and meter is not None and latest[0] is meter else None
 
 
-def admitted(conn: Connection, kwargs: dict[str, Any], *, host_choice: bool = False) -> tuple[dict[str, Any], Admission | None]:
+def admitted(conn: Connection, kwargs: dict[str, Any], *, host_choice: bool = False) -> tuple[dict[str, Any], Admitted | None]:
     """The request as it may go out on this connection, and the admission it goes under: the one just made
     for it (atri.turn.admit_request), or, on a metered connection, a new one (raises QuotaExceeded)."""
     if conn.meter is None:
@@ -218,7 +216,7 @@ class Spending:
             if isinstance(delta, dict):
                 self._texts += [v for k in ("content", "reasoning_content", "reasoning") if isinstance(v := delta.get(k), str)]
 
-    def settle(self, admission: Admission | None) -> None:
+    def settle(self, admission: Admitted | None) -> None:
         """Charge the admission what was spent, giving back the rest of its reserve."""
         if admission is not None:
             admission.charge(self.total if self.total is not None

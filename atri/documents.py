@@ -14,18 +14,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import PurePath
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import bm25s
 import numpy as np
 from charset_normalizer import from_bytes
 from semantic_text_splitter import MarkdownSplitter, TextSplitter
 
+from .embeddings import Embedder
 from .isolation import Limits, WorkTooHeavy, run_isolated
 from .webfetch import page_text
-
-if TYPE_CHECKING:
-    from .context.recall import Embedder
 
 T = TypeVar("T")
 

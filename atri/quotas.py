@@ -196,7 +196,8 @@ class Quotas:
 @dataclass(frozen=True)
 class Meter:
     """A payer's quotas, carried by a Connection so that every request on it (answers, tool rounds, titles,
-    summaries, Compare, Batch, Extract) is admitted and charged in one place, atri.turn and atri.client."""
+    summaries, Compare, Batch, Extract) is admitted and charged in one place, atri.turn and atri.client, which
+    know it as an atri.metering.RequestMeter."""
 
     quotas: Quotas
     payer: Payer

@@ -10,16 +10,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from dotenv import dotenv_values
 
 from .local import cache_dir
+from .metering import RequestMeter
 from .providers import Provider, catalogue, embedded_provider
-
-if TYPE_CHECKING:
-    from .quotas import Meter
 
 
 @dataclass(frozen=True)
@@ -31,7 +28,7 @@ class Connection:
     api_key: str
     timeout_s: float = 120.0
     # The quotas its requests count against; not part of its identity (clients are shared across visitors).
-    meter: Meter | None = field(default=None, compare=False)
+    meter: RequestMeter | None = field(default=None, compare=False)
     headers: tuple[tuple[str, str], ...] = ()  # sent with every request (a gateway's credentials, for the host's)
 
     def __repr__(self) -> str:  # keep the key and headers out of logs and tracebacks

@@ -4,12 +4,13 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .client import Cancel, astream_chunks, hand_over, latest_admission, stream_chunks
 from .errors import ChatError
 from .messages import AnswerFacts, ChatOptions, Message, Usage
+from .metering import Admitted
 from .request import RequestPlan
 from .settings import Connection
 from .stream import (
@@ -26,9 +27,6 @@ from .stream import (
 )
 from .tokens import TokenCounter, count_prompt, rough_count
 from .tools import ToolCall, ToolStep
-
-if TYPE_CHECKING:
-    from .quotas import Admission
 
 QUOTA_CUT_NOTE = "note_quota_cut"  # an answer cut where the quota or budget left ended
 
@@ -216,7 +214,7 @@ class TurnFollower:
             turn.notes.append(QUOTA_CUT_NOTE)
         return turn
 
-    def sending(self, admission: Admission | None, kwargs: dict[str, Any]) -> None:
+    def sending(self, admission: Admitted | None, kwargs: dict[str, Any]) -> None:
         """The request as it goes out under its admission (with the output cap it reserved), for the record."""
         if admission is not None:
             model = self._conn.provider.model(kwargs["model"])
@@ -229,7 +227,7 @@ class TurnFollower:
 
 
 def admit_request(conn: Connection, plan: RequestPlan, count: TokenCounter | None, *,
-                  host_choice: bool = False) -> Admission | None:
+                  host_choice: bool = False) -> Admitted | None:
     """Counted against the payer's quotas before anything is sent (raises QuotaExceeded, a ChatError): its
     input, and a reserve for its output, which atri.client then asks for no more than (max_tokens, and
     thinking_budget where that bounds the reasoning). `host_choice`: a call the host decided on (a summary),
@@ -242,7 +240,7 @@ def admit_request(conn: Connection, plan: RequestPlan, count: TokenCounter | Non
     return admission
 
 
-def charge_turn(admission: Admission | None, turn: Turn) -> Turn:
+def charge_turn(admission: Admitted | None, turn: Turn) -> Turn:
     if admission is not None and turn.usage is not None:
         admission.charge(turn.usage.prompt_tokens + turn.usage.completion_tokens)
     return turn

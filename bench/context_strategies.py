@@ -12,7 +12,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from atri.context import ContextSettings, Memory, Summary, prepare_context, write_summary
+from atri.context import ContextSettings, Memory, Summary, prepare_context
+from atri.context.summaries import write_summary
 from atri.local import BUNDLED_MODEL_ID, assemble_model, bundled_token_counter, cache_dir, start_engine
 from atri.messages import Message
 from atri.providers import LOCAL, ModelInfo, catalogue

@@ -20,8 +20,8 @@ from pathlib import Path
 from fpdf import FPDF
 
 from atri.answers import embed_documents
-from atri.context.recall import default_embedder
 from atri.documents import check_document, chunk_pages, read_pages, search
+from atri.embeddings import default_embedder
 from atri.settings import Settings
 from atri.store import Store
 from atri.tokenizer import counter_for

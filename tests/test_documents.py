@@ -12,7 +12,6 @@ from PIL import Image
 from pypdf import PdfReader, PdfWriter
 
 from atri.answers import Answerer, embed_documents
-from atri.context.recall import default_embedder
 from atri.documents import (
     DocumentProblem,
     Page,
@@ -25,6 +24,7 @@ from atri.documents import (
     search,
     whole_pages,
 )
+from atri.embeddings import default_embedder
 from atri.messages import Message
 from atri.store import Store
 from tests.test_answers import setup_for, wait_done

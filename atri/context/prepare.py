@@ -7,11 +7,12 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ..documents import StoredChunk, search, sent_whole, whole_pages
+from ..embeddings import EMBEDDER_NAME, Embedder, default_embedder
 from ..errors import ChatError
 from ..messages import Message
 from ..tokens import TokenCounter
 from .plan import ContextPlan, ContextSettings, DocumentContext, Summary, last_turns_from, plan_context, summary_due
-from .recall import EMBEDDER_NAME, Embedder, Memory, default_embedder, new_memories, recall
+from .recall import Memory, new_memories, recall
 
 # (thread, (start, end) of the messages to fold in, the previous summary) -> the new summary's text;
 # raises ChatError when the model could not write one.

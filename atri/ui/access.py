@@ -138,9 +138,10 @@ def standing_line(lang: str, standings: list[Standing]) -> str:
 
 def quota_status(lang: str, connection: Connection | None) -> Standing | None:
     """The sidebar's line of what is left; returns the limit already used up, if one is."""
-    if connection is None or connection.meter is None:
+    meter = connection.meter if connection is not None else None
+    if not isinstance(meter, Meter):  # unmetered (or metered by something other than the quotas)
         return None
-    standings = connection.meter.quotas.standing(connection.meter.payer)
+    standings = meter.quotas.standing(meter.payer)
     if not standings:
         return None
     st.caption(f":material/data_usage: {standing_line(lang, standings)}")
