@@ -1,4 +1,4 @@
-"""Screenshots of the chat for docs/ (issue 29): empty, a turn, its details, a long answer, a phone; English and
+"""Screenshots of the chat for docs/ (issue 29): empty, a turn, its details, a long answer, scrolled up, a phone; English and
 Chinese. Against the fake DashScope server, in headless Chromium. Not a test: look at what it takes.
 
     .venv/bin/python -m tests.screenshots [docs/screenshots]
@@ -23,7 +23,7 @@ LONG = ("Here is what I found:\n\n| model | thinks | sees |\n|---|---|---|\n| qw
 
 
 def shoot(browser, url: str, out: Path, locale: str, lang: str) -> None:
-    for name, viewport in [("desktop", DESKTOP), ("phone", PHONE)]:
+    for viewport in (DESKTOP, PHONE):
         phone = viewport is PHONE
         context = browser.new_context(locale=locale, viewport=viewport, has_touch=phone, is_mobile=phone)
         page = context.new_page()
@@ -50,6 +50,11 @@ def shoot(browser, url: str, out: Path, locale: str, lang: str) -> None:
         page.wait_for_selector(IDLE)
         page.wait_for_timeout(500)
         page.screenshot(path=out / f"chat-long-{lang}.png")
+        page.mouse.move(700, 400)
+        for _ in range(6):
+            page.mouse.wheel(0, -300)
+        page.wait_for_timeout(1000)
+        page.screenshot(path=out / f"chat-scrolled-up-{lang}.png")  # "jump to latest" above the chat box
         context.close()
 
 

@@ -92,3 +92,41 @@ def test_the_page_follows_the_systems_light_or_dark_choice(app_url, scheme, dark
         luminance = (0.2126 * red + 0.7152 * green + 0.0722 * blue) / 255
         assert (luminance < 0.2) if dark else (luminance > 0.9), f"{scheme}: background rgb({red}, {green}, {blue})"
         browser.close()
+
+
+def test_a_question_sent_from_higher_up_comes_into_view_and_the_keyboard_stops_and_edits(app_url, fake):
+    tall = "\n\n".join(f"line {n}" for n in range(12))
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = browser.new_context(locale="en-US", viewport=DESKTOP).new_page()
+        page.goto(app_url)
+        page.wait_for_selector(IDLE, timeout=60_000)
+        for turn in range(3):
+            send(page, f"question {turn}\n\n{tall}")
+            expect(page.get_by_test_id("stChatMessage").nth(2 * turn + 1)).to_contain_text(ANSWER_END, timeout=20_000)
+            page.wait_for_selector(IDLE, timeout=20_000)
+
+        page.mouse.move(700, 400)
+        for _ in range(12):  # the reader scrolls up, as a person does
+            page.mouse.wheel(0, -500)
+        jump = page.get_by_role("button", name="Jump to the latest message")
+        expect(jump).to_be_visible(timeout=5_000)
+        expect(page.get_by_test_id("stChatMessage").nth(5)).not_to_be_in_viewport()
+
+        fake.chunk_delay_s = 0.4
+        send(page, "the new question")
+        expect(page.get_by_test_id("stChatMessage").nth(6)).to_be_in_viewport(timeout=5_000)
+        answer = page.get_by_test_id("stChatMessage").nth(7)
+        expect(answer).to_contain_text("Echo:", timeout=20_000)
+        expect(answer).to_be_in_viewport()
+        expect(jump).to_be_hidden()
+
+        page.keyboard.press("Escape")  # stops the answer
+        expect(answer).to_contain_text("You stopped this answer", timeout=10_000)
+        page.wait_for_selector(IDLE, timeout=20_000)
+
+        page.get_by_test_id("stChatInputTextArea").click()
+        page.keyboard.press("ArrowUp")  # edits the last question
+        expect(page.get_by_role("textbox", name="Edit your question, then send it again")).to_have_value(
+            "the new question", timeout=10_000)
+        browser.close()

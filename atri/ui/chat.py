@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import streamlit as st
@@ -19,6 +19,7 @@ from atri.images import ImageBatch, file_to_data_url, parse_image_urls
 from atri.messages import Message
 from atri.safe_markdown import plain_text
 from atri.store import EMPTY, STREAMING, DocumentInfo, Snapshot, StorageError, StoredMessage, title_from
+from atri.ui.browser_script import EDIT_KEY, STOP_KEY, page_script
 from atri.ui.config import current_language, get_answerer, get_store, price_for
 from atri.ui.context_panel import conversation_totals, current_settings
 from atri.ui.documents_panel import conversation_documents, document_label
@@ -28,7 +29,7 @@ from atri.ui.render import LiveAnswer as LiveDrawing
 from atri.ui.render import show_message
 from atri.ui.session import CHAT_INPUT, EDIT_TEXT, IMAGE_URLS, PendingAnswer, session
 from atri.ui.sidebar import ChatSetup
-from atri.ui.toolbar import SHOW_DETAILS, icon_only, page_setup
+from atri.ui.toolbar import SHOW_DETAILS, icon_only, toolbar_style
 
 if TYPE_CHECKING:
     from streamlit.delta_generator import DeltaGenerator
@@ -267,7 +268,7 @@ def _question_actions(lang: str, item: StoredMessage, answered: bool) -> Callabl
     """Edit, and "Get an answer" for a question left without one."""
     def draw() -> None:
         with icon_only("edit"):
-            st.button(t(lang, "edit"), icon=":material/edit:", key="edit", type="tertiary", help=t(lang, "edit"),
+            st.button(t(lang, "edit"), icon=":material/edit:", key=EDIT_KEY, type="tertiary", help=t(lang, "edit"),
                       on_click=_set_editing, args=(True,))
         if not answered:
             st.button(t(lang, "get_answer"), icon=":material/send:", key="answer_again", type="tertiary",
@@ -427,7 +428,8 @@ def conversation(lang: str, documents: list[DocumentInfo]) -> None:
     """The open conversation as saved; the turn (`turn`) comes below it. `documents`: the conversation's, as
     the page run read them for the sidebar."""
     view, live = _attach()
-    page_setup()
+    toolbar_style()
+    page_script(lang)
     st.sidebar.toggle(t(lang, "show_details_always"), key=SHOW_DETAILS, help=t(lang, "show_details_always_help"),
                       persist_state="session")
     conversation_totals(lang, view)
@@ -513,7 +515,7 @@ def follow_answer(lang: str, view: Snapshot, live: LiveAnswer | None) -> None:
     if live is not None:
         region = st.container()
         if not live.done.is_set():  # outside the answer's region: a click reruns this part, and that run re-attaches
-            st.button(t(lang, "stop"), key="stop_answer", icon=":material/stop_circle:", on_click=_stop, args=(view.cid,))
+            st.button(t(lang, "stop"), key=STOP_KEY, icon=":material/stop_circle:", on_click=_stop, args=(view.cid,))
         with region:
             _live_answer(lang, live)
     elif _busy(view):

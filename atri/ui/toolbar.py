@@ -3,8 +3,8 @@
 Streamlit (checked on 1.67) has no button that copies a given text and no icon-only button, so two small
 workarounds live here and nowhere else:
 
-- The copy button is a sanitised `st.html` button holding the message's Markdown in a data attribute; one
-  script for the page (`page_script`) copies it on a click. A Streamlit button would rerun the script to
+- The copy button is a sanitised `st.html` button holding the message's Markdown in a data attribute; the
+  page's script (atri/ui/browser_script.py) copies it on a click. A Streamlit button would rerun the script to
   copy; `st.code`'s own copy button would show the whole text a second time.
 - The toolbar's buttons keep their labels for screen readers and tests (`get_by_role("button", name=...)`)
   but show only their icons: CSS on Streamlit's `stMarkdownContainer` inside the keyed containers below.
@@ -41,46 +41,15 @@ STYLE = f"""<style>
     -webkit-font-feature-settings: "liga"; font-feature-settings: "liga"; }}
 .atri-copy .atri-done, .atri-copy.atri-copied .atri-todo {{ display: none; }}
 .atri-copy.atri-copied .atri-done {{ display: inline; }}
-.st-key-atri_page_script {{ display: none; }}
 @media (hover: hover) and (pointer: fine) {{
     [data-testid="stChatMessage"]:not(:hover):not(:focus-within)
         [class*="st-key-{TOOLBAR_PREFIX}"]:not([class*="st-key-{LAST_TOOLBAR_PREFIX}"]) {{ opacity: 0; }}
 }}
 </style>"""
 
-# Copies the clicked button's text. navigator.clipboard needs a secure context (HTTPS or localhost): a
-# plain-HTTP address on a LAN falls back to the older execCommand. Installed once per browser tab.
-SCRIPT = """<script>
-if (!window.__atriCopy) {
-  window.__atriCopy = true;
-  const fallback = (text) => {
-    const area = document.createElement('textarea');
-    area.value = text; area.setAttribute('readonly', ''); area.style.position = 'fixed'; area.style.opacity = '0';
-    document.body.appendChild(area); area.select(); document.execCommand('copy'); area.remove();
-  };
-  document.addEventListener('click', async (event) => {
-    const button = event.composedPath().find((node) => node.classList && node.classList.contains('atri-copy'));
-    if (!button) return;
-    const text = button.dataset.copy || '';
-    try {
-      if (!navigator.clipboard) throw new Error('no clipboard');
-      await navigator.clipboard.writeText(text);
-    } catch (error) {
-      fallback(text);
-    }
-    button.classList.add('atri-copied');
-    setTimeout(() => button.classList.remove('atri-copied'), 1500);
-  });
-}
-</script>"""
-
-
-def page_setup() -> None:
-    """The toolbar's style and the copy script. Drawn on every page run, always the same one element (the
-    style goes to Streamlit's event container; the script's container is hidden)."""
+def toolbar_style() -> None:
+    """Drawn on every page run (a style alone goes to Streamlit's event container: it takes no place)."""
     st.html(STYLE)
-    with st.container(key="atri_page_script"):
-        st.html(SCRIPT, unsafe_allow_javascript=True)
 
 
 def show_details_always() -> bool:
