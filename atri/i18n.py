@@ -76,6 +76,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "budget_label": ("预算 {budget:,}", "budget {budget:,}"),
     "raw_view": ("原始请求与响应", "Raw request and response"),
     "copy": ("复制", "Copy"),
+    "jump_to_latest": ("回到最新消息", "Jump to the latest message"),
     "details": ("详情", "Details"),
     "show_details_always": ("总是显示回答详情", "Always show answer details"),
     "show_details_always_help": ("每个回答下方直接显示模型、用时、用量、上下文与原始请求，而不是收在 ⓘ 里。",
@@ -140,6 +141,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "load_images": ("加载图片", "Load images"),
     "show_whole": ("显示全部（{chars:,} 个字符）", "Show all ({chars:,} characters)"),
     "show_earlier": ("显示更早的 {count} 条消息", "Show {count} earlier messages"),
+    "database_schema_problem": ("数据库无法升级到这个版本的 Atri 所需的结构，因此现在无法打开对话。数据没有被改动；请管理员查看服务器日志。",
+                                "The database could not be brought up to date for this version of Atri, so conversations "
+                                "cannot be opened now. Nothing in it was changed; the host's server log says why."),
     "error_storage": ("数据库暂时无法写入，这个回答还没有保存：它保留在本页上，数据库恢复后会自动保存。",
                       "The database is not accepting writes: this answer is not saved yet. It stays on this page "
                       "and is saved as soon as the database answers."),

@@ -22,6 +22,7 @@ import numpy as np
 from alembic import command as alembic_command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
+from alembic.util import CommandError as AlembicError
 from pydantic import Field
 from sqlalchemy import (
     JSON,
@@ -48,7 +49,7 @@ from sqlalchemy.dialects.postgresql import insert as postgres_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection as SqlConnection
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DatabaseError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
@@ -296,8 +297,28 @@ def _legacy_version(connection: SqlConnection) -> int | None:
     return connection.execute(text("SELECT max(version) FROM atri_schema_version")).scalar() or None
 
 
+def _upgrade(connection: SqlConnection) -> str:
+    if connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")  # one writer, and the DDL inside the transaction
+    else:
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    legacy = _legacy_version(connection)
+    if legacy:
+        alembic_command.stamp(config, f"{legacy:04d}")
+    alembic_command.upgrade(config, "head")
+    return MigrationContext.configure(connection).get_current_revision() or ""
+
+
 class StorageError(Exception):
     """The database did not take a read or write (locked, unreachable): worth trying again later."""
+
+
+class SchemaProblem(Exception):
+    """The database's schema could not be brought up to date (a file upgraded by hand, a revision this
+    version does not know, a failing statement): nothing can be read or written until the host fixes it."""
 
 
 class PlaceTaken(Exception):
@@ -486,19 +507,13 @@ class Store:
         A database from before Alembic (its own version table) is stamped at the revision it
         already has, not rebuilt. Replicas starting at once on PostgreSQL take turns.
         """
-        with self.engine.connect() as connection, _ddl_in_transactions(connection), connection.begin():
-            if connection.dialect.name == "sqlite":
-                connection.exec_driver_sql("BEGIN IMMEDIATE")  # one writer, and the DDL inside the transaction
-            else:
-                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
-            config = AlembicConfig()
-            config.set_main_option("script_location", str(MIGRATIONS_DIR))
-            config.attributes["connection"] = connection
-            legacy = _legacy_version(connection)
-            if legacy:
-                alembic_command.stamp(config, f"{legacy:04d}")
-            alembic_command.upgrade(config, "head")
-            return MigrationContext.configure(connection).get_current_revision() or ""
+        with self.engine.connect() as connection, _ddl_in_transactions(connection):
+            try:
+                with connection.begin():
+                    return _upgrade(connection)
+            except (AlembicError, DatabaseError) as error:  # reached the database, and the upgrade failed
+                detail = str(getattr(error, "orig", None) or error).splitlines()[0][:300]
+                raise SchemaProblem(f"the schema could not be brought up to date: {detail}") from error
 
     @contextmanager
     def _session(self) -> Iterator[Session]:

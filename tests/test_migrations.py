@@ -24,7 +24,7 @@ from sqlalchemy import (
     text,
 )
 
-from atri.store import Base, Store, make_engine
+from atri.store import Base, SchemaProblem, Store, make_engine
 
 HEAD = "0010"
 
@@ -236,3 +236,38 @@ def test_an_upgrade_killed_midway_leaves_the_database_as_it_was_and_the_next_sta
         assert connection.execute(text("SELECT count(*) FROM messages")).scalar() == 20_000
         assert connection.execute(text("SELECT content FROM messages WHERE conversation_id = 'c999' AND position = 19"
                                        )).scalar() == "message 999.19"
+
+
+def _half_upgraded(url: str) -> None:
+    """A database at head whose version row says the revision before: as if someone had rolled back the
+    number by hand, or an older tool had upgraded it without a transaction. 0010's index is already there."""
+    store = Store(url)
+    with store.engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0009'"))
+    store.engine.dispose()
+
+
+def test_a_database_that_cannot_be_upgraded_says_so_and_keeps_its_data(blank_url):
+    _half_upgraded(blank_url)
+    with pytest.raises(SchemaProblem, match="could not be brought up to date"):
+        Store(blank_url)
+    engine = make_engine(blank_url)
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0009"
+    engine.dispose()
+
+
+def test_the_page_says_the_database_cannot_be_used_instead_of_a_traceback(dashscope_env, database_url):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+
+    _half_upgraded(database_url)
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert [error.value for error in at.error] == [
+        "The database could not be brought up to date for this version of Atri, so conversations cannot be opened "
+        "now. Nothing in it was changed; the host's server log says why."]

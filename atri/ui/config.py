@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -14,11 +15,12 @@ from atri.local import LocalEngine, LocalModelError, gguf_token_counter, prepare
 from atri.pricing import Price, price_table
 from atri.providers import embedded_provider, with_local_model
 from atri.settings import Connection, Settings, gather_values
-from atri.store import Store
+from atri.store import SchemaProblem, Store
 from atri.tokens import TokenCounter
 from atri.ui.session import LANG
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+log = logging.getLogger(__name__)
 
 
 def _secrets() -> dict[str, object]:
@@ -70,8 +72,14 @@ def database_url(settings: Settings) -> str:
 
 
 def get_store() -> Store:
-    """One engine (and connection pool) per process; migrations run when it is first made."""
-    return _store(database_url(load_settings()))
+    """One engine (and connection pool) per process; migrations run when it is first made. A database
+    whose schema cannot be brought up to date stops the page with a message (tried again next run)."""
+    try:
+        return _store(database_url(load_settings()))
+    except SchemaProblem as problem:
+        log.error("the database cannot be used: %s", problem)
+        st.error(t(current_language(), "database_schema_problem"), icon=":material/database:")
+        st.stop()
 
 
 @st.cache_resource(show_spinner=False, on_release=Answerer.close)
