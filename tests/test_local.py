@@ -188,7 +188,7 @@ def test_two_browser_sessions_chat_with_the_local_model_at_once(database_url):
         expect(second.get_by_test_id("stChatMessage").nth(1)).to_contain_text("你排在第 1 位", timeout=30_000)
         for page in pages:
             answer = page.get_by_test_id("stChatMessage").nth(1)
-            expect(answer).to_contain_text("qwen2.5-coder", timeout=120_000)  # the facts line: the answer ended
+            expect(answer).to_contain_text("详情", timeout=120_000)  # its details control: the answer ended
             expect(answer.get_by_test_id("stAlert")).to_have_count(0)  # no error box
         browser.close()
 
