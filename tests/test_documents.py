@@ -4,12 +4,14 @@ import io
 import random
 import zipfile
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from docx import Document
 from fpdf import FPDF
 from PIL import Image
 from pypdf import PdfReader, PdfWriter
+from pypdf.constants import PageLabelStyle
 
 from atri.answers import Answerer, embed_documents
 from atri.documents import (
@@ -19,7 +21,9 @@ from atri.documents import (
     Upload,
     check_document,
     chunk_pages,
+    documents_block,
     read_pages,
+    read_pages_isolated,
     scanned_pages,
     search,
     whole_pages,
@@ -75,6 +79,75 @@ def test_a_pdf_is_read_page_by_page_and_its_chunks_keep_their_page():
     assert len(chunks) > 12, "pages of ~3,000 characters are cut into several chunks"
     assert all(len(c.text) <= 1200 for c in chunks)
     assert {c.page for c in chunks if "AURORA" in c.text} == {7}
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_a_pdf_whose_words_are_placed_without_spaces_is_read_with_them():
+    data = (DATA / "debian-reference-p15.pdf").read_bytes()  # a real page: see tests/data/README.md
+    assert "Youcanreadandwritedevicefiles" in PdfReader(io.BytesIO(data)).pages[0].extract_text(), "pypdf loses them"
+    [page] = read_pages_isolated("debian-reference.pdf", data)
+    assert "You can read and write device files, though the file may well contain binary data" in page.text
+    assert "For example, you can dump a text file to the printer device" in page.text, "a hyphenated word is whole"
+    chunks = chunk_pages("pdf", [page])
+    stored = [StoredChunk(i, 1, "ref.pdf", c.page, c.text, c.start, None, c.label) for i, c in enumerate(chunks)]
+    [best] = search("How do I dump a text file to the printer?", stored, embedder=None, k=1)
+    assert "printer device" in best.text and documents_block([best], whole=False).count("[ref.pdf p.15]") == 2
+
+
+def labelled_pdf() -> bytes:
+    """The report with its first four sheets numbered xii-xv (front matter) and the rest 1, 2, ..."""
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(report_pdf(pages=6, secret_page=3))))
+    writer.set_page_label(0, 3, style=PageLabelStyle.LOWERCASE_ROMAN, start=12)
+    writer.set_page_label(4, 5, style=PageLabelStyle.DECIMAL)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_a_pdf_with_page_labels_is_cited_by_its_printed_page():
+    pages = read_pages("report.pdf", labelled_pdf())
+    assert [(p.number, p.label) for p in pages] == [(1, "xii"), (2, "xiii"), (3, "xiv"), (4, "xv"), (5, "1"), (6, "2")]
+    chunks = chunk_pages("pdf", pages)
+    stored = [StoredChunk(i, 1, "report.pdf", c.page, c.text, c.start, None, c.label) for i, c in enumerate(chunks)]
+    [best, *_] = search("What is the launch code of the moon base?", stored, embedder=None)
+    assert (best.page, best.label) == (3, "xiv")
+    block = documents_block([best], whole=False)
+    assert "[report.pdf p.xiv]\n" in block and "p.3]" not in block
+    assert [p.label for p in read_pages("plain.pdf", report_pdf(pages=2))] == [None, None], "no labels: sheet numbers"
+    assert "[report.pdf p.2]" in documents_block(whole_pages(stored_chunks(report_pdf(pages=2)))[1:], whole=True)
+
+
+def test_a_hostile_page_label_cannot_break_the_citation():
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(report_pdf(pages=1))))
+    writer.set_page_label(0, 0, style=PageLabelStyle.DECIMAL, prefix="A]\n[see " + "x" * 200, start=3)
+    out = io.BytesIO()
+    writer.write(out)
+    [page] = read_pages("odd.pdf", out.getvalue())
+    assert page.label is not None and len(page.label) <= 24 and not set(page.label) & set("[]\n")
+
+
+def test_an_aes_encrypted_pdf_opens_without_a_password_and_one_with_a_password_is_refused():
+    for algorithm in ("AES-128", "AES-256"):
+        writer = PdfWriter(clone_from=PdfReader(io.BytesIO(report_pdf(pages=2))))
+        writer.encrypt(user_password="", owner_password="owner-only", algorithm=algorithm)
+        opened = io.BytesIO()
+        writer.write(opened)
+        check_document("opened.pdf", opened.getvalue())
+        assert "Chapter 2" in read_pages("opened.pdf", opened.getvalue())[1].text
+        writer = PdfWriter(clone_from=PdfReader(io.BytesIO(scanned_pdf(pages=1))))
+        writer.encrypt(user_password="", owner_password="owner-only", algorithm=algorithm)
+        scan = io.BytesIO()
+        writer.write(scan)
+        assert len(scanned_pages("scan.pdf", scan.getvalue())[0]) == 1, "pypdf decrypts it (with cryptography)"
+        writer = PdfWriter(clone_from=PdfReader(io.BytesIO(report_pdf(pages=1))))
+        writer.encrypt(user_password="s3cret", algorithm=algorithm)
+        locked = io.BytesIO()
+        writer.write(locked)
+        with pytest.raises(DocumentProblem) as refused:
+            check_document("locked.pdf", locked.getvalue())
+        assert refused.value.key == "document_encrypted"
 
 
 def test_docx_html_and_chinese_text_are_read():
