@@ -175,6 +175,10 @@ class AnswerFacts:
     context: ContextReport | None = None  # what the context strategy chose
     tool_steps: Annotated[list[ToolStepRecord], Field(max_length=200)] | None = None  # tool calls, in order
     sources: Annotated[list[SearchSource], Field(max_length=200)] | None = None  # web search results
+    # What it cost at the prices of the day it was written: set by the store, read back by every view (the
+    # chat, its totals, Usage, exports), so that a later price change rewrites none of them.
+    cost: Annotated[float, Field(strict=True, ge=0, le=10**9, allow_inf_nan=False)] | None = None
+    currency: Annotated[str, Field(strict=True, max_length=8)] | None = None
 
     @property
     def interrupted(self) -> bool:

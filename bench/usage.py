@@ -16,7 +16,8 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from atri.store import ConversationRow, MessageRow, Store
+from atri.store import Store
+from atri.store.rows import ConversationRow, MessageRow
 from atri.usage import DateRange, usage_report
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import text
 
 import atri.answers
-import atri.store
+import atri.store.rows
 from atri.answers import Answerer
 from atri.batch import DONE, BatchRunner, Target, load_run
 from atri.messages import Message
@@ -177,7 +177,7 @@ def test_two_replicas_racing_one_conversation_never_share_a_place_nor_answer_a_q
 def test_an_answer_whose_replica_died_is_marked_interrupted_by_the_other_and_counted(replicas, pg_url, fake,
                                                                                       monkeypatch):
     (survivor, _), _ = replicas  # their answer workers heartbeat and sweep with the settings below
-    monkeypatch.setattr(atri.store, "STALE_AFTER", timedelta(seconds=2))
+    monkeypatch.setattr(atri.store.rows, "STALE_AFTER", timedelta(seconds=2))
     monkeypatch.setattr(atri.answers, "HEARTBEAT_S", 0.2)
     monkeypatch.setattr(atri.answers, "SWEEP_EVERY_BEATS", 2)
     cid = survivor.create_conversation("alice", "dies")

@@ -237,3 +237,19 @@ def test_a_kept_conversation_follows_this_process_appends_and_another_writer(tmp
     here.append("alice", cid, Message("assistant", "five"))
     assert drawn(here, cid)[-1] == ("assistant", "five", 1, 1)
     assert here.snapshot("alice", cid).by_id[question.id].content == "four"
+
+
+def test_an_answer_carries_the_cost_it_was_stored_with_into_every_view(store):
+    from atri.pricing import Price, Tier
+
+    cid = store.create_conversation("alice")
+    store.append("alice", cid, Message("user", "q"))
+    facts = AnswerFacts(model="qwen-plus", finish_reason="stop", usage=Usage(1_000_000, 1_000_000))
+    price = Price("CNY", (Tier(up_to=10**9, input=1.0, output=2.0),))  # per million tokens
+    store.append("alice", cid, Message("assistant", "a", facts=facts), price=price)
+    stored = store.messages("alice", cid)[-1].facts
+    assert (stored.cost, stored.currency) == (pytest.approx(3.0), "CNY")
+    assert store.usage_totals("alice").cost == {"CNY": pytest.approx(3.0)}
+    copy_id = store.import_conversation("bob", json.dumps(store.export("alice", cid)))
+    assert store.messages("bob", copy_id)[-1].facts.cost == pytest.approx(3.0), "an import keeps what it cost"
+    assert store.usage_totals("bob").cost == {"CNY": pytest.approx(3.0)}

@@ -5,7 +5,7 @@ import pytest
 from sqlalchemy import update
 
 from atri.messages import AnswerFacts, ChatOptions, Message, Usage
-from atri.store import MessageRow
+from atri.store.rows import MessageRow
 from atri.usage import DateRange, UsageInputError, is_admin, model_rows, to_csv, usage_report
 
 MARCH = DateRange(date(2026, 3, 1), date(2026, 3, 31))
@@ -117,3 +117,35 @@ def test_the_csv_has_a_row_per_model(filled):
     text = to_csv(model_rows(usage_report(filled, "alice", MARCH))).decode("utf-8-sig").splitlines()
     assert text[0].startswith("model,answers,errors,error_rate") and len(text) == 3
     assert text[1].startswith("qwen3-max,5,0,0.0,500,250")
+
+
+def test_deleting_a_chat_keeps_its_answers_in_the_accounts_and_erases_its_text(filled):
+    from sqlalchemy import text
+
+    before = usage_report(filled, "alice", MARCH)
+    expensive = next(c for c in filled.list_conversations("alice") if c.title == "贵的对话")
+    assert filled.delete("alice", expensive.id)
+    assert [c.title for c in filled.list_conversations("alice")] == ["便宜的对话"]
+    assert filled.conversation("alice", expensive.id) is None and filled.export("alice", expensive.id) is None
+    after = usage_report(filled, "alice", MARCH)
+    assert (after.answers, after.cost) == (before.answers, before.cost), "the Usage page did not change"
+    assert filled.usage_totals("alice").cost == {"CNY": pytest.approx(0.05 + 0.002 + 1.0)}
+    with filled.engine.connect() as connection:
+        left = connection.execute(text("SELECT count(*) FROM messages WHERE conversation_id = :c AND content <> ''"),
+                                  {"c": expensive.id}).scalar()
+        title = connection.execute(text("SELECT title FROM conversations WHERE id = :c"), {"c": expensive.id}).scalar()
+    assert (left, title) == (0, ""), "the text is gone for good"
+
+
+def test_forgetting_a_visitor_leaves_only_anonymous_counts(filled):
+    from sqlalchemy import text
+
+    everyone = usage_report(filled, None, MARCH)
+    assert filled.forget_owner("alice") == 2
+    assert filled.list_conversations("alice") == [] and usage_report(filled, "alice", MARCH).answers == 0
+    after = usage_report(filled, None, MARCH)
+    assert (after.answers, after.cost) == (everyone.answers, everyone.cost), "the host's figures did not change"
+    assert [c.title for c in filled.list_conversations("bob")] == ["bob's"], "another visitor is untouched"
+    with filled.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM conversations WHERE owner = 'alice'")).scalar() == 0
+        assert connection.execute(text("SELECT count(*) FROM messages WHERE content = '问题'")).scalar() == 1  # bob's

@@ -7,7 +7,8 @@ from sqlalchemy import update
 from streamlit.testing.v1 import AppTest
 
 from atri.messages import AnswerFacts, ChatOptions, Message, Usage
-from atri.store import MessageRow, Store
+from atri.store import Store
+from atri.store.rows import MessageRow
 from tests.conftest import ROOT
 
 PAGE = str(ROOT / "pages" / "4_Usage.py")

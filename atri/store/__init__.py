@@ -1,0 +1,63 @@
+"""Storage in SQL, by resource: a SQLite file by default, PostgreSQL when ATRI_DATABASE_URL names one.
+
+Every read and write is scoped by owner: a conversation id belonging to someone else finds nothing.
+Messages are rows in thread order; regenerating an answer or editing a question keeps the old rows
+as inactive variants at the same position, so "1 / 2" can bring them back. `Store` is every resource's
+store in one object, as the app uses it; each module imports only what its resource needs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..context import Memory, Summary
+from ..documents import StoredChunk
+from .batch_runs import INTERRUPTED_RUN, RUNNING_RUN, BatchRuns
+from .conversations import EMPTY, ConversationInfo, PlaceTaken, Snapshot, StoredMessage
+from .counters import CounterClaim, Counters
+from .documents import DocumentInfo, Documents
+from .engine import SchemaProblem, StorageError, make_engine
+from .rows import STREAMING, Base, clip_title, conversation_settings, new_id, now, storable, title_from
+from .transfer import EXPORT_FORMAT, EXPORT_VERSION, MAX_IMPORT_MESSAGES, BadImport, Transfer, parse_export
+from .usage import Usage, UsageTotals
+
+
+class Store(Transfer, Documents, Counters, BatchRuns, Usage):
+    """Conversations, documents, quota counters and secrets, batch runs, usage, export and import."""
+
+    def context_source(self, owner: str, conversation_id: str) -> StoredContext:
+        return StoredContext(self, owner, conversation_id)
+
+
+@dataclass(frozen=True)
+class StoredContext:
+    """One stored conversation as the context strategies see it (atri.context.ContextSource)."""
+
+    store: Store
+    owner: str
+    conversation_id: str
+
+    def summary(self) -> Summary | None:
+        info = self.store.conversation(self.owner, self.conversation_id)
+        return info.summary if info else None
+
+    def save_summary(self, summary: Summary) -> None:
+        self.store.save_summary(self.owner, self.conversation_id, summary)
+
+    def memories(self, embedder: str) -> list[Memory]:
+        return self.store.memories(self.owner, self.conversation_id, embedder)
+
+    def add_memories(self, embedder: str, memories: list[Memory]) -> None:
+        self.store.add_memories(self.owner, self.conversation_id, embedder, memories)
+
+    def document_tokens(self) -> int:
+        return self.store.document_tokens(self.owner, self.conversation_id)
+
+    def document_chunks(self, embedder: str) -> list[StoredChunk]:
+        return self.store.document_chunks(self.owner, self.conversation_id, embedder)
+
+
+__all__ = ["EMPTY", "EXPORT_FORMAT", "EXPORT_VERSION", "INTERRUPTED_RUN", "MAX_IMPORT_MESSAGES", "RUNNING_RUN",
+           "STREAMING", "BadImport", "Base", "ConversationInfo", "CounterClaim", "DocumentInfo",
+           "PlaceTaken", "SchemaProblem", "Snapshot", "StorageError", "Store", "StoredContext", "StoredMessage",
+           "UsageTotals", "clip_title", "conversation_settings", "make_engine", "new_id", "now", "parse_export",
+           "storable", "title_from"]
