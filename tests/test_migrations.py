@@ -26,7 +26,7 @@ from sqlalchemy import (
 
 from atri.store import Base, SchemaProblem, Store, make_engine
 
-HEAD = "0011"
+HEAD = "0012"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -272,3 +272,36 @@ def test_the_page_says_the_database_cannot_be_used_instead_of_a_traceback(dashsc
     assert [error.value for error in at.error] == [
         "The database could not be brought up to date for this version of Atri, so conversations cannot be opened "
         "now. Nothing in it was changed; the host's server log says why."]
+
+
+def test_linear_conversations_become_trees_that_read_as_before(blank_url):
+    """A conversation as revision 0011 stored it: a regenerated answer (two rows at one place) and an edited
+    question (its old tail retired). After the upgrade it shows the same messages with the same ‹n/m›."""
+    from alembic import command as alembic_command
+    from alembic.config import Config as AlembicConfig
+
+    from atri.store.engine import MIGRATIONS_DIR
+
+    engine = make_engine(blank_url)
+    with engine.begin() as connection:
+        config = AlembicConfig()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        config.attributes["connection"] = connection
+        alembic_command.upgrade(config, "0011")
+        at = datetime(2026, 1, 1, tzinfo=UTC)
+        connection.execute(text("INSERT INTO conversations (id, owner, title, settings, version, created_at, updated_at) "
+                                "VALUES ('c', 'alice', 't', '{}', 0, :at, :at)"), {"at": at})
+        rows = [(0, True, "user", "q1"), (1, False, "assistant", "a1 first"), (1, True, "assistant", "a1 second"),
+                (2, True, "user", "q2"), (3, True, "assistant", "a2"), (4, False, "user", "q3 old"),
+                (5, False, "assistant", "a3 old"), (4, True, "user", "q3 new")]
+        connection.execute(text("INSERT INTO messages (conversation_id, position, active, role, content, data, created_at) "
+                                "VALUES ('c', :position, :active, :role, :content, '{}', :at)"),
+                           [{"position": p, "active": a, "role": r, "content": c, "at": at} for p, a, r, c in rows])
+    engine.dispose()
+
+    store = Store(blank_url)
+    assert [(item.message.content, item.variant, item.variants) for item in store.thread("alice", "c")] == [
+        ("q1", 1, 1), ("a1 second", 2, 2), ("q2", 1, 1), ("a2", 1, 1), ("q3 new", 2, 2)]
+    store.show_variant("alice", store.thread("alice", "c")[1].id, -1)
+    assert [item.message.content for item in store.thread("alice", "c")] == ["q1", "a1 first"], \
+        "the first answer had no continuation"

@@ -85,6 +85,64 @@ def test_regenerate_keeps_the_old_answer_reachable(store):
     assert (last.message.content, last.variant, last.id) == ("first answer", 1, first_id)
 
 
+def four_turns(store, owner="alice"):
+    cid = store.create_conversation(owner)
+    for n in range(1, 5):
+        store.append(owner, cid, Message("user", f"question {n}"))
+        store.append(owner, cid, answer(f"answer {n}"))
+    return cid
+
+
+def shown(store, cid, owner="alice"):
+    return [(item.message.content, item.variant, item.variants) for item in store.thread(owner, cid)]
+
+
+def test_editing_an_early_question_makes_a_branch_and_the_old_turns_come_back(store):
+    cid = four_turns(store)
+    store.retire_from("alice", cid, 0)
+    store.append("alice", cid, Message("user", "question 1, edited"), position=0)
+    store.append("alice", cid, answer("answer to the edit"))
+    assert shown(store, cid) == [("question 1, edited", 2, 2), ("answer to the edit", 1, 1)]
+
+    edited = store.thread("alice", cid)[0]
+    store.show_variant("alice", edited.id, -1)
+    assert shown(store, cid) == [("question 1", 1, 2), ("answer 1", 1, 1), ("question 2", 1, 1), ("answer 2", 1, 1),
+                                 ("question 3", 1, 1), ("answer 3", 1, 1), ("question 4", 1, 1), ("answer 4", 1, 1)]
+    store.show_variant("alice", store.thread("alice", cid)[0].id, +1)
+    assert [content for content, _, _ in shown(store, cid)] == ["question 1, edited", "answer to the edit"]
+
+
+def test_regenerating_a_middle_answer_keeps_both_continuations(store):
+    cid = four_turns(store)
+    store.retire_from("alice", cid, 3)  # answer 2
+    store.append("alice", cid, answer("answer 2, again"), position=3)
+    store.append("alice", cid, Message("user", "question 3 on the new branch"))
+    assert shown(store, cid)[2:] == [("question 2", 1, 1), ("answer 2, again", 2, 2), ("question 3 on the new branch", 1, 1)]
+    store.show_variant("alice", store.thread("alice", cid)[3].id, -1)
+    assert [content for content, _, _ in shown(store, cid)][3:] == ["answer 2", "question 3", "answer 3", "question 4",
+                                                                    "answer 4"]
+
+
+def test_an_import_is_a_branch_that_goes_on(store):
+    cid = four_turns(store)
+    copy_id = store.import_conversation("bob", json.dumps(store.export("alice", cid)))
+    store.append("bob", copy_id, Message("user", "question 5"))
+    assert [content for content, _, _ in shown(store, copy_id, "bob")] == [
+        content for content, _, _ in shown(store, cid)] + ["question 5"]
+
+
+def test_branching_into_a_new_chat_copies_the_shown_messages_up_to_one_and_goes_on(store):
+    cid = four_turns(store)
+    second_answer = store.thread("alice", cid)[3]
+    branch = store.branch_off("alice", cid, second_answer.id)
+    assert [item.message.content for item in store.thread("alice", branch)] == [
+        "question 1", "answer 1", "question 2", "answer 2"]
+    store.append("alice", branch, Message("user", "a new direction"))
+    assert len(store.thread("alice", cid)) == 8, "the original is untouched"
+    assert store.usage_totals("alice").prompt_tokens == 4 * 37, "what the copies used is counted once"
+    assert store.branch_off("bob", cid, second_answer.id) is None and store.branch_off("alice", cid, 10**9) is None
+
+
 def test_export_then_import_is_a_complete_copy(store):
     cid = store.create_conversation("alice", "Atri chat")
     url, thumbnail = image_from_bytes("cat.png", png(64, 32))

@@ -40,8 +40,9 @@ from .rows import (
 
 APPEND_TRIES = 5  # a message added at the end, when other writers keep taking the next place first
 SNAPSHOTS_KEPT = 256  # conversations kept read in memory, most recently used
-_HEAD_COLUMNS = (MessageRow.id, MessageRow.position, MessageRow.role, MessageRow.active, MessageRow.written_at,
-                 MessageRow.error_kind)
+_HEAD_COLUMNS = (MessageRow.id, MessageRow.parent_id, MessageRow.position, MessageRow.role, MessageRow.active,
+                 MessageRow.written_at, MessageRow.error_kind)
+_PLACE_COLUMNS = (MessageRow.id, MessageRow.parent_id, MessageRow.position, MessageRow.role, MessageRow.active)
 
 
 @dataclass(frozen=True)
@@ -104,16 +105,35 @@ class _Kept:
     streaming: bool
 
 
+def active_path(heads: list[Any]) -> list[Any]:
+    """The messages shown, in order: the active first message, then each one's active child."""
+    root, children = None, {}
+    for head in heads:
+        if head.active and head.parent_id is None:
+            root = root or head
+        elif head.active:
+            children.setdefault(head.parent_id, head)
+    path = []
+    while root is not None and len(path) <= len(heads):
+        path.append(root)
+        root = children.get(root.id)
+    return path
+
+
+def _siblings(heads: list[Any]) -> dict[tuple[int | None, str], list[int]]:
+    """The variants of each place: the messages of one role under one parent, oldest first."""
+    siblings: dict[tuple[int | None, str], list[int]] = defaultdict(list)
+    for head in sorted(heads, key=lambda head: head.id):
+        siblings[(head.parent_id, head.role)].append(head.id)
+    return siblings
+
+
 def _snapshot_of(info: ConversationInfo, heads: list[Any], by_id: dict[int, Message]) -> Snapshot:
-    variants: dict[tuple[int, str], list[int]] = defaultdict(list)
-    for head in heads:
-        variants[(head.position, head.role)].append(head.id)
+    siblings = _siblings(heads)
     thread = []
-    for head in heads:
-        if head.active:
-            siblings = variants[(head.position, head.role)]
-            thread.append(StoredMessage(head.id, head.position, by_id[head.id], siblings.index(head.id) + 1,
-                                        len(siblings)))
+    for head in active_path(heads):
+        variants = siblings[(head.parent_id, head.role)]
+        thread.append(StoredMessage(head.id, head.position, by_id[head.id], variants.index(head.id) + 1, len(variants)))
     return Snapshot(info, thread, by_id)
 
 
@@ -273,23 +293,23 @@ class Conversations(Database):
             if conversation is None:
                 raise KeyError(conversation_id)
             version = conversation.version
-            if claim and position is None:
-                last = session.scalar(select(MessageRow.role).where(MessageRow.conversation_id == conversation_id,
-                                                                    MessageRow.active)
-                                      .order_by(MessageRow.position.desc()).limit(1))
-                if last != "user":
-                    raise PlaceTaken(conversation_id)
+            heads = session.execute(select(*_PLACE_COLUMNS).where(MessageRow.conversation_id == conversation_id)).all()
+            path = active_path(heads)
+            before = path if position is None else [head for head in path if head.position < position]
+            parent = before[-1] if before else None
+            if claim and position is None and (parent is None or parent.role != "user"):
+                raise PlaceTaken(conversation_id)
             if position is None:
-                last_position = session.scalar(select(func.max(MessageRow.position))
-                                               .where(MessageRow.conversation_id == conversation_id))
-                position = 0 if last_position is None else last_position + 1
-            row = MessageRow(conversation_id=conversation_id, position=position, active=True, created_at=now(),
-                             **row_values(message, price))
+                position = parent.position + 1 if parent else 0
+            parent_id = parent.id if parent else None
+            row = MessageRow(conversation_id=conversation_id, parent_id=parent_id, position=position, active=True,
+                             created_at=now(), **row_values(message, price))
             session.add(row)
             conversation.updated_at = now()
             mark_changed(conversation)
             session.flush()
-            return StoredMessage(row.id, position, message, 1, 1), version
+            variants = 1 + sum(head.parent_id == parent_id and head.role == message.role for head in heads)
+            return StoredMessage(row.id, position, message, variants, variants), version
 
     def _keep_appended(self, owner: str, conversation_id: str, version: int, item: StoredMessage) -> None:
         """A message this process added at the end goes into the kept snapshot too, when that snapshot was
@@ -344,17 +364,20 @@ class Conversations(Database):
                 mark_changed(row)
 
     def retire_from(self, owner: str, conversation_id: str, position: int) -> None:
-        """Make the messages from `position` on inactive (they stay reachable as variants)."""
+        """Hide the shown message at `position` and what follows it, before a new variant takes its place
+        (an edited question, a regenerated answer). Nothing is lost: they stay a branch, ‹1/2›, with their
+        own continuation."""
         with self._session() as session:
             conversation = self._owned(session, owner, conversation_id)
             if conversation is None:
                 raise KeyError(conversation_id)
-            session.execute(update(MessageRow).where(MessageRow.conversation_id == conversation_id,
-                                                     MessageRow.position >= position).values(active=False))
+            heads = session.execute(select(*_PLACE_COLUMNS).where(MessageRow.conversation_id == conversation_id)).all()
+            shown = [head.id for head in active_path(heads) if head.position >= position][:1]
+            session.execute(update(MessageRow).where(MessageRow.id.in_(shown)).values(active=False))
             mark_changed(conversation)
 
     def show_variant(self, owner: str, message_id: int, step: int) -> None:
-        """Switch the message's position to its previous (-1) or next (+1) variant."""
+        """Show the message's previous (-1) or next (+1) sibling instead, with that branch's continuation."""
         with self._session() as session:
             row = session.get(MessageRow, message_id)
             conversation = self._owned(session, owner, row.conversation_id) if row else None
@@ -362,12 +385,13 @@ class Conversations(Database):
                 return
             mark_changed(conversation)
             siblings = session.scalars(select(MessageRow).where(
-                MessageRow.conversation_id == row.conversation_id, MessageRow.position == row.position,
+                MessageRow.conversation_id == row.conversation_id, MessageRow.parent_id.is_(row.parent_id)
+                if row.parent_id is None else MessageRow.parent_id == row.parent_id,
                 MessageRow.role == row.role).order_by(MessageRow.id)).all()
             index = [s.id for s in siblings].index(row.id) + step
             if 0 <= index < len(siblings):
                 row.active = False
-                session.flush()  # first: one active row per place, at every moment
+                session.flush()  # first: one active child per parent, at every moment
                 siblings[index].active = True
 
     def add_memories(self, owner: str, conversation_id: str, embedder: str, memories: list[Memory]) -> None:

@@ -48,12 +48,20 @@ class MessageRow(Base):
     Each fact is stored once: the raw response is rebuilt from these when it is shown."""
 
     __tablename__ = "messages"
-    # One active row per place, whichever replica writes it: two that append at once cannot both take it.
-    __table_args__ = (Index("ux_messages_active_position", "conversation_id", "position", unique=True,
-                            sqlite_where=text("active"), postgresql_where=text("active")),)
+    # A conversation is a tree: each message follows its parent, and `active` says which of a parent's
+    # children is shown. One active child per parent (and one active first message), whichever replica
+    # writes it: two that append at once cannot both take the place.
+    __table_args__ = (
+        Index("ux_messages_active_child", "parent_id", unique=True, sqlite_where=text("active AND parent_id IS NOT NULL"),
+              postgresql_where=text("active AND parent_id IS NOT NULL")),
+        Index("ux_messages_active_root", "conversation_id", unique=True, sqlite_where=text("active AND parent_id IS NULL"),
+              postgresql_where=text("active AND parent_id IS NULL")),
+        Index("ix_messages_conversation_position", "conversation_id", "position"),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
-    position: Mapped[int] = mapped_column(Integer)
+    parent_id: Mapped[int | None] = mapped_column(Integer, index=True)  # None: the conversation's first message
+    position: Mapped[int] = mapped_column(Integer)  # its depth: how many messages come before it on its branch
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     role: Mapped[str] = mapped_column(String(20))
     content: Mapped[str] = mapped_column(Text, default="")

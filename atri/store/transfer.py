@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import aliased
 
 from ..images import thumbnail_of
 from ..messages import InvalidData, Message
@@ -76,6 +80,24 @@ class Transfer(Conversations):
     def import_conversation(self, owner: str, raw: str | bytes) -> str:
         """A new conversation from exported JSON; raises BadImport (and writes nothing) when malformed."""
         messages, title, settings = parse_export(raw)
+        return self._new_with(owner, messages, title, settings)
+
+    def branch_off(self, owner: str, conversation_id: str, message_id: int) -> str | None:
+        """A new chat of the owner's that holds the shown messages up to `message_id` and goes on from
+        there ("branch into a new chat"); None when that message is not shown in the conversation. The
+        copied answers carry no tokens or cost: those stay counted once, with the originals."""
+        snapshot = self.snapshot(owner, conversation_id)
+        ids = [item.id for item in snapshot.thread]
+        if snapshot.info is None or message_id not in ids:
+            return None
+        exported = self.export(owner, conversation_id)
+        messages = [Message.from_dict(data) for data in exported["messages"][:ids.index(message_id) + 1]]
+        for message in messages:
+            if message.facts is not None:
+                message.facts = replace(message.facts, usage=None, cost=None, currency=None)
+        return self._new_with(owner, messages, snapshot.info.title, dict(snapshot.info.settings))
+
+    def _new_with(self, owner: str, messages: list[Message], title: str, settings: dict[str, Any]) -> str:
         summary = settings.pop("summary", None) or {}
         with self._session() as session:
             conversation_id = new_id()
@@ -84,7 +106,13 @@ class Transfer(Conversations):
                                         summary_text=summary.get("text"), summary_through=summary.get("through"),
                                         created_at=stamp, updated_at=stamp))
             session.flush()
-            for position, message in enumerate(messages):
-                session.add(MessageRow(conversation_id=conversation_id, position=position, active=True,
+            for position, message in enumerate(messages):  # shown once each knows its parent, below
+                session.add(MessageRow(conversation_id=conversation_id, position=position, active=False,
                                        created_at=stamp, **row_values(message)))
+            session.flush()
+            before = aliased(MessageRow)
+            parent = (select(before.id).where(before.conversation_id == MessageRow.conversation_id,
+                                              before.position == MessageRow.position - 1).scalar_subquery())
+            session.execute(update(MessageRow).where(MessageRow.conversation_id == conversation_id)
+                            .values(parent_id=parent, active=True))
         return conversation_id
