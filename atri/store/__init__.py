@@ -1,8 +1,8 @@
 """Storage in SQL, by resource: a SQLite file by default, PostgreSQL when ATRI_DATABASE_URL names one.
 
 Every read and write is scoped by owner: a conversation id belonging to someone else finds nothing.
-Messages are rows in thread order; regenerating an answer or editing a question keeps the old rows
-as inactive variants at the same position, so "1 / 2" can bring them back. `Store` is every resource's
+A conversation is a tree of messages: editing a question or regenerating an answer adds a sibling, and
+"1 / 2" switches between siblings, each with its own continuation. `Store` is every resource's
 store in one object, as the app uses it; each module imports only what its resource needs.
 """
 from __future__ import annotations
@@ -17,12 +17,13 @@ from .counters import CounterClaim, Counters
 from .documents import DocumentInfo, Documents
 from .engine import SchemaProblem, StorageError, make_engine
 from .rows import STREAMING, Base, clip_title, conversation_settings, new_id, now, storable, title_from
+from .shares import SharedChat, ShareInfo, Shares
 from .transfer import EXPORT_FORMAT, EXPORT_VERSION, MAX_IMPORT_MESSAGES, BadImport, Transfer, parse_export
 from .usage import Usage, UsageTotals
 
 
-class Store(Transfer, Documents, Counters, BatchRuns, Usage):
-    """Conversations, documents, quota counters and secrets, batch runs, usage, export and import."""
+class Store(Shares, Transfer, Documents, Counters, BatchRuns, Usage):
+    """Conversations, documents, quota counters and secrets, batch runs, usage, export and import, shares."""
 
     def context_source(self, owner: str, conversation_id: str) -> StoredContext:
         return StoredContext(self, owner, conversation_id)
@@ -58,6 +59,6 @@ class StoredContext:
 
 __all__ = ["EMPTY", "EXPORT_FORMAT", "EXPORT_VERSION", "INTERRUPTED_RUN", "MAX_IMPORT_MESSAGES", "RUNNING_RUN",
            "STREAMING", "BadImport", "Base", "ConversationInfo", "CounterClaim", "DocumentInfo",
-           "PlaceTaken", "SchemaProblem", "Snapshot", "StorageError", "Store", "StoredContext", "StoredMessage",
+           "PlaceTaken", "SchemaProblem", "ShareInfo", "SharedChat", "Snapshot", "StorageError", "Store", "StoredContext", "StoredMessage",
            "UsageTotals", "clip_title", "conversation_settings", "make_engine", "new_id", "now", "parse_export",
            "storable", "title_from"]

@@ -25,6 +25,7 @@ from .rows import (
     DocumentRow,
     MemoryRow,
     MessageRow,
+    ShareRow,
     Stamp,
     clip_title,
     mark_changed,
@@ -414,7 +415,7 @@ class Conversations(Database):
 
 
 def _erase(session: Session, conversation_ids: list[str]) -> None:
-    """The conversations' text, documents and memories removed; their rows stay, marked deleted, with
+    """The conversations' text, documents, memories and shares removed; their rows stay, marked deleted, with
     each answer's model, tokens and cost."""
     if not conversation_ids:
         return
@@ -422,6 +423,7 @@ def _erase(session: Session, conversation_ids: list[str]) -> None:
     session.execute(update(MessageRow).where(in_them).values(content="", data={}, active=False))
     session.execute(delete(MemoryRow).where(MemoryRow.conversation_id.in_(conversation_ids)))
     session.execute(delete(DocumentRow).where(DocumentRow.conversation_id.in_(conversation_ids)))
+    session.execute(delete(ShareRow).where(ShareRow.conversation_id.in_(conversation_ids)))
     session.execute(update(ConversationRow).where(ConversationRow.id.in_(conversation_ids))
                     .values(title="", settings={}, summary_text=None, summary_through=None,
                             deleted_at=func.coalesce(ConversationRow.deleted_at, now()),

@@ -121,6 +121,20 @@ class DocumentChunkRow(Base):
     vector: Mapped[bytes | None] = mapped_column(LargeBinary)  # float32, little-endian
 
 
+class ShareRow(Base):
+    """A read-only copy of a chat (or of it up to one answer) at an unguessable address, made by its owner."""
+
+    __tablename__ = "shares"
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200), index=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[int | None] = mapped_column(Integer)  # shared up to this message; None: the whole chat
+    title: Mapped[str] = mapped_column(String(200))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"messages": [...]}, as an export holds them
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class AppSecretRow(Base):
     """Secrets the app makes for itself (e.g. the key that signs owner cookies), shared by every replica."""
 
