@@ -311,3 +311,13 @@ def test_an_answer_carries_the_cost_it_was_stored_with_into_every_view(store):
     copy_id = store.import_conversation("bob", json.dumps(store.export("alice", cid)))
     assert store.messages("bob", copy_id)[-1].facts.cost == pytest.approx(3.0), "an import keeps what it cost"
     assert store.usage_totals("bob").cost == {"CNY": pytest.approx(3.0)}
+
+
+def test_the_list_puts_pinned_chats_first_and_pages_through_all_of_them(store):
+    ids = [store.create_conversation("alice", f"chat {n}") for n in range(120)]
+    assert store.pin("alice", ids[0], True) and not store.pin("bob", ids[1], True)
+    pages = [store.list_conversations("alice", limit=50, offset=offset) for offset in (0, 50, 100)]
+    listed = [info.id for page in pages for info in page]
+    assert len(listed) == 120 and set(listed) == set(ids), "every chat reachable, none twice"
+    assert listed[0] == ids[0] and pages[0][0].pinned, "the oldest chat, pinned, comes first"
+    assert [len(page) for page in pages] == [50, 50, 20]

@@ -27,6 +27,7 @@ from .rows import (
     MessageRow,
     ShareRow,
     Stamp,
+    aware,
     clip_title,
     mark_changed,
     new_id,
@@ -53,11 +54,12 @@ class ConversationInfo:
     updated_at: datetime
     settings: dict[str, Any]
     summary: Summary | None = None
+    pinned: bool = False
 
     @classmethod
     def of(cls, row: ConversationRow) -> ConversationInfo:
         summary = Summary(row.summary_text, row.summary_through or 0) if row.summary_text is not None else None
-        return cls(row.id, row.title, row.updated_at, dict(row.settings or {}), summary)
+        return cls(row.id, row.title, aware(row.updated_at), dict(row.settings or {}), summary, bool(row.pinned))
 
 
 @dataclass(frozen=True)
@@ -159,15 +161,17 @@ class Conversations(Database):
             row = self._owned(session, owner, conversation_id)
             return ConversationInfo.of(row) if row else None
 
-    def list_conversations(self, owner: str, query: str = "", limit: int = 200) -> list[ConversationInfo]:
-        """Newest first; a query matches the title or any message text (case-insensitive)."""
+    def list_conversations(self, owner: str, query: str = "", limit: int = 200, offset: int = 0) -> list[ConversationInfo]:
+        """Pinned first, then newest first, `limit` of them from `offset` on (a list that loads more as it
+        scrolls); a query matches the title or any message text (case-insensitive)."""
         statement = select(ConversationRow).where(ConversationRow.owner == owner, ConversationRow.deleted_at.is_(None))
         if query.strip():
             pattern = f"%{query.strip().lower()}%"
             in_messages = select(MessageRow.conversation_id).where(func.lower(MessageRow.content).like(pattern))
             statement = statement.where(or_(func.lower(ConversationRow.title).like(pattern),
                                             ConversationRow.id.in_(in_messages)))
-        statement = statement.order_by(ConversationRow.updated_at.desc()).limit(limit)
+        statement = (statement.order_by(ConversationRow.pinned.desc(), ConversationRow.updated_at.desc(),
+                                        ConversationRow.id).limit(limit).offset(offset))
         with self._session() as session:
             return [ConversationInfo.of(row) for row in session.scalars(statement)]
 
@@ -187,6 +191,15 @@ class Conversations(Database):
                 row.title = clip_title(title)
                 mark_changed(row)
             return row is not None
+
+    def pin(self, owner: str, conversation_id: str, pinned: bool) -> bool:
+        with self._session() as session:
+            row = self._owned(session, owner, conversation_id)
+            if row is None:
+                return False
+            row.pinned = pinned
+            mark_changed(row)
+            return True
 
     def update_settings(self, owner: str, conversation_id: str, settings: dict[str, Any]) -> None:
         with self._session() as session:

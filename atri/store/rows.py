@@ -40,6 +40,7 @@ class ConversationRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     # Set when its owner deleted it: its text is gone, its answers' tokens and cost stay for the accounts.
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))  # listed first
 
 
 class MessageRow(Base):
