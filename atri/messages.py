@@ -61,8 +61,10 @@ class Usage:
     prompt_tokens: Count = 0
     completion_tokens: Count = 0
     reasoning_tokens: Count = 0
-    cached_tokens: Count = 0
+    cached_tokens: Count = 0  # input read from the provider's cache (billed at a share of the input price)
     estimated: Flag = False  # True when the server sent no usage and we counted
+    cache_written_tokens: Count = 0  # input written to an explicit cache (billed above the input price)
+    cache_explicit: Flag = False  # the cache was the explicit one (cache_control): its hits cost less
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,8 @@ class AnswerFacts:
     # chat, its totals, Usage, exports), so that a later price change rewrites none of them.
     cost: Annotated[float, Field(strict=True, ge=0, le=10**9, allow_inf_nan=False)] | None = None
     currency: Annotated[str, Field(strict=True, max_length=8)] | None = None
+    # What the provider's cache took off that cost (negative on the turn that wrote an explicit cache).
+    saved: Annotated[float, Field(strict=True, ge=-10**9, le=10**9, allow_inf_nan=False)] | None = None
 
     @property
     def interrupted(self) -> bool:
@@ -247,4 +251,7 @@ def usage_from_provider(raw: dict[str, Any]) -> Usage:
         "completion_tokens": raw.get("completion_tokens") or 0,
         "reasoning_tokens": completion_details.get("reasoning_tokens") or 0,
         "cached_tokens": prompt_details.get("cached_tokens") or 0,
+        "cache_written_tokens": prompt_details.get("cache_creation_input_tokens") or 0,
+        "cache_explicit": prompt_details.get("cache_type") == "ephemeral"
+                          or bool(prompt_details.get("cache_creation_input_tokens")),
     })

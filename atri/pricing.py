@@ -1,7 +1,7 @@
 """Estimated cost of a request, from per-model prices in a data file (tiered by input length)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -26,7 +26,9 @@ class Tier:
 class Price:
     currency: str
     tiers: tuple[Tier, ...]
-    cached_share: float = 1.0
+    cached_share: float = 1.0  # an implicit cache hit, as a share of the input price
+    explicit_cached_share: float | None = None  # an explicit cache hit (None: as an implicit one)
+    cache_write_share: float = 1.0  # input written to an explicit cache
 
     def tier_for(self, prompt_tokens: int) -> Tier:
         for tier in self.tiers:
@@ -37,7 +39,8 @@ class Price:
 
 def _read(path: Path) -> dict[str, Price]:
     data = tomllib.loads(path.read_text(encoding="utf-8"))
-    return {model: Price(raw["currency"], tuple(Tier(**t) for t in raw["tiers"]), raw.get("cached_share", 1.0))
+    return {model: Price(raw["currency"], tuple(Tier(**t) for t in raw["tiers"]), raw.get("cached_share", 1.0),
+                         raw.get("explicit_cached_share"), raw.get("cache_write_share", 1.0))
             for model, raw in data.get("models", {}).items()}
 
 
@@ -53,9 +56,19 @@ def price_table(override: str = "") -> dict[str, Price]:
 def request_cost(price: Price, usage: Usage, thought: bool = False) -> float:
     tier = price.tier_for(usage.prompt_tokens)
     cached = min(usage.cached_tokens, usage.prompt_tokens)
+    written = min(usage.cache_written_tokens, usage.prompt_tokens - cached)
+    hit_share = price.explicit_cached_share if usage.cache_explicit and price.explicit_cached_share is not None \
+        else price.cached_share
     output_price = tier.output_thinking if thought and tier.output_thinking is not None else tier.output
-    return ((usage.prompt_tokens - cached) * tier.input + cached * tier.input * price.cached_share
-            + usage.completion_tokens * output_price) / PER
+    return ((usage.prompt_tokens - cached - written) * tier.input + cached * tier.input * hit_share
+            + written * tier.input * price.cache_write_share + usage.completion_tokens * output_price) / PER
+
+
+def cache_saving(price: Price, usage: Usage, thought: bool = False) -> float:
+    """What the provider's cache took off this request's cost (negative when writing it cost more than it
+    saved yet: the next hits pay it back)."""
+    uncached = replace(usage, cached_tokens=0, cache_written_tokens=0)
+    return request_cost(price, uncached, thought) - request_cost(price, usage, thought)
 
 
 def format_cost(amount: float, currency: str) -> str:

@@ -26,7 +26,7 @@ from sqlalchemy import (
 
 from atri.store import Base, SchemaProblem, Store, make_engine
 
-HEAD = "0014"
+HEAD = "0015"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

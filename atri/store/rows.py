@@ -12,14 +12,14 @@ from typing_extensions import TypedDict  # pydantic needs this one on Python < 3
 
 from ..context import ContextSettings
 from ..messages import AnswerFacts, InvalidData, Message, validated
-from ..pricing import Price, request_cost
+from ..pricing import Price, cache_saving, request_cost
 
 TITLE_WORDS = 8
 TITLE_CHARS = 40
 TITLE_MAX_CHARS = 200  # the column's size
 STREAMING = "streaming"  # the error kind of an answer while it is being written
 STALE_AFTER = timedelta(seconds=15)  # a "streaming" answer not touched for this long was left behind
-FACT_FIELDS = ("model", "usage", "ttft_s", "total_s", "error_kind", "cost", "currency")  # kept in columns, not in `data`
+FACT_FIELDS = ("model", "usage", "ttft_s", "total_s", "error_kind", "cost", "currency", "saved")  # kept in columns, not in `data`
 Stamp = tuple[datetime | None, str | None]  # a row's written_at and error kind: what changes when it is written
 
 
@@ -74,9 +74,12 @@ class MessageRow(Base):
     completion_tokens: Mapped[int | None] = mapped_column(Integer)
     reasoning_tokens: Mapped[int | None] = mapped_column(Integer)
     cached_tokens: Mapped[int | None] = mapped_column(Integer)
+    cache_written_tokens: Mapped[int | None] = mapped_column(Integer)
+    cache_explicit: Mapped[bool | None] = mapped_column(Boolean)
     usage_estimated: Mapped[bool | None] = mapped_column(Boolean)
     cost: Mapped[float | None] = mapped_column(Float)  # at the prices of the day, in the price's currency
     currency: Mapped[str | None] = mapped_column(String(8))
+    saved: Mapped[float | None] = mapped_column(Float)  # what the provider's cache took off the cost, same prices
     ttft_s: Mapped[float | None] = mapped_column(Float)
     total_s: Mapped[float | None] = mapped_column(Float)
     error_kind: Mapped[str | None] = mapped_column(String(40), index=True)  # "streaming": being written
@@ -220,9 +223,11 @@ def _columns(message: Message, price: Price | None = None) -> dict[str, Any]:
     facts, options = message.facts, message.options
     usage = facts.usage if facts else None
     if price and usage:
-        cost, currency = request_cost(price, usage, bool(message.reasoning)), price.currency
+        thought = bool(message.reasoning)
+        cost, currency = request_cost(price, usage, thought), price.currency
+        saved = cache_saving(price, usage, thought) if usage.cached_tokens or usage.cache_written_tokens else None
     else:  # no price given (an import): the cost it was stored with, if any
-        cost, currency = (facts.cost, facts.currency) if facts else (None, None)
+        cost, currency, saved = (facts.cost, facts.currency, facts.saved) if facts else (None, None, None)
     return {
         "provider": options.provider_id if options else None,
         "model": facts.model if facts else None,
@@ -230,6 +235,9 @@ def _columns(message: Message, price: Price | None = None) -> dict[str, Any]:
         "completion_tokens": usage.completion_tokens if usage else None,
         "reasoning_tokens": usage.reasoning_tokens if usage else None,
         "cached_tokens": usage.cached_tokens if usage else None,
+        "cache_written_tokens": usage.cache_written_tokens if usage else None,
+        "cache_explicit": usage.cache_explicit if usage else None,
+        "saved": saved if cost is not None else None,
         "usage_estimated": usage.estimated if usage else None,
         "cost": cost,
         "currency": currency if cost is not None else None,
@@ -273,10 +281,11 @@ def _message_dict(row: MessageRow) -> dict[str, Any]:
         if row.prompt_tokens is not None:
             usage = {"prompt_tokens": row.prompt_tokens, "completion_tokens": row.completion_tokens or 0,
                      "reasoning_tokens": row.reasoning_tokens or 0, "cached_tokens": row.cached_tokens or 0,
-                     "estimated": bool(row.usage_estimated)}
+                     "estimated": bool(row.usage_estimated), "cache_written_tokens": row.cache_written_tokens or 0,
+                     "cache_explicit": bool(row.cache_explicit)}
         data["facts"] = {**data["facts"], "model": row.model or "", "usage": usage, "ttft_s": row.ttft_s,
                          "total_s": row.total_s, "error_kind": _error_kind(row), "cost": row.cost,
-                         "currency": row.currency}
+                         "currency": row.currency, "saved": row.saved}
     if isinstance(data.get("options"), dict):
         data["options"] = {**data["options"], "provider_id": row.provider or ""}
     return {**data, "role": row.role, "content": row.content, "id": row.id}

@@ -19,6 +19,7 @@ class UsageTotals:
     reasoning_tokens: int = 0
     cached_tokens: int = 0
     cost: dict[str, float] = field(default_factory=dict)  # by currency
+    saved: dict[str, float] = field(default_factory=dict)  # by the provider's cache, by currency
 
 
 class Usage(Database):
@@ -27,14 +28,14 @@ class Usage(Database):
         conversations = select(ConversationRow.id).where(ConversationRow.owner == owner)
         statement = (select(MessageRow.currency, func.count(MessageRow.id), func.sum(MessageRow.prompt_tokens),
                             func.sum(MessageRow.completion_tokens), func.sum(MessageRow.reasoning_tokens),
-                            func.sum(MessageRow.cached_tokens), func.sum(MessageRow.cost))
+                            func.sum(MessageRow.cached_tokens), func.sum(MessageRow.cost), func.sum(MessageRow.saved))
                      .where(MessageRow.conversation_id.in_(conversations), MessageRow.role == "assistant")
                      .group_by(MessageRow.currency))
         if since is not None:
             statement = statement.where(MessageRow.created_at >= since)
         totals = UsageTotals()
         with self._session() as session:
-            for currency, answers, prompt, completion, reasoning, cached, cost in session.execute(statement):
+            for currency, answers, prompt, completion, reasoning, cached, cost, saved in session.execute(statement):
                 totals.answers += answers
                 totals.prompt_tokens += prompt or 0
                 totals.completion_tokens += completion or 0
@@ -42,6 +43,8 @@ class Usage(Database):
                 totals.cached_tokens += cached or 0
                 if currency and cost:
                     totals.cost[currency] = cost
+                if currency and saved:
+                    totals.saved[currency] = saved
         return totals
 
     def usage_report(self, owner: str | None, start: datetime | None = None,
@@ -63,7 +66,7 @@ class Usage(Database):
                 func.coalesce(func.sum(MessageRow.completion_tokens), 0).label("completion_tokens"),
                 func.coalesce(func.sum(MessageRow.reasoning_tokens), 0).label("reasoning_tokens"),
                 func.coalesce(func.sum(MessageRow.cached_tokens), 0).label("cached_tokens"),
-                func.sum(MessageRow.cost).label("cost"))
+                func.sum(MessageRow.cost).label("cost"), func.sum(MessageRow.saved).label("saved"))
         model = func.coalesce(MessageRow.model, "").label("model")
         report: dict[str, list[dict[str, Any]]] = {}
         with self._session() as session:
@@ -77,13 +80,14 @@ class Usage(Database):
             for row in report["by_day"]:  # a few rows a day: added up here rather than in another scan
                 row["day"] = str(row["day"])[:10]
                 total = by_model.setdefault((row["model"], row["currency"]), {
-                    "model": row["model"], "currency": row["currency"], "cost": None,
+                    "model": row["model"], "currency": row["currency"], "cost": None, "saved": None,
                     **dict.fromkeys(("answers", "prompt_tokens", "completion_tokens", "reasoning_tokens",
                                      "cached_tokens", "errors"), 0)})
                 for name in ("answers", "prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens", "errors"):
                     total[name] += int(row[name] or 0)
-                if row["cost"] is not None:
-                    total["cost"] = (total["cost"] or 0.0) + row["cost"]
+                for name in ("cost", "saved"):
+                    if row[name] is not None:
+                        total[name] = (total[name] or 0.0) + row[name]
             report["by_model"] = sorted(by_model.values(), key=lambda r: (r["model"], r["currency"] or ""))
             report["errors"] = rows(select(MessageRow.error_kind.label("kind"), func.count().label("answers"))
                                     .where(*answers, MessageRow.error_kind.is_not(None))
