@@ -74,6 +74,14 @@ class QuotaLimits:
                                                     self.budget_tokens_per_day))
 
 
+SHARE_LINKS = ("off", "gated", "public")
+
+
+def _choice(value: str | None, allowed: tuple[str, ...], default: str) -> str:
+    chosen = (value or "").strip().lower()
+    return chosen if chosen in allowed else default
+
+
 @dataclass(frozen=True)
 class AppConfig:
     """The host's configuration, typed, from the same values (names in .env.example)."""
@@ -90,6 +98,7 @@ class AppConfig:
     trusted_proxies: str = ""  # addresses/networks whose X-Forwarded-For is believed
     mcp_config: str = ""  # the host's MCP servers file (Claude Desktop's mcpServers)
     searxng_url: str = ""  # a search API for the web_search tool
+    share_links: str = "gated"  # "off": no sharing; "gated": links open past the access gate; "public": for anyone
     quotas: QuotaLimits = QuotaLimits()
 
     @classmethod
@@ -109,7 +118,8 @@ class AppConfig:
                    access_password=values.get("ATRI_ACCESS_PASSWORD", ""),
                    trusted_proxies=values.get("ATRI_TRUSTED_PROXIES", ""), quotas=QuotaLimits.of(values),
                    mcp_config=(values.get("ATRI_MCP_CONFIG") or "").strip(),
-                   searxng_url=(values.get("ATRI_SEARXNG_URL") or "").strip())
+                   searxng_url=(values.get("ATRI_SEARXNG_URL") or "").strip(),
+                   share_links=_choice(values.get("ATRI_SHARE_LINKS"), SHARE_LINKS, "gated"))
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,7 @@ class ModelUsage:
     reasoning_tokens: int = 0
     cached_tokens: int = 0
     cost: float | None = None
+    saved: float | None = None  # by the provider's cache, in the same currency
     currency: str | None = None
     ttft_median: float | None = None
     ttft_p95: float | None = None
@@ -90,6 +91,7 @@ class UsageReport:
     batch_runs: list[dict[str, Any]]  # model, runs, rows, failed, tokens, cost, currency
     answers: int = 0
     cost: dict[str, float] = field(default_factory=dict)  # by currency
+    saved: dict[str, float] = field(default_factory=dict)  # by the provider's cache, by currency
 
     @property
     def empty(self) -> bool:
@@ -117,6 +119,8 @@ def usage_report(store: Store, owner: str | None, days: DateRange | None = None)
             setattr(usage, name, getattr(usage, name) + int(row[name] or 0))
         if row["cost"] is not None and row["currency"]:
             usage.cost, usage.currency = (usage.cost or 0.0) + row["cost"], row["currency"]
+        if row.get("saved") is not None and row["currency"]:
+            usage.saved = (usage.saved or 0.0) + row["saved"]
     for row in raw["times"]:
         usage = models.get(row["model"])
         if usage is not None:
@@ -125,25 +129,29 @@ def usage_report(store: Store, owner: str | None, days: DateRange | None = None)
             setattr(usage, f"{prefix}_p95", row.get("p95"))
     answers = sum(m.answers for m in models.values())
     cost: dict[str, float] = {}
+    saved: dict[str, float] = {}
     for usage in models.values():
         if usage.cost is not None and usage.currency:
             cost[usage.currency] = cost.get(usage.currency, 0.0) + usage.cost
+        if usage.saved is not None and usage.currency:
+            saved[usage.currency] = saved.get(usage.currency, 0.0) + usage.saved
     errors = [{**row, "share": row["answers"] / answers if answers else 0.0} for row in raw["errors"]]
-    conversations = [{"title": row["title"], "conversation": row["conversation"], "owner": row["owner"],
+    conversations = [{"title": row["title"], "deleted": bool(row["deleted"]), "conversation": row["conversation"],
+                      "owner": row["owner"],
                       "answers": row["answers"], "tokens": int(row["prompt_tokens"]) + int(row["completion_tokens"]),
                       "cost": row["cost"], "currency": row["currency"]} for row in raw["conversations"]]
     by_day = [{**row, "prompt_tokens": int(row["prompt_tokens"]), "completion_tokens": int(row["completion_tokens"]),
                "reasoning_tokens": int(row["reasoning_tokens"]), "cached_tokens": int(row["cached_tokens"])}
               for row in raw["by_day"]]
     return UsageReport(by_day, sorted(models.values(), key=lambda m: -(m.cost or 0.0)), errors, conversations,
-                       raw["batch_runs"], answers, cost)
+                       raw["batch_runs"], answers, cost, saved)
 
 
 def model_rows(report: UsageReport) -> list[dict[str, Any]]:
     return [{"model": m.model, "answers": m.answers, "errors": m.errors, "error_rate": round(m.error_rate, 4),
              "prompt_tokens": m.prompt_tokens, "completion_tokens": m.completion_tokens,
              "reasoning_tokens": m.reasoning_tokens, "cached_tokens": m.cached_tokens,
-             "cost": m.cost, "currency": m.currency, "ttft_median_s": m.ttft_median, "ttft_p95_s": m.ttft_p95,
+             "cost": m.cost, "saved": m.saved, "currency": m.currency, "ttft_median_s": m.ttft_median, "ttft_p95_s": m.ttft_p95,
              "total_median_s": m.total_median, "total_p95_s": m.total_p95} for m in report.by_model]
 
 

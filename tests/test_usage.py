@@ -129,6 +129,8 @@ def test_deleting_a_chat_keeps_its_answers_in_the_accounts_and_erases_its_text(f
     assert filled.conversation("alice", expensive.id) is None and filled.export("alice", expensive.id) is None
     after = usage_report(filled, "alice", MARCH)
     assert (after.answers, after.cost) == (before.answers, before.cost), "the Usage page did not change"
+    assert [(c["title"], c["deleted"], c["answers"]) for c in after.conversations] == [
+        ("", True, 5), ("便宜的对话", False, 2)], "the deleted chat is still counted, marked, without its title"
     assert filled.usage_totals("alice").cost == {"CNY": pytest.approx(0.05 + 0.002 + 1.0)}
     with filled.engine.connect() as connection:
         left = connection.execute(text("SELECT count(*) FROM messages WHERE conversation_id = :c AND content <> ''"),

@@ -113,7 +113,8 @@ class Usage(Database):
             top = (select(MessageRow.conversation_id.label("conversation"), MessageRow.currency, *sums)
                    .where(*answers, MessageRow.cost.is_not(None))
                    .group_by(MessageRow.conversation_id, MessageRow.currency).order_by(cost.desc()).limit(10).subquery())
-            report["conversations"] = rows(select(top, ConversationRow.title, ConversationRow.owner)
+            report["conversations"] = rows(select(top, ConversationRow.title, ConversationRow.owner,
+                                                  ConversationRow.deleted_at.is_not(None).label("deleted"))
                                            .join(ConversationRow, ConversationRow.id == top.c.conversation)
                                            .order_by(top.c.cost.desc()))
             runs = [] if owner is None else [BatchRunRow.owner == owner]
