@@ -46,9 +46,10 @@ class ProgressSaver:
         message = self._message_of(turn, final=False)
         with self._lock:
             try:
-                self.position = self.store.claim_answer(self.owner, self.cid, message, self.position, self.price)
+                claimed = self.store.claim_answer(self.owner, self.cid, message, self.position, self.price)
             except StorageError:
                 return None
+            message.id, self.position = claimed.id, claimed.position
             self.message = message
             self._saved_at = time.monotonic()
             self.saved.set()
@@ -91,7 +92,7 @@ class ProgressSaver:
             message = self.message
             try:
                 if message.id is None:
-                    self.store.append(self.owner, self.cid, message, position=self.position, price=self.price)
+                    message.id = self.store.append(self.owner, self.cid, message, position=self.position, price=self.price)
                 else:
                     self.store.save(self.owner, message, price=self.price)
             except StorageError:

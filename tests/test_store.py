@@ -33,7 +33,7 @@ def test_streaming_progress_is_saved_in_place(store):
     cid = store.create_conversation("alice")
     store.append("alice", cid, Message("user", "hi"))
     partial = Message("assistant", "Hel")
-    store.append("alice", cid, partial)
+    partial.id = store.append("alice", cid, partial)
     partial.content = "Hello there"
     store.save("alice", partial)
     assert store.messages("alice", cid)[-1].content == "Hello there"
@@ -253,7 +253,7 @@ def test_a_changed_conversation_reads_again_only_the_rows_written_since(store):
     streaming = answer("")
     streaming.facts.error_kind = STREAMING
     store.append("alice", cid, Message("user", "next"))
-    store.append("alice", cid, streaming)
+    streaming.id = store.append("alice", cid, streaming)
     statements: list[str] = []
     listen = lambda *args: statements.append(args[2])  # noqa: E731  (conn, cursor, statement, …)
     event.listen(store.engine, "before_cursor_execute", listen)
@@ -288,7 +288,7 @@ def test_a_kept_conversation_follows_this_process_appends_and_another_writer(tmp
     here.append("alice", cid, Message("assistant", "two"))
     there.append("alice", cid, Message("user", "three"))
     question = Message("user", "four")
-    here.append("alice", cid, question)
+    question.id = here.append("alice", cid, question)
     question.content = "changed by the caller afterwards"
     expected = [("user", "one", 1, 1), ("assistant", "two", 1, 1), ("user", "three", 1, 1), ("user", "four", 1, 1)]
     assert drawn(here, cid) == expected == drawn(Store(url), cid)

@@ -7,7 +7,7 @@ from collections import OrderedDict, defaultdict
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from sqlalchemy import delete, func, or_, select, update
@@ -106,6 +106,13 @@ class _Kept:
     snapshot: Snapshot
     messages: dict[int, tuple[Stamp, Message]]
     streaming: bool
+
+
+class Place(NamedTuple):
+    """A shown message's place: what choosing where a new one goes needs."""
+    id: int
+    position: int
+    role: str
 
 
 def active_path(heads: list[Any]) -> list[Any]:
@@ -278,12 +285,12 @@ class Conversations(Database):
         return self._insert(owner, conversation_id, message, position, price, claim=False).id
 
     def claim_answer(self, owner: str, conversation_id: str, message: Message, position: int | None = None,
-                     price: Price | None = None) -> int:
+                     price: Price | None = None) -> StoredMessage:
         """Write an answer's row before its request goes out, so that every replica sees the question as
-        being answered and none asks again; returns its position (the message gets its id). At the end
-        (`position` None) only if the last message is a question; at `position` only if no active row
-        is there. Raises PlaceTaken otherwise."""
-        return self._insert(owner, conversation_id, message, position, price, claim=True).position
+        being answered and none asks again; returns its row (id and position). At the end (`position`
+        None) only if the last message shown is a question; at `position` only if nothing is shown there.
+        Raises PlaceTaken otherwise."""
+        return self._insert(owner, conversation_id, message, position, price, claim=True)
 
     def _insert(self, owner: str, conversation_id: str, message: Message, position: int | None,
                 price: Price | None, claim: bool) -> StoredMessage:
@@ -295,7 +302,6 @@ class Conversations(Database):
             except IntegrityError:  # the unique place: another writer came between the read and the write
                 if position is not None or claim or attempt == APPEND_TRIES - 1:
                     raise PlaceTaken(conversation_id) from None
-        message.id = item.id  # only once committed: a failed write leaves the message unsaved
         if position is None:
             self._keep_appended(owner, conversation_id, version, item)
         return item
@@ -307,23 +313,35 @@ class Conversations(Database):
             if conversation is None:
                 raise KeyError(conversation_id)
             version = conversation.version
-            heads = session.execute(select(*_PLACE_COLUMNS).where(MessageRow.conversation_id == conversation_id)).all()
-            path = active_path(heads)
-            before = path if position is None else [head for head in path if head.position < position]
+            path = self._kept_path(owner, conversation_id, version) or active_path(
+                session.execute(select(*_PLACE_COLUMNS).where(MessageRow.conversation_id == conversation_id)).all())
+            before = path if position is None else [place for place in path if place.position < position]
             parent = before[-1] if before else None
             if claim and position is None and (parent is None or parent.role != "user"):
                 raise PlaceTaken(conversation_id)
             if position is None:
                 position = parent.position + 1 if parent else 0
             parent_id = parent.id if parent else None
+            siblings = session.scalar(select(func.count()).select_from(MessageRow).where(
+                MessageRow.conversation_id == conversation_id, MessageRow.role == message.role,
+                MessageRow.parent_id.is_(None) if parent_id is None else MessageRow.parent_id == parent_id))
             row = MessageRow(conversation_id=conversation_id, parent_id=parent_id, position=position, active=True,
                              created_at=now(), **row_values(message, price))
             session.add(row)
             conversation.updated_at = now()
             mark_changed(conversation)
             session.flush()
-            variants = 1 + sum(head.parent_id == parent_id and head.role == message.role for head in heads)
+            variants = siblings + 1
             return StoredMessage(row.id, position, message, variants, variants), version
+
+    def _kept_path(self, owner: str, conversation_id: str, version: int) -> list[Place]:
+        """The messages shown, from the kept snapshot when it is the conversation at `version` (the usual
+        case for a chat open in this process): an append in a long chat then reads no row heads."""
+        with self._snapshots_lock:
+            kept = self._snapshots.get((owner, conversation_id))
+            if kept is None or kept.version != version:
+                return []
+            return [Place(item.id, item.position, item.message.role) for item in kept.snapshot.thread]
 
     def _keep_appended(self, owner: str, conversation_id: str, version: int, item: StoredMessage) -> None:
         """A message this process added at the end goes into the kept snapshot too, when that snapshot was
@@ -336,6 +354,7 @@ class Conversations(Database):
             if kept is None or kept.version != version or kept.streaming:
                 return
             message = copy.deepcopy(item.message)  # the caller's object may change after this
+            message.id = item.id
             old = kept.snapshot
             snapshot = Snapshot(old.info, [*old.thread, replace(item, message=message)], {**old.by_id, item.id: message})
             streaming = message.facts is not None and message.facts.error_kind == STREAMING
