@@ -321,3 +321,27 @@ def test_the_list_puts_pinned_chats_first_and_pages_through_all_of_them(store):
     assert len(listed) == 120 and set(listed) == set(ids), "every chat reachable, none twice"
     assert listed[0] == ids[0] and pages[0][0].pinned, "the oldest chat, pinned, comes first"
     assert [len(page) for page in pages] == [50, 50, 20]
+
+
+def test_documents_follow_the_branch_of_the_question_they_came_with(store):
+    from atri.documents import Chunk
+
+    cid = store.create_conversation("alice")
+    first = store.append("alice", cid, Message("user", "read this"))
+    store.add_document("alice", cid, "whole.txt", first, None, 10, [Chunk(None, "about cats", 0)])
+    store.append("alice", cid, answer("ok"))
+    second = store.append("alice", cid, Message("user", "and this"))
+    store.add_document("alice", cid, "branch.txt", second, None, 20, [Chunk(None, "about dogs", 0)])
+    store.append("alice", cid, answer("ok too"))
+
+    def seen() -> list[str]:
+        source = store.context_source("alice", cid)
+        return sorted({chunk.text for chunk in source.document_chunks("e5")}) + [str(source.document_tokens())]
+
+    assert seen() == ["about cats", "about dogs", "30"]
+    store.retire_from("alice", cid, 2)  # the second question, edited: its documents stay with the edit
+    store.append("alice", cid, Message("user", "and this, edited"), position=2)
+    assert seen() == ["about cats", "about dogs", "30"]
+    store.retire_from("alice", cid, 1)  # the first answer regenerated: the second question is on another branch
+    store.append("alice", cid, answer("another ok"), position=1)
+    assert seen() == ["about cats", "10"]

@@ -51,10 +51,14 @@ class StoredContext:
         self.store.add_memories(self.owner, self.conversation_id, embedder, memories)
 
     def document_tokens(self) -> int:
-        return self.store.document_tokens(self.owner, self.conversation_id)
+        return self.store.document_tokens(self.owner, self.conversation_id, self._shown())
 
     def document_chunks(self, embedder: str) -> list[StoredChunk]:
-        return self.store.document_chunks(self.owner, self.conversation_id, embedder)
+        return self.store.document_chunks(self.owner, self.conversation_id, embedder, self._shown())
+
+    def _shown(self) -> list[int]:
+        """The branch the answer follows: documents of questions on other branches stay out of it."""
+        return [item.id for item in self.store.snapshot(self.owner, self.conversation_id).thread]
 
 
 __all__ = ["EMPTY", "EXPORT_FORMAT", "EXPORT_VERSION", "INTERRUPTED_RUN", "MAX_IMPORT_MESSAGES", "RUNNING_RUN",

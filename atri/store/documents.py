@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sqlalchemy import func, or_, select, update
@@ -9,7 +10,7 @@ from sqlalchemy import func, or_, select, update
 from ..documents import Chunk, StoredChunk
 from ..messages import MAX_NAME
 from .engine import Database
-from .rows import DocumentChunkRow, DocumentRow, mark_changed, now, storable
+from .rows import DocumentChunkRow, DocumentRow, MessageRow, mark_changed, now, storable
 
 
 @dataclass(frozen=True)
@@ -53,14 +54,16 @@ class Documents(Database):
             return [DocumentInfo(row.id, row.name, row.message_id, row.pages, row.tokens, chunks, done)
                     for row, chunks, done in rows]
 
-    def document_chunks(self, owner: str, conversation_id: str, embedder: str) -> list[StoredChunk]:
-        """Every chunk of the conversation's documents, in order; vectors only from `embedder`."""
+    def document_chunks(self, owner: str, conversation_id: str, embedder: str,
+                        shown: list[int] | None = None) -> list[StoredChunk]:
+        """Every chunk of the conversation's documents, in order; vectors only from `embedder`. `shown`: the
+        ids of the messages shown (the active branch), to leave out documents of questions on other branches."""
         with self._session() as session:
             if self._owned(session, owner, conversation_id) is None:
                 return []
             rows = session.execute(
                 select(DocumentChunkRow, DocumentRow.name).join(DocumentRow)
-                .where(DocumentRow.conversation_id == conversation_id)
+                .where(DocumentRow.conversation_id == conversation_id, *_on_branch(conversation_id, shown))
                 .order_by(DocumentRow.id, DocumentChunkRow.id)).all()
             return [StoredChunk(chunk.id, chunk.document_id, name, chunk.page, chunk.text, chunk.start,
                                 np.frombuffer(chunk.vector, dtype="<f4") if chunk.vector and chunk.embedder == embedder
@@ -95,13 +98,14 @@ class Documents(Database):
                                                                DocumentChunkRow.document_id.in_(own_documents))
                                 .values(embedder=embedder, vector=np.asarray(vector, dtype="<f4").tobytes()))
 
-    def document_tokens(self, owner: str, conversation_id: str) -> int:
-        """The size of the conversation's documents, all together."""
+    def document_tokens(self, owner: str, conversation_id: str, shown: list[int] | None = None) -> int:
+        """The size of the conversation's documents (on the branch of `shown`), all together."""
         with self._session() as session:
             if self._owned(session, owner, conversation_id) is None:
                 return 0
             return session.scalar(select(func.coalesce(func.sum(DocumentRow.tokens), 0))
-                                  .where(DocumentRow.conversation_id == conversation_id))
+                                  .where(DocumentRow.conversation_id == conversation_id,
+                                         *_on_branch(conversation_id, shown)))
 
     def remove_document(self, owner: str, conversation_id: str, document_id: int) -> None:
         with self._session() as session:
@@ -111,3 +115,13 @@ class Documents(Database):
                 raise KeyError(document_id)
             session.delete(row)
             mark_changed(conversation)
+
+
+def _on_branch(conversation_id: str, shown: list[int] | None) -> list[Any]:
+    """Documents that came with a question at a place on the shown branch: that question, or one that
+    replaced it there (an edit keeps its documents), or none (kept for the whole conversation)."""
+    if shown is None:
+        return []
+    placed = select(MessageRow.id).where(MessageRow.conversation_id == conversation_id,
+                                         or_(MessageRow.parent_id.is_(None), MessageRow.parent_id.in_(shown)))
+    return [or_(DocumentRow.message_id.is_(None), DocumentRow.message_id.in_(placed))]
