@@ -1,5 +1,8 @@
 """A tiny MCP server for the tests, written with the official SDK: stdio with `python -m tests.mcp_server`, or
-streamable HTTP behind a bearer token with `http_app(token)`."""
+streamable HTTP behind a bearer token with `http_app(token)`. `crash` makes it exit the way a server with a fatal
+error does (a reason on stderr); it and `pid` are there with `--crashable`."""
+import os
+import sys
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
@@ -26,6 +29,17 @@ def explode(reason: str) -> str:
     raise ValueError(reason)
 
 
+def crash(reason: str) -> str:
+    """Prints the reason on stderr and exits at once, as a server that hits a fatal error does."""
+    print(f"fatal: {reason}", file=sys.stderr, flush=True)
+    os._exit(3)
+
+
+def pid() -> int:
+    """This server's process id."""
+    return os.getpid()
+
+
 def http_app(token: str) -> Any:
     """This server over streamable HTTP, refusing every request without `Authorization: Bearer <token>` as an
     OAuth-protected server does (401, `WWW-Authenticate`)."""
@@ -43,4 +57,7 @@ def http_app(token: str) -> Any:
 
 
 if __name__ == "__main__":
+    if "--crashable" in sys.argv:
+        server.tool()(crash)
+        server.tool()(pid)
     server.run()
