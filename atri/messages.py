@@ -91,9 +91,10 @@ class Recollection(TypedDict):
     score: Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
-class DocumentExcerpt(TypedDict):
+class DocumentExcerpt(TypedDict, total=False):
     document: Name
     page: Count | None
+    label: Annotated[str, Field(strict=True, max_length=24)] | None  # the page's printed label
     text: Text
     score: Annotated[float, Field(strict=True, allow_inf_nan=False)]
     similarity: Annotated[float, Field(strict=True, allow_inf_nan=False)] | None

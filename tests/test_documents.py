@@ -119,6 +119,16 @@ def test_a_pdf_with_page_labels_is_cited_by_its_printed_page():
     assert "[report.pdf p.2]" in documents_block(whole_pages(stored_chunks(report_pdf(pages=2)))[1:], whole=True)
 
 
+def test_printed_page_labels_are_stored_and_cited_from_the_store(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'atri.db'}")
+    cid = store.create_conversation("alice")
+    question = store.append("alice", cid, Message("user", "what is the launch code?"))
+    store.add_document("alice", cid, "report.pdf", question, 6, 100, chunk_pages("pdf", read_pages("report.pdf", labelled_pdf())))
+    chunks = store.context_source("alice", cid).document_chunks("e5")
+    [best, *_] = search("What is the launch code of the moon base?", chunks, embedder=None)
+    assert "[report.pdf p.xiv]\n" in documents_block([best], whole=False), "the label survives the database"
+
+
 def test_a_hostile_page_label_cannot_break_the_citation():
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(report_pdf(pages=1))))
     writer.set_page_label(0, 0, style=PageLabelStyle.DECIMAL, prefix="A]\n[see " + "x" * 200, start=3)

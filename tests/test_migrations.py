@@ -26,7 +26,7 @@ from sqlalchemy import (
 
 from atri.store import Base, SchemaProblem, Store, make_engine
 
-HEAD = "0015"
+HEAD = "0016"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -66,7 +66,7 @@ class DocumentContext:
 
     def explain(self) -> dict[str, Any]:
         return {"documents_whole": self.whole,
-                "documents": [{"document": e.document, "page": e.page, "text": e.text, "score": e.score,
+                "documents": [{"document": e.document, "page": e.page, "label": e.label, "text": e.text, "score": e.score,
                                "similarity": None if e.similarity is None else round(e.similarity, 3)}
                               for e in self.excerpts]}
 

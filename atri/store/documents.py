@@ -35,7 +35,7 @@ class Documents(Database):
                               pages=pages, tokens=tokens, created_at=now())
             session.add(row)
             session.flush()
-            session.add_all(DocumentChunkRow(document_id=row.id, page=chunk.page, start=chunk.start,
+            session.add_all(DocumentChunkRow(document_id=row.id, page=chunk.page, label=chunk.label, start=chunk.start,
                                              text=storable(chunk.text))
                             for chunk in chunks)
             mark_changed(conversation)
@@ -67,7 +67,7 @@ class Documents(Database):
                 .order_by(DocumentRow.id, DocumentChunkRow.id)).all()
             return [StoredChunk(chunk.id, chunk.document_id, name, chunk.page, chunk.text, chunk.start,
                                 np.frombuffer(chunk.vector, dtype="<f4") if chunk.vector and chunk.embedder == embedder
-                                else None) for chunk, name in rows]
+                                else None, chunk.label) for chunk, name in rows]
 
     def pending_chunks(self, owner: str, conversation_id: str, embedder: str, limit: int) -> list[StoredChunk]:
         """The first `limit` chunks of the conversation's documents with no vector from `embedder`."""
@@ -79,7 +79,7 @@ class Documents(Database):
                 .where(DocumentRow.conversation_id == conversation_id,
                        or_(DocumentChunkRow.embedder.is_(None), DocumentChunkRow.embedder != embedder))
                 .order_by(DocumentChunkRow.id).limit(limit)).all()
-            return [StoredChunk(chunk.id, chunk.document_id, name, chunk.page, chunk.text, chunk.start, None)
+            return [StoredChunk(chunk.id, chunk.document_id, name, chunk.page, chunk.text, chunk.start, None, chunk.label)
                     for chunk, name in rows]
 
     def embedded_count(self, owner: str, conversation_id: str, embedder: str) -> tuple[int, int]:

@@ -119,6 +119,7 @@ class DocumentChunkRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"), index=True)
     page: Mapped[int | None] = mapped_column(Integer)
+    label: Mapped[str | None] = mapped_column(String(24))  # the page's printed label ("xiv"), when it has one
     start: Mapped[int] = mapped_column(Integer)  # where it begins in its page's text
     text: Mapped[str] = mapped_column(Text)
     embedder: Mapped[str | None] = mapped_column(String(80))
