@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
+from .calls import Turn, estimate_usage, run_turn
 from .client import Cancel
 from .context import EMBEDDER_NAME, ContextSettings, default_embedder, input_budget, prepare_context
 from .context.summaries import write_summary
@@ -33,7 +34,6 @@ from .titles import suggest_title
 from .tokens import TokenCounter
 from .tool_loop import run_turn_with_tools
 from .tools import Toolbox
-from .turn import Turn, estimate_usage, run_turn
 
 log = logging.getLogger(__name__)
 

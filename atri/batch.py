@@ -8,8 +8,8 @@ does not stop it, only Stop does. The run is saved as it goes: at its start, whe
 not saved); a run whose process died reads as interrupted with its finished rows, and `resume` asks only
 for the rows not done.
 
-Every request goes out through `send_one` (the Extract page's too); host quotas are checked by the
-connection's meter (atri.quotas, in atri.turn), as for every other request.
+Every row is asked through atri.calls.asend (as Extract's sources are): admitted and charged on the
+connection's meter, and retried when throttled, as every request is.
 """
 from __future__ import annotations
 
@@ -21,43 +21,26 @@ import logging
 import re
 import threading
 import time
-import weakref
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    Retrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_exponential,
-    wait_random_exponential,
-)
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from .calls import Target, asend
 from .messages import ChatOptions, Message
-from .pricing import Price, request_cost
+from .pricing import request_cost
 from .providers import ModelInfo, Thinking
-from .request import RequestPlan, build_request
-from .settings import Connection
+from .request import build_request
 from .store import StorageError, Store, new_id, now
 from .tables import MAX_ROWS, BatchInputError, Table
-from .tokens import TokenCounter
-from .turn import Turn, arun_turn
+from .turn import Turn
 
 MAX_PROMPT_CHARS = 100_000
 MAX_CONCURRENCY = 32
 DEFAULT_CONCURRENCY = 8
 MAX_SWEEP = 48
 RUNS_PER_OWNER = 2  # batch runs one visitor may have going at once
-TRIES = 4  # our own tries of a throttled row; the SDK already retried each of them twice
-MAX_WAIT_S = 60.0  # a Retry-After longer than this is not waited for in full
-# 429s that recover by waiting ("rate increased too quickly", requests per minute). An exhausted
-# allocation ("quota") does not, so it fails its row at once.
-RECOVERABLE = ("rate_limit", "burst", "quota_requests")  # a demo's per-minute quota resets within the minute
 
 QUEUED, RUNNING, DONE, FAILED, STOPPED = "queued", "running", "done", "failed", "stopped"
 SAVE_EVERY_S = 2.0  # a run going on is written this often when rows finished, touched (a heartbeat) when not
@@ -269,100 +252,7 @@ class BatchRow:
         return cls(variant=variant, **kept)
 
 
-class _Throttled(Exception):
-    def __init__(self, turn: Turn) -> None:
-        super().__init__(turn.error.kind if turn.error else "throttled")
-        self.turn = turn
-
-
-def _wait(state: RetryCallState) -> float:
-    """As long as the provider asked (up to a minute), or a growing random pause when it did not say."""
-    failure = state.outcome.exception() if state.outcome else None
-    asked = failure.turn.error.retry_after_s if isinstance(failure, _Throttled) and failure.turn.error else None
-    if asked is not None:
-        return min(asked, MAX_WAIT_S)
-    return wait_random_exponential(multiplier=1, max=30)(state)
-
-
-@dataclass
-class _Flight:
-    """The requests one event loop is streaming on one meter (a run's rows, an extraction's sources)."""
-
-    streaming: int = 0
-    ended: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def end_one(self) -> None:
-        self.streaming -= 1
-        self.ended.set()
-        self.ended = asyncio.Event()
-
-
-_flights: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, _Flight]] = weakref.WeakKeyDictionary()
-
-
-def _flight(conn: Connection) -> _Flight:
-    per_loop = _flights.setdefault(asyncio.get_running_loop(), {})
-    return per_loop.setdefault(id(conn.meter), _Flight())
-
-
-def _held_by_siblings(turn: Turn, flight: _Flight) -> bool:
-    """Refused for tokens while other requests of this loop on the same meter are streaming: each holds a
-    reserve for its output (atri.quotas), most of which comes back when it ends."""
-    return (turn.error is not None and turn.error.kind in ("quota_tokens", "quota_budget") and not turn.content
-            and flight.streaming > 0)
-
-
-async def send_one(conn: Connection, plan: RequestPlan, *, count: TokenCounter | None = None,
-                   on_turn: Callable[[Turn], None] = lambda turn: None,
-                   on_wait: Callable[[float], None] = lambda seconds: None) -> Turn:
-    """One streamed answer for a batch row or an extraction. A throttled answer (a 429 that recovers, or a
-    demo's per-minute quota) waits and is asked again, up to TRIES times; one refused for the tokens its
-    siblings hold in reserve waits for one of them to end, and is asked again; any other failure comes back
-    in `turn.error`."""
-    flight = _flight(conn) if conn.meter is not None else None
-    while True:
-        if flight is not None:
-            flight.streaming += 1
-        try:
-            turn = await _send_retrying(conn, plan, count, on_turn, on_wait)
-        finally:
-            if flight is not None:
-                flight.end_one()
-        if flight is None or not _held_by_siblings(turn, flight):
-            return turn
-        on_wait(0.0)
-        await flight.ended.wait()
-
-
-async def _send_retrying(conn: Connection, plan: RequestPlan, count: TokenCounter | None,
-                         on_turn: Callable[[Turn], None], on_wait: Callable[[float], None]) -> Turn:
-    retrying = AsyncRetrying(stop=stop_after_attempt(TRIES), wait=_wait, retry=retry_if_exception_type(_Throttled),
-                             before_sleep=lambda state: on_wait(state.upcoming_sleep), reraise=True)
-    try:
-        async for attempt in retrying:
-            with attempt:
-                turn = None
-                async for turn in arun_turn(conn, plan, count=count):
-                    on_turn(turn)
-                if turn.error is not None and turn.error.kind in RECOVERABLE and not turn.content:
-                    raise _Throttled(turn)
-                return turn
-    except _Throttled as last:
-        return last.turn
-    raise AssertionError("unreachable: tenacity either returns, retries or re-raises")
-
-
 # --- a run ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where a run's requests go: the connection, the model's abilities, its price and token counter."""
-
-    connection: Connection
-    model: ModelInfo
-    price: Price | None = None
-    count: TokenCounter | None = None
 
 
 @dataclass(frozen=True)
@@ -521,9 +411,9 @@ class BatchRun:
                 options = self.spec.options(row.variant)
                 model = self.target.model
                 plan = build_request([Message("user", row.prompt)], options, model, self.target.connection.provider)
-                turn = await send_one(self.target.connection, plan, count=self.target.count,
-                                      on_turn=lambda turn: self._follow(row, turn),
-                                      on_wait=lambda seconds: self._waiting(row, seconds))
+                turn = await asend(self.target.connection, plan, count=self.target.count,
+                                  on_turn=lambda turn: self._follow(row, turn),
+                                  on_wait=lambda seconds: self._waiting(row, seconds))
                 self._finish(row, turn)
         except asyncio.CancelledError:
             self._set(row, status=STOPPED, waiting_s=None)

@@ -1,9 +1,7 @@
 """The only module that talks to the openai SDK: streams chunk dicts, maps failures to ChatError.
 
-On a metered connection every request goes out under an admission (atri.quotas): the one atri.turn made for
-it, or one made here. It is sent asking for no more output than the admission reserved, and when it ends
-(finished, failed, stopped or cancelled) the admission is charged what the provider reported, or an
-estimate, so a reserve is never left held; atri.turn may charge it again with better figures."""
+The Chat Completions wire format (ChatCompletions, an atri.calls.Transport). Quotas, retries of throttled
+requests and the answer's bookkeeping are atri.calls' business: this module only sends and reads."""
 from __future__ import annotations
 
 import asyncio
@@ -12,7 +10,6 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from contextvars import ContextVar
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import Any
@@ -21,9 +18,7 @@ import httpx2
 import openai
 
 from .errors import ChatError, classify_status
-from .metering import Admitted, RequestMeter
 from .settings import Connection
-from .tokens import rough_count
 
 CONNECT_TIMEOUT_S = 10.0
 MAX_RETRIES = 2  # the SDK retries 408/409/429/5xx and connection errors with backoff
@@ -164,69 +159,8 @@ class Cancel:
                 pass
 
 
-# The latest admission made in this thread or asyncio task, with its meter: the next request sent on that
-# meter goes under it, with the output it reserved, whoever built the request again in between (the tool loop
-# admits a request, then sends a copy of it).
-_latest: ContextVar[tuple[RequestMeter, Admitted] | None] = ContextVar("atri_latest_admission", default=None)
-
-
-def hand_over(meter: RequestMeter, admission: Admitted | None) -> None:
-    """The admission just made on `meter` (None: it needed none) is for the next request sent on it here."""
-    _latest.set((meter, admission) if admission is not None else None)
-
-
-def latest_admission(meter: RequestMeter | None) -> Admitted | None:
-    """The admission this thread or task made last on `meter`, if any."""
-    latest = _latest.get()
-    return latest[1] if latest is not None and meter is not None and latest[0] is meter else None
-
-
-def admitted(conn: Connection, kwargs: dict[str, Any], *, host_choice: bool = False) -> tuple[dict[str, Any], Admitted | None]:
-    """The request as it may go out on this connection, and the admission it goes under: the one just made
-    for it (atri.turn.admit_request), or, on a metered connection, a new one (raises QuotaExceeded)."""
-    if conn.meter is None:
-        return kwargs, None
-    model = conn.provider.model(kwargs["model"])
-    admission = latest_admission(conn.meter)
-    if admission is None or admission.sent:
-        admission = conn.meter.admit_request(kwargs, model, rough_count, host_choice=host_choice)
-        if admission is None:
-            return kwargs, None
-    admission.sent = True
-    return admission.limit(kwargs, model), admission
-
-
-class Spending:
-    """What one streamed request spent, as its chunks show it: the provider's usage, or the text so far."""
-
-    def __init__(self) -> None:
-        self.total: int | None = None
-        self._texts: list[str] = []
-
-    def saw(self, total: int | None, text: str) -> None:
-        self.total = total
-        self._texts.append(text)
-
-    def see(self, chunk: dict[str, Any]) -> None:
-        usage = chunk.get("usage")
-        if isinstance(usage, dict) and isinstance(usage.get("total_tokens"), int):
-            self.total = usage["total_tokens"]
-        for choice in chunk.get("choices") or ():
-            delta = choice.get("delta") if isinstance(choice, dict) else None
-            if isinstance(delta, dict):
-                self._texts += [v for k in ("content", "reasoning_content", "reasoning") if isinstance(v := delta.get(k), str)]
-
-    def settle(self, admission: Admitted | None) -> None:
-        """Charge the admission what was spent, giving back the rest of its reserve."""
-        if admission is not None:
-            admission.charge(self.total if self.total is not None
-                             else admission.input_tokens + rough_count("".join(self._texts)))
-
-
 def stream_chunks(conn: Connection, kwargs: dict[str, Any], cancel: Cancel | None = None) -> Iterator[dict[str, Any]]:
     """Yields each chunk as a dict (unknown fields such as reasoning_content included)."""
-    kwargs, admission = admitted(conn, kwargs)
-    spending = Spending()
     client = make_client(conn, conn.timeout_s)
     received = False
     try:
@@ -239,25 +173,19 @@ def stream_chunks(conn: Connection, kwargs: dict[str, Any], cancel: Cancel | Non
                 if cancel and cancel.cancelled:
                     break
                 received = True
-                chunk = _chunk(chunk)
-                spending.see(chunk)
-                yield chunk
+                yield _chunk(chunk)
         finally:
             stream.close()
     except (openai.OpenAIError, httpx2.HTTPError) as exc:
         if cancel and cancel.cancelled:
             raise ChatError("stopped") from None
         raise _stream_error(exc, conn, received) from None
-    finally:
-        spending.settle(admission)
     if cancel and cancel.cancelled:
         raise ChatError("stopped")
 
 
 async def astream_chunks(conn: Connection, kwargs: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
     """stream_chunks on the async client (as the tutorial's AsyncOpenAI example): for several answers at once."""
-    kwargs, admission = admitted(conn, kwargs)
-    spending = Spending()
     received = False
     try:
         stream = await async_client(conn).post(CHAT_PATH, cast_to=object, body=request_body(kwargs),
@@ -265,30 +193,22 @@ async def astream_chunks(conn: Connection, kwargs: dict[str, Any]) -> AsyncItera
         async with stream:
             async for chunk in stream:
                 received = True
-                chunk = _chunk(chunk)
-                spending.see(chunk)
-                yield chunk
+                yield _chunk(chunk)
     except (openai.OpenAIError, httpx2.HTTPError) as exc:
         raise _stream_error(exc, conn, received) from None
-    finally:
-        spending.settle(admission)
 
 
-def complete_text(conn: Connection, kwargs: dict[str, Any], timeout_s: float = 60.0, *, host_choice: bool = False) -> str:
-    """A short non-streaming call (titles). Hybrid Qwen models need enable_thinking=false here.
-    `host_choice`: sent because the host's app decided to (a title), not counted as a visitor's request."""
-    client = make_client(conn, timeout_s)
-    kwargs, admission = admitted(conn, kwargs, host_choice=host_choice)
-    spending = Spending()
-    try:
-        response = client.chat.completions.create(**{**kwargs, "stream": False})
-        content = response.choices[0].message.content or ""
-        spending.saw(response.usage.total_tokens if response.usage else None, content)
-        return content
-    except (openai.OpenAIError, httpx2.HTTPError) as exc:
-        raise to_chat_error(exc, conn) from None
-    finally:
-        spending.settle(admission)
+class ChatCompletions:
+    """The Chat Completions wire format, as atri.calls.Transport: `POST /chat/completions`, streamed."""
+
+    def stream(self, conn: Connection, kwargs: dict[str, Any], cancel: Cancel | None) -> Iterator[dict[str, Any]]:
+        return stream_chunks(conn, kwargs, cancel)
+
+    def astream(self, conn: Connection, kwargs: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        return astream_chunks(conn, kwargs)
+
+
+CHAT_COMPLETIONS = ChatCompletions()
 
 
 def list_models(conn: Connection, timeout_s: float = 5.0) -> list[str]:

@@ -3,25 +3,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
+from .calls import Target, arun_turn
 from .messages import ChatOptions, Message
-from .providers import ModelInfo
 from .request import build_request
-from .settings import Connection
-from .tokens import TokenCounter
-from .turn import Turn, arun_turn
-
-
-@dataclass(frozen=True)
-class Target:
-    connection: Connection
-    model: ModelInfo
-    count: TokenCounter | None = None
-
-    @property
-    def label(self) -> str:
-        return f"{self.connection.provider.id} · {self.model.id}"
+from .turn import Turn
 
 
 async def _answer(index: int, target: Target, question: Message, options: ChatOptions,

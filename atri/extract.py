@@ -4,7 +4,7 @@ An image (or a text) and what to take from it (field names, or a JSON Schema) go
 mode, with the schema in the instruction. The answer is parsed, repaired where a library can
 (`json_repair`: fences, trailing commas, single quotes, a cut-off end) and validated against the
 schema (`jsonschema`). When it does not validate, the model is asked once more, with the errors.
-Several sources run at once, each through atri.batch.send_one.
+Several sources run at once, each through atri.calls.asend.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .batch import Target, send_one
+from .calls import Target, asend
 from .messages import ChatOptions, Message
 from .pricing import request_cost
 from .request import build_request
@@ -189,7 +189,7 @@ async def extract_one(target: Target, source: Source, schema: dict[str, Any]) ->
     result = Extraction(source)
     for attempt in range(2):
         plan = build_request(history, options, target.model, provider)
-        turn = await send_one(target.connection, plan, count=target.count)
+        turn = await asend(target.connection, plan, count=target.count)
         result.add(turn, target)
         if turn.error is not None:
             if result.reading is None:  # the first ask failed: nothing to show

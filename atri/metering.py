@@ -1,4 +1,4 @@
-"""What the call path (atri.client, atri.turn) needs of a payer's quotas, as protocols.
+"""What the call path (atri.calls) needs of a payer's quotas, as protocols.
 
 A Connection carries its meter, and the call path admits and charges every request on it; atri.quotas
 implements these over the database. Typed here, below both, so that settings and the call path do not
@@ -16,7 +16,6 @@ class Admitted(Protocol):
 
     input_tokens: int  # its input, as estimated at admission
     lowered: bool  # what was left made its output reserve smaller than the request wanted
-    sent: bool  # a request went out under it (atri.client marks it)
 
     def charge(self, used_tokens: int) -> None:
         """Hold what it really used instead of the estimate (each call replaces the last)."""

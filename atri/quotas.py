@@ -5,7 +5,7 @@ everything the host's keys spend. Unset limits are unlimited, as on a laptop.
 Counted in the database (atri.store keeps the counters) so that tabs and replicas share them: `admit`
 takes one request, its estimated input and a reserve for its largest possible output from every counter it
 falls under, atomically, or refuses with the moment the limit resets; the request then goes out asking for no
-more output than it reserved (atri.request.cap_output, applied by atri.client), so however long the answer
+more output than it reserved (atri.request.cap_output, applied by atri.calls), so however long the answer
 wants to be and however many requests race, the tokens spent stay inside what was left. `Admission.charge`
 sets the reservation right with the real usage afterwards, giving back what was not used. Requests the host
 chooses to send (titles, summaries) count toward tokens and the budget, not toward a visitor's requests per
@@ -97,7 +97,6 @@ class Admission:
     input_tokens: int = 0
     output_tokens: int | None = None  # the most output it may ask for; None: no token limit, ask as you like
     lowered: bool = False  # what is left made output_tokens smaller than the request wanted
-    sent: bool = False  # a request went out under it (atri.client marks it)
     _held: int = field(init=False, repr=False)  # what its counters hold for it now
     _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
@@ -196,8 +195,8 @@ class Quotas:
 @dataclass(frozen=True)
 class Meter:
     """A payer's quotas, carried by a Connection so that every request on it (answers, tool rounds, titles,
-    summaries, Compare, Batch, Extract) is admitted and charged in one place, atri.turn and atri.client, which
-    know it as an atri.metering.RequestMeter."""
+    summaries, Compare, Batch, Extract) is admitted and charged in one place, atri.calls, which knows it as an
+    atri.metering.RequestMeter."""
 
     quotas: Quotas
     payer: Payer
@@ -208,7 +207,7 @@ class Meter:
 
     def admit_request(self, kwargs: dict[str, Any], model: ModelInfo, count: TokenCounter, *,
                       host_choice: bool = False) -> Admission | None:
-        """Admit a request about to be sent: its input counted, its output reserved (atri.client sends it
+        """Admit a request about to be sent: its input counted, its output reserved (atri.calls sends it
         asking for no more than that)."""
         return self.admit(input_estimate(kwargs, count), output_need(kwargs, model), host_choice=host_choice)
 

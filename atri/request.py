@@ -47,7 +47,6 @@ class Call:
     """What one call to a model asks for, whatever it is for: an answer, a title, a summary…"""
 
     messages: list[dict[str, Any]]
-    stream: bool = True
     thinking: bool = False
     thinking_budget: int | None = None
     json_mode: bool = False
@@ -59,9 +58,8 @@ def build_call(call: Call, model: ModelInfo, provider: Provider, notes: list[str
     """Keyword arguments for chat.completions.create: the one place where what differs between
     providers and models (thinking switches, JSON mode, output caps) turns into a request."""
     notes = [] if notes is None else notes
-    kwargs: dict[str, Any] = {"model": model.id, "messages": call.messages, "stream": call.stream}
-    if call.stream:
-        kwargs["stream_options"] = {"include_usage": True}
+    kwargs: dict[str, Any] = {"model": model.id, "messages": call.messages, "stream": True,
+                              "stream_options": {"include_usage": True}}
     if call.temperature is not None:
         kwargs["temperature"] = call.temperature
     max_tokens = call.max_tokens
@@ -136,8 +134,8 @@ def _thinking_body(call: Call, model: ModelInfo, json_mode: bool, notes: list[st
     if thinking and json_mode and not model.json_with_thinking:
         thinking = False
         notes.append("note_json_no_thinking")
-    # Sent explicitly either way: newer Qwen models think when nothing is said, and a non-streaming
-    # call (a title) to a hybrid model is refused unless it says false.
+    # Sent explicitly either way: newer Qwen models think when nothing is said (a title or a summary would
+    # reason first).
     body: dict[str, Any] = {"enable_thinking": thinking}
     if thinking and call.thinking_budget:
         budget = call.thinking_budget

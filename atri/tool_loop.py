@@ -3,7 +3,8 @@
 The model streams its calls (atri.stream gathers their pieces); each call is run by the answer's Toolbox
 and its result goes back as a `tool` message in the next request, until the model answers without
 calling anything, or the step limit is reached: then one last request with `tool_choice: "none"` asks for
-the answer from what it has. All requests feed one growing Turn: its content and reasoning run on from
+the answer from what it has. Each request is one atri.calls.follow_request (admitted, sent and charged
+there), and all of them feed one growing Turn: its content and reasoning run on from
 round to round, its usage adds up, and every call is kept in `turn.tool_steps` (stored with the answer).
 A search tool's hits join `turn.sources`, the list shown under the answer, as a provider's own search results do.
 A provider that refuses tools with a 400 before anything arrives is asked again without them, with a note.
@@ -17,22 +18,18 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from .client import Cancel, stream_chunks
+from .calls import follow_request
+from .client import Cancel
 from .errors import ChatError
-from .messages import Usage
 from .request import RequestPlan
 from .settings import Connection
 from .stream import SearchResults
 from .tokens import TokenCounter
 from .tools import Toolbox, ToolCall, ToolStep, result_for_model
-from .turn import Turn, TurnFollower, admit_request, public_url
+from .turn import Turn, TurnFollower
 
 MAX_STEPS = 5  # requests that may call tools; one more (without tools) answers after the last
 MAX_CALLS_PER_ROUND = 8  # calls run from one request; a model asking for more gets an error text for the rest
-
-
-def _spent(usage: Usage | None) -> int:
-    return usage.prompt_tokens + usage.completion_tokens if usage else 0
 
 
 def _without_tools(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -93,26 +90,18 @@ def run_turn_with_tools(conn: Connection, plan: RequestPlan, toolbox: Toolbox, *
             kwargs["tool_choice"] = "none"
             turn.notes.append("note_tool_step_limit")
         content_mark, reasoning_mark = len(turn.content), len(turn.reasoning)
-        admission, received = None, False
+        received = False
         try:
-            admission = admit_request(conn, RequestPlan({**kwargs, "messages": messages}), count)
-            chunks = stream_chunks(conn, {**kwargs, "messages": messages}, cancel)
-            try:
-                for chunk in chunks:
-                    received = True
-                    yield follower.feed(chunk)
-            finally:
-                chunks.close()
+            for _ in follow_request(conn, follower, {**kwargs, "messages": list(messages)}, cancel=cancel):
+                received = True
+                yield turn
         except ChatError as failure:
             if round_ == 0 and not received and not refused_once and "tools" in kwargs and failure.kind == "bad_request":
                 refused_once = True  # a model or server that cannot call tools: the question still gets its answer
                 kwargs = _without_tools(kwargs)
-                turn.request = {"base_url": public_url(conn.base_url), **kwargs}
                 turn.notes.append("note_tools_refused")
                 continue
             error = failure
-        if admission is not None and turn.usage is not None and turn.usage is not turn.earlier_usage:
-            admission.charge(max(0, _spent(turn.usage) - _spent(turn.earlier_usage)))
         if error is not None or not turn.calls or round_ >= max_steps or "tools" not in kwargs:
             break
         messages.append(_assistant_step(turn, turn.content[content_mark:], turn.reasoning[reasoning_mark:]))

@@ -1,13 +1,11 @@
-"""One turn: send the request, follow the stream, and record the answer with its facts."""
+"""One answer as data: the Turn that grows from a request's stream, and the record it leaves (atri.calls sends)."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .client import Cancel, astream_chunks, hand_over, latest_admission, stream_chunks
 from .errors import ChatError
 from .messages import AnswerFacts, ChatOptions, Message, Usage
 from .metering import Admitted
@@ -175,17 +173,32 @@ def estimate_usage(turn: Turn, count: TokenCounter) -> Usage:
 
 
 class TurnFollower:
-    """Turns one request's chunks into a growing Turn; shared by the sync and async streams."""
+    """Turns the chunks of an answer's requests into one growing Turn (atri.calls sends the requests): a pure
+    accumulator, the same for the sync and async faces."""
 
     def __init__(self, conn: Connection, plan: RequestPlan, count: TokenCounter | None,
                  context: dict[str, Any] | None) -> None:
-        request_record = {"base_url": public_url(conn.base_url), **plan.kwargs}
         self._conn = conn
-        self.turn = Turn(model=plan.kwargs["model"], request=request_record, notes=plan.notes, context=context)
+        self.turn = Turn(model=plan.kwargs["model"], request=self._record(plan.kwargs), notes=plan.notes,
+                         context=context)
         # A model that opens with reasoning but no <think> tag is caught by its lone </think> (ContentWasReasoning).
         self._inline_tags = conn.provider.inline_think_tags
         self._parser = ChunkParser(inline_tags=self._inline_tags)
-        self._count = count or rough_count
+        self.count = count or rough_count
+        self.admission: Admitted | None = None  # the latest request's, once it is sent
+        self._round = 0
+        self._marks = (0, 0)  # where the latest request's content and reasoning begin
+
+    def _record(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        return {"base_url": public_url(self._conn.base_url), **kwargs}
+
+    def sending(self, admission: Admitted | None, kwargs: dict[str, Any]) -> None:
+        """A request goes out under `admission`, as `kwargs` (with the output cap it reserved). The answer's
+        record is its first request (a tool loop's later ones differ only by the calls and results they carry)."""
+        self.admission = admission
+        self._marks = (len(self.turn.content), len(self.turn.reasoning))
+        if self._round == 0:
+            self.turn.request = self._record(kwargs)
 
     def feed(self, chunk: dict[str, Any]) -> Turn:
         turn = self.turn
@@ -195,9 +208,15 @@ class TurnFollower:
             turn.apply(event)
         return turn
 
+    def round_text(self) -> str:
+        """What the latest request's answer has said so far (content and reasoning)."""
+        content_mark, reasoning_mark = self._marks
+        return self.turn.content[content_mark:] + self.turn.reasoning[reasoning_mark:]
+
     def next_round(self) -> None:
         """The next request of a tool loop: a fresh parser, the usage so far kept aside to add up."""
         turn = self.turn
+        self._round += 1
         self._parser = ChunkParser(inline_tags=self._inline_tags)
         turn.earlier_usage = turn.usage
         turn.calls, turn.calling, turn.finish_reason = [], None, None
@@ -209,73 +228,11 @@ class TurnFollower:
             turn.apply(event)
         turn.ended_at = time.perf_counter()
         if turn.usage is None and (turn.content or turn.reasoning or turn.error is None):
-            turn.usage = estimate_usage(turn, self._count)
+            turn.usage = estimate_usage(turn, self.count)
         if turn.finish_reason == "length" and self._cut_by_quota() and QUOTA_CUT_NOTE not in turn.notes:
             turn.notes.append(QUOTA_CUT_NOTE)
         return turn
 
-    def sending(self, admission: Admitted | None, kwargs: dict[str, Any]) -> None:
-        """The request as it goes out under its admission (with the output cap it reserved), for the record."""
-        if admission is not None:
-            model = self._conn.provider.model(kwargs["model"])
-            self.turn.request = {"base_url": public_url(self._conn.base_url), **admission.limit(kwargs, model)}
-
     def _cut_by_quota(self) -> bool:
-        """Whether the last request was sent asking for less output than it wanted, for lack of quota."""
-        admission = latest_admission(self._conn.meter)
-        return admission is not None and admission.sent and admission.lowered
-
-
-def admit_request(conn: Connection, plan: RequestPlan, count: TokenCounter | None, *,
-                  host_choice: bool = False) -> Admitted | None:
-    """Counted against the payer's quotas before anything is sent (raises QuotaExceeded, a ChatError): its
-    input, and a reserve for its output, which atri.client then asks for no more than (max_tokens, and
-    thinking_budget where that bounds the reasoning). `host_choice`: a call the host decided on (a summary),
-    not one of the visitor's requests per minute."""
-    if conn.meter is None:
-        return None
-    admission = conn.meter.admit_request(plan.kwargs, conn.provider.model(plan.kwargs["model"]), count or rough_count,
-                                         host_choice=host_choice)
-    hand_over(conn.meter, admission)
-    return admission
-
-
-def charge_turn(admission: Admitted | None, turn: Turn) -> Turn:
-    if admission is not None and turn.usage is not None:
-        admission.charge(turn.usage.prompt_tokens + turn.usage.completion_tokens)
-    return turn
-
-
-def run_turn(conn: Connection, plan: RequestPlan, *, count: TokenCounter | None = None,
-             context: dict[str, Any] | None = None, cancel: Cancel | None = None,
-             host_choice: bool = False) -> Iterator[Turn]:
-    """Yields the growing Turn after each chunk, and once more when it has ended (error or not).
-    `host_choice`: a request the host's app decided on (a summary), not one of the visitor's requests."""
-    follower = TurnFollower(conn, plan, count, context)
-    admission, error = None, None
-    try:
-        admission = admit_request(conn, plan, count, host_choice=host_choice)
-        follower.sending(admission, plan.kwargs)
-        chunks = stream_chunks(conn, plan.kwargs, cancel)
-        try:
-            for chunk in chunks:
-                yield follower.feed(chunk)
-        finally:
-            chunks.close()
-    except ChatError as failure:
-        error = failure
-    yield charge_turn(admission, follower.finish(error))
-
-
-async def arun_turn(conn: Connection, plan: RequestPlan, *, count: TokenCounter | None = None) -> AsyncIterator[Turn]:
-    """The same, on the async client: many turns can stream at once in one thread."""
-    follower = TurnFollower(conn, plan, count, None)
-    admission, error = None, None
-    try:
-        admission = admit_request(conn, plan, count)
-        follower.sending(admission, plan.kwargs)
-        async for chunk in astream_chunks(conn, plan.kwargs):
-            yield follower.feed(chunk)
-    except ChatError as failure:
-        error = failure
-    yield charge_turn(admission, follower.finish(error))
+        """Whether the latest request was sent asking for less output than it wanted, for lack of quota."""
+        return self.admission is not None and self.admission.lowered

@@ -40,6 +40,7 @@ from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from atri.calls import run_turn  # noqa: E402
 from atri.local import BUNDLED_MODEL_ID, assemble_model, cache_dir, default_threads, gguf_token_counter, start_engine  # noqa: E402
 from atri.local_queue import SlotGate  # noqa: E402
 from atri.messages import ChatOptions, Message  # noqa: E402
@@ -47,7 +48,6 @@ from atri.providers import LOCAL, catalogue  # noqa: E402
 from atri.request import build_request  # noqa: E402
 from atri.settings import Connection  # noqa: E402
 from atri.store import title_from  # noqa: E402
-from atri.turn import run_turn  # noqa: E402
 
 T = TypeVar("T")
 PERSONA = "Session {run}. You are a helpful assistant."

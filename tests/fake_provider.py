@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from atri.titles import TITLE_PROMPT
+
 GOOD_KEY = "sk-test-good-key"
 MODELS = ["qwen3-max", "qwen-plus", "qwen3-vl-plus", "qwq-plus"]
 
@@ -60,9 +62,17 @@ NO_JSON_WORD = error_body(
 JSON_WHILE_THINKING = error_body(
     "invalid_parameter_error",
     "<400> InternalError.Algo.InvalidParameter: Json mode response is not supported when enable_thinking is true")
+STREAM_ONLY = error_body(
+    "invalid_parameter_error", "This model only support stream mode, please enable the stream parameter to access the model. ")
+STREAM_ONLY_MODEL = re.compile(r"^(qwq|qvq)|^qwen3-(\d+(\.\d+)?b|\d+b-a\d+b)")  # open-source qwen3-*, QwQ, QVQ
 NON_STREAM_THINKING = error_body(
     "invalid_parameter_error",
     "<400> InternalError.Algo.InvalidParameter: parameter.enable_thinking must be set to false for non-streaming calls")
+
+
+def is_title_call(body: dict[str, Any]) -> bool:
+    messages = body.get("messages") or [{}]
+    return messages[0].get("role") == "system" and messages[0].get("content") == TITLE_PROMPT
 
 
 def text_of(content: Any) -> str:
@@ -195,8 +205,9 @@ class FakeProvider:
 
     @property
     def streamed(self) -> list[dict[str, Any]]:
-        """The chat requests that asked for a stream (the app's answers, not its title calls)."""
-        return [r for r in self.requests if r.get("stream")]
+        """The app's answers: the chat requests that asked for a stream, except its title calls (which stream
+        too, and are known by their instruction)."""
+        return [r for r in self.requests if r.get("stream") and not is_title_call(r)]
 
     def start(self) -> FakeProvider:
         self._thread.start()
@@ -317,6 +328,9 @@ class FakeProvider:
                     self._json(400, JSON_WHILE_THINKING)
                     return
                 if not body.get("stream"):
+                    if STREAM_ONLY_MODEL.match(model):
+                        self._json(400, STREAM_ONLY)
+                        return
                     if body.get("enable_thinking") is not False and body.get("model", "").startswith("qwen3-"):
                         self._json(400, NON_STREAM_THINKING)
                         return

@@ -10,9 +10,8 @@ from dataclasses import replace
 
 from atri.answers import Answerer, TurnSetup
 from atri.batch import DONE, BatchRun, Variant, batch_spec, run_sync
-from atri.batch import Target as BatchTarget
-from atri.client import complete_text, list_models
-from atri.compare import Target as CompareTarget
+from atri.calls import Target, arun_turn, run_turn
+from atri.client import list_models
 from atri.compare import compare
 from atri.context import ContextSettings
 from atri.context.summaries import write_summary
@@ -25,7 +24,6 @@ from atri.settings import QuotaLimits, Settings
 from atri.titles import suggest_title
 from atri.tokens import rough_count
 from atri.tools import Tool, Toolbox
-from atri.turn import arun_turn, run_turn
 from tests.fake_provider import GOOD_KEY
 
 DASHSCOPE = catalogue()["dashscope"]
@@ -126,13 +124,13 @@ def test_tool_rounds_each_stay_inside_what_is_left(fake, store):
 def test_batch_at_concurrency_32_and_compare_racing_never_pass_the_budget_or_a_quota(fake, store):
     fake.answer_tokens = 1_500
     fake.chunk_delay_s = 0.002
-    batch_target = BatchTarget(metered(fake, store, SMALL_DEMO, ALICE), QWEN_PLUS)
+    batch_target = Target(metered(fake, store, SMALL_DEMO, ALICE), QWEN_PLUS)
     batch = BatchRun("alice", batch_spec("dashscope", "qwen-plus", [(f"row {i}", {}) for i in range(32)],
                                          Variant(), concurrency=32), batch_target)
     results = {}
 
     def comparing(payer):
-        targets = [CompareTarget(metered(fake, store, SMALL_DEMO, payer), DASHSCOPE.model(m))
+        targets = [Target(metered(fake, store, SMALL_DEMO, payer), DASHSCOPE.model(m))
                    for m in ("qwen-plus", "qwen3-max", "qwen-flash", "qwen3-vl-plus")]
         results[payer.owner] = asyncio.run(compare(targets, Message("user", "compare us"), ChatOptions("dashscope", "")))
 
@@ -164,7 +162,7 @@ def test_batch_rows_refused_for_what_their_siblings_hold_wait_and_all_get_answer
     limits = QuotaLimits(tokens_per_day=40_000)
     fake.chunk_delay_s = 0.01
     run = BatchRun("alice", batch_spec("dashscope", "qwen-plus", [(f"row {i}", {}) for i in range(8)], Variant(),
-                                       concurrency=8), BatchTarget(metered(fake, store, limits), QWEN_PLUS))
+                                       concurrency=8), Target(metered(fake, store, limits), QWEN_PLUS))
     view = run_sync(run)
     assert [row.status for row in view.rows] == [DONE] * 8, [row.error_kind for row in view.rows]
     assert used(store, limits, ALICE, "tokens") == sum(row.prompt_tokens + row.completion_tokens for row in view.rows)
@@ -230,8 +228,7 @@ def test_gateway_credentials_in_the_base_url_go_with_the_hosts_requests_only(fak
         return [t async for t in arun_turn(visitor, plan_for("hi again"))][-1]
 
     asyncio.run(compare_style())
-    complete_text(visitor, {"model": "qwen-plus", "messages": [{"role": "user", "content": "a title"}],
-                            "extra_body": {"enable_thinking": False}})
+    assert suggest_title(visitor, QWEN_PLUS, Message("user", "a title"), Message("assistant", "a"))
     assert fake.authorizations[1:] == ["Bearer junk-typed-by-a-visitor"] * 2
 
     fake.authorizations.clear()

@@ -1,11 +1,11 @@
 """The real openai SDK against the fake DashScope server: what reaches the turn, and how failures read."""
 import pytest
 
+from atri.calls import run_turn
 from atri.messages import ChatOptions, Message
 from atri.providers import catalogue
 from atri.request import build_request
 from atri.settings import Settings
-from atri.turn import run_turn
 from tests.fake_provider import GOOD_KEY, MODERATION, QUOTA, RATE_LIMITED, TOO_LONG, Fault
 
 DASHSCOPE = catalogue()["dashscope"]

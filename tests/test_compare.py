@@ -2,7 +2,8 @@
 import asyncio
 import time
 
-from atri.compare import Target, compare
+from atri.calls import Target
+from atri.compare import compare
 from atri.messages import ChatOptions, Message
 from atri.providers import catalogue
 from atri.settings import Settings

@@ -3,6 +3,7 @@ import json
 import time
 
 from tests.conftest import new_app
+from tests.fake_provider import is_title_call
 from tests.test_app import bubbles, send
 
 
@@ -90,11 +91,12 @@ def test_a_title_is_asked_of_the_model_in_the_background(app, dashscope_env):
     cid = app.query_params["c"]
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        titles = [r for r in dashscope_env.requests if not r.get("stream")]
+        titles = [r for r in dashscope_env.requests if is_title_call(r)]
         if titles:
             break
         time.sleep(0.1)
-    assert titles and titles[0]["enable_thinking"] is False  # a non-streaming call to a hybrid model
+    assert titles and titles[0]["enable_thinking"] is False, "thinking off, said explicitly to a hybrid model"
+    assert titles[0]["stream"] is True, "streamed, as every call is (some models answer no other way)"
     while time.monotonic() < deadline:
         app.run()
         if app.button(key=f"conversation::{cid}").label.startswith("Echo:"):  # the fake model's answer

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from atri.batch import Target
+from atri.calls import Target
 from atri.extract import (
     TRAIN_TICKET_FIELDS,
     FieldSpec,

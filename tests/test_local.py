@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from atri.answers import Answerer, TurnSetup
+from atri.calls import run_turn
 from atri.context import ContextSettings
 from atri.local import (
     MODEL_SHA256,
@@ -26,7 +27,6 @@ from atri.providers import LOCAL, catalogue
 from atri.request import build_request
 from atri.settings import Connection
 from atri.store import Store
-from atri.turn import run_turn
 
 LOCAL_PROVIDER = catalogue()[LOCAL]
 MODEL = LOCAL_PROVIDER.models[0]

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 
+from atri.calls import arun_turn, run_turn
 from atri.messages import ChatOptions, Message
 from atri.providers import catalogue
 from atri.quotas import Key, Meter, Payer, QuotaExceeded, Quotas
@@ -13,7 +14,6 @@ from atri.request import build_request
 from atri.settings import QuotaLimits, Settings
 from atri.store import Store
 from atri.titles import suggest_title
-from atri.turn import arun_turn, run_turn
 from tests.fake_provider import GOOD_KEY
 
 DASHSCOPE = catalogue()["dashscope"]

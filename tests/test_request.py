@@ -114,8 +114,11 @@ def test_every_kind_of_call_goes_through_one_builder_with_the_providers_rules():
     hybrid = dashscope.model("qwen-plus")
     title = title_request(hybrid, dashscope, "你好", "喵~")
     summary = summary_request(hybrid, dashscope, [Msg("user", "a"), Msg("assistant", "b")], (0, 2), None)
-    assert title["extra_body"] == {"enable_thinking": False} and title["stream"] is False
+    assert title["extra_body"] == {"enable_thinking": False} and title["stream"] is True, "every call streams"
     assert summary["extra_body"] == {"enable_thinking": False} and summary["max_tokens"] == 400
     small = local.models[0]
     assert title_request(small, local, "q", "a")["max_tokens"] == 24, "the embedded model's output cap keeps the smaller"
     assert title_request(dashscope.model("qwq-plus"), dashscope, "q", "a") is None, "always-thinking: no title call"
+    open_source = dashscope.model("qwen3-235b-a22b")
+    assert open_source.stream_only and title_request(open_source, dashscope, "q", "a")["extra_body"] == {
+        "enable_thinking": False}, "a stream-only model gets a title call, with thinking off"

@@ -1,6 +1,12 @@
 import pytest
 
-from atri.titles import clean_title
+from atri.messages import Message
+from atri.providers import catalogue
+from atri.settings import Settings
+from atri.titles import clean_title, suggest_title
+from tests.fake_provider import GOOD_KEY
+
+DASHSCOPE = catalogue()["dashscope"]
 
 
 @pytest.mark.parametrize("reply, title", [
@@ -19,3 +25,23 @@ from atri.titles import clean_title
 ])
 def test_a_title_is_the_words_alone(reply, title):
     assert clean_title(reply) == title
+
+
+def test_a_model_that_only_streams_gets_a_title_too(fake):
+    conn = Settings({"DASHSCOPE_API_KEY": GOOD_KEY, "DASHSCOPE_BASE_URL": fake.base_url}).connection(DASHSCOPE)
+    model = DASHSCOPE.model("qwen3-235b-a22b")
+    assert model.stream_only
+    title = suggest_title(conn, model, Message("user", "Bubble sort"), Message("assistant", "Here it is."))
+    assert title and title.startswith("Echo"), "the fake answers a title request with its echo"
+    asked = fake.requests[-1]
+    assert asked["stream"] is True and asked["enable_thinking"] is False and asked["max_tokens"] == 24
+
+
+def test_a_model_that_only_streams_refuses_a_call_that_does_not(fake):
+    """The fake provider is faithful here: before titles streamed, such a model got no title at all."""
+    import httpx2
+
+    reply = httpx2.post(f"{fake.base_url}/chat/completions", headers={"Authorization": f"Bearer {GOOD_KEY}"},
+                        json={"model": "qwen3-235b-a22b", "messages": [{"role": "user", "content": "hi"}],
+                              "enable_thinking": False})
+    assert reply.status_code == 400 and "only support stream mode" in reply.text

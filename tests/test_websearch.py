@@ -9,6 +9,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 from atri.answers import Answerer, TurnSetup
+from atri.calls import run_turn
 from atri.context import ContextSettings
 from atri.export import to_markdown
 from atri.messages import ChatOptions, Message
@@ -20,7 +21,6 @@ from atri.stream import ChunkParser, SearchResults
 from atri.tokens import rough_count
 from atri.tool_loop import run_turn_with_tools
 from atri.tools import Toolbox, web_search_tool
-from atri.turn import run_turn
 from atri.websearch import MAX_SOURCES, SearchHit, hits_for_model, link_citations, number_hits, sources_in, sources_markdown
 from tests.fake_provider import GOOD_KEY, SEARCH_RESULTS
 

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..calls import send
 from ..errors import ChatError
 from ..messages import Message
 from ..providers import ModelInfo, Provider
 from ..request import Call, RequestPlan, build_call
 from ..settings import Connection
-from ..turn import run_turn
 from .plan import Summary, summary_messages
 
 SUMMARY_MAX_TOKENS = 400
@@ -25,7 +25,7 @@ def write_summary(conn: Connection, model: ModelInfo, thread: list[Message], due
                   previous: Summary | None) -> str:
     """Fold thread[due] (and the previous summary) into a new summary; raises ChatError on failure. The
     host's choice, not the visitor's: it counts toward their tokens and the budget, not their requests."""
-    *_, turn = run_turn(conn, RequestPlan(summary_request(model, conn.provider, thread, due, previous)), host_choice=True)
+    turn = send(conn, RequestPlan(summary_request(model, conn.provider, thread, due, previous)), host_choice=True)
     if turn.error or not turn.content.strip():
         raise turn.error or ChatError("unknown", "empty summary")
     return turn.content.strip()

@@ -17,7 +17,6 @@ from atri.batch import (
     BatchRunner,
     BatchSpec,
     RunView,
-    Target,
     Variant,
     batch_spec,
     load_run,
@@ -27,6 +26,7 @@ from atri.batch import (
     to_csv,
     to_jsonl,
 )
+from atri.calls import Target
 from atri.i18n import t
 from atri.pricing import format_cost, price_table
 from atri.providers import Thinking, catalogue

@@ -5,7 +5,8 @@ import asyncio
 
 import streamlit as st
 
-from atri.compare import Target, compare
+from atri.calls import Target
+from atri.compare import compare
 from atri.i18n import PERSONA_PROMPTS, t
 from atri.messages import ChatOptions, Message
 from atri.providers import catalogue
@@ -37,8 +38,8 @@ def _target(settings: Settings, choice: str, lang: str) -> Target | None:
     provider = catalogue()[provider_id]
     connection, count = host_connection(settings, provider, lang)
     if provider.embedded:
-        return Target(connection, connection.provider.model(model_id), count) if connection else None
-    return Target(connection, provider.model(model_id), counter_for(model_id, settings.config.cache_dir)) if connection else None
+        return Target(connection, connection.provider.model(model_id), count=count) if connection else None
+    return Target(connection, provider.model(model_id), count=counter_for(model_id, settings.config.cache_dir)) if connection else None
 
 
 def compare_page(settings: Settings, lang: str) -> None:
