@@ -9,13 +9,13 @@ from dataclasses import replace
 import streamlit as st
 
 from atri.addresses import client_address, quota_address
-from atri.gate import Outcome, PasswordGate
+from atri.gate import Outcome
 from atri.i18n import t
 from atri.providers import Provider
 from atri.quotas import Key, Meter, Payer, Quotas, Standing
-from atri.settings import Connection, QuotaLimits, Settings
+from atri.settings import Connection, Settings
 from atri.tokens import TokenCounter
-from atri.ui.config import database_url, get_store, load_settings, local_connection
+from atri.ui.config import load_settings, local_connection, services
 from atri.ui.identity import current_owner, secret, set_cookie
 from atri.ui.session import ACCESS_PASSWORD, session
 
@@ -56,11 +56,6 @@ def remember_access() -> None:
         set_cookie(ACCESS_COOKIE, session.access_granted, ACCESS_COOKIE_MAX_AGE_S)
 
 
-@st.cache_resource(show_spinner=False)
-def _gate(database: str) -> PasswordGate:
-    return PasswordGate(get_store())
-
-
 def visitor_address() -> str | None:
     """What this visitor counts as on the network: their address behind the host's proxies (an IPv6 one's
     /64); None for a browser on this machine talking to Streamlit directly."""
@@ -85,7 +80,7 @@ def access_form(lang: str) -> None:
         entered = st.form_submit_button(t(lang, "access_enter"), type="primary")
     if not entered:
         return
-    verdict = _gate(database_url(settings)).guess(typed, password, visitor_address())
+    verdict = services().password_gate.guess(typed, password, visitor_address())
     if verdict.outcome is Outcome.RIGHT:
         session.access_granted = _access_token(password)
         st.rerun()
@@ -98,16 +93,9 @@ def access_form(lang: str) -> None:
         st.error(t(lang, "access_wrong_last", seconds=seconds))
 
 
-@st.cache_resource(show_spinner=False)
-def _quotas(database: str, limits: QuotaLimits) -> Quotas:
-    return Quotas(get_store(), limits)
-
-
 def quotas() -> Quotas | None:
     """The process's quotas on the host's database; None when the host set no limit."""
-    settings = load_settings()
-    limits = settings.config.quotas
-    return _quotas(database_url(settings), limits) if limits.any else None
+    return services().quotas(load_settings().config.quotas)
 
 
 def payer(key: Key) -> Payer:

@@ -35,7 +35,7 @@ from atri.settings import Settings
 from atri.tables import Table, read_table_isolated, table_from_lines
 from atri.tokenizer import counter_for
 from atri.ui.access import host_connection
-from atri.ui.config import database_url, get_store, load_settings
+from atri.ui.config import get_store, services
 from atri.ui.identity import current_owner
 from atri.ui.render import error_text
 
@@ -45,14 +45,9 @@ OPEN_RUN = "batch_open"  # the run this tab shows
 STATUS_ICONS = {"queued": "⏳", "running": "🔄", "done": "✅", "failed": "❌", "stopped": "⏹️"}
 
 
-@st.cache_resource(show_spinner=False, on_release=BatchRunner.close)
-def _runner(url: str) -> BatchRunner:
-    return BatchRunner(get_store())
-
-
 def get_runner() -> BatchRunner:
     """The process's batch runs (one set per database)."""
-    return _runner(database_url(load_settings()))
+    return services().batch_runner
 
 
 # --- which model (shared with the Extract page) ---

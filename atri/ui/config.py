@@ -1,4 +1,4 @@
-"""Settings and the embedded engine, as the pages see them."""
+"""Settings and the process's services (atri.services), as the pages see them."""
 from __future__ import annotations
 
 import gc
@@ -11,15 +11,15 @@ import streamlit as st
 
 from atri.answers import Answerer
 from atri.i18n import language_for, t
-from atri.local import LocalEngine, LocalModelError, gguf_token_counter, prepare_and_start
+from atri.local import LocalModelError, gguf_token_counter
 from atri.pricing import Price, price_table
 from atri.providers import embedded_provider, with_local_model
+from atri.services import PROJECT_ROOT, Services, database_url
 from atri.settings import Connection, Settings, gather_values
 from atri.store import SchemaProblem, Store
 from atri.tokens import TokenCounter
 from atri.ui.session import LANG
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 log = logging.getLogger(__name__)
 
 
@@ -51,45 +51,33 @@ def load_settings() -> Settings:
     return Settings(gather_values(os.environ, dotenv_path(), _secrets()))
 
 
-@st.cache_resource(show_spinner=False, validate=lambda engine: engine.running, on_release=LocalEngine.stop)
-def local_engine(local_model: str, models_dir: Path, threads: int | None = None) -> LocalEngine:
-    """One llama.cpp server per Streamlit process, shared by every session; restarted if it died."""
-    return prepare_and_start(local_model, models_dir, threads)
+@st.cache_resource(show_spinner=False, on_release=Services.close)
+def _services(url: str) -> Services:
+    return Services(url)
 
 
-@st.cache_resource(show_spinner=False, on_release=lambda store: store.engine.dispose())
-def _store(url: str) -> Store:
-    return Store(url)
-
-
-def database_url(settings: Settings) -> str:
-    config = settings.config
-    if config.database_url:
-        return config.database_url
-    data_dir = Path(config.data_dir or PROJECT_ROOT / "data")
-    data_dir.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{data_dir / 'atri.db'}"
-
-
-def get_store() -> Store:
-    """One engine (and connection pool) per process; migrations run when it is first made. A database
-    whose schema cannot be brought up to date stops the page with a message (tried again next run)."""
+def services() -> Services:
+    """The process's services (atri.services): one set per database, shared by every session. Their store is
+    made first (migrations run then): a database whose schema cannot be brought up to date stops the page with
+    a message, and is tried again next run."""
+    made = _services(database_url(load_settings().config))
     try:
-        return _store(database_url(load_settings()))
+        _ = made.store  # made first: no other service meets a database it cannot use
     except SchemaProblem as problem:
         log.error("the database cannot be used: %s", problem)
         st.error(t(current_language(), "database_schema_problem"), icon=":material/database:")
         st.stop()
+    return made
 
 
-@st.cache_resource(show_spinner=False, on_release=Answerer.close)
-def _answerer(url: str) -> Answerer:
-    return Answerer(_store(url))
+def get_store() -> Store:
+    """One engine (and connection pool) per process."""
+    return services().store
 
 
 def get_answerer() -> Answerer:
     """The process's answer workers: answers outlive the page runs (and the browsers) that asked for them."""
-    return _answerer(database_url(load_settings()))
+    return services().answerer
 
 
 @lru_cache(maxsize=1)
@@ -113,7 +101,8 @@ def local_connection(settings: Settings, lang: str) -> tuple[Connection | None, 
     provider = embedded_provider()
     try:
         with st.spinner(t(lang, "local_starting")):
-            engine = local_engine(settings.config.local_model, settings.config.cache_dir, settings.config.local_threads)
+            engine = services().local_engine(settings.config.local_model, settings.config.cache_dir,
+                                             settings.config.local_threads)
     except LocalModelError as error:
         st.error(t(lang, "local_failed", reason=str(error)))
         st.info(t(lang, "setup_hint"))

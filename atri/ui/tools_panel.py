@@ -2,47 +2,25 @@
 means for this model."""
 from __future__ import annotations
 
-import atexit
-import os
 from dataclasses import dataclass, field
 
 import streamlit as st
 
 from atri.i18n import t
-from atri.mcp_tools import McpConfigError, McpHub, load_config
+from atri.mcp_tools import McpConfigError, McpHub
 from atri.messages import ChatOptions
 from atri.providers import ModelInfo
 from atri.safe_markdown import plain_text
 from atri.settings import Settings
 from atri.tools import BUILTINS, WEB_SEARCH, Toolbox, builtin_tools, web_search_tool
+from atri.ui.config import services
 from atri.ui.session import WEB_SEARCH_KEY, mcp_key, tool_key
 
 MCP_ENV = "ATRI_MCP_CONFIG"  # named in the message when the file cannot be read
 
 
-@st.cache_resource(show_spinner=False)
-def _hub(path: str, mtime_ns: int, _values: dict[str, str]) -> McpHub | McpConfigError:
-    """One hub per process and config file version (an edited file starts the servers again). `_values`:
-    the settings (env, `.env`, secrets) a header's `${NAME}` is read from; not part of the cache key."""
-    try:
-        configs = load_config(path)
-    except McpConfigError as error:
-        return error
-    hub = McpHub(configs, environ=_values)
-    atexit.register(hub.close)
-    hub.wait_ready()  # the first page waits for the servers to list their tools (once per process)
-    return hub
-
-
 def mcp_hub(settings: Settings) -> McpHub | McpConfigError | None:
-    path = settings.config.mcp_config
-    if not path:
-        return None
-    try:
-        mtime = os.stat(path).st_mtime_ns
-    except OSError:
-        mtime = 0
-    return _hub(path, mtime, dict(settings.values))
+    return services().mcp_hub(settings.config.mcp_config, settings.values)
 
 
 def _mcp_controls(lang: str, hub: McpHub | McpConfigError | None, model: ModelInfo) -> set[str]:
