@@ -207,8 +207,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "page_compare": ("多模型对比", "Compare models"),
     "still_answering": ("仍在回答", "Still answering"),
     "compare_title": ("多模型对比", "Compare models"),
-    "compare_intro": ("同一个问题同时发给多个模型，边生成边并排显示，并比较首字用时、用量与费用。使用聊天页的人设与温度；结果不保存。",
-                      "One question to several models at once, streamed side by side with the time to the first word, tokens and cost. Uses the chat page's persona and temperature; nothing is saved."),
+    "compare_intro": ("同一个问题同时发给多个模型，边生成边并排显示，并比较首字用时、用量与费用。使用本页自己的人设与聊天页的温度；结果不保存。",
+                      "One question to several models at once, streamed side by side with the time to the first word, tokens and cost. Uses its own persona and the chat page's temperature; nothing is saved."),
     "compare_models": ("模型（最多 4 个）", "Models (up to 4)"),
     "compare_question": ("问题", "Question"),
     "compare_ask": ("同时提问", "Ask them all"),
@@ -471,19 +471,6 @@ STRINGS: dict[str, tuple[str, str]] = {
     "local_queue_position": ("内置模型正在回答别人的问题：你排在第 {position} 位，轮到你会自动开始。",
                              "The built-in model is answering someone else: you are number {position} in line; your answer starts by itself when it is your turn."),
 }
-
-PERSONAS: dict[str, tuple[str, str]] = {
-    "atri": ("猫娘 Atri", "Atri the cat-girl"),
-    "assistant": ("简洁助手", "Concise assistant"),
-    "translator": ("中英翻译", "zh⇄en translator"),
-}
-
-PERSONA_PROMPTS: dict[str, str] = {
-    "atri": "你是一只可爱的猫娘，名字叫Atri，会软软地对用户喵喵叫",
-    "assistant": "You are a helpful, concise assistant. Answer in the user's language.",
-    "translator": "You translate between Chinese and English. Reply with the translation only.",
-}
-
 
 def language_for(locale: str | None) -> str:
     return "zh" if (locale or "").lower().startswith("zh") else "en"

@@ -121,6 +121,7 @@ def test_connection_refused_is_explained(app, monkeypatch):
 
 
 def test_facts_under_each_answer(app):
+    app.text_area(key="system_prompt").set_value("你是一只可爱的猫娘，名字叫Atri，会软软地对用户喵喵叫").run()  # 10 tokens with "hi"
     send(app, "hi")
     facts = [c.value for c in app.caption if c.value.startswith("qwen3-max")]
     assert facts and "first token" in facts[0] and "in 10" in facts[0]
@@ -155,6 +156,30 @@ def test_chinese_interface(app):
     assert app.title[0].value == "Atri 聊天"
     send(app, "你好")
     assert any("首字" in c.value for c in app.caption)
+
+
+def test_the_default_persona_is_a_neutral_assistant_in_the_visitors_language(app, dashscope_env):
+    from atri.personas import persona_prompt
+    from tests.conftest import new_app
+
+    assert app.selectbox(key="persona").value == "assistant"
+    assert app.text_area(key="system_prompt").value == persona_prompt("assistant", "en")
+    app.selectbox(key="persona").set_value("atri").run()
+    assert "cat-girl" in app.text_area(key="system_prompt").value, "the tutorial's cat-girl stays a choice"
+    app.selectbox(key="persona").set_value("assistant").run()
+    send(app, "hi")
+    assert dashscope_env.streamed[-1]["messages"][0]["content"] == persona_prompt("assistant", "en")
+
+    chinese = new_app()
+    chinese.selectbox(key="lang").set_value("zh").run()
+    assert chinese.text_area(key="system_prompt").value == persona_prompt("assistant", "zh"), "follows the language"
+    send(chinese, "你好")
+    assert dashscope_env.streamed[-1]["messages"][0]["content"] == persona_prompt("assistant", "zh")
+
+    own = new_app()
+    own.session_state["system_prompt"] = "Be brief."
+    own.selectbox(key="lang").set_value("zh").run()
+    assert own.text_area(key="system_prompt").value == "Be brief.", "a prompt of the visitor's own stays as written"
 
 
 def test_new_chat_clears_the_conversation(app):

@@ -38,6 +38,21 @@ def test_the_chat_settings_survive_a_visit(dashscope_env):
     assert at.text_area(key="system_prompt").value == "You are terse."
 
 
+def test_compare_uses_its_own_persona_not_the_chats(dashscope_env):
+    from atri.personas import persona_prompt
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    at.text_area(key="system_prompt").set_value("You are terse.").run()
+    at.switch_page("pages/1_Compare.py").run()
+    at.multiselect(key="cmp_models").set_value(["dashscope · qwen3-max"]).run()
+    at.text_area(key="cmp_question").set_value("hello").run()
+    at.button(key="cmp_ask").click().run()
+    assert dashscope_env.streamed[-1]["messages"][0]["content"] == persona_prompt("assistant", "en")
+    at.selectbox(key="cmp_persona").set_value("atri").run()
+    at.button(key="cmp_ask").click().run()
+    assert dashscope_env.streamed[-1]["messages"][0]["content"] == persona_prompt("atri", "en")
+
+
 def test_without_a_host_key_the_hint_says_this_page_uses_the_hosts_keys(no_key_env):
     hints = [info.value for info in compare_app().info]
     assert any("this page uses the host's keys only" in hint for hint in hints), hints

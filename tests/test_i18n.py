@@ -6,7 +6,8 @@ import string
 
 import pytest
 
-from atri.i18n import PERSONA_PROMPTS, PERSONAS, STRINGS
+from atri.i18n import STRINGS
+from atri.personas import PERSONA_PROMPTS, PERSONAS
 
 ASCII_MARKS = ",:()!?;"
 # CJK ideographs, CJK punctuation (。、「」…) and full-width forms (，：（）)
@@ -37,7 +38,7 @@ def ascii_marks_beside_chinese(text: str) -> list[str]:
 def chinese_strings() -> list[tuple[str, str]]:
     named = [(key, zh) for key, (zh, _en) in STRINGS.items()]
     named += [(f"persona {key}", zh) for key, (zh, _en) in PERSONAS.items()]
-    named += [(f"persona prompt {key}", text) for key, text in PERSONA_PROMPTS.items() if CJK.search(text)]
+    named += [(f"persona prompt {key}", zh) for key, (zh, _en) in PERSONA_PROMPTS.items()]
     return named
 
 

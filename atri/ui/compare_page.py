@@ -7,8 +7,9 @@ import streamlit as st
 
 from atri.calls import Target
 from atri.compare import compare
-from atri.i18n import PERSONA_PROMPTS, t
+from atri.i18n import t
 from atri.messages import ChatOptions, Message
+from atri.personas import DEFAULT_PERSONA, PERSONAS, persona_prompt
 from atri.providers import catalogue
 from atri.safe_markdown import defuse_images
 from atri.settings import Settings
@@ -17,7 +18,7 @@ from atri.turn import Turn
 from atri.ui.access import host_connection
 from atri.ui.redraw import Throttle
 from atri.ui.render import error_text, facts_line
-from atri.ui.session import SYSTEM_PROMPT, TEMPERATURE
+from atri.ui.session import COMPARE_PERSONA, TEMPERATURE
 from atri.ui.sidebar import DEFAULT_TEMPERATURE
 
 MAX_TARGETS = 4
@@ -52,11 +53,13 @@ def compare_page(settings: Settings, lang: str) -> None:
         st.info(t(lang, "tools_setup_hint"))
     question = st.text_area(t(lang, "compare_question"), key="cmp_question", height=100)
     thinking = st.toggle(t(lang, "thinking"), key="cmp_thinking")
+    persona = st.selectbox(t(lang, "persona"), list(PERSONAS), index=list(PERSONAS).index(DEFAULT_PERSONA),
+                           key=COMPARE_PERSONA, format_func=lambda p: PERSONAS[p][0 if lang == "zh" else 1])
     if not st.button(t(lang, "compare_ask"), type="primary", disabled=not (picked and question.strip()), key="cmp_ask"):
         return
     targets = [target for target in (_target(settings, choice, lang) for choice in picked) if target]
     options = ChatOptions("", "", temperature=st.session_state.get(TEMPERATURE, DEFAULT_TEMPERATURE), thinking=thinking,
-                          system_prompt=st.session_state.get(SYSTEM_PROMPT, PERSONA_PROMPTS["atri"]))
+                          system_prompt=persona_prompt(persona, lang))  # its own persona, not the chat's
     columns = st.columns(len(targets))
     slots = []
     for column, target in zip(columns, targets):

@@ -7,9 +7,10 @@ import streamlit as st
 
 from atri.client import list_models
 from atri.context import ContextSettings
-from atri.i18n import PERSONA_PROMPTS, PERSONAS, t
+from atri.i18n import t
 from atri.images import parse_image_urls
 from atri.messages import ChatOptions
+from atri.personas import DEFAULT_PERSONA, PERSONAS, persona_of, persona_prompt
 from atri.providers import ModelInfo, Provider, Thinking
 from atri.quotas import Key
 from atri.settings import Connection, Settings
@@ -53,8 +54,19 @@ class ChatSetup:
     toolbox: Toolbox | None = None  # the tools this answer may call
 
 
-def _apply_persona() -> None:
-    st.session_state[SYSTEM_PROMPT] = PERSONA_PROMPTS[st.session_state[PERSONA]]
+def _apply_persona(lang: str) -> None:
+    st.session_state[SYSTEM_PROMPT] = persona_prompt(st.session_state[PERSONA], lang)
+
+
+def _persona_in_language(lang: str) -> None:
+    """A new visitor starts with the neutral assistant in their language; a persona's unedited prompt follows
+    the language picker (an edited prompt is the visitor's own and stays as written)."""
+    state = st.session_state
+    if PERSONA not in state:
+        state[PERSONA] = DEFAULT_PERSONA
+        state[SYSTEM_PROMPT] = persona_prompt(DEFAULT_PERSONA, lang)
+    elif persona_of(state.get(SYSTEM_PROMPT, "")) == state[PERSONA]:
+        state[SYSTEM_PROMPT] = persona_prompt(state[PERSONA], lang)
 
 
 def _model_choices(connection: Connection | None, defaults: list[str]) -> list[str]:
@@ -149,8 +161,7 @@ def restore_options(view: Snapshot, settings: Settings) -> None:
         state[THINKING_BUDGET] = options.thinking_budget
     state[SYSTEM_PROMPT] = options.system_prompt
     restore_tools(options)
-    state[PERSONA] = next((p for p, prompt in PERSONA_PROMPTS.items() if prompt == options.system_prompt),
-                          state.get(PERSONA, "atri"))
+    state[PERSONA] = persona_of(options.system_prompt) or state.get(PERSONA, DEFAULT_PERSONA)
 
 
 def render_sidebar(settings: Settings, lang: str, view: Snapshot) -> ChatSetup:
@@ -181,10 +192,9 @@ def render_sidebar(settings: Settings, lang: str, view: Snapshot) -> ChatSetup:
         if json_mode and not model.json_mode:
             st.caption(t(lang, "json_unsupported_hint"))
 
-        if PERSONA not in st.session_state:
-            st.session_state[PERSONA] = "atri"
-            st.session_state[SYSTEM_PROMPT] = PERSONA_PROMPTS["atri"]
-        st.selectbox(t(lang, "persona"), list(PERSONAS), key=PERSONA, on_change=_apply_persona, persist_state="session",
+        _persona_in_language(lang)
+        st.selectbox(t(lang, "persona"), list(PERSONAS), key=PERSONA, on_change=_apply_persona, args=(lang,),
+                     persist_state="session",
                      format_func=lambda p: PERSONAS[p][0 if lang == "zh" else 1])
         system_prompt = st.text_area(t(lang, "system_prompt"), key=SYSTEM_PROMPT, height=100, persist_state="session")
         pasted = st.text_area(t(lang, "image_urls"), key=IMAGE_URLS, height=80, persist_state="session",
