@@ -417,6 +417,7 @@ STRINGS: dict[str, tuple[str, str]] = {
                                 "Too many password attempts from your address; this one was not checked. Try again in {seconds} s."),
     "access_too_many_everyone": ("这一分钟里所有人尝试密码的次数太多了，这次没有检查。请在 {seconds} 秒后再试。",
                                  "Too many password attempts on this demo this minute (from everyone); this one was not checked. Try again in {seconds} s."),
+    "quota_reset_now": ("额度已经恢复，现在可以发送了。", "The limit has reset: you can send now."),
     "in_seconds": ("{n} 秒后", "in {n} s"),
     "in_hours": ("{h} 小时 {m} 分钟后（{clock}）", "in {h} h {m} min ({clock})"),
     "quota_left_requests": ("本分钟已用 {used:,} / {limit:,} 次请求", "{used:,} of {limit:,} requests this minute"),

@@ -1,5 +1,7 @@
 """The chat as people expect it (issue 29), in a real browser, on a desktop and a phone, in English and Chinese:
 an answer is its text and one small toolbar, copy puts its Markdown on the clipboard, a question shows as typed."""
+import re
+
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
@@ -130,3 +132,71 @@ def test_a_question_sent_from_higher_up_comes_into_view_and_the_keyboard_stops_a
         expect(page.get_by_role("textbox", name="Edit your question, then send it again")).to_have_value(
             "the new question", timeout=10_000)
         browser.close()
+
+
+ANSWER_SHAPES = """(message) => {
+    const column = message.querySelector('[data-testid=stMarkdownContainer]').getBoundingClientRect().left;
+    const list = message.querySelector('ol');
+    const probe = document.createElement('span');  // as wide as the widest marker, "12. "
+    probe.textContent = '12.\u00a0';
+    probe.style.font = getComputedStyle(list.querySelector('li')).font;
+    document.body.appendChild(probe);
+    const marker = probe.getBoundingClientRect().width;
+    probe.remove();
+    return {room: list.querySelector('li').getBoundingClientRect().left - column,  // the marker sits left of its item
+            marker, headings: [...message.querySelectorAll('h2, h3')].map(h => parseFloat(getComputedStyle(h).fontSize)),
+            text: parseFloat(getComputedStyle(message.querySelector('li')).fontSize)};
+}"""
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_headings_in_an_answer_stay_below_the_title_a_long_lists_numbers_fit_and_a_phone_shows_the_title(
+        app_url, viewport):
+    phone = viewport is PHONE
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = browser.new_context(locale="en-US", viewport=viewport, has_touch=phone, is_mobile=phone).new_page()
+        page.goto(app_url)
+        page.wait_for_selector(IDLE, timeout=60_000)
+        title = page.get_by_role("heading", level=1).first.bounding_box()
+        button = page.get_by_test_id("stExpandSidebarButton")
+        if phone:  # the sidebar is folded behind its button, which must not cover the title
+            corner = button.bounding_box()
+            assert corner["y"] + corner["height"] <= title["y"] or corner["x"] + corner["width"] <= title["x"], (
+                f"the sidebar button {corner} covers the title {title}")
+        title_px = page.get_by_role("heading", level=1).first.evaluate("h => parseFloat(getComputedStyle(h).fontSize)")
+
+        send(page, "Here:\n\n## A heading\n\n### A smaller one\n\n" + "\n".join(f"{n}. item {n}" for n in range(1, 13)))
+        answer = page.get_by_test_id("stChatMessage").nth(1)
+        expect(answer).to_contain_text(ANSWER_END, timeout=20_000)
+        page.wait_for_selector(IDLE, timeout=20_000)
+        expect(answer.locator("h2")).to_be_visible()
+        page.wait_for_timeout(300)  # the history takes the answer over from the turn's box (hidden until then)
+        shapes = answer.evaluate(ANSWER_SHAPES)
+        # Streamlit's own room (its item's 1.15em margin) is narrower than "12. ": the column clipped it
+        assert shapes["room"] >= shapes["marker"] + shapes["text"] / 4, f"'12. ' and a quarter em to spare: {shapes}"
+        assert len(shapes["headings"]) == 2 and all(px <= title_px * 0.5 for px in shapes["headings"]), (shapes, title_px)
+        assert all(px > shapes["text"] for px in shapes["headings"]), "still headings"
+        browser.close()
+
+
+def test_a_used_up_limit_counts_down_and_puts_the_question_back_in_the_chat_box(fake_server, tmp_path):
+    env = {**env_for(fake_server, f"sqlite:///{tmp_path / 'atri.db'}"), "ATRI_QUOTA_REQUESTS_PER_MINUTE": "1"}
+    with streamlit_server(env) as app, sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = browser.new_context(locale="en-US", viewport=DESKTOP).new_page()
+        page.goto(app.url)
+        page.wait_for_selector(IDLE, timeout=60_000)
+        send(page, "the one request of this minute")
+        expect(page.get_by_test_id("stChatMessage").nth(1)).to_contain_text(ANSWER_END, timeout=20_000)
+        page.wait_for_selector(IDLE, timeout=20_000)
+        send(page, "and one more")
+        refusal = page.get_by_test_id("stAlertContentError").filter(has_text="used up")
+        expect(refusal).to_be_visible(timeout=10_000)
+        expect(page.get_by_test_id("stChatInputTextArea")).to_have_value("and one more")
+        seconds = int(re.search(r"in (\d+) s", refusal.inner_text()).group(1))
+        page.wait_for_timeout(2_500)
+        later = int(re.search(r"in (\d+) s", refusal.inner_text()).group(1))
+        assert later <= seconds - 2, f"the wait counts down: {seconds} s, then {later} s"
+        browser.close()
+

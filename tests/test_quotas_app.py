@@ -22,6 +22,7 @@ def test_a_used_up_quota_refuses_the_next_question_before_saving_it(dashscope_en
     shown = all_text(at)
     assert "requests a minute and they are used up" in shown
     assert "And one more" in shown, "the text stays on the page, to copy"
+    assert at.chat_input[0].value == "And one more", "and back in the chat box, to send again"
     assert len(dashscope_env.requests) == sent
     owner = at.session_state["owner"]
     cid = at.query_params["c"]

@@ -17,6 +17,7 @@ from atri.documents import DOCUMENT_TYPES, DocumentProblem, Upload, check_docume
 from atri.i18n import t
 from atri.images import ImageBatch, file_to_data_url, parse_image_urls
 from atri.messages import Message
+from atri.quotas import Standing
 from atri.safe_markdown import plain_text
 from atri.store import EMPTY, STREAMING, DocumentInfo, Snapshot, StorageError, StoredMessage, title_from
 from atri.ui.browser_script import EDIT_KEY, STOP_KEY, page_script
@@ -26,7 +27,7 @@ from atri.ui.documents_panel import conversation_documents, document_label
 from atri.ui.identity import current_owner
 from atri.ui.redraw import REDRAW_INTERVAL_S
 from atri.ui.render import LiveAnswer as LiveDrawing
-from atri.ui.render import show_message
+from atri.ui.render import quota_message, show_message
 from atri.ui.session import CHAT_INPUT, EDIT_TEXT, IMAGE_URLS, PendingAnswer, session
 from atri.ui.sidebar import ChatSetup
 from atri.ui.toolbar import SHOW_DETAILS, icon_only, toolbar_style
@@ -49,6 +50,8 @@ LOCAL_REDRAW_S = 0.4
 # The question's callback lets the answer's request go out before its run draws the page: drawing and the
 # answer's worker take turns at this process's GIL, and the request went out ~15 ms later while they did.
 REQUEST_HEADSTART_S = 0.1
+QUOTA_TICK_S = 1.0  # a refusal's "in 42 s" counts down at this pace...
+QUOTA_COUNTDOWN_S = 120  # ...when the reset is this close (render._when says a clock time beyond)
 
 
 def conversation_id() -> str | None:
@@ -118,11 +121,13 @@ def _on_submit() -> None:
     refusal = _refusal(text)
     if refusal:
         session.unsent_question, session.unsent_reason = text, refusal
+        st.session_state[CHAT_INPUT] = text  # back in the chat box, to send again
         return
     try:
         _send(Message("user", text, images=batch.urls, thumbnails=batch.thumbnails), documents=tuple(documents))
     except StorageError:
         session.unsent_question = text  # shown with the reason, to copy and send again
+        st.session_state[CHAT_INPUT] = text
         return
     st.session_state[IMAGE_URLS] = ""
 
@@ -148,13 +153,14 @@ def _checked_document(upload: Upload, batch: ImageBatch, problems: list[tuple[st
     return []
 
 
-def _refusal(text: str) -> str | None:
-    """Why a question cannot go out at all, before it is saved: a limit used up, or longer than the model's
-    whole window (a million characters would otherwise go to the provider as they are)."""
+def _refusal(text: str) -> str | Standing | None:
+    """Why a question cannot go out at all, before it is saved: a limit used up (until it resets: the guard is
+    the last run's), or longer than the model's whole window (a million characters would otherwise go to the
+    provider as they are)."""
     guard = session.send_guard
     if guard is None:
         return None
-    if guard.quota_refusal:
+    if guard.quota_refusal and guard.quota_refusal.resets_at > time.time():
         return guard.quota_refusal
     tokens = guard.count(text)
     if tokens > guard.model_window:
@@ -368,11 +374,25 @@ def _notices(lang: str) -> None:
     unsent, session.unsent_question = session.unsent_question, None
     reason, session.unsent_reason = session.unsent_reason, None
     if unsent:
-        if reason:
+        if isinstance(reason, Standing):
+            _quota_countdown(lang, reason)
+        elif reason:
             st.error(reason, icon=":material/block:")
         else:
             st.error(t(lang, "question_not_saved"), icon=":material/database:")
         st.code(unsent, language="text", wrap_lines=True)
+
+
+def _quota_countdown(lang: str, limit: Standing) -> None:
+    """The refusal of a used-up limit, its "in 42 s" counting down each second (a fragment of its own, ended
+    by the next run of the turn); once the limit has reset, it says the question can go."""
+    @st.fragment(run_every=QUOTA_TICK_S if limit.resets_at - time.time() < QUOTA_COUNTDOWN_S else None)
+    def countdown() -> None:
+        if limit.resets_at > time.time():
+            st.error(quota_message(lang, limit.what, limit.limit, limit.resets_at), icon=":material/block:")
+        else:
+            st.success(t(lang, "quota_reset_now"), icon=":material/check_circle:")
+    countdown()
 
 
 def _first_shown(lang: str, view: Snapshot) -> int:

@@ -13,6 +13,7 @@ import streamlit as st
 
 from atri.answers import TurnSetup
 from atri.documents import Upload
+from atri.quotas import Standing
 
 T = TypeVar("T")
 
@@ -32,7 +33,7 @@ class SendGuard:
     model_id: str
     model_window: int  # tokens
     count: Callable[[str], int]
-    quota_refusal: str | None = None  # a limit already used up, said in the visitor's language
+    quota_refusal: Standing | None = None  # a limit already used up (until its resets_at)
 
 
 class _Field(Generic[T]):
@@ -71,7 +72,8 @@ class Session:
     editing: _Field[bool] = _Field(bool)
     needs_title: _Field[str | None] = _Field(_none)  # the new conversation whose first answer names it
     unsent_question: _Field[str | None] = _Field(_none)  # refused or not saved: shown to copy and send again
-    unsent_reason: _Field[str | None] = _Field(_none)  # why, when it was refused before saving
+    unsent_reason: _Field[str | Standing | None] = _Field(_none)  # why, when it was refused before saving (a used-up
+    # limit is told with a countdown to its reset)
     send_guard: _Field[SendGuard | None] = _Field(_none)
     access_granted: _Field[str | None] = _Field(_none)  # the access token this session's password earned
     attachment_problems: _Field[list[tuple[str, dict[str, Any]]]] = _Field(list)

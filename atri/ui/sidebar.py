@@ -21,7 +21,6 @@ from atri.tools import Toolbox
 from atri.ui.access import metered, quota_status
 from atri.ui.config import local_connection
 from atri.ui.context_panel import context_controls, meter
-from atri.ui.render import quota_message
 from atri.ui.session import (
     IMAGE_URLS,
     JSON_MODE,
@@ -204,8 +203,7 @@ def render_sidebar(settings: Settings, lang: str, view: Snapshot) -> ChatSetup:
         context = context_controls(lang, view)
         meter(lang, view, context, system_prompt, model, count)
         used_up = quota_status(lang, connection)
-    session.send_guard = SendGuard(model.id, model.context_window, count,
-                                   used_up and quota_message(lang, used_up.what, used_up.limit, used_up.resets_at))
+    session.send_guard = SendGuard(model.id, model.context_window, count, used_up)
 
     options = ChatOptions(provider_id=provider_id, model=model.id, temperature=temperature, thinking=thinking,
                           thinking_budget=budget, json_mode=json_mode, system_prompt=system_prompt,

@@ -41,6 +41,12 @@ STYLE = f"""<style>
     -webkit-font-feature-settings: "liga"; font-feature-settings: "liga"; }}
 .atri-copy .atri-done, .atri-copy.atri-copied .atri-todo {{ display: none; }}
 .atri-copy.atri-copied .atri-done {{ display: inline; }}
+[data-testid="stChatMessage"] ol > li {{ margin-left: 1.75em; }}
+[data-testid="stChatMessage"] :is(h1, h2, h3, h4, h5, h6) {{ padding: 0.6em 0 0.25em; line-height: 1.3; }}
+[data-testid="stChatMessage"] h1 {{ font-size: 1.4rem; }}
+[data-testid="stChatMessage"] h2 {{ font-size: 1.25rem; }}
+[data-testid="stChatMessage"] h3 {{ font-size: 1.1rem; }}
+[data-testid="stChatMessage"] :is(h4, h5, h6) {{ font-size: 1rem; }}
 @media (hover: hover) and (pointer: fine) {{
     [data-testid="stChatMessage"]:not(:hover):not(:focus-within)
         [class*="st-key-{TOOLBAR_PREFIX}"]:not([class*="st-key-{LAST_TOOLBAR_PREFIX}"]) {{ opacity: 0; }}
@@ -48,7 +54,9 @@ STYLE = f"""<style>
 </style>"""
 
 def toolbar_style() -> None:
-    """Drawn on every page run (a style alone goes to Streamlit's event container: it takes no place)."""
+    """The toolbar's style, and the answers' own: an ordered list's "10." inside the message's column, headings
+    a step below the page title (Streamlit's are as large as it). Drawn on every page run (a style alone goes
+    to Streamlit's event container: it takes no place)."""
     st.html(STYLE)
 
 
