@@ -4,6 +4,7 @@ import streamlit as st
 from atri.ui.access import access_form, has_access, remember_access
 from atri.ui.config import current_language, settle_heap
 from atri.ui.identity import remember_owner
+from atri.ui.localise import streamlit_strings
 from atri.ui.nav import language_picker, pages
 
 st.set_page_config(page_title="Atri", page_icon="🐱", layout="centered")
@@ -12,6 +13,7 @@ lang = current_language()
 allowed = has_access()
 # Navigation before anything is drawn: widgets drawn before it would belong to no page and lose their input.
 page = st.navigation(pages(lang), position="sidebar" if allowed else "hidden")
+streamlit_strings(lang)  # Streamlit's own English, in the visitor's language (on every page, the access form too)
 if allowed:
     language_picker(lang)
     # The same elements on every run: nothing may be drawn above the page on some runs only, or the chat's

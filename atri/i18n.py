@@ -417,6 +417,13 @@ STRINGS: dict[str, tuple[str, str]] = {
                                 "Too many password attempts from your address; this one was not checked. Try again in {seconds} s."),
     "access_too_many_everyone": ("这一分钟里所有人尝试密码的次数太多了，这次没有检查。请在 {seconds} 秒后再试。",
                                  "Too many password attempts on this demo this minute (from everyone); this one was not checked. Try again in {seconds} s."),
+    # Streamlit's own English, replaced on a Chinese page (atri/ui/localise.py)
+    "uploader_button": ("上传", "Upload"),
+    "uploader_per_file": ("每个文件不超过 {mb} MB", "{mb} MB per file"),
+    "uploader_types": ("{types} · {per_file}", "{types} · {per_file}"),
+    "input_hint_apply": ("按回车键确认", "Press Enter to apply"),
+    "input_hint_apply_multiline": ("按 Ctrl 或 ⌘ 加回车键确认", "Press Ctrl or ⌘ + Enter to apply"),
+    "input_hint_submit": ("按回车键提交", "Press Enter to submit"),
     "quota_reset_now": ("额度已经恢复，现在可以发送了。", "The limit has reset: you can send now."),
     "in_seconds": ("{n} 秒后", "in {n} s"),
     "in_hours": ("{h} 小时 {m} 分钟后（{clock}）", "in {h} h {m} min ({clock})"),

@@ -200,3 +200,44 @@ def test_a_used_up_limit_counts_down_and_puts_the_question_back_in_the_chat_box(
         assert later <= seconds - 2, f"the wait counts down: {seconds} s, then {later} s"
         browser.close()
 
+
+STREAMLIT_ENGLISH = ["Upload", "per file", "Drag and drop", "Press Enter", "Enter to apply", "submit form"]
+# The text a reader sees: every text node drawn at a readable size, and what a style draws after an element.
+VISIBLE_TEXT = """() => {
+    const seen = [];
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    while (walker.nextNode()) {
+        const element = walker.currentNode.parentElement;
+        if (!element || !element.checkVisibility() || parseFloat(getComputedStyle(element).fontSize) === 0) continue;
+        seen.push(walker.currentNode.textContent);
+    }
+    for (const element of document.querySelectorAll('*')) {
+        const after = getComputedStyle(element, '::after').content;
+        if (after && after !== 'none' && after !== 'normal' && element.checkVisibility()) seen.push(after);
+    }
+    return seen.join('\\n');
+}"""
+
+
+def test_a_chinese_page_shows_none_of_streamlits_own_english(app_url):
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = browser.new_context(locale="zh-CN", viewport=DESKTOP).new_page()
+        page.goto(app_url)
+        page.wait_for_selector(IDLE, timeout=60_000)
+        sidebar = page.get_by_test_id("stSidebar")
+        sidebar.get_by_test_id("stExpander").filter(has_text="导入 JSON 对话").locator("summary").click()
+        expect(sidebar.get_by_test_id("stFileUploaderDropzone")).to_be_visible()
+        sidebar.get_by_placeholder("搜索标题或内容").click()
+        page.keyboard.type("x")  # a typed field shows Streamlit's hint
+        expect(sidebar.get_by_test_id("InputInstructions")).to_have_count(1)
+        shown = page.evaluate(VISIBLE_TEXT)
+        assert "上传" in shown and "每个文件不超过 50 MB" in shown and "按回车键确认" in shown, shown
+        assert not [english for english in STREAMLIT_ENGLISH if english in shown], shown
+
+        sidebar.get_by_test_id("stTextArea").first.locator("textarea").press("End")
+        page.keyboard.type("x")
+        expect(sidebar.get_by_test_id("InputInstructions")).to_have_count(1)
+        shown = page.evaluate(VISIBLE_TEXT)
+        assert "加回车键确认" in shown and not [english for english in STREAMLIT_ENGLISH if english in shown], shown
+        browser.close()
