@@ -27,6 +27,7 @@ class ModelInfo:
     thinking_default: bool = False
     max_thinking_budget: int | None = None
     vision: bool = False
+    video: bool = False  # reads a video as a list of frames (Qwen-VL's `video` content part)
     json_mode: bool = True
     json_with_thinking: bool = True
     stream_only: bool = False
@@ -65,6 +66,11 @@ class Provider:
             if info.id == model_id:
                 return info
         return guess_model(model_id, qwen_names=self.qwen_names)
+
+    def seeing_model(self, needs_video: bool = False) -> ModelInfo | None:
+        """The model to offer when a question brings images (or a video) the chosen one cannot see: the
+        catalogue's first that can, in its order of preference; None when the provider has none."""
+        return next((info for info in self.models if info.vision and (info.video or not needs_video)), None)
 
 
 def _model_from_toml(raw: dict) -> ModelInfo:

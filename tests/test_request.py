@@ -122,3 +122,14 @@ def test_every_kind_of_call_goes_through_one_builder_with_the_providers_rules():
     open_source = dashscope.model("qwen3-235b-a22b")
     assert open_source.stream_only and title_request(open_source, dashscope, "q", "a")["extra_body"] == {
         "enable_thinking": False}, "a stream-only model gets a title call, with thinking off"
+
+
+def test_a_model_that_can_see_is_offered_by_the_provider_that_has_one():
+    from atri.providers import LOCAL
+
+    providers = catalogue()
+    assert providers["dashscope"].seeing_model().id == "qwen3.5-plus", "a current natively multimodal Qwen first"
+    assert providers["dashscope"].seeing_model(needs_video=True).video
+    assert providers["openai"].seeing_model().vision and providers["openai"].seeing_model(needs_video=True) is None
+    assert providers["deepseek"].seeing_model() is None, "nothing to offer: the page says so instead"
+    assert providers[LOCAL].seeing_model() is None, "offline, no vision model ships in a package (searched 2026-12)"
