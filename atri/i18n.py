@@ -11,6 +11,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "language": ("语言", "Language"),
     "provider": ("服务商", "Provider"),
     "model": ("模型", "Model"),
+    "settings": ("设置", "Settings"),
     "custom_model": ("其他模型 ID（可选）", "Other model id (optional)"),
     "custom_model_help": ("填写后覆盖上面的选择", "Overrides the choice above when filled in"),
     "api_key": ("API Key（仅保存在本次会话）", "API key (kept in this session only)"),

@@ -219,7 +219,7 @@ def browser_chat(count: Callable[[str], int], log: Path | None) -> Iterator[Call
     from playwright.sync_api import expect, sync_playwright
     from sqlalchemy import create_engine, text
 
-    from tests.browser import IDLE, launch, streamlit_server
+    from tests.browser import IDLE, launch, open_settings, streamlit_server
 
     with tempfile.TemporaryDirectory() as scratch, sync_playwright() as playwright:
         database_url = f"sqlite:///{Path(scratch) / 'atri.db'}"
@@ -229,6 +229,7 @@ def browser_chat(count: Callable[[str], int], log: Path | None) -> Iterator[Call
             page = browser.new_context(locale="en-US", viewport={"width": 1280, "height": 900}).new_page()
             page.goto(app.url)
             page.wait_for_selector(IDLE, timeout=180_000)  # the first run assembles and starts the model
+            open_settings(page)  # the temperature and the system prompt are in the chat's settings panel
             slider = page.get_by_test_id("stSlider").get_by_role("slider")
             slider.focus()
             page.keyboard.press("Home")  # temperature 0, as in the other paths
@@ -238,6 +239,7 @@ def browser_chat(count: Callable[[str], int], log: Path | None) -> Iterator[Call
                 page.get_by_test_id("stSidebar").get_by_role("button", name="New chat").click()
                 expect(page.get_by_test_id("stChatMessage")).to_have_count(0)  # the click's run can end unseen
                 page.wait_for_selector(IDLE)
+                open_settings(page)
                 page.get_by_label("System prompt").fill(persona(run))
                 page.get_by_label("System prompt").blur()
                 page.wait_for_selector(IDLE)

@@ -103,3 +103,17 @@ def never_seen(page) -> bool:
 def shown_once(states: list[list[str]]) -> bool:
     """No state of the chat showed a message twice."""
     return all(len(set(state)) == len(state) for state in states)
+
+
+SETTINGS_BUTTON = ".st-key-settings_panel [data-testid=stPopoverButton]"
+
+
+def open_settings(page) -> None:
+    """Open the chat's settings panel (a popover beside the model picker, issue 29), unless it is open: the
+    temperature, thinking, JSON, persona, system prompt, tools and context are in it."""
+    from playwright.sync_api import expect
+
+    button = page.locator(SETTINGS_BUTTON)
+    if button.get_attribute("aria-expanded") != "true":
+        button.click()
+    expect(button).to_have_attribute("aria-expanded", "true")

@@ -1,5 +1,5 @@
-"""Screenshots of the chat for docs/ (issue 29): empty, a turn, its details, a long answer, scrolled up, a phone; English and
-Chinese. Against the fake DashScope server, in headless Chromium. Not a test: look at what it takes.
+"""Screenshots of the chat for docs/ (issue 29): empty, its settings panel, a turn, its details, a long answer,
+scrolled up, a phone; English and Chinese. Against the fake DashScope server, in headless Chromium. Not a test: look at what it takes.
 
     .venv/bin/python -m tests.screenshots [docs/screenshots]
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 from playwright.sync_api import expect, sync_playwright
 
 import tests.conftest  # noqa: F401  (a clean configuration, as in the tests)
-from tests.browser import IDLE, launch, streamlit_server
+from tests.browser import IDLE, launch, open_settings, streamlit_server
 from tests.fake_provider import FakeProvider
 from tests.test_browser_persistence import ANSWER_END, env_for, send
 
@@ -31,6 +31,10 @@ def shoot(browser, url: str, out: Path, locale: str, lang: str) -> None:
         page.wait_for_selector(IDLE, timeout=60_000)
         if not phone:
             page.screenshot(path=out / f"chat-empty-{lang}.png")
+            open_settings(page)  # the settings panel beside the model picker
+            page.wait_for_timeout(300)
+            page.screenshot(path=out / f"chat-settings-{lang}.png")
+            page.keyboard.press("Escape")
         send(page, "__init__ a*b*c" if lang == "en" else "用一句话介绍杭州")
         expect(page.get_by_test_id("stChatMessage").nth(1)).to_contain_text(ANSWER_END, timeout=20_000)
         page.wait_for_selector(IDLE)

@@ -18,6 +18,20 @@ def bubbles(at):
     return [(m.name, " ".join(e.value for e in [*m.text, *m.markdown])) for m in at.chat_message]
 
 
+def settings_panel(at):
+    """The chat's settings popover beside the model picker (issue 29: apart from the conversation list)."""
+    def find(block):
+        for child in getattr(block, "children", {}).values():
+            if getattr(child, "type", None) == "popover":
+                return child
+            if (found := find(child)) is not None:
+                return found
+        return None
+    panel = find(at.main)
+    assert panel is not None, "the settings panel is on the page"
+    return panel
+
+
 def all_text(at):
     parts = [e.value for kind in ("markdown", "caption", "error", "warning", "code", "info") for e in getattr(at, kind)]
     return "\n".join(str(p) for p in parts)
@@ -182,6 +196,18 @@ def test_the_default_persona_is_a_neutral_assistant_in_the_visitors_language(app
     assert own.text_area(key="system_prompt").value == "Be brief.", "a prompt of the visitor's own stays as written"
 
 
+def test_the_model_is_picked_at_the_top_of_the_chat_and_the_settings_have_their_own_panel(app):
+    main_keys = {w.key for kind in ("selectbox",) for w in app.main.get(kind)}
+    assert {"provider", "model::dashscope"} <= main_keys, "the model picker is in the chat, not the sidebar"
+    panel = settings_panel(app)
+    for kind, key in [("slider", "temperature"), ("toggle", "json_mode"), ("selectbox", "persona"),
+                      ("text_area", "system_prompt"), ("selectbox", "ctx_strategy"), ("toggle", "show_details_always"),
+                      ("text_input", "custom_model::dashscope")]:
+        assert key in {w.key for w in panel.get(kind)}, f"{key} in the settings panel"
+        assert key not in {w.key for w in app.sidebar.get(kind)}, f"{key} no longer in the sidebar"
+    assert "new_chat" in {b.key for b in app.sidebar.button}, "the sidebar keeps the conversations"
+
+
 def test_new_chat_clears_the_conversation(app):
     send(app, "hi")
     app.button(key="new_chat").click().run()
@@ -233,7 +259,7 @@ def test_a_visitor_can_bring_their_own_key(app, monkeypatch):
 
 def test_any_model_id_can_be_typed_and_its_abilities_are_guessed(app, dashscope_env):
     app.text_input(key="custom_model::dashscope").set_value("qwen3-vl-8b-thinking").run()
-    assert any("guessed from its name" in c.value for c in app.sidebar.caption)
+    assert any("guessed from its name" in c.value for c in settings_panel(app).caption)
     assert app.toggle(key="thinking_fixed::qwen3-vl-8b-thinking").value, "a *-thinking model always thinks"
     send(app, "hi")
     assert dashscope_env.streamed[-1]["model"] == "qwen3-vl-8b-thinking"

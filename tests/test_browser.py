@@ -4,7 +4,7 @@ import time
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.browser import IDLE, NO_CHROMIUM, chromium_available, launch, streamlit_server
+from tests.browser import IDLE, NO_CHROMIUM, chromium_available, launch, open_settings, streamlit_server
 from tests.fake_provider import GOOD_KEY
 
 pytestmark = pytest.mark.skipif(not chromium_available(), reason=NO_CHROMIUM)
@@ -25,6 +25,7 @@ def test_chat_streams_and_reasoning_can_be_read(app_url):
         page.goto(app_url)
         page.wait_for_selector(IDLE, timeout=60_000)
 
+        open_settings(page)
         page.get_by_text("Thinking", exact=True).click()
         expect(page.get_by_text("Thinking budget (tokens)")).to_be_visible()
         page.wait_for_selector(IDLE)
@@ -85,9 +86,12 @@ def test_an_attached_image_is_sent_and_stays_in_the_history(app_url, fake, tmp_p
         page = browser.new_page(locale="en-US")
         page.goto(app_url)
         page.wait_for_selector(IDLE, timeout=60_000)
+        open_settings(page)
         page.get_by_role("textbox", name="Other model id (optional)").fill("qwen3-vl-plus")  # a model that can see
         page.keyboard.press("Enter")
         page.wait_for_selector(IDLE)
+        page.keyboard.press("Escape")  # the settings panel closes: it covered the chat box's send button
+        expect(page.get_by_test_id("stPopoverBody")).to_have_count(0)
         page.locator("[data-testid=stChatInputFileUploadButton] input[type=file]").set_input_files(str(picture))
         expect(page.get_by_test_id("stFileChipImagePreview")).to_be_visible()
         page.get_by_test_id("stChatInputTextArea").fill("这张图显示了什么")

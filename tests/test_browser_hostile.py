@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.browser import IDLE, NO_CHROMIUM, chromium_available, launch, streamlit_server
+from tests.browser import IDLE, NO_CHROMIUM, chromium_available, launch, open_settings, streamlit_server
 from tests.conftest import ROOT
 from tests.test_browser_persistence import ANSWER_END, env_for, open_page, send, wait_for_chat_in_sidebar
 from tests.test_images import png
@@ -61,6 +61,7 @@ def test_nothing_on_the_page_loads_an_image_by_itself(fake, database_url, spy, t
     with streamlit_server(env_for(fake, database_url)) as app, sync_playwright() as playwright:
         browser = launch(playwright)
         page = open_page(browser, app.url)
+        open_settings(page)
         page.get_by_text("Thinking", exact=True).click()  # qwen3-max thinks: the reasoning carries a spy too
         page.wait_for_selector(IDLE)
         send(page, question)

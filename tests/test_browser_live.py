@@ -10,6 +10,7 @@ from tests.browser import (
     chromium_available,
     launch,
     never_seen,
+    open_settings,
     shown_once,
     streamlit_server,
     watch_chat_messages,
@@ -88,6 +89,7 @@ def test_a_sidebar_click_mid_answer_shows_the_answer_once(fake, database_url):
         page = open_page(browser, app.url)
         start_slow_answer(page, fake, "one answer, drawn once")
         watch_chat_messages(page, never="another server")
+        open_settings(page)  # opening it runs nothing; a click in it runs the whole page
         page.get_by_text("Thinking", exact=True).click()  # reruns the page while the answer is written
         messages = page.get_by_test_id("stChatMessage")
         expect(messages.nth(1)).to_contain_text(ANSWER_END, timeout=30_000)
@@ -97,6 +99,7 @@ def test_a_sidebar_click_mid_answer_shows_the_answer_once(fake, database_url):
         assert never_seen(page), "drawn as this server's own answer, never as another's"
         assert len(fake.streamed) == 1
         # the chat's first full run came mid-answer: it must not put back the options the answer was asked with
+        open_settings(page)
         expect(page.get_by_text("Thinking budget (tokens)")).to_be_visible()  # shown while Thinking is on
         browser.close()
 
@@ -110,7 +113,8 @@ def test_a_turn_runs_only_the_chat_and_the_sidebar_follows_what_changed(fake, da
         page = open_page(browser, app.url)
         page.set_viewport_size({"width": 1100, "height": 500})
         sidebar, messages = page.get_by_test_id("stSidebar"), page.get_by_test_id("stChatMessage")
-        meter = sidebar.get_by_text("Next request ≈")
+        open_settings(page)  # the meter is in the settings panel, which stays open while the page runs
+        meter = page.get_by_text("Next request ≈")
         empty_chat = meter.inner_text()
         send(page, "the first question")
         expect(messages.nth(1)).to_contain_text(ANSWER_END, timeout=30_000)

@@ -6,7 +6,7 @@ import os
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.browser import IDLE, NO_CHROMIUM, chromium_available, launch, streamlit_server
+from tests.browser import IDLE, NO_CHROMIUM, chromium_available, launch, open_settings, streamlit_server
 from tests.conftest import ROOT
 from tests.test_browser_persistence import env_for, open_page, send
 
@@ -18,6 +18,7 @@ def test_a_tool_step_and_the_sources_are_shown_under_the_answer(fake, database_u
         browser = launch(playwright)
         page = open_page(browser, app.url)
         page.set_viewport_size({"width": 1280, "height": 900})
+        open_settings(page)
         page.get_by_text("Tools", exact=True).click()
         page.get_by_text("Calculator", exact=True).click()
         page.wait_for_selector(IDLE, timeout=30_000)

@@ -42,7 +42,7 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import sync_playwright
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, IDLE, NO_CHROMIUM, chromium_available, launch, streamlit_server
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, IDLE, NO_CHROMIUM, chromium_available, launch, open_settings, streamlit_server
 from tests.fake_provider import Fault
 from tests.test_browser_persistence import ANSWER_END, env_for, open_page, send
 from tests.test_hostile_work import sheet_rewritten, workbook_bytes
@@ -286,6 +286,7 @@ class Attackers:
 
     def _calculator_page(self, browser):
         page = open_page(browser, self.url)
+        open_settings(page)
         page.get_by_text("Tools", exact=True).click()
         page.get_by_text("Calculator", exact=True).click()
         page.wait_for_selector(IDLE, timeout=30_000)

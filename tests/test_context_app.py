@@ -6,7 +6,7 @@ import pytest
 
 from atri.providers import catalogue
 from tests.conftest import new_app
-from tests.test_app import send
+from tests.test_app import send, settings_panel
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def context_expanders(at):
 
 def test_the_meter_and_the_chat_totals(app):
     def meter() -> int:
-        text = app.sidebar.get("progress")[0].proto.text
+        text = settings_panel(app).get("progress")[0].proto.text
         return int(re.search(r"≈ ([\d,]+) /", text).group(1).replace(",", ""))
 
     before = meter()

@@ -30,7 +30,7 @@ from atri.ui.render import LiveAnswer as LiveDrawing
 from atri.ui.render import quota_message, show_message
 from atri.ui.session import CHAT_INPUT, EDIT_TEXT, IMAGE_URLS, PendingAnswer, session
 from atri.ui.sidebar import ChatSetup
-from atri.ui.toolbar import SHOW_DETAILS, icon_only, toolbar_style
+from atri.ui.toolbar import icon_only, toolbar_style
 
 if TYPE_CHECKING:
     from streamlit.delta_generator import DeltaGenerator
@@ -450,8 +450,6 @@ def conversation(lang: str, documents: list[DocumentInfo]) -> None:
     view, live = _attach()
     toolbar_style()
     page_script(lang)
-    st.sidebar.toggle(t(lang, "show_details_always"), key=SHOW_DETAILS, help=t(lang, "show_details_always_help"),
-                      persist_state="session")
     conversation_totals(lang, view)
     show_history(lang, view, live, documents)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
@@ -36,7 +37,11 @@ from atri.ui.session import (
     thinking_key,
     visitor_key,
 )
+from atri.ui.toolbar import SHOW_DETAILS
 from atri.ui.tools_panel import restore_tools, tools_controls
+
+if TYPE_CHECKING:
+    from streamlit.delta_generator import DeltaGenerator
 
 DEFAULT_TEMPERATURE = 0.7
 DEFAULT_BUDGET = 1000
@@ -107,28 +112,33 @@ def _preview_images(lang: str, pasted: str) -> None:
         st.caption(f":material/block: {t(lang, key, **values)}")
 
 
-def _provider_controls(settings: Settings, lang: str) -> tuple[Provider, Connection | None, TokenCounter | None]:
-    """The provider picker, and a key field when neither the configuration nor the visitor has given one."""
+def _provider_controls(settings: Settings, lang: str, bar: DeltaGenerator) -> tuple[Provider, Connection | None,
+                                                                              TokenCounter | None]:
+    """The provider picker (in the chat's model bar), and in the sidebar a key field when neither the
+    configuration nor the visitor has given one."""
     providers = settings.offered_providers()
     if st.session_state.get(PROVIDER) not in providers:
         st.session_state[PROVIDER] = settings.default_provider_id()
-    provider_id = st.selectbox(t(lang, "provider"), list(providers), key=PROVIDER, persist_state="session",
-                               format_func=lambda pid: providers[pid].label_for(lang))
+    provider_id = bar.selectbox(t(lang, "provider"), list(providers), key=PROVIDER, persist_state="session",
+                                format_func=lambda pid: providers[pid].label_for(lang), label_visibility="collapsed")
     provider = providers[provider_id]
     if provider.embedded:
-        connection, local_count = local_connection(settings, lang)
+        with st.sidebar:
+            connection, local_count = local_connection(settings, lang)
         return (connection.provider if connection else provider), metered(connection, Key.EMBEDDED), local_count
     typed_key = None
-    if provider.key_optional:
-        pass  # a server of the host's own: no key to bring
-    elif settings.key_for(provider):  # the host pays unless the visitor brings a key
-        typed_key = st.text_input(t(lang, "api_key_own"), type="password", key=visitor_key(provider_id),
-                                  persist_state="session", help=t(lang, "api_key_own_help"))
-    else:
-        typed_key = st.text_input(t(lang, "api_key"), type="password", key=visitor_key(provider_id), persist_state="session")
-    connection = settings.connection(provider, typed_key.strip() or None if typed_key else None)
-    if connection is None:
-        st.warning(t(lang, "api_key_missing", provider=provider.label_for(lang), env=provider.key_env[0]))
+    with st.sidebar:
+        if provider.key_optional:
+            pass  # a server of the host's own: no key to bring
+        elif settings.key_for(provider):  # the host pays unless the visitor brings a key
+            typed_key = st.text_input(t(lang, "api_key_own"), type="password", key=visitor_key(provider_id),
+                                      persist_state="session", help=t(lang, "api_key_own_help"))
+        else:
+            typed_key = st.text_input(t(lang, "api_key"), type="password", key=visitor_key(provider_id),
+                                      persist_state="session")
+        connection = settings.connection(provider, typed_key.strip() or None if typed_key else None)
+        if connection is None:
+            st.warning(t(lang, "api_key_missing", provider=provider.label_for(lang), env=provider.key_env[0]))
     return provider, metered(connection, Key.OWN if typed_key else Key.HOST), None
 
 
@@ -164,19 +174,25 @@ def restore_options(view: Snapshot, settings: Settings) -> None:
 
 
 def render_sidebar(settings: Settings, lang: str, view: Snapshot) -> ChatSetup:
+    """The chat's choices: the provider and model at the top of the chat, beside a settings panel (a popover:
+    custom model id, temperature, thinking, JSON, persona, system prompt, tools, context and its meter, details);
+    the sidebar keeps the conversations, a key field and the image links."""
     restore_options(view, settings)
-    with st.sidebar:
-        provider, connection, local_count = _provider_controls(settings, lang)
-        provider_id = provider.id
+    bar = st.container(horizontal=True, vertical_alignment="center", gap="small", key="model_bar")
+    provider, connection, local_count = _provider_controls(settings, lang, bar)
+    provider_id = provider.id
 
-        default_model = settings.default_model_for(provider)
-        known = [m.id for m in provider.models] or [default_model]
-        if default_model not in known:
-            known.insert(0, default_model)
-        choices = _model_choices(connection, known)
-        if st.session_state.get(model_key(provider_id)) not in choices:
-            st.session_state[model_key(provider_id)] = default_model
-        picked = st.selectbox(t(lang, "model"), choices, key=model_key(provider_id), persist_state="session")
+    default_model = settings.default_model_for(provider)
+    known = [m.id for m in provider.models] or [default_model]
+    if default_model not in known:
+        known.insert(0, default_model)
+    choices = _model_choices(connection, known)
+    if st.session_state.get(model_key(provider_id)) not in choices:
+        st.session_state[model_key(provider_id)] = default_model
+    picked = bar.selectbox(t(lang, "model"), choices, key=model_key(provider_id), persist_state="session",
+                           label_visibility="collapsed")
+    panel = bar.popover(t(lang, "settings"), icon=":material/tune:", key="settings_panel")
+    with panel:
         typed = st.text_input(t(lang, "custom_model"), key=custom_model_key(provider_id), persist_state="session",
                               help=t(lang, "custom_model_help"))
         model = provider.model(typed.strip() or picked)
@@ -196,12 +212,15 @@ def render_sidebar(settings: Settings, lang: str, view: Snapshot) -> ChatSetup:
                      persist_state="session",
                      format_func=lambda p: PERSONAS[p][0 if lang == "zh" else 1])
         system_prompt = st.text_area(t(lang, "system_prompt"), key=SYSTEM_PROMPT, height=100, persist_state="session")
-        pasted = st.text_area(t(lang, "image_urls"), key=IMAGE_URLS, height=80, persist_state="session",
-                              placeholder="https://example.com/cat.png")
-        _preview_images(lang, pasted)
         tools = tools_controls(lang, settings, model)
         context = context_controls(lang, view)
         meter(lang, view, context, system_prompt, model, count)
+        st.toggle(t(lang, "show_details_always"), key=SHOW_DETAILS, help=t(lang, "show_details_always_help"),
+                  persist_state="session")
+    with st.sidebar:
+        pasted = st.text_area(t(lang, "image_urls"), key=IMAGE_URLS, height=80, persist_state="session",
+                              placeholder="https://example.com/cat.png")
+        _preview_images(lang, pasted)
         used_up = quota_status(lang, connection)
     session.send_guard = SendGuard(model.id, model.context_window, count, used_up)
 

@@ -47,6 +47,12 @@ STYLE = f"""<style>
 [data-testid="stChatMessage"] h2 {{ font-size: 1.25rem; }}
 [data-testid="stChatMessage"] h3 {{ font-size: 1.1rem; }}
 [data-testid="stChatMessage"] :is(h4, h5, h6) {{ font-size: 1rem; }}
+@media (max-width: 640px) {{  /* a phone: the model bar on one line, its settings button an icon */
+    .st-key-settings_panel [data-testid="stPopoverButton"] [data-testid="stMarkdownContainer"] {{
+        position: absolute; width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%); white-space: nowrap; }}
+    .st-key-model_bar {{ flex-wrap: nowrap; }}
+    .st-key-model_bar > div {{ min-width: 0; }}
+}}
 @media (hover: hover) and (pointer: fine) {{
     [data-testid="stChatMessage"]:not(:hover):not(:focus-within)
         [class*="st-key-{TOOLBAR_PREFIX}"]:not([class*="st-key-{LAST_TOOLBAR_PREFIX}"]) {{ opacity: 0; }}
