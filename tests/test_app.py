@@ -10,6 +10,18 @@ from tests.fake_provider import MODERATION, SERVER_ERROR, Fault
 def send(at, text):
     at.chat_input[0].set_value(text).run()
     assert not at.exception, at.exception
+    drawn_live = at.chat_message and at.chat_message[-1].name == "assistant" and "regenerate" not in [
+        button.key for button in at.button]
+    return answered(at) if drawn_live else at  # a refusal shows once: not run again
+
+
+def answered(at):
+    """The page once the answer a question or a click started is saved. AppTest returns from a run whose
+    answer was drawn live to its end without following the page's own rerun (which draws it from the store,
+    toolbar and ‹ n / m › included): about one run in five lacked them. The test runs the page again, as the
+    browser's next run does."""
+    at.run()
+    assert not at.exception, at.exception
     return at
 
 
@@ -112,7 +124,7 @@ def test_broken_stream_keeps_the_partial_answer_and_retry_finishes_it(app, dashs
     assert partial.startswith("Echo:") and "pieces" not in partial
     assert "interrupted" in " ".join(c.value for c in app.caption)
     assert "broke mid-answer" in app.error[0].value
-    app.button(key="regenerate").click().run()
+    answered(app.button(key="regenerate").click().run())
     assert [name for name, _ in bubbles(app)] == ["user", "assistant"]
     assert "several small pieces" in bubbles(app)[1][1]
     assert not app.error
@@ -252,7 +264,7 @@ def test_a_visitor_can_bring_their_own_key(app, monkeypatch):
     assert "no API key yet" in app.error[0].value
     assert bubbles(app)[0] == ("user", "hello without a key")
     app.text_input(key="visitor_key::dashscope").set_value(GOOD_KEY).run()
-    app.button(key="regenerate").click().run()
+    answered(app.button(key="regenerate").click().run())
     assert "Echo: hello without a key" in bubbles(app)[1][1]
     assert GOOD_KEY not in all_text(app)
 

@@ -4,20 +4,7 @@ import time
 
 from tests.conftest import new_app
 from tests.fake_provider import is_title_call
-from tests.test_app import bubbles
-from tests.test_app import send as type_and_send
-
-
-def answered(app):
-    """The page once the answer a click or a question started is saved. AppTest returns from a run whose
-    answer was drawn live to its end without following the page's own rerun (which draws it from the store,
-    toolbar and ‹ n / m › included), so the test runs the page again, as the browser's next run does."""
-    app.run()
-    return app
-
-
-def send(app, text):
-    return answered(type_and_send(app, text))
+from tests.test_app import answered, bubbles, send
 
 
 def conversation_buttons(at):
