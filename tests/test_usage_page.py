@@ -100,3 +100,15 @@ def test_without_an_admin_password_set_nobody_is_admin(filled, monkeypatch):
     at = usage_app()
     assert any(c.value.startswith("The host has not set ATRI_ADMIN_PASSWORD") for c in at.caption)
     assert not at.text_input
+
+
+def test_a_visitor_deletes_all_their_data_and_only_anonymous_counts_remain(filled):
+    at = usage_app()
+    button = at.button(key="forget_me")
+    assert button.disabled, "asked for only once the visitor ticks that it cannot be undone"
+    at.checkbox(key="forget_me_sure").check().run()
+    at.button(key="forget_me").click().run()
+    assert "Chats deleted: 1." in [s.value for s in at.success]
+    assert filled.list_conversations("alice") == [] and filled.usage_totals("alice").answers == 0
+    assert filled.list_conversations("bob")[0].title == "bob 的秘密对话", "another visitor's chat is untouched"
+    assert sum(row["answers"] for row in filled.usage_report(None)["by_model"]) == 6, "the host's counts stay"

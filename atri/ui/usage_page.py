@@ -75,6 +75,8 @@ def _headline(lang: str, report: UsageReport) -> None:
                       help=f"{report.prompt_tokens:,} / {report.completion_tokens:,}")
     columns[2].metric(t(lang, "usage_cost"), _costs(report.cost))
     columns[3].metric(t(lang, "usage_errors_metric"), f"{errors / report.answers:.1%}" if report.answers else "—")
+    if report.saved:
+        st.caption(f":material/savings: {t(lang, 'usage_saved_line', saved=_costs(report.saved))}")
 
 
 def _per_day(lang: str, report: UsageReport) -> None:
@@ -105,13 +107,14 @@ def _per_model(lang: str, report: UsageReport) -> None:
     rows = model_rows(report)
     frame = pd.DataFrame(rows)
     frame["cost"] = [_cost(r["cost"], r["currency"]) for r in rows]
+    frame["saved"] = [_cost(r["saved"], r["currency"]) for r in rows]
     frame = frame.drop(columns=["currency"])
     def seconds(label: str) -> st.column_config.NumberColumn:
         return st.column_config.NumberColumn(t(lang, label), format="%.2f s")
 
     st.dataframe(frame, hide_index=True, width="stretch", column_config={
         **_headers(lang, "model", "answers", "errors", "prompt_tokens", "completion_tokens", "reasoning_tokens",
-                   "cached_tokens", "cost"),
+                   "cached_tokens", "cost", "saved"),
         "error_rate": st.column_config.NumberColumn(t(lang, "usage_errors_metric"), format="percent"),
         "ttft_median_s": seconds("usage_col_ttft_median"), "ttft_p95_s": seconds("usage_col_ttft_p95"),
         "total_median_s": seconds("usage_col_total_median"), "total_p95_s": seconds("usage_col_total_p95")})
@@ -142,7 +145,8 @@ def _conversations(lang: str, report: UsageReport, everyone: bool) -> None:
     st.subheader(t(lang, "usage_top_conversations"))
     rows = []
     for row in report.conversations:
-        entry = {t(lang, "usage_col_title"): row["title"] or t(lang, "untitled")}
+        title = t(lang, "usage_deleted_chat") if row["deleted"] else row["title"] or t(lang, "untitled")
+        entry = {t(lang, "usage_col_title"): title}
         if everyone:  # the owner's kind and a short prefix of its hash: enough to tell visitors apart
             entry[t(lang, "usage_col_owner")] = row["owner"][:16]
         entry.update({t(lang, "usage_answers"): row["answers"], t(lang, "usage_col_tokens"): row["tokens"],
@@ -163,6 +167,16 @@ def _batch_runs(lang: str, report: UsageReport) -> None:
                  column_config=_headers(lang, "model", "runs", "rows", "failed", "prompt_tokens", "completion_tokens", "cost"))
 
 
+def _your_data(lang: str) -> None:
+    """"Delete my data": every chat's text, documents and shares erased for good, the usage kept anonymous."""
+    with st.expander(t(lang, "usage_your_data"), icon=":material/delete_forever:"):
+        st.caption(t(lang, "delete_my_data_help"))
+        sure = st.checkbox(t(lang, "delete_my_data_confirm"), key="forget_me_sure")
+        if st.button(t(lang, "delete_my_data"), key="forget_me", type="primary", disabled=not sure):
+            count = get_store().forget_owner(current_owner())
+            st.success(t(lang, "delete_my_data_done", count=count))
+
+
 def _headers(lang: str, *columns: str) -> dict[str, str]:
     """Column titles in the visitor's language."""
     special = {"model": "usage_col_model", "answers": "usage_answers", "cost": "usage_cost"}
@@ -180,6 +194,8 @@ def usage_page(settings: Settings, lang: str) -> None:
     report = usage_report(get_store(), None if everyone else current_owner(), days)
     if report.empty:
         st.info(t(lang, "usage_empty"))
+        if not everyone:
+            _your_data(lang)
         return
     _headline(lang, report)
     if report.by_day:
@@ -194,3 +210,5 @@ def usage_page(settings: Settings, lang: str) -> None:
                            "text/csv", key="usage_csv_models", icon=":material/download:")
         st.download_button(t(lang, "usage_download_days"), to_csv(report.by_day), f"atri-usage-days-{stamp}.csv",
                            "text/csv", key="usage_csv_days", icon=":material/download:")
+    if not everyone:
+        _your_data(lang)
