@@ -2,10 +2,10 @@
 import streamlit as st
 
 from atri.ui.access import access_form, has_access, remember_access
-from atri.ui.config import current_language, settle_heap
+from atri.ui.config import current_language, load_settings, settle_heap
 from atri.ui.identity import remember_owner
 from atri.ui.localise import streamlit_strings
-from atri.ui.nav import language_picker, pages
+from atri.ui.nav import language_picker, pages, public_share
 
 st.set_page_config(page_title="Atri", page_icon="🐱", layout="centered")
 
@@ -22,5 +22,7 @@ if allowed:
     remember_owner()
     page.run()
     settle_heap()
+elif public_share(page, load_settings().config.share_links):  # a share link, open to anyone: read-only, no chats
+    page.run()
 else:
     access_form(lang)

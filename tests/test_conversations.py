@@ -160,3 +160,13 @@ def test_stored_requests_refer_to_earlier_messages_instead_of_copying_them(app):
     assert [m["content"] for m in shown[1:]][::2] == ["我的猫叫小橘", "它几岁了?", "它喜欢吃什么?"]
     exported = get_store().export(owner, cid)["messages"][-1]["facts"]["request"]["messages"]
     assert exported[1]["content"] == "我的猫叫小橘", "an export stands alone"
+
+
+def test_a_chat_is_shared_from_its_menu_and_the_link_can_be_revoked(app, dashscope_env):
+    send(app, "a good question")
+    app.button(key="share").click().run()
+    [link] = [code.value for code in app.sidebar.code]
+    assert "/shared?s=" in link and len(link.split("s=")[1]) >= 32
+    token = link.split("s=")[1]
+    app.button(key=f"revoke::{token}").click().run()
+    assert not app.sidebar.code

@@ -50,3 +50,39 @@ def test_anyone_can_continue_a_share_in_a_chat_of_their_own(store):
     assert store.usage_totals("bob").prompt_tokens == 0, "what alice's answers used is not bob's"
     store.append("bob", copy, Message("user", "那狗呢？"))
     assert len(store.thread("alice", cid)) == 2, "alice's chat is untouched"
+
+
+def shared_page(database_url, token, monkeypatch, share_links="gated"):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import ROOT
+
+    monkeypatch.setenv("ATRI_DATABASE_URL", database_url)
+    monkeypatch.setenv("ATRI_SHARE_LINKS", share_links)
+    st.cache_resource.clear()
+    at = AppTest.from_file(str(ROOT / "pages" / "5_Shared.py"), default_timeout=60)
+    at.query_params["s"] = token
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_the_shared_page_shows_the_copy_read_only_and_nothing_once_revoked(database_url, monkeypatch):
+    from atri.store import Store
+
+    store = Store(database_url)
+    cid = store.create_conversation("alice", "Cats and boxes")
+    store.append("alice", cid, Message("user", "why do cats like __boxes__?"))
+    store.append("alice", cid, answer("Because a box feels **safe**."))
+    token = store.create_share("alice", cid)
+    at = shared_page(database_url, token, monkeypatch)
+    assert at.title[0].value == "Cats and boxes"
+    assert [m.name for m in at.chat_message] == ["user", "assistant"]
+    assert at.chat_message[0].text[0].value == "why do cats like __boxes__?", "the question as typed"
+    assert "Because a box feels **safe**." in at.chat_message[1].markdown[0].value
+    assert not at.chat_input and not at.sidebar.children, "read-only: no chat box, no settings"
+    assert "no longer works" not in " ".join(i.value for i in at.info)
+    assert "no longer works" in shared_page(database_url, token, monkeypatch, share_links="off").info[0].value
+    store.revoke_share("alice", token)
+    assert "no longer works" in shared_page(database_url, token, monkeypatch).info[0].value

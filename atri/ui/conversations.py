@@ -10,9 +10,10 @@ from atri.i18n import t
 from atri.safe_markdown import plain_text
 from atri.store import BadImport, Snapshot
 from atri.ui.chat import open_conversation
-from atri.ui.config import get_answerer, get_store
+from atri.ui.config import get_answerer, get_store, load_settings
 from atri.ui.identity import current_owner
 from atri.ui.session import IMPORT_FILE, session
+from atri.ui.share_page import share_url
 
 LIST_LIMIT = 50
 
@@ -44,14 +45,45 @@ def _rename(cid: str) -> None:
     get_store().rename(current_owner(), cid, st.session_state.get(f"rename_text::{cid}", ""))
 
 
+def _share(cid: str) -> None:
+    session.share_made = get_store().create_share(current_owner(), cid)
+
+
+def _revoke(token: str) -> None:
+    get_store().revoke_share(current_owner(), token)
+
+
+def _file_name(title: str, suffix: str) -> str:
+    """An export named after its chat: the title's letters, digits and CJK, the rest as dashes."""
+    stem = "".join(char if char.isalnum() else "-" for char in title).strip("-")[:60]
+    return f"{stem or 'atri-chat'}.{suffix}"
+
+
+def _shares(lang: str, cid: str) -> None:
+    """Share this chat (unless the host turned sharing off), and this chat's links that still work."""
+    if load_settings().config.share_links == "off":
+        return
+    st.button(t(lang, "share_chat"), key="share", on_click=_share, args=(cid,), icon=":material/share:")
+    shares = [share for share in get_store().shares(current_owner()) if share.conversation_id == cid]
+    if not shares:
+        return
+    st.caption(t(lang, "share_link_made" if session.share_made == shares[0].token else "share_existing"))
+    for share in shares:
+        st.code(share_url(st.context.url or "", share.token), language=None)
+        st.button(t(lang, "share_revoke"), key=f"revoke::{share.token}", on_click=_revoke, args=(share.token,),
+                  icon=":material/link_off:", type="tertiary")
+
+
 def _manage(lang: str, cid: str, title: str) -> None:
     store, owner = get_store(), current_owner()
     with st.expander(t(lang, "manage_chat")):
         st.text_input(t(lang, "title"), value=title, key=f"rename_text::{cid}")  # one field per chat: no stale title
         st.button(t(lang, "rename"), key="rename", on_click=_rename, args=(cid,), icon=":material/edit:")
-        st.download_button(t(lang, "export_markdown"), key="export_md", file_name="atri-chat.md", mime="text/markdown",
+        _shares(lang, cid)
+        st.download_button(t(lang, "export_markdown"), key="export_md", file_name=_file_name(title, "md"),
+                           mime="text/markdown",
                            data=lambda: to_markdown(title, store.messages(owner, cid)), icon=":material/description:")
-        st.download_button(t(lang, "export_json"), key="export_json", file_name="atri-chat.json",
+        st.download_button(t(lang, "export_json"), key="export_json", file_name=_file_name(title, "json"),
                            mime="application/json", icon=":material/data_object:",
                            data=lambda: json.dumps(store.export(owner, cid), ensure_ascii=False, indent=2))
         if session.confirm_delete == cid:

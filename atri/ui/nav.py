@@ -5,6 +5,7 @@ import streamlit as st
 
 from atri.i18n import LANGUAGES, t
 from atri.ui.session import LANG
+from atri.ui.share_page import SHARE_PATH as SHARED_PATH
 
 
 def pages(lang: str) -> list[st.Page]:
@@ -16,7 +17,14 @@ def pages(lang: str) -> list[st.Page]:
         st.Page("pages/3_Extract.py", title=t(lang, "page_extract"), icon=":material/data_object:",
                 url_path="extract"),
         st.Page("pages/4_Usage.py", title=t(lang, "page_usage"), icon=":material/monitoring:", url_path="usage"),
+        st.Page("pages/5_Shared.py", title=t(lang, "page_shared"), icon=":material/share:", url_path=SHARED_PATH,
+                visibility="hidden"),  # reached only by a share link
     ]
+
+
+def public_share(page: st.Page, share_links: str) -> bool:
+    """The page is a share link's and the host lets anyone open those (ATRI_SHARE_LINKS=public)."""
+    return share_links == "public" and page.url_path == SHARED_PATH
 
 
 def language_picker(lang: str) -> None:
