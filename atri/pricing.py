@@ -7,7 +7,7 @@ from pathlib import Path
 
 import tomllib
 
-from .messages import Usage
+from .messages import AnswerFacts, Usage
 
 DEFAULT_PRICES = Path(__file__).parent / "data" / "prices.toml"
 SYMBOLS = {"CNY": "¥", "USD": "$"}
@@ -69,6 +69,16 @@ def cache_saving(price: Price, usage: Usage, thought: bool = False) -> float:
     saved yet: the next hits pay it back)."""
     uncached = replace(usage, cached_tokens=0, cache_written_tokens=0)
     return request_cost(price, uncached, thought) - request_cost(price, usage, thought)
+
+
+def answer_cost(facts: AnswerFacts, thought: bool, price: Price | None) -> tuple[float | None, str | None]:
+    """What an answer cost: as stored with it (the prices of the day it was written), or, for an answer not
+    saved yet, estimated at `price`."""
+    if facts.cost is not None and facts.currency:
+        return facts.cost, facts.currency
+    if facts.usage is None or price is None:
+        return None, None
+    return request_cost(price, facts.usage, thought), price.currency
 
 
 def format_cost(amount: float, currency: str) -> str:

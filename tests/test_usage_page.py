@@ -112,3 +112,25 @@ def test_a_visitor_deletes_all_their_data_and_only_anonymous_counts_remain(fille
     assert filled.list_conversations("alice") == [] and filled.usage_totals("alice").answers == 0
     assert filled.list_conversations("bob")[0].title == "bob 的秘密对话", "another visitor's chat is untouched"
     assert sum(row["answers"] for row in filled.usage_report(None)["by_model"]) == 6, "the host's counts stay"
+
+
+def test_after_a_price_change_the_chat_and_the_usage_page_still_agree(dashscope_env, database_url, monkeypatch,
+                                                                        tmp_path):
+    """An answer's cost is the one stored with it at the day's prices: neither view recomputes it with today's."""
+    from tests.conftest import new_app
+    from tests.test_app import send
+
+    chat = new_app()
+    send(chat, "how much does this cost?")
+    totals = next(c.value for c in chat.caption if c.value.startswith("This chat:"))
+    spent = totals.rsplit("≈ ", 1)[1]
+    expensive = tmp_path / "prices.toml"
+    expensive.write_text('[models."qwen3-max"]\ncurrency = "CNY"\ntiers = [{ up_to = 1000000, input = 600.0, output = 2400.0 }]\n')
+    monkeypatch.setenv("ATRI_PRICES_FILE", str(expensive))
+    st.cache_resource.clear()
+    chat.run()
+    assert next(c.value for c in chat.caption if c.value.startswith("This chat:")) == totals, "the chat's total stays"
+    usage = AppTest.from_file(PAGE, default_timeout=60)
+    usage.session_state["owner"] = chat.session_state["owner"]
+    usage.run()
+    assert metrics(usage)["Cost"] == spent, "the Usage page says the same"

@@ -6,7 +6,7 @@ import streamlit as st
 from atri.context import STRATEGIES, ContextSettings, input_budget, plan_context
 from atri.i18n import t
 from atri.messages import Message
-from atri.pricing import Totals, price_table, request_cost
+from atri.pricing import Totals, answer_cost, price_table
 from atri.providers import ModelInfo
 from atri.store import Snapshot
 from atri.tokens import TokenCounter
@@ -73,9 +73,7 @@ def conversation_totals(lang: str, view: Snapshot) -> None:
     for answer in view.answers:
         facts = answer.facts
         if facts and facts.usage:
-            price = prices.get(facts.model)
-            cost = request_cost(price, facts.usage, bool(answer.reasoning)) if price else None
-            totals.add(facts.usage, cost, price.currency if price else None)
+            totals.add(facts.usage, *answer_cost(facts, bool(answer.reasoning), prices.get(facts.model)))
     if not totals.prompt_tokens:
         return
     st.caption(t(lang, "chat_totals", usage=usage_line(lang, totals, totals.cost or {})))

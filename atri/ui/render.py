@@ -15,7 +15,7 @@ from atri.documents import cite
 from atri.i18n import t
 from atri.images import BadImage, check_image_reference, decode_data_url, is_web_url, shorten_data_urls, thumbnail_of
 from atri.messages import AnswerFacts, Message, Usage
-from atri.pricing import Totals, format_cost, request_cost
+from atri.pricing import Totals, answer_cost, format_cost
 from atri.request import expand_request, sent_count
 from atri.safe_markdown import clip_long_strings, defuse_images, for_streamlit, markdown_link, plain_text
 from atri.turn import Turn, response_record
@@ -111,9 +111,10 @@ def facts_line(lang: str, facts: AnswerFacts, thought: bool = False) -> str:
     if facts.total_s is not None:
         parts.append(t(lang, "facts_total", seconds=facts.total_s))
     if facts.usage:
-        price = price_for(facts.model)
-        cost = request_cost(price, facts.usage, thought) if price else 0.0
-        parts.append(usage_line(lang, facts.usage, {price.currency: cost} if price else {}))
+        cost, currency = answer_cost(facts, thought, price_for(facts.model))
+        parts.append(usage_line(lang, facts.usage, {currency: cost} if cost is not None and currency else {}))
+    if facts.saved and facts.currency:
+        parts.append(t(lang, "facts_cache_saved", saved=format_cost(facts.saved, facts.currency)))
     return " · ".join(parts)
 
 
@@ -226,7 +227,8 @@ def _context_body(lang: str, context: dict[str, Any], sent: list[dict[str, Any]]
         st.caption(t(lang, "context_documents_whole" if whole else "context_documents"))
         for item in context["documents"]:
             score = "" if whole else f"{_excerpt_score(lang, item)} "
-            st.markdown(f"**{plain_text(cite(item['document'], item['page']))}** {score}{_preview(item['text'])}")
+            st.markdown(f"**{plain_text(cite(item['document'], item['page'], item.get('label')))}** {score}"
+                        f"{_preview(item['text'])}")
     st.caption(t(lang, "context_sent"))
     for message in sent:
         st.markdown(f"**{plain_text(message['role'])}** · {_preview(str(message['content']))}")
