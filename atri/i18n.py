@@ -107,6 +107,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "search_conversations": ("搜索标题或内容", "Search titles and text"),
     "untitled": ("未命名对话", "Untitled chat"),
     "facts_cache_saved": ("缓存节省 {saved}", "cache saved {saved}"),
+    "branch_new_chat": ("从这里开一个新对话", "Branch into a new chat"),
     "share_chat": ("分享这个对话", "Share this chat"),
     "share_link_made": ("任何拿到这个链接的人都能阅读这个对话截至此刻的内容：", "Anyone with this link can read this chat as it is now:"),
     "share_existing": ("这个对话的分享链接", "This chat's share links"),

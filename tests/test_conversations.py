@@ -170,3 +170,27 @@ def test_a_chat_is_shared_from_its_menu_and_the_link_can_be_revoked(app, dashsco
     token = link.split("s=")[1]
     app.button(key=f"revoke::{token}").click().run()
     assert not app.sidebar.code
+
+
+def test_editing_an_early_question_branches_and_the_old_turns_come_back(app, dashscope_env):
+    for n in range(1, 4):
+        send(app, f"question {n}")
+    edit_first = next(b for b in app.button if b.key and b.key.startswith("edit::"))
+    answered(edit_first.click().run())
+    app.text_area(key="edit_text").set_value("question 1, asked differently").run()
+    answered(app.button(key="send_edit").click().run())
+    assert [text for _, text in bubbles(app)][0] == "question 1, asked differently"
+    assert len(bubbles(app)) == 2, "the new branch holds only its own turn"
+    assert "1 / 1" not in [c.value for c in app.caption] and "2 / 2" in [c.value for c in app.caption]
+    assert [m["role"] for m in dashscope_env.streamed[-1]["messages"]] == ["system", "user"], "its history only"
+    answered(app.button(key="question_variant_prev").click().run())
+    assert [text.split(".")[0] for _, text in bubbles(app)][::2] == ["question 1", "question 2", "question 3"]
+
+
+def test_an_answer_branches_into_a_new_chat(app, dashscope_env):
+    send(app, "question 1")
+    send(app, "question 2")
+    branch = next(b for b in app.button if b.key and b.key.startswith("branch::"))
+    answered(branch.click().run())
+    assert [name for name, _ in bubbles(app)] == ["user", "assistant"], "the new chat holds the thread up to there"
+    assert len(conversation_buttons(app)) == 2

@@ -64,7 +64,7 @@ def open_conversation(cid: str | None) -> None:
     else:
         st.query_params.pop("c", None)
     session.pending = None
-    session.editing = False
+    session.editing = None
     session.history_start = {key: start for key, start in session.history_start.items() if key != cid}
 
 
@@ -181,7 +181,7 @@ def _send(message: Message, position: int | None = None, documents: tuple[Upload
         session.needs_title = cid
     store.append(owner, cid, message, position=position)
     _ask_for_answer(PendingAnswer(cid, documents=documents))  # answered after the question, wherever it stands
-    session.editing = False
+    session.editing = None
 
 
 def _untitled(message: Message, documents: tuple[Upload, ...]) -> str:
@@ -189,17 +189,17 @@ def _untitled(message: Message, documents: tuple[Upload, ...]) -> str:
     return f"📄 {title_from(documents[0].name)}" if documents and not message.images else "🖼"
 
 
-def _still_last(item: StoredMessage) -> bool:
-    """The message a button was drawn under is still one of the last two and nothing is being answered.
-    The history is not drawn again while a turn runs, so its buttons can outlive their place."""
+def _still_shown(item: StoredMessage) -> bool:
+    """The message a button was drawn under is still shown and nothing is being answered. The history is not
+    drawn again while a turn runs, so its buttons can outlive their place."""
     cid, owner = conversation_id(), current_owner()
     view, live = get_store().snapshot(owner, cid or ""), get_answerer().live(owner, cid)
-    return item.id in {last.id for last in view.thread[-2:]} and not _busy(view) and not (live and live.active)
+    return item.id in {shown.id for shown in view.thread} and not _busy(view) and not (live and live.active)
 
 
 def _regenerate(item: StoredMessage) -> None:
     """Retry or regenerate: the old answer stays reachable as a variant."""
-    if not _still_last(item):
+    if not _still_shown(item):
         return
     get_store().retire_from(current_owner(), conversation_id(), item.position)
     _ask_for_answer(PendingAnswer(conversation_id(), item.position))
@@ -234,48 +234,72 @@ def _start(pending: PendingAnswer, setup: TurnSetup) -> None:
 
 
 def _show_variant(item: StoredMessage, step: int) -> None:
-    if _still_last(item):
+    if _still_shown(item):
         get_store().show_variant(current_owner(), item.id, step)
+
+
+def _branch_off(item: StoredMessage) -> None:
+    """A new chat with this conversation up to `item`, to go on from there."""
+    cid = get_store().branch_off(current_owner(), conversation_id() or "", item.id)
+    if cid is not None:
+        open_conversation(cid)
+
+
+def _key(name: str, item: StoredMessage, last: bool) -> str:
+    """A button's key: the plain name under the last question or answer (the page's script and the tests find
+    those), the name and the message's id under an earlier one."""
+    return name if last else f"{name}::{item.id}"
 
 
 def _send_edit(item: StoredMessage) -> None:
     text = st.session_state.get(EDIT_TEXT, "").strip()
-    if not text or not _still_last(item):
+    if not text or not _still_shown(item):
         return
     get_store().retire_from(current_owner(), conversation_id(), item.position)
     _send(Message("user", text, images=item.message.images, thumbnails=item.message.thumbnails),
           position=item.position)
 
 
-def _answer_actions(lang: str, item: StoredMessage, failed: bool) -> Callable[[], None]:
-    """Regenerate (Retry, with its label, after an error), and the variants' ‹ n / m › beside it."""
+def _answer_actions(lang: str, item: StoredMessage, failed: bool, last: bool) -> Callable[[], None]:
+    """Regenerate (Retry, with its label, after an error), the variants' ‹ n / m › beside it, and a new chat
+    from here. Any answer: regenerating an earlier one starts a branch; ‹ n / m › brings the other back."""
     def draw() -> None:
         if failed:
-            st.button(t(lang, "retry"), icon=":material/refresh:", key="regenerate", type="tertiary",
+            st.button(t(lang, "retry"), icon=":material/refresh:", key=_key("regenerate", item, last), type="tertiary",
                       on_click=_regenerate, args=(item,))
         else:
-            with icon_only("regenerate"):
-                st.button(t(lang, "regenerate"), icon=":material/autorenew:", key="regenerate", type="tertiary",
-                          help=t(lang, "regenerate"), on_click=_regenerate, args=(item,))
-        if item.variants > 1:
-            st.button("‹", key="variant_prev", type="tertiary", on_click=_show_variant, args=(item, -1),
-                      disabled=item.variant == 1)
-            st.caption(f"{item.variant} / {item.variants}")
-            st.button("›", key="variant_next", type="tertiary", on_click=_show_variant, args=(item, 1),
-                      disabled=item.variant == item.variants)
+            with icon_only(_key("regenerate", item, last)):
+                st.button(t(lang, "regenerate"), icon=":material/autorenew:", key=_key("regenerate", item, last),
+                          type="tertiary", help=t(lang, "regenerate"), on_click=_regenerate, args=(item,))
+        with icon_only(_key("branch", item, last)):
+            st.button(t(lang, "branch_new_chat"), icon=":material/call_split:", key=_key("branch", item, last),
+                      type="tertiary", help=t(lang, "branch_new_chat"), on_click=_branch_off, args=(item,))
+        _variants(item, last)
     return draw
 
 
-def _set_editing(editing: bool) -> None:
-    session.editing = editing
+def _variants(item: StoredMessage, last: bool) -> None:
+    if item.variants > 1:
+        kind = "variant" if item.message.role == "assistant" else "question_variant"
+        st.button("‹", key=_key(f"{kind}_prev", item, last), type="tertiary", on_click=_show_variant,
+                  args=(item, -1), disabled=item.variant == 1)
+        st.caption(f"{item.variant} / {item.variants}")
+        st.button("›", key=_key(f"{kind}_next", item, last), type="tertiary", on_click=_show_variant,
+                  args=(item, 1), disabled=item.variant == item.variants)
 
 
-def _question_actions(lang: str, item: StoredMessage, answered: bool) -> Callable[[], None]:
-    """Edit, and "Get an answer" for a question left without one."""
+def _set_editing(message_id: int | None) -> None:
+    session.editing = message_id
+
+
+def _question_actions(lang: str, item: StoredMessage, answered: bool, last: bool) -> Callable[[], None]:
+    """Edit (any question: an earlier one starts a branch), its variants, and "Get an answer" for a question
+    left without one."""
     def draw() -> None:
-        with icon_only("edit"):
-            st.button(t(lang, "edit"), icon=":material/edit:", key=EDIT_KEY, type="tertiary", help=t(lang, "edit"),
-                      on_click=_set_editing, args=(True,))
+        with icon_only(_key(EDIT_KEY, item, last)):
+            st.button(t(lang, "edit"), icon=":material/edit:", key=_key(EDIT_KEY, item, last), type="tertiary",
+                      help=t(lang, "edit"), on_click=_set_editing, args=(item.id,))
+        _variants(item, last)
         if not answered:
             st.button(t(lang, "get_answer"), icon=":material/send:", key="answer_again", type="tertiary",
                       on_click=_answer_again)
@@ -286,16 +310,18 @@ def _edit_form(lang: str, item: StoredMessage) -> None:
     st.text_area(t(lang, "edit_message"), value=item.message.content, key=EDIT_TEXT)
     with st.container(horizontal=True, gap="xsmall"):
         st.button(t(lang, "send_edit"), type="primary", key="send_edit", on_click=_send_edit, args=(item,))
-        st.button(t(lang, "cancel"), key="cancel_edit", on_click=_set_editing, args=(False,))
+        st.button(t(lang, "cancel"), key="cancel_edit", on_click=_set_editing, args=(None,))
 
 
 def _actions(lang: str, thread: list[StoredMessage], index: int) -> Callable[[], None] | None:
-    """What can still be done with this message: only the last question and its answer can be acted on."""
-    item, last = thread[index], index == len(thread) - 1
-    if item.message.role == "assistant" and last:
-        return _answer_actions(lang, item, failed=bool(item.message.facts and item.message.facts.error_kind))
-    if item.message.role == "user" and (last or index == len(thread) - 2):
-        return _question_actions(lang, item, answered=not last)
+    """What can be done with this message: every question can be edited and every answer regenerated
+    (earlier ones start a branch, kept as ‹ n / m ›)."""
+    item = thread[index]
+    last_of_role = all(later.message.role != item.message.role for later in thread[index + 1:])
+    if item.message.role == "assistant":
+        return _answer_actions(lang, item, bool(item.message.facts and item.message.facts.error_kind), last_of_role)
+    if item.message.role == "user":
+        return _question_actions(lang, item, answered=index < len(thread) - 1, last=last_of_role)
     return None
 
 
@@ -309,7 +335,7 @@ def show_history(lang: str, view: Snapshot, live: LiveAnswer | None, documents: 
     first = _first_shown(lang, view)
     for index, item in enumerate(thread[first:], start=first):
         actions = None if busy else _actions(lang, thread, index)
-        editing = session.editing and actions is not None and item.message.role == "user"
+        editing = session.editing == item.id and actions is not None
         with st.container(key=_message_key(item)):
             show_message(lang, item.message, view.by_id, recent=index >= len(thread) - RECENT_MESSAGES,
                          attached=_attached(lang, item, documents), actions=None if editing else actions,

@@ -69,7 +69,7 @@ class Session:
     turn_outdated: _Field[bool] = _Field(bool)  # this page run's history draws what the turn showed
     turn_box_at: _Field[int] = _Field(int)  # which of its two places the turn's box holds (chat.py, _turn_box)
     sidebar_drawn_for: _Field[tuple[object, ...] | None] = _Field(_none)  # what the last page run's sidebar showed
-    editing: _Field[bool] = _Field(bool)
+    editing: _Field[int | None] = _Field(_none)  # the question being edited
     needs_title: _Field[str | None] = _Field(_none)  # the new conversation whose first answer names it
     unsent_question: _Field[str | None] = _Field(_none)  # refused or not saved: shown to copy and send again
     unsent_reason: _Field[str | Standing | None] = _Field(_none)  # why, when it was refused before saving (a used-up
