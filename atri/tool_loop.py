@@ -38,7 +38,8 @@ def _without_tools(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def _assistant_step(turn: Turn, content: str, reasoning: str) -> dict[str, Any]:
     """The model's own message that asked for the calls, as the next request must carry it."""
-    message: dict[str, Any] = {"role": "assistant", "content": content or None,
+    # "" rather than null: llama.cpp's server answers 500 to a null content (issue 32); every other accepts ""
+    message: dict[str, Any] = {"role": "assistant", "content": content,
                                "tool_calls": [call.as_sent() for call in turn.calls]}
     if reasoning:  # DeepSeek wants it back after a tool call; DashScope ignores it
         message["reasoning_content"] = reasoning

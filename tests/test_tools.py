@@ -130,6 +130,7 @@ def test_a_call_is_run_and_its_result_sent_back_as_a_tool_message(fake):
     first, second = fake.streamed
     assert first["tools"][0]["function"]["name"] == "calculator" and first["parallel_tool_calls"] is True
     assert second["messages"][-2]["role"] == "assistant" and second["messages"][-2]["tool_calls"][0]["id"] == step.id
+    assert second["messages"][-2]["content"] == "", "a string, not null: llama.cpp's server answers 500 to null"
     assert second["messages"][-1] == {"role": "tool", "tool_call_id": step.id, "content": "5"}
     assert turn.usage.completion_tokens >= 2 and not turn.usage.estimated  # both requests' usage, added up
 
