@@ -111,7 +111,7 @@ def run(database_url: str) -> None:
     os.environ["ATRI_DATABASE_URL"] = url
 
     def open_page() -> None:
-        at = AppTest.from_file(str(ROOT / "pages" / "4_Usage.py"), default_timeout=60)
+        at = AppTest.from_file(str(ROOT / "app_pages" / "4_Usage.py"), default_timeout=60)
         at.session_state["owner"] = OWNER
         at.run()
         assert not at.exception and at.metric, at.exception

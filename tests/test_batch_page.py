@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import ROOT
 from tests.fake_provider import Fault, error_body
 
-PAGE = str(ROOT / "pages" / "2_Batch.py")
+PAGE = str(ROOT / "app_pages" / "2_Batch.py")
 
 
 def batch_app(owner="alice"):

@@ -9,7 +9,7 @@ def compare_app():
     st.cache_resource.clear()
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.run()
-    at.switch_page("pages/1_Compare.py").run()
+    at.switch_page("app_pages/1_Compare.py").run()
     assert not at.exception, at.exception
     return at
 
@@ -32,8 +32,8 @@ def test_the_chat_settings_survive_a_visit(dashscope_env):
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     at.selectbox(key="model::dashscope").set_value("qwen-plus").run()
     at.text_area(key="system_prompt").set_value("You are terse.").run()
-    at.switch_page("pages/1_Compare.py").run()
-    at.switch_page("pages/0_Chat.py").run()
+    at.switch_page("app_pages/1_Compare.py").run()
+    at.switch_page("app_pages/0_Chat.py").run()
     assert at.selectbox(key="model::dashscope").value == "qwen-plus"
     assert at.text_area(key="system_prompt").value == "You are terse."
 
@@ -43,7 +43,7 @@ def test_compare_uses_its_own_persona_not_the_chats(dashscope_env):
 
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     at.text_area(key="system_prompt").set_value("You are terse.").run()
-    at.switch_page("pages/1_Compare.py").run()
+    at.switch_page("app_pages/1_Compare.py").run()
     at.multiselect(key="cmp_models").set_value(["dashscope · qwen3-max"]).run()
     at.text_area(key="cmp_question").set_value("hello").run()
     at.button(key="cmp_ask").click().run()

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 from tests.conftest import ROOT
 from tests.fake_provider import Fault
 
-PAGE = str(ROOT / "pages" / "3_Extract.py")
+PAGE = str(ROOT / "app_pages" / "3_Extract.py")
 TICKET = {"ticket": {"travel_date": "2013-06-29", "trains": "040", "seat_num": "371", "arrival_site": "开发区",
                      "price": "8.00"},
           "invoice": {"invoice_code": "221021325353", "invoice_number": "10283819"}}

@@ -61,7 +61,7 @@ def shared_page(database_url, token, monkeypatch, share_links="gated"):
     monkeypatch.setenv("ATRI_DATABASE_URL", database_url)
     monkeypatch.setenv("ATRI_SHARE_LINKS", share_links)
     st.cache_resource.clear()
-    at = AppTest.from_file(str(ROOT / "pages" / "5_Shared.py"), default_timeout=60)
+    at = AppTest.from_file(str(ROOT / "app_pages" / "5_Shared.py"), default_timeout=60)
     at.query_params["s"] = token
     at.run()
     assert not at.exception, at.exception

@@ -11,7 +11,7 @@ from atri.store import Store
 from atri.store.rows import MessageRow
 from tests.conftest import ROOT
 
-PAGE = str(ROOT / "pages" / "4_Usage.py")
+PAGE = str(ROOT / "app_pages" / "4_Usage.py")
 PASSWORD = "host-only-密码"
 
 

@@ -10,14 +10,14 @@ from atri.ui.share_page import SHARE_PATH as SHARED_PATH
 
 def pages(lang: str) -> list[st.Page]:
     return [
-        st.Page("pages/0_Chat.py", title=t(lang, "page_chat"), icon=":material/chat:", default=True),
-        st.Page("pages/1_Compare.py", title=t(lang, "page_compare"), icon=":material/compare_arrows:",
+        st.Page("app_pages/0_Chat.py", title=t(lang, "page_chat"), icon=":material/chat:", default=True),
+        st.Page("app_pages/1_Compare.py", title=t(lang, "page_compare"), icon=":material/compare_arrows:",
                 url_path="compare"),
-        st.Page("pages/2_Batch.py", title=t(lang, "page_batch"), icon=":material/playlist_play:", url_path="batch"),
-        st.Page("pages/3_Extract.py", title=t(lang, "page_extract"), icon=":material/data_object:",
+        st.Page("app_pages/2_Batch.py", title=t(lang, "page_batch"), icon=":material/playlist_play:", url_path="batch"),
+        st.Page("app_pages/3_Extract.py", title=t(lang, "page_extract"), icon=":material/data_object:",
                 url_path="extract"),
-        st.Page("pages/4_Usage.py", title=t(lang, "page_usage"), icon=":material/monitoring:", url_path="usage"),
-        st.Page("pages/5_Shared.py", title=t(lang, "page_shared"), icon=":material/share:", url_path=SHARED_PATH,
+        st.Page("app_pages/4_Usage.py", title=t(lang, "page_usage"), icon=":material/monitoring:", url_path="usage"),
+        st.Page("app_pages/5_Shared.py", title=t(lang, "page_shared"), icon=":material/share:", url_path=SHARED_PATH,
                 visibility="hidden"),  # reached only by a share link
     ]
 

@@ -46,4 +46,4 @@ def share_page(lang: str, can_continue: bool, sharing_on: bool = True) -> None:
     if can_continue and st.button(t(lang, "share_continue"), icon=":material/forum:", type="primary"):
         cid = get_store().continue_shared(token, current_owner())
         if cid is not None:
-            st.switch_page("pages/0_Chat.py", query_params={"c": cid})
+            st.switch_page("app_pages/0_Chat.py", query_params={"c": cid})
