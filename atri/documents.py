@@ -23,7 +23,7 @@ from charset_normalizer import from_bytes
 from semantic_text_splitter import MarkdownSplitter, TextSplitter
 
 from .embeddings import Embedder
-from .isolation import Limits, WorkTooHeavy, run_isolated
+from .isolation import Limits, Refusal, WorkTooHeavy, run_isolated
 from .webfetch import page_text
 
 T = TypeVar("T")
@@ -43,19 +43,8 @@ MAX_LABEL_CHARS = 24  # a page label is cited in every excerpt: a hostile PDF's 
 RRF_K = 60  # reciprocal rank fusion's constant (Cormack et al.; what Open WebUI and others use)
 
 
-class DocumentProblem(Exception):
+class DocumentProblem(Refusal):
     """A file that cannot be read as a document; `key` and `values` make the visitor's message."""
-
-    def __init__(self, key: str, **values: object) -> None:
-        super().__init__(key)
-        self.key, self.values = key, values
-
-    def __reduce__(self) -> tuple[object, ...]:  # comes back whole from a worker process
-        return _problem, (self.key, self.values)
-
-
-def _problem(key: str, values: dict[str, object]) -> DocumentProblem:
-    return DocumentProblem(key, **values)
 
 
 @dataclass(frozen=True)

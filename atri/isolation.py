@@ -43,6 +43,22 @@ _ROOT = Path(__file__).resolve().parents[1]
 _KEPT_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
 
 
+class Refusal(Exception):
+    """Visitor input refused, before or during its work: `key` and `values` make the visitor's message.
+    Comes back whole from a worker process (an exception pickles only its args by default)."""
+
+    def __init__(self, key: str, **values: object) -> None:
+        super().__init__(key)
+        self.key, self.values = key, values
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return _refusal, (type(self), self.key, self.values)
+
+
+def _refusal(kind: type[Refusal], key: str, values: dict[str, object]) -> Refusal:
+    return kind(key, **values)
+
+
 class WorkTooHeavy(Exception):
     """A job went past a limit: `limit` is "time", "memory" or "busy" (no worker came free in time)."""
 

@@ -14,7 +14,7 @@ from pathlib import PurePath
 
 from PIL import Image
 
-from .isolation import Limits, WorkTooHeavy, run_isolated
+from .isolation import Limits, Refusal, WorkTooHeavy, run_isolated
 
 VIDEO_TYPES = ("mp4", "webm", "mov", "m4v")
 MAX_VIDEO_BYTES = 50 * 1024 * 1024  # Streamlit's upload limit
@@ -25,19 +25,8 @@ FRAME_EDGE = 768  # the longer side of a sampled frame, in pixels
 VIDEO_LIMITS = Limits(cpu_s=30, wall_s=60, memory_bytes=1536 * 1024 * 1024)
 
 
-class VideoProblem(Exception):
+class VideoProblem(Refusal):
     """A video refused, with the i18n key of the reason and its values."""
-
-    def __init__(self, key: str, **values: object) -> None:
-        super().__init__(key)
-        self.key, self.values = key, values
-
-    def __reduce__(self) -> tuple[object, ...]:  # comes back whole from a worker process
-        return _problem, (self.key, self.values)
-
-
-def _problem(key: str, values: dict[str, object]) -> VideoProblem:
-    return VideoProblem(key, **values)
 
 
 @dataclass(frozen=True)
