@@ -14,7 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from atri.batch import BatchRun, Variant, batch_spec, run_sync
+from atri.batch import BatchRun, run_sync
+from atri.batch_plan import Variant, batch_spec
 from atri.calls import Target
 from atri.local import free_port
 from atri.pricing import price_table

@@ -6,29 +6,13 @@ import time
 
 import pytest
 
-from atri.batch import (
-    DONE,
-    FAILED,
-    STOPPED,
-    BatchInputError,
-    BatchRun,
-    BatchRunner,
-    Target,
-    Variant,
-    batch_spec,
-    fill,
-    load_run,
-    parse_numbers,
-    prompts_from,
-    run_sync,
-    sweep_spec,
-    to_csv,
-    to_jsonl,
-)
+from atri.batch import DONE, FAILED, STOPPED, BatchRun, BatchRunner, load_run, run_sync, to_csv, to_jsonl
+from atri.batch_plan import Variant, batch_spec, fill, parse_numbers, prompts_from, sweep_spec
+from atri.calls import Target
 from atri.pricing import price_table
 from atri.providers import catalogue
 from atri.settings import Settings
-from atri.tables import read_table, table_from_lines
+from atri.tables import BatchInputError, read_table, table_from_lines
 from tests.fake_provider import GOOD_KEY, RATE_LIMITED, Fault, error_body
 
 DASHSCOPE = catalogue()["dashscope"]

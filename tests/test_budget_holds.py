@@ -9,7 +9,8 @@ import threading
 from dataclasses import replace
 
 from atri.answers import Answerer, TurnSetup
-from atri.batch import DONE, BatchRun, Variant, batch_spec, run_sync
+from atri.batch import DONE, BatchRun, run_sync
+from atri.batch_plan import Variant, batch_spec
 from atri.calls import Target, arun_turn, run_turn
 from atri.client import list_models
 from atri.compare import compare

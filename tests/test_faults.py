@@ -20,7 +20,8 @@ from sqlalchemy import text
 import atri.answers
 import atri.store.rows
 from atri.answers import Answerer
-from atri.batch import DONE, BatchRunner, Target, load_run
+from atri.batch import DONE, BatchRunner, load_run
+from atri.calls import Target
 from atri.messages import Message
 from atri.pricing import price_table
 from atri.providers import catalogue
@@ -35,7 +36,9 @@ ROWS = 30
 
 BATCH_PROCESS = f"""
 import sys, time
-from atri.batch import BatchRunner, Target, Variant, batch_spec
+from atri.batch import BatchRunner
+from atri.batch_plan import Variant, batch_spec
+from atri.calls import Target
 from atri.pricing import price_table
 from atri.providers import catalogue
 from atri.settings import Settings

@@ -8,31 +8,15 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from atri.batch import (
-    DEFAULT_CONCURRENCY,
-    DONE,
-    MAX_CONCURRENCY,
-    STOPPED,
-    BatchInputError,
-    BatchRunner,
-    BatchSpec,
-    RunView,
-    Variant,
-    batch_spec,
-    load_run,
-    parse_numbers,
-    prompts_from,
-    sweep_spec,
-    to_csv,
-    to_jsonl,
-)
+from atri.batch import DONE, STOPPED, BatchRunner, RunView, load_run, to_csv, to_jsonl
+from atri.batch_plan import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, BatchSpec, Variant, batch_spec, parse_numbers, prompts_from, sweep_spec
 from atri.calls import Target
 from atri.i18n import t
 from atri.pricing import format_cost, price_table
 from atri.providers import Thinking, catalogue
 from atri.safe_markdown import defuse_images, plain_text
 from atri.settings import Settings
-from atri.tables import Table, read_table_isolated, table_from_lines
+from atri.tables import BatchInputError, Table, read_table_isolated, table_from_lines
 from atri.tokenizer import counter_for
 from atri.ui.access import host_connection
 from atri.ui.config import get_store, services
