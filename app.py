@@ -2,10 +2,11 @@
 import streamlit as st
 
 from atri.ui.access import access_form, has_access, remember_access
-from atri.ui.config import current_language, load_settings, settle_heap
+from atri.ui.config import current_language, load_settings
 from atri.ui.identity import remember_owner
 from atri.ui.localise import streamlit_strings
 from atri.ui.nav import language_picker, pages, public_share
+from atri.ui.streamlit_workarounds import settle_heap
 
 st.set_page_config(page_title="Atri", page_icon="🐱", layout="centered")
 

@@ -2,7 +2,8 @@
 import streamlit as st
 
 from atri.i18n import t
-from atri.ui.chat import conversation, open_view, start_pending_answer, turn
+from atri.ui.chat import conversation, open_view, start_pending_answer
+from atri.ui.chat_turn import turn
 from atri.ui.config import current_language, load_settings
 from atri.ui.conversations import conversation_sidebar
 from atri.ui.documents_panel import conversation_documents, documents_sidebar

@@ -1,7 +1,6 @@
 """Settings and the process's services (atri.services), as the pages see them."""
 from __future__ import annotations
 
-import gc
 import logging
 import os
 from functools import lru_cache
@@ -78,16 +77,6 @@ def get_store() -> Store:
 def get_answerer() -> Answerer:
     """The process's answer workers: answers outlive the page runs (and the browsers) that asked for them."""
     return services().answerer
-
-
-@lru_cache(maxsize=1)
-def settle_heap() -> None:
-    """Called when a page run has ended: from then on Python's full garbage collections leave out what
-    the process had loaded by then (its modules, the database engine, the embedded model's vocabulary).
-    Each of them walked that whole heap, 0.2-0.3 s with every thread stopped, at random moments: before
-    an answer's first token or in the middle of its stream."""
-    gc.collect()
-    gc.freeze()
 
 
 def current_language() -> str:

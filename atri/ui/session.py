@@ -12,6 +12,7 @@ from typing import Any, Callable, Generic, TypeVar
 import streamlit as st
 
 from atri.answers import TurnSetup
+from atri.conversation import SendGuard
 from atri.documents import Upload
 from atri.quotas import Standing
 
@@ -24,16 +25,6 @@ class PendingAnswer:
     conversation: str
     position: int | None = None  # set when regenerating or editing: the answer replaces that position
     documents: tuple[Upload, ...] = ()  # files attached to the question, read by the answer's worker
-
-
-@dataclass(frozen=True)
-class SendGuard:
-    """What a question is checked against before it is saved, as the last run's sidebar saw it (the chat
-    box's callback runs before this run's sidebar)."""
-    model_id: str
-    model_window: int  # tokens
-    count: Callable[[str], int]
-    quota_refusal: Standing | None = None  # a limit already used up (until its resets_at)
 
 
 class _Field(Generic[T]):

@@ -8,6 +8,7 @@ import streamlit as st
 
 from atri.client import list_models
 from atri.context import ContextSettings
+from atri.conversation import SendGuard
 from atri.i18n import t
 from atri.images import parse_image_urls
 from atri.messages import ChatOptions
@@ -30,7 +31,6 @@ from atri.ui.session import (
     SYSTEM_PROMPT,
     TEMPERATURE,
     THINKING_BUDGET,
-    SendGuard,
     custom_model_key,
     model_key,
     session,
