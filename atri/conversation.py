@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from .answers import LiveAnswer
 from .documents import Upload
@@ -24,6 +25,8 @@ class SendGuard:
     model_window: int  # tokens
     count: Callable[[str], int]
     quota_refusal: Standing | None = None  # a limit already used up (until its resets_at)
+    sees_images: bool = True
+    seeing_model_id: str | None = None  # the provider's model to offer when this one cannot see
 
 
 @dataclass(frozen=True)
@@ -35,15 +38,50 @@ class TooLong:
     model_id: str
 
 
-def send_refusal(guard: SendGuard | None, text: str, at: float | None = None) -> Standing | TooLong | None:
-    """Why a question cannot go out at all, before it is saved: a limit used up (until it resets), or a
-    question over the model's window."""
+@dataclass(frozen=True)
+class CannotSee:
+    """Images for a model that cannot see them: said before the question goes, with the provider's model
+    that can (None when it has none)."""
+    model_id: str
+    seeing_model_id: str | None
+
+
+Refusal = Standing | TooLong | CannotSee
+
+
+def send_refusal(guard: SendGuard | None, text: str, with_images: bool = False, at: float | None = None,
+                 ) -> Refusal | None:
+    """Why a question cannot go out as it is, before it is saved: a limit used up (until it resets), a
+    question over the model's window, or images for a model that cannot see them."""
     if guard is None:
         return None
     if guard.quota_refusal and guard.quota_refusal.resets_at > (time.time() if at is None else at):
         return guard.quota_refusal
     tokens = guard.count(text)
-    return TooLong(tokens, guard.model_window, guard.model_id) if tokens > guard.model_window else None
+    if tokens > guard.model_window:
+        return TooLong(tokens, guard.model_window, guard.model_id)
+    if with_images and not guard.sees_images:
+        return CannotSee(guard.model_id, guard.seeing_model_id)
+    return None
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
+
+
+def image_links(text: str, limit: int) -> list[str]:
+    """Links to pictures written in a question (`https://…/cat.png`), in order, each once, at most `limit`:
+    they go with it as images, as if attached. One pass over the words (a visitor's text can be long)."""
+    found: list[str] = []
+    for word in text.split():
+        start = word.lower().find("http")  # Chinese runs words and links together: 看https://…
+        link = word[max(start, 0):].rstrip(".,;:!?)]>\"'`，。；：！？）】》」")
+        if start < 0 or not link.lower().startswith(("http://", "https://")) or link in found:
+            continue
+        if urlsplit(link).path.lower().endswith(IMAGE_SUFFIXES):
+            found.append(link)
+            if len(found) == limit:
+                break
+    return found
 
 
 def being_written(item: StoredMessage) -> bool:

@@ -289,6 +289,15 @@ STRINGS: dict[str, tuple[str, str]] = {
     # The embedded model's waiting line (issue 13)
     "local_queue_position": ("内置模型正在回答别人的问题：你排在第 {position} 位，轮到你会自动开始。",
                              "The built-in model is answering someone else: you are number {position} in line; your answer starts by itself when it is your turn."),
+    # the composer: picture links in the question, a question typed while an answer is written, images for a model that cannot see
+    "queued_question": ("这条回答结束后发送：{text}", "Sends when this answer ends: {text}"),
+    "queued_cancel": ("不发送", "Don't send"),
+    "cannot_see": ("{model} 看不到图片。换用能看图的 {seeing} 发送，还是只发文字？",
+                   "{model} can't see images. Send this message to {seeing}, which can, or send the text only?"),
+    "cannot_see_no_model": ("{model} 看不到图片，这个服务商也没有能看图的模型。可以只发文字，或换一个服务商。",
+                            "{model} can't see images, and this provider has no model that can. Send the text only, or pick another provider."),
+    "send_text_only": ("只发文字", "Send the text only"),
+    "send_to_seeing_model": ("用 {seeing} 发送", "Send to {seeing}"),
 }
 
 STRINGS.update(PAGE_STRINGS)

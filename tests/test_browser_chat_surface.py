@@ -134,6 +134,31 @@ def test_a_question_sent_from_higher_up_comes_into_view_and_the_keyboard_stops_a
         browser.close()
 
 
+def test_the_chat_box_takes_a_question_while_an_answer_streams_and_sends_it_when_the_answer_ends(app_url, fake):
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = browser.new_context(locale="en-US", viewport=DESKTOP).new_page()
+        page.goto(app_url)
+        page.wait_for_selector(IDLE, timeout=60_000)
+        fake.chunk_delay_s = 0.3
+        send(page, "a slow answer, please")
+        messages = page.get_by_test_id("stChatMessage")
+        expect(messages.nth(1)).to_contain_text("Echo:", timeout=20_000)
+
+        box = page.get_by_test_id("stChatInputTextArea")
+        expect(box).to_be_editable()
+        box.fill("and a second question")
+        page.keyboard.press("Enter")
+        expect(page.get_by_text("Sends when this answer ends: and a second question")).to_be_visible(timeout=5_000)
+        expect(messages).to_have_count(2)  # still answering the first
+
+        fake.chunk_delay_s = 0.0
+        expect(messages.nth(1)).to_contain_text(ANSWER_END, timeout=30_000)
+        expect(messages.nth(2)).to_contain_text("and a second question", timeout=30_000)
+        expect(messages.nth(3)).to_contain_text(ANSWER_END, timeout=30_000)
+        browser.close()
+
+
 ANSWER_SHAPES = """(message) => {
     const column = message.querySelector('[data-testid=stMarkdownContainer]').getBoundingClientRect().left;
     const list = message.querySelector('ol');

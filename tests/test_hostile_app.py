@@ -37,11 +37,14 @@ def test_a_locked_database_keeps_the_question_on_the_page(app, database_url):
     assert bubbles(app)[0] == ("user", "please keep this question")
 
 
-def test_a_model_that_cannot_see_gets_the_text_and_the_visitor_a_note(app, dashscope_env):
+def test_a_model_that_cannot_see_says_so_before_anything_is_sent_and_the_text_alone_still_goes(app, dashscope_env):
     app.text_area(key="image_urls").set_value("https://example.com/a.png").run()
     send(app, "what is in the picture?")  # qwen3-max reads no images
-    assert dashscope_env.streamed[-1]["messages"][-1]["content"] == "what is in the picture?"
+    assert dashscope_env.streamed == []
     assert "can't see images" in all_text(app)
+    app.button(key="send_text_only").click().run()
+    app.run()
+    assert dashscope_env.streamed[-1]["messages"][-1]["content"] == "what is in the picture?"
     send(app, "and now?")  # the conversation is not broken
     assert dashscope_env.streamed[-1]["messages"][-1]["content"] == "and now?"
 
@@ -51,6 +54,8 @@ def test_images_in_markdown_and_titles_are_links_that_load_nothing(app, dashscop
 
     spy = "![s](http://127.0.0.1:9/pixel.png?d=secret)"
     send(app, f"look {spy}")  # the fake provider echoes it back in the answer; the title takes the first words
+    app.button(key="send_text_only").click().run()  # a picture's link, for a model that cannot see
+    app.run()
     shown = [m.value for m in app.markdown] + [c.value for c in app.caption]
     assert any("127.0.0.1:9/pixel.png" in text for text in shown), "still there, as a link"
     assert not any(has_images(text) for text in shown)

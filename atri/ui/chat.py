@@ -9,20 +9,19 @@ from dataclasses import replace
 import streamlit as st
 
 from atri.answers import LiveAnswer, TooManyAnswers, TurnSetup
-from atri.conversation import TooLong, busy, can_act_on, save_question, send_refusal, settled
+from atri.conversation import CannotSee, busy, can_act_on, image_links, save_question, send_refusal, settled
 from atri.documents import DocumentProblem, Upload, check_document_isolated, document_kind, scanned_pages_isolated
 from atri.i18n import t
 from atri.images import ImageBatch, file_to_data_url, parse_image_urls
-from atri.messages import Message
-from atri.quotas import Standing
+from atri.messages import MAX_IMAGES, Message
 from atri.store import EMPTY, DocumentInfo, Snapshot, StorageError, StoredMessage
 from atri.ui.browser_script import EDIT_KEY, page_script
-from atri.ui.config import current_language, get_answerer, get_store, price_for
+from atri.ui.config import get_answerer, get_store, price_for
 from atri.ui.context_panel import conversation_totals, current_settings
 from atri.ui.documents_panel import document_label
 from atri.ui.identity import current_owner
 from atri.ui.render import show_message
-from atri.ui.session import CHAT_INPUT, EDIT_TEXT, IMAGE_URLS, PendingAnswer, session
+from atri.ui.session import CHAT_INPUT, EDIT_TEXT, IMAGE_URLS, HeldQuestion, PendingAnswer, custom_model_key, model_key, session
 from atri.ui.sidebar import ChatSetup
 from atri.ui.streamlit_workarounds import hide_while
 from atri.ui.toolbar import icon_only, toolbar_style
@@ -83,6 +82,8 @@ def attach() -> tuple[Snapshot, LiveAnswer | None]:
 
 
 def on_submit() -> None:
+    """The chat box's callback: the question with its files and the picture links written in it. Sent now,
+    queued while an answer is being written (sent when it ends), or refused with the reason and put back."""
     value = st.session_state.get(CHAT_INPUT)
     if value is None:
         return
@@ -96,22 +97,78 @@ def on_submit() -> None:
             documents += _checked_document(Upload(upload.name, upload.getvalue()), batch, problems)
         else:
             file_to_data_url(upload.name, upload.getvalue(), batch)
+    for link in image_links(text, MAX_IMAGES - len(batch.urls)):
+        if link not in batch.urls:
+            batch.urls.append(link)
+            batch.thumbnails.append("")
     session.attachment_problems = batch.problems + problems
     if not text.strip() and not batch.urls and not documents:
         return
-    refusal = send_refusal(session.send_guard, text)
+    question = HeldQuestion(conversation_id(), Message("user", text, images=batch.urls, thumbnails=batch.thumbnails),
+                            tuple(documents))
+    refusal = send_refusal(session.send_guard, text, with_images=bool(batch.urls))
     if refusal:
-        session.unsent_question = text
-        session.unsent_reason = refusal if isinstance(refusal, Standing) else _too_long(refusal)
+        session.unsent_question, session.unsent_reason = text, refusal
+        session.held_question = question if isinstance(refusal, CannotSee) else None
         st.session_state[CHAT_INPUT] = text  # back in the chat box, to send again
         return
+    if _answer_being_written(question.conversation):
+        session.queued_question = question
+        st.session_state[IMAGE_URLS] = ""
+    else:
+        _send_held(question)
+
+
+def _answer_being_written(cid: str | None) -> bool:
+    live = get_answerer().live(current_owner(), cid) if cid else None
+    return bool(cid) and ((live is not None and live.active) or busy(get_store().snapshot(current_owner(), cid)))
+
+
+def _send_held(question: HeldQuestion) -> None:
     try:
-        _send(Message("user", text, images=batch.urls, thumbnails=batch.thumbnails), documents=tuple(documents))
+        _send(question.message, documents=question.documents)
+        st.session_state[IMAGE_URLS] = ""  # those links went with it
     except StorageError:
-        session.unsent_question = text  # shown with the reason, to copy and send again
-        st.session_state[CHAT_INPUT] = text
+        session.unsent_question = question.message.content  # shown with the reason, to copy and send again
+        st.session_state[CHAT_INPUT] = question.message.content
+
+
+def send_queued() -> None:
+    """The question typed while the last answer was written, once that answer has ended (a page run)."""
+    queued = session.queued_question
+    if queued is None or queued.conversation != conversation_id():
         return
-    st.session_state[IMAGE_URLS] = ""
+    if not _answer_being_written(queued.conversation):
+        session.queued_question = None
+        _send_held(queued)
+
+
+def cancel_queued() -> None:
+    queued, session.queued_question = session.queued_question, None
+    if queued is not None:
+        st.session_state[CHAT_INPUT] = queued.message.content
+
+
+def send_without_images() -> None:
+    """The held question sent to the chosen model as text (its links stay in the text)."""
+    held, session.held_question = session.held_question, None
+    if held is not None:
+        st.session_state[CHAT_INPUT] = ""
+        _send_held(replace(held, message=replace(held.message, images=[], thumbnails=[])))
+
+
+def send_with_seeing_model(provider_id: str, model_id: str) -> None:
+    """One click on "Send to a model that can see": the model switched, and the held question sent with it
+    (asked by the next page run, which draws the new model's choices)."""
+    held, session.held_question = session.held_question, None
+    session.unsent_question = session.unsent_reason = None
+    if held is None:
+        return
+    st.session_state[model_key(provider_id)] = model_id
+    st.session_state[custom_model_key(provider_id)] = ""
+    session.answer_setup = None
+    st.session_state[CHAT_INPUT] = ""
+    _send_held(held)
 
 
 def _checked_document(upload: Upload, batch: ImageBatch, problems: list[tuple[str, dict[str, object]]]) -> list[Upload]:
@@ -145,11 +202,6 @@ def _send(message: Message, position: int | None = None, documents: tuple[Upload
         session.needs_title = cid
     _ask_for_answer(PendingAnswer(cid, documents=documents))  # answered after the question, wherever it stands
     session.editing = None
-
-
-def _too_long(refusal: TooLong) -> str:
-    return t(current_language(), "question_too_long", tokens=refusal.tokens, window=refusal.window,
-             model=refusal.model_id)
 
 
 def _still_shown(item: StoredMessage) -> bool:
@@ -374,6 +426,7 @@ def start_pending_answer(setup: ChatSetup) -> None:
     pending, session.pending = session.pending, None
     if pending is not None and pending.conversation == conversation_id():
         _start(pending, session.answer_setup)
+    send_queued()
 
 
 def conversation(lang: str, documents: list[DocumentInfo]) -> None:

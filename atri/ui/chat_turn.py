@@ -9,21 +9,31 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from atri.answers import LiveAnswer
-from atri.conversation import busy, settled
+from atri.conversation import CannotSee, TooLong, busy, settled
 from atri.documents import DOCUMENT_TYPES
 from atri.i18n import t
 from atri.quotas import Standing
 from atri.safe_markdown import plain_text
-from atri.store import Snapshot
+from atri.store import Snapshot, title_from
 from atri.ui.browser_script import STOP_KEY
-from atri.ui.chat import attach, attached, conversation_id, on_submit, sidebar_key, turn_box_key
+from atri.ui.chat import (
+    attach,
+    attached,
+    cancel_queued,
+    conversation_id,
+    on_submit,
+    send_with_seeing_model,
+    send_without_images,
+    sidebar_key,
+    turn_box_key,
+)
 from atri.ui.config import current_language, get_answerer, get_store
 from atri.ui.documents_panel import conversation_documents
 from atri.ui.identity import current_owner
 from atri.ui.redraw import REDRAW_INTERVAL_S
 from atri.ui.render import LiveAnswer as LiveDrawing
 from atri.ui.render import quota_message, show_message
-from atri.ui.session import CHAT_INPUT, session
+from atri.ui.session import CHAT_INPUT, PROVIDER, session
 from atri.ui.streamlit_workarounds import at_page_top_level, click_waiting, rerun_page
 
 if TYPE_CHECKING:
@@ -53,8 +63,8 @@ def turn(lang: str, offline: bool) -> None:
     container): Streamlit names a fragment after its place, and a question sent from a chat box drawn under
     another name, while the page runs, is dropped with the name."""
     with _turn_box():
+        chat_input(lang)  # first: it takes questions (queued) while the answer below is drawn
         _turn_body(lang, offline)
-    chat_input(lang)
 
 
 def _turn_box() -> DeltaGenerator:
@@ -121,9 +131,11 @@ def follow_answer(lang: str, view: Snapshot, live: LiveAnswer | None) -> None:
         region = st.container()
         if not live.done.is_set():  # outside the answer's region: a click reruns this part, and that run re-attaches
             st.button(t(lang, "stop"), key=STOP_KEY, icon=":material/stop_circle:", on_click=_stop, args=(view.cid,))
+            _queued_note(lang, view.cid)
         with region:
             _live_answer(lang, live)
     elif busy(view):
+        _queued_note(lang, view.cid)
         _written_elsewhere()
 
 
@@ -188,11 +200,40 @@ def _notices(lang: str) -> None:
     if unsent:
         if isinstance(reason, Standing):
             _quota_countdown(lang, reason)
-        elif reason:
-            st.error(reason, icon=":material/block:")
+        elif isinstance(reason, TooLong):
+            st.error(t(lang, "question_too_long", tokens=reason.tokens, window=reason.window, model=reason.model_id),
+                     icon=":material/block:")
+        elif isinstance(reason, CannotSee):
+            _cannot_see(lang, reason)
+            return  # the question is back in the chat box as it was
         else:
             st.error(t(lang, "question_not_saved"), icon=":material/database:")
         st.code(unsent, language="text", wrap_lines=True)
+
+
+def _cannot_see(lang: str, refusal: CannotSee) -> None:
+    """Images for a model that cannot see them, said before anything goes, with the provider's model that
+    can in one click (the question then goes as it was, files included)."""
+    seeing = refusal.seeing_model_id
+    st.warning(t(lang, "cannot_see" if seeing else "cannot_see_no_model", model=refusal.model_id, seeing=seeing),
+               icon=":material/visibility_off:")
+    with st.container(horizontal=True, gap="small"):
+        if seeing:
+            st.button(t(lang, "send_to_seeing_model", seeing=seeing), key="send_to_seeing_model",
+                      icon=":material/visibility:", type="primary", on_click=send_with_seeing_model,
+                      args=(st.session_state.get(PROVIDER), seeing))
+        st.button(t(lang, "send_text_only"), key="send_text_only", icon=":material/text_fields:",
+                  on_click=send_without_images)
+
+
+def _queued_note(lang: str, cid: str | None) -> None:
+    """The question typed while this answer is written: it goes when the answer ends, unless taken back."""
+    queued = session.queued_question
+    if queued is None or queued.conversation != cid:
+        return
+    with st.container(horizontal=True, vertical_alignment="center", gap="small", key="queued_question"):
+        st.caption(f":material/schedule_send: {t(lang, 'queued_question', text=plain_text(title_from(queued.message.content)))}")
+        st.button(t(lang, "queued_cancel"), key="cancel_queued", type="tertiary", on_click=cancel_queued)
 
 
 def _quota_countdown(lang: str, limit: Standing) -> None:
@@ -213,4 +254,4 @@ def chat_input(lang: str) -> None:
     the newest message (Streamlit's `is_auto_positioned_at_bottom`; `st.bottom.chat_input` is not)."""
     with at_page_top_level():
         st.chat_input(t(lang, "chat_placeholder"), key=CHAT_INPUT, on_submit=on_submit,
-                      accept_file="multiple", file_type=[*IMAGE_TYPES, *DOCUMENT_TYPES], submit_mode="disable")
+                      accept_file="multiple", file_type=[*IMAGE_TYPES, *DOCUMENT_TYPES], submit_mode="submit")

@@ -12,11 +12,20 @@ from typing import Any, Callable, Generic, TypeVar
 import streamlit as st
 
 from atri.answers import TurnSetup
-from atri.conversation import SendGuard
+from atri.conversation import Refusal, SendGuard
 from atri.documents import Upload
-from atri.quotas import Standing
+from atri.messages import Message
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class HeldQuestion:
+    """A question not sent yet, with what came with it: typed while an answer was being written (sent when it
+    ends), or held back for a choice (images for a model that cannot see)."""
+    conversation: str | None
+    message: Message
+    documents: tuple[Upload, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -63,8 +72,10 @@ class Session:
     editing: _Field[int | None] = _Field(_none)  # the question being edited
     needs_title: _Field[str | None] = _Field(_none)  # the new conversation whose first answer names it
     unsent_question: _Field[str | None] = _Field(_none)  # refused or not saved: shown to copy and send again
-    unsent_reason: _Field[str | Standing | None] = _Field(_none)  # why, when it was refused before saving (a used-up
+    unsent_reason: _Field[Refusal | None] = _Field(_none)  # why, when it was refused before saving (a used-up
     # limit is told with a countdown to its reset)
+    held_question: _Field[HeldQuestion | None] = _Field(_none)  # refused for now, sent as it is by one click
+    queued_question: _Field[HeldQuestion | None] = _Field(_none)  # typed while an answer was written
     send_guard: _Field[SendGuard | None] = _Field(_none)
     access_granted: _Field[str | None] = _Field(_none)  # the access token this session's password earned
     attachment_problems: _Field[list[tuple[str, dict[str, Any]]]] = _Field(list)

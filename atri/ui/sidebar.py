@@ -222,7 +222,9 @@ def render_sidebar(settings: Settings, lang: str, view: Snapshot) -> ChatSetup:
                               placeholder="https://example.com/cat.png")
         _preview_images(lang, pasted)
         used_up = quota_status(lang, connection)
-    session.send_guard = SendGuard(model.id, model.context_window, count, used_up)
+    seeing = provider.seeing_model()
+    session.send_guard = SendGuard(model.id, model.context_window, count, used_up,
+                                   sees_images=model.vision or not model.known, seeing_model_id=seeing.id if seeing else None)
 
     options = ChatOptions(provider_id=provider_id, model=model.id, temperature=temperature, thinking=thinking,
                           thinking_budget=budget, json_mode=json_mode, system_prompt=system_prompt,
