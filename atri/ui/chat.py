@@ -114,9 +114,9 @@ def on_submit() -> None:
         return
     if _answer_being_written(question.conversation):
         session.queued_question = question
-        st.session_state[IMAGE_URLS] = ""
-    else:
-        _send_held(question)
+    elif not _send_held(question):
+        return
+    st.session_state[IMAGE_URLS] = ""  # those links went with it, or wait with it
 
 
 def _answer_being_written(cid: str | None) -> bool:
@@ -124,13 +124,15 @@ def _answer_being_written(cid: str | None) -> bool:
     return bool(cid) and ((live is not None and live.active) or busy(get_store().snapshot(current_owner(), cid)))
 
 
-def _send_held(question: HeldQuestion) -> None:
+def _send_held(question: HeldQuestion) -> bool:
+    """Send a question kept back until now; False when the database did not take it (it is shown to copy)."""
     try:
         _send(question.message, documents=question.documents)
-        st.session_state[IMAGE_URLS] = ""  # those links went with it
+        return True
     except StorageError:
-        session.unsent_question = question.message.content  # shown with the reason, to copy and send again
+        session.unsent_question = question.message.content
         st.session_state[CHAT_INPUT] = question.message.content
+        return False
 
 
 def send_queued() -> None:
@@ -153,7 +155,7 @@ def send_without_images() -> None:
     """The held question sent to the chosen model as text (its links stay in the text)."""
     held, session.held_question = session.held_question, None
     if held is not None:
-        st.session_state[CHAT_INPUT] = ""
+        st.session_state[CHAT_INPUT] = st.session_state[IMAGE_URLS] = ""
         _send_held(replace(held, message=replace(held.message, images=[], thumbnails=[])))
 
 
@@ -167,7 +169,7 @@ def send_with_seeing_model(provider_id: str, model_id: str) -> None:
     st.session_state[model_key(provider_id)] = model_id
     st.session_state[custom_model_key(provider_id)] = ""
     session.answer_setup = None
-    st.session_state[CHAT_INPUT] = ""
+    st.session_state[CHAT_INPUT] = st.session_state[IMAGE_URLS] = ""
     _send_held(held)
 
 
