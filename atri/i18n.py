@@ -32,7 +32,6 @@ STRINGS: dict[str, tuple[str, str]] = {
                               "This model has no JSON mode; JSON is asked for in the prompt only."),
     "persona": ("人设", "Persona"),
     "system_prompt": ("系统提示词", "System prompt"),
-    "image_urls": ("图片链接（每行一个，随下一条消息发送）", "Image URLs (one per line, sent with your next message)"),
     "image_url_refused": ("已忽略非 http(s) 链接：{url}", "Ignored a link that is not http(s): {url}"),
     "image_too_big": ("图片 {name} 超过 {limit} MB，未发送。", "Image {name} is larger than {limit} MB and was not sent."),
     "image_too_many_pixels": ("图片 {name} 有 {megapixels} 百万像素，超过上限 {limit} 百万像素，未发送。",

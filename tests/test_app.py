@@ -165,16 +165,12 @@ def test_raw_view_shows_request_and_response_without_the_key(app):
     assert "sk-test" not in raw.code[0].value
 
 
-def test_image_urls_go_with_the_message_and_bad_links_are_refused(app, dashscope_env):
+def test_picture_links_in_the_question_go_with_it_and_other_links_stay_words(app, dashscope_env):
     app.selectbox(key="model::dashscope").set_value("qwen3-vl-plus").run()
-    app.text_area(key="image_urls").set_value("https://example.com/a.png\nfile:///etc/passwd").run()
-    assert len(app.sidebar.image) == 1, "a preview of the image that will be sent"
-    assert any("file:///etc/passwd" in c.value for c in app.sidebar.caption), "refused before sending"
-    send(app, "这张图显示了什么")
+    send(app, "这张图显示了什么 https://example.com/a.png file:///etc/passwd.png")
     content = dashscope_env.streamed[-1]["messages"][-1]["content"]
     assert content[0] == {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}
-    assert any("file:///etc/passwd" in w.value.replace("\u200b", "") for w in app.warning)  # shown as plain text
-    assert app.text_area(key="image_urls").value == ""
+    assert [part["type"] for part in content] == ["image_url", "text"], "file:// is never fetched as a picture"
 
 
 def test_chinese_interface(app):

@@ -12,7 +12,7 @@ from atri.answers import LiveAnswer, TooManyAnswers, TurnSetup
 from atri.conversation import CannotSee, busy, can_act_on, image_links, save_question, send_refusal, settled
 from atri.documents import DocumentProblem, Upload, check_document_isolated, document_kind, scanned_pages_isolated
 from atri.i18n import t
-from atri.images import ImageBatch, file_to_data_url, parse_image_urls
+from atri.images import ImageBatch, file_to_data_url
 from atri.messages import MAX_IMAGES, Message
 from atri.store import EMPTY, DocumentInfo, Snapshot, StorageError, StoredMessage
 from atri.ui.browser_script import EDIT_KEY, page_script
@@ -21,7 +21,7 @@ from atri.ui.context_panel import conversation_totals, current_settings
 from atri.ui.documents_panel import document_label
 from atri.ui.identity import current_owner
 from atri.ui.render import show_message
-from atri.ui.session import CHAT_INPUT, EDIT_TEXT, IMAGE_URLS, HeldQuestion, PendingAnswer, custom_model_key, model_key, session
+from atri.ui.session import CHAT_INPUT, EDIT_TEXT, HeldQuestion, PendingAnswer, custom_model_key, model_key, session
 from atri.ui.sidebar import ChatSetup
 from atri.ui.streamlit_workarounds import hide_while
 from atri.ui.toolbar import icon_only, toolbar_style
@@ -89,7 +89,7 @@ def on_submit() -> None:
         return
     text = value if isinstance(value, str) else (value.text or "")
     files = [] if isinstance(value, str) else list(value.files or [])
-    batch: ImageBatch = parse_image_urls(st.session_state.get(IMAGE_URLS, ""))
+    batch = ImageBatch()
     documents: list[Upload] = []
     problems: list[tuple[str, dict[str, object]]] = []
     for upload in files:
@@ -114,9 +114,8 @@ def on_submit() -> None:
         return
     if _answer_being_written(question.conversation):
         session.queued_question = question
-    elif not _send_held(question):
-        return
-    st.session_state[IMAGE_URLS] = ""  # those links went with it, or wait with it
+    else:
+        _send_held(question)
 
 
 def _answer_being_written(cid: str | None) -> bool:
@@ -124,15 +123,13 @@ def _answer_being_written(cid: str | None) -> bool:
     return bool(cid) and ((live is not None and live.active) or busy(get_store().snapshot(current_owner(), cid)))
 
 
-def _send_held(question: HeldQuestion) -> bool:
-    """Send a question kept back until now; False when the database did not take it (it is shown to copy)."""
+def _send_held(question: HeldQuestion) -> None:
+    """Send a question kept back until now (shown to copy, and put back, when the database refuses it)."""
     try:
         _send(question.message, documents=question.documents)
-        return True
     except StorageError:
         session.unsent_question = question.message.content
         st.session_state[CHAT_INPUT] = question.message.content
-        return False
 
 
 def send_queued() -> None:
@@ -155,7 +152,7 @@ def send_without_images() -> None:
     """The held question sent to the chosen model as text (its links stay in the text)."""
     held, session.held_question = session.held_question, None
     if held is not None:
-        st.session_state[CHAT_INPUT] = st.session_state[IMAGE_URLS] = ""
+        st.session_state[CHAT_INPUT] = ""
         _send_held(replace(held, message=replace(held.message, images=[], thumbnails=[])))
 
 
@@ -169,7 +166,7 @@ def send_with_seeing_model(provider_id: str, model_id: str) -> None:
     st.session_state[model_key(provider_id)] = model_id
     st.session_state[custom_model_key(provider_id)] = ""
     session.answer_setup = None
-    st.session_state[CHAT_INPUT] = st.session_state[IMAGE_URLS] = ""
+    st.session_state[CHAT_INPUT] = ""
     _send_held(held)
 
 

@@ -106,7 +106,6 @@ JSON_MODE = "json_mode"
 PERSONA = "persona"
 SYSTEM_PROMPT = "system_prompt"
 COMPARE_PERSONA = "cmp_persona"  # Compare's own, apart from the chat's
-IMAGE_URLS = "image_urls"
 THINKING_BUDGET = "thinking_budget"
 CHAT_INPUT = "chat_input"
 EDIT_TEXT = "edit_text"

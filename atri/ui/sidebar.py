@@ -10,7 +10,6 @@ from atri.client import list_models
 from atri.context import ContextSettings
 from atri.conversation import SendGuard
 from atri.i18n import t
-from atri.images import parse_image_urls
 from atri.messages import ChatOptions
 from atri.personas import DEFAULT_PERSONA, PERSONAS, persona_of, persona_prompt
 from atri.providers import ModelInfo, Provider, Thinking
@@ -24,7 +23,6 @@ from atri.ui.access import metered, quota_status
 from atri.ui.config import local_connection
 from atri.ui.context_panel import context_controls, meter
 from atri.ui.session import (
-    IMAGE_URLS,
     JSON_MODE,
     PERSONA,
     PROVIDER,
@@ -103,15 +101,6 @@ def _thinking_controls(lang: str, model: ModelInfo) -> tuple[bool, int | None]:
     return model.thinking == Thinking.ALWAYS, None
 
 
-def _preview_images(lang: str, pasted: str) -> None:
-    """What will go with the next message, before it is sent."""
-    batch = parse_image_urls(pasted)
-    if batch.urls:
-        st.image(batch.urls, width=60)
-    for key, values in batch.problems:
-        st.caption(f":material/block: {t(lang, key, **values)}")
-
-
 def _provider_controls(settings: Settings, lang: str, bar: DeltaGenerator) -> tuple[Provider, Connection | None,
                                                                               TokenCounter | None]:
     """The provider picker (in the chat's model bar), and in the sidebar a key field when neither the
@@ -176,7 +165,7 @@ def restore_options(view: Snapshot, settings: Settings) -> None:
 def render_sidebar(settings: Settings, lang: str, view: Snapshot) -> ChatSetup:
     """The chat's choices: the provider and model at the top of the chat, beside a settings panel (a popover:
     custom model id, temperature, thinking, JSON, persona, system prompt, tools, context and its meter, details);
-    the sidebar keeps the conversations, a key field and the image links."""
+    the sidebar keeps the conversations and a key field."""
     restore_options(view, settings)
     bar = st.container(horizontal=True, vertical_alignment="center", gap="small", key="model_bar")
     provider, connection, local_count = _provider_controls(settings, lang, bar)
@@ -218,9 +207,6 @@ def render_sidebar(settings: Settings, lang: str, view: Snapshot) -> ChatSetup:
         st.toggle(t(lang, "show_details_always"), key=SHOW_DETAILS, help=t(lang, "show_details_always_help"),
                   persist_state="session")
     with st.sidebar:
-        pasted = st.text_area(t(lang, "image_urls"), key=IMAGE_URLS, height=80, persist_state="session",
-                              placeholder="https://example.com/cat.png")
-        _preview_images(lang, pasted)
         used_up = quota_status(lang, connection)
     seeing = provider.seeing_model()
     session.send_guard = SendGuard(model.id, model.context_window, count, used_up,
