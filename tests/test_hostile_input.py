@@ -146,12 +146,13 @@ def hold_sqlite_lock(path, seconds: float) -> threading.Thread:
 
 def test_a_database_locked_longer_than_its_timeout_loses_nothing_of_a_streaming_answer(tmp_path, monkeypatch):
     monkeypatch.setattr("atri.saving.FINAL_RETRY_S", 1.0)
+    monkeypatch.setattr("atri.store.engine.SQLITE_BUSY_TIMEOUT_MS", 1000)
     store = Store(f"sqlite:///{tmp_path / 'atri.db'}")
     cid = store.create_conversation("alice")
     store.append("alice", cid, Message("user", "hi"))
     saver = ProgressSaver(store, "alice", cid, ChatOptions("dashscope", "qwen3-max"), None)
     saver.update(answer_turn("第一", finish=None))
-    locker = hold_sqlite_lock(tmp_path / "atri.db", seconds=12)  # longer than SQLite waits (busy timeout)
+    locker = hold_sqlite_lock(tmp_path / "atri.db", seconds=4)  # longer than SQLite waits (busy timeout)
     saver.update(answer_turn("第一部分", finish=None))  # refused: kept in memory, no exception
     answer = saver.finish(answer_turn("第一部分,完整的回答"))
     assert not saver.saved.is_set() and answer.content == "第一部分,完整的回答"  # on the page, not yet stored

@@ -55,10 +55,13 @@ class SchemaProblem(Exception):
     version does not know, a failing statement): nothing can be read or written until the host fixes it."""
 
 
+SQLITE_BUSY_TIMEOUT_MS = 5000  # how long a write waits for another writer's lock before it is refused
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")  # readers and one writer at once, across sessions
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
