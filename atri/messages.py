@@ -143,6 +143,7 @@ class ToolStepRecord(TypedDict):
     error: Annotated[str, Field(strict=True, max_length=4000)] | None
     seconds: Seconds
     round: Annotated[int, Field(strict=True, ge=0, le=100)]
+    declined: NotRequired[Literal["denied", "timed_out"]]  # not run: the visitor said no, or did not answer
 
 
 # A source's URL that cannot be a link (not http(s), or with whitespace or control characters that would end
