@@ -32,7 +32,7 @@ from .saving import ProgressSaver
 from .settings import Connection
 from .store import PlaceTaken, StorageError, Store
 from .titles import suggest_title
-from .tokens import TokenCounter
+from .tokens import TokenCounter, schema_tokens
 from .tool_loop import run_turn_with_tools
 from .tools import Toolbox
 
@@ -234,11 +234,13 @@ def _answer(store: Store, live: LiveAnswer, setup: TurnSetup, history: list[Mess
             notes: list[str]) -> None:
     owner, cid, saver = live.owner, live.cid, live.saver
     connection, model = setup.connection, setup.model
+    toolbox = setup.tools or Toolbox()
+    offered = toolbox.schemas() if model.tools else []  # as build_request offers them: sent with every request
     context = prepare_context(store.context_source(owner, cid), history, setup.context, setup.options.system_prompt,
                               input_budget(model), setup.count,
                               lambda thread, due, previous: write_summary(connection, model, thread, due, previous),
-                              on_summarising=lambda: live.publish("summarising"))
-    toolbox = setup.tools or Toolbox()
+                              on_summarising=lambda: live.publish("summarising"),
+                              tool_tokens=schema_tokens(offered, setup.count))
     plan = build_request(context.sent, replace(setup.options, system_prompt=context.system_prompt), model,
                          connection.provider, tools=toolbox.schemas() or None)
     saver.sent = context.sent

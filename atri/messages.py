@@ -106,6 +106,7 @@ class ContextReport(TypedDict, total=False):
     strategy: Literal["full", "last_n", "summary", "recall"]
     input_tokens: Count
     budget: Count
+    tool_tokens: Count  # the tools' schemas, counted in input_tokens
     dropped: Annotated[list[Count], Field(max_length=100_000)]
     summary: Text | None
     summary_through: Count

@@ -21,7 +21,7 @@ from atri.quotas import Meter, Payer, Quotas, input_estimate
 from atri.request import build_request
 from atri.settings import Connection, QuotaLimits
 from atri.store import Store
-from atri.tokens import rough_count
+from atri.tokens import rough_count, schema_tokens
 from atri.tool_loop import run_turn_with_tools
 from atri.tools import Toolbox, builtin_tools
 from tests.conftest import ROOT
@@ -185,7 +185,7 @@ def test_a_loop_nobody_can_approve_declines(fake, hub, folder):
 
 
 def schemas_tokens(toolbox):
-    return rough_count(json.dumps(toolbox.schemas(), ensure_ascii=False))
+    return schema_tokens(toolbox.schemas(), rough_count)
 
 
 def test_tool_schemas_count_in_the_context_plan():
@@ -199,8 +199,9 @@ def test_tool_schemas_count_in_the_context_plan():
 
 
 def test_tool_schemas_leave_less_room_for_the_history():
-    thread = [Message("user" if i % 2 == 0 else "assistant", f"turn {i} " + "word " * 40) for i in range(9)]
+    thread = [Message("user" if i % 2 == 0 else "assistant", f"turn {i} " + "word " * 70) for i in range(9)]
     everything = plan_context(thread, ContextSettings(), "", 1_000, rough_count)
+    assert everything.input_tokens <= 1_000 < everything.input_tokens + 400
     squeezed = plan_context(thread, ContextSettings(), "", 1_000, rough_count, tool_tokens=400)
     assert len(squeezed.sent) < len(everything.sent) and squeezed.input_tokens <= 1_000
 
