@@ -96,3 +96,23 @@ def test_a_destructive_tool_shows_its_arguments_and_runs_only_when_approved(dash
     answered(at)
     assert (folder / "kept.txt").read_text() == "yes"
     assert not [button for button in at.button if button.key.startswith(("approve::", "deny::"))]
+
+
+def test_the_context_meter_counts_the_tools_offered(app):
+    """Issue 32: switching tools on raises the sidebar's estimate of the next request by about their schemas."""
+    import json
+    import re
+
+    from atri.tokens import rough_count
+    from atri.tools import BUILTINS, Toolbox, builtin_tools
+    from tests.test_app import settings_panel
+
+    def meter() -> int:
+        text = settings_panel(app).get("progress")[0].proto.text
+        return int(re.search(r"≈ ([\d,]+) /", text).group(1).replace(",", ""))
+
+    before = meter()
+    for name in BUILTINS:
+        app.toggle(key=f"tool::{name}").set_value(True).run()
+    schemas = json.dumps(Toolbox(builtin_tools(BUILTINS)).schemas(), ensure_ascii=False)
+    assert abs(meter() - before - rough_count(schemas)) <= rough_count(schemas) // 5 + 5  # the model's own tokenizer, not the rough count
