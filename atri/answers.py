@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
+from .approval import APPROVAL_TIMEOUT_S, Approvals, Decision, PendingCall
 from .calls import Turn, estimate_usage, run_turn
 from .client import Cancel
 from .context import EMBEDDER_NAME, ContextSettings, default_embedder, input_budget, prepare_context
@@ -31,7 +32,7 @@ from .saving import ProgressSaver
 from .settings import Connection
 from .store import PlaceTaken, StorageError, Store
 from .titles import suggest_title
-from .tokens import TokenCounter
+from .tokens import TokenCounter, schema_tokens
 from .tool_loop import run_turn_with_tools
 from .tools import Toolbox
 
@@ -69,10 +70,11 @@ class TooManyAnswers(Exception):
 class LiveAnswer:
     """The answer being written, as pages draw it: phase, the growing Turn, and a version to wait on."""
 
-    def __init__(self, owner: str, cid: str, local: bool = False) -> None:
+    def __init__(self, owner: str, cid: str, local: bool = False, approval_timeout_s: float = APPROVAL_TIMEOUT_S) -> None:
         self.owner, self.cid = owner, cid
         self.local = local  # generated on this machine's cores (the embedded model): the page redraws less often
-        self.phase = "preparing"  # queued, preparing, reading, indexing, summarising, asking, streaming, done
+        # queued, preparing, reading, indexing, summarising, asking, streaming, awaiting_approval, done
+        self.phase = "preparing"
         self.queue_position = 0  # while queued: 1 = next in line for the embedded model
         self.progress: tuple[str, int, int] = ("", 0, 0)  # reading or indexing: (document, done, of)
         self.turn: Turn | None = None
@@ -82,12 +84,26 @@ class LiveAnswer:
         self.started = time.monotonic()
         self.version = 0
         self._changed = threading.Condition()
+        self.approval_timeout_s = approval_timeout_s
+        self.approvals = Approvals(self._approval_changed)
 
     def publish(self, phase: str, turn: Turn | None = None) -> None:
         with self._changed:
             self.phase, self.turn = phase, turn or self.turn
             self.version += 1
             self._changed.notify_all()
+
+    @property
+    def pending(self) -> PendingCall | None:
+        """The tool call waiting for the visitor's Approve or Deny, if any."""
+        return self.approvals.pending
+
+    def ask(self, call: PendingCall) -> Decision:
+        """Wait (in the worker) for the visitor's decision on a tool that asks first."""
+        return self.approvals.ask(call, self.approval_timeout_s, self.cancel)
+
+    def _approval_changed(self) -> None:
+        self.publish("awaiting_approval" if self.approvals.pending is not None else "streaming")
 
     def advance(self, phase: str, document: str, done: int, total: int) -> None:
         self.progress = (document, done, total)
@@ -218,17 +234,19 @@ def _answer(store: Store, live: LiveAnswer, setup: TurnSetup, history: list[Mess
             notes: list[str]) -> None:
     owner, cid, saver = live.owner, live.cid, live.saver
     connection, model = setup.connection, setup.model
+    toolbox = setup.tools or Toolbox()
+    offered = toolbox.schemas() if model.tools else []  # as build_request offers them: sent with every request
     context = prepare_context(store.context_source(owner, cid), history, setup.context, setup.options.system_prompt,
                               input_budget(model), setup.count,
                               lambda thread, due, previous: write_summary(connection, model, thread, due, previous),
-                              on_summarising=lambda: live.publish("summarising"))
-    toolbox = setup.tools or Toolbox()
+                              on_summarising=lambda: live.publish("summarising"),
+                              tool_tokens=schema_tokens(offered, setup.count))
     plan = build_request(context.sent, replace(setup.options, system_prompt=context.system_prompt), model,
                          connection.provider, tools=toolbox.schemas() or None)
     saver.sent = context.sent
     plan.notes = notes + context.notes + plan.notes
     turns = (run_turn_with_tools(connection, plan, toolbox, count=setup.count, context=context.explain(),
-                                 cancel=live.cancel) if "tools" in plan.kwargs
+                                 cancel=live.cancel, ask=live.ask) if "tools" in plan.kwargs
              else run_turn(connection, plan, count=setup.count, context=context.explain(), cancel=live.cancel))
     turn: Turn | None = None
     live.publish("asking")
@@ -261,8 +279,9 @@ def _fail(live: LiveAnswer, setup: TurnSetup, error: ChatError) -> None:
 class Answerer:
     """The process's answer workers, keyed by conversation. One per process, shared by every session."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, approval_timeout_s: float = APPROVAL_TIMEOUT_S) -> None:
         self.store = store
+        self.approval_timeout_s = approval_timeout_s  # how long a tool that asks first waits for the visitor
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="atri-answer")
         self._live: dict[str, LiveAnswer] = {}
         self._lock = threading.Lock()
@@ -283,7 +302,7 @@ class Answerer:
             if len(self.answering(owner)) >= MAX_ANSWERS_PER_OWNER:
                 raise TooManyAnswers(MAX_ANSWERS_PER_OWNER)
             local = setup.connection is not None and setup.connection.provider.embedded
-            live = self._live[cid] = LiveAnswer(owner, cid, local)
+            live = self._live[cid] = LiveAnswer(owner, cid, local, self.approval_timeout_s)
             for done in [key for key, old in self._live.items() if not old.active and old.started < live.started - KEEP_S]:
                 del self._live[done]
         self._pool.submit(self._run, live, setup, position, wants_title)
@@ -345,6 +364,12 @@ class Answerer:
         live = self._live.get(cid)
         if live is not None and live.owner == owner:
             live.cancel.cancel()
+
+    def decide(self, owner: str, cid: str, call_id: str, approve: bool) -> bool:
+        """The visitor's Approve or Deny of the tool call waiting in their answer; False (nothing decided) when
+        the answer is another owner's or that call is not the one waiting."""
+        live = self._live.get(cid)
+        return live is not None and live.owner == owner and live.approvals.decide(call_id, approve)
 
     def close(self) -> None:
         self._closed.set()

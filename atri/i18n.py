@@ -297,6 +297,14 @@ STRINGS: dict[str, tuple[str, str]] = {
                             "{model} can't see images, and this provider has no model that can. Send the text only, or pick another provider."),
     "send_text_only": ("只发文字", "Send the text only"),
     "send_to_seeing_model": ("用 {seeing} 发送", "Send to {seeing}"),
+    # Tools that ask first (issue 32)
+    "approval_asked": ("模型想调用 {name}（来自 {server}），它可能修改或删除数据。要运行吗？",
+                       "The model wants to call {name} (from {server}), which may change or delete data. Run it?"),
+    "approval_approve": ("批准", "Approve"),
+    "approval_deny": ("拒绝", "Deny"),
+    "approval_timeout": ("{minutes} 分钟内未作决定则视为拒绝。", "No decision within {minutes} minutes counts as Deny."),
+    "tool_step_declined": ("工具 {name} 未运行：已拒绝", "Tool {name} not run: declined"),
+    "tool_step_timed_out": ("工具 {name} 未运行：等待批准超时", "Tool {name} not run: no decision in time"),
 }
 
 STRINGS.update(PAGE_STRINGS)

@@ -6,6 +6,8 @@
                     "legacy": {"type": "sse", "url": "https://old.example.com/sse"}}}
 
 `"type"` is optional: a `command` is a stdio server, a `url` a streamable-HTTP one unless the type says "sse".
+`"approve"` (Atri's own) lists the server's tools that run only once the visitor approves each call, or says
+`"all"`; tools the server itself marks destructive ask first anyway (atri.approval).
 """
 from __future__ import annotations
 
@@ -39,6 +41,11 @@ class McpServerConfig:
     url: str = ""
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # as written: may hold a secret or ${NAME}
     transport: str = "stdio"  # one of TRANSPORTS
+    approve: tuple[str, ...] | None = ()  # the tools that ask the visitor first (the server's own names); None: all
+
+    def asks_first(self, tool: str) -> bool:
+        """Whether the host listed this tool (or all of the server's) as asking the visitor before it runs."""
+        return self.approve is None or tool in self.approve
 
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:
@@ -63,6 +70,15 @@ def _headers(raw: dict[str, Any], name: str) -> tuple[tuple[str, str], ...]:
         if _CONTROL.search(value):
             raise McpConfigError(f"server {name!r}: the value of header {header!r} holds a line break or control character")
     return tuple(headers.items())
+
+
+def _approve(raw: dict[str, Any], name: str) -> tuple[str, ...] | None:
+    approve = raw.get("approve")
+    if approve == "all":
+        return None
+    if approve is not None and not (isinstance(approve, list) and all(isinstance(tool, str) for tool in approve)):
+        raise McpConfigError(f"server {name!r}: \"approve\" is \"all\" or a list of the server's tool names")
+    return tuple(approve or ())
 
 
 def resolve_headers(headers: tuple[tuple[str, str], ...], environ: Mapping[str, str]) -> dict[str, str]:
@@ -94,15 +110,17 @@ def parse_config(text: str) -> list[McpServerConfig]:
         env = raw.get("env") or {}
         if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
             raise McpConfigError(f"server {name!r}: env must map names to strings")
-        command, url, headers = raw.get("command"), raw.get("url"), _headers(raw, name)
+        command, url, headers, approve = raw.get("command"), raw.get("url"), _headers(raw, name), _approve(raw, name)
         kind = raw.get("type")
         if kind is not None and _TYPES.get(kind) is None:
             raise McpConfigError(f"server {name!r}: \"type\" is one of {', '.join(sorted(_TYPES))}")
         if isinstance(command, str) and command and _TYPES.get(kind, "stdio") == "stdio":
             configs.append(McpServerConfig(name, command=command, args=_strings(raw.get("args"), f"{name}.args"),
-                                           env=tuple(env.items()), cwd=raw.get("cwd") if isinstance(raw.get("cwd"), str) else None))
+                                           env=tuple(env.items()), cwd=raw.get("cwd") if isinstance(raw.get("cwd"), str) else None,
+                                           approve=approve))
         elif isinstance(url, str) and url.startswith(("http://", "https://")) and _TYPES.get(kind, "http") != "stdio":
-            configs.append(McpServerConfig(name, url=url, headers=headers, transport=_TYPES.get(kind, "http")))
+            configs.append(McpServerConfig(name, url=url, headers=headers, transport=_TYPES.get(kind, "http"),
+                                           approve=approve))
         else:
             raise McpConfigError(f"server {name!r}: needs a \"command\" (stdio) or an http(s) \"url\" that fits its \"type\"")
     return configs

@@ -10,7 +10,8 @@ runs (a stdio server is a process: starting it for every call would cost seconds
 start or answer says why in its status (with the last lines a stdio server printed on stderr); the others and the
 chat go on. A server that stops or drops its connection is marked so at once, and connected again on the next
 use of the hub, after a wait that doubles with each failure in a row (1 s, 2 s, ... at most 5 minutes).
-A tool's name as the model sees it is `<server>__<tool>` (OpenAI allows [A-Za-z0-9_-], at most 64).
+A tool's name as the model sees it is `<server>__<tool>` (OpenAI allows [A-Za-z0-9_-], at most 64). A tool the
+server marks destructive, or the host lists under "approve", asks the visitor before each call (atri.approval).
 """
 from __future__ import annotations
 
@@ -438,7 +439,7 @@ class McpHub:
                 made.append(Tool(tool.qualified, f"[{tool.server}] {tool.description}"[:1024],
                                  tool.parameters or {"type": "object", "properties": {}},
                                  lambda arguments, s=tool.server, n=tool.name: self.call(s, n, arguments),
-                                 source=tool.server))
+                                 source=tool.server, asks_first=tool.destructive or state.config.asks_first(tool.name)))
         return made
 
     def close(self) -> None:

@@ -106,6 +106,7 @@ class ContextReport(TypedDict, total=False):
     strategy: Literal["full", "last_n", "summary", "recall"]
     input_tokens: Count
     budget: Count
+    tool_tokens: Count  # the tools' schemas, counted in input_tokens
     dropped: Annotated[list[Count], Field(max_length=100_000)]
     summary: Text | None
     summary_through: Count
@@ -143,6 +144,7 @@ class ToolStepRecord(TypedDict):
     error: Annotated[str, Field(strict=True, max_length=4000)] | None
     seconds: Seconds
     round: Annotated[int, Field(strict=True, ge=0, le=100)]
+    declined: NotRequired[Literal["denied", "timed_out"]]  # not run: the visitor said no, or did not answer
 
 
 # A source's URL that cannot be a link (not http(s), or with whitespace or control characters that would end

@@ -26,7 +26,7 @@ from .providers import ModelInfo
 from .request import OutputNeed, cap_output, output_need
 from .settings import QuotaLimits
 from .store import CounterClaim, Store
-from .tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, TokenCounter, message_text
+from .tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, TokenCounter, message_text, schema_tokens
 
 MINUTE_S = 60
 DAY_S = 24 * 3600
@@ -218,4 +218,4 @@ def input_estimate(kwargs: dict[str, Any], count: TokenCounter) -> int:
     messages = kwargs.get("messages") or []
     tokens = TOKENS_PER_REPLY + sum(TOKENS_PER_MESSAGE + count(message_text(m.get("content") or "")) for m in messages)
     tokens += sum(count(json.dumps(m["tool_calls"], ensure_ascii=False)) for m in messages if m.get("tool_calls"))
-    return tokens + (count(json.dumps(kwargs["tools"], ensure_ascii=False)) if kwargs.get("tools") else 0)
+    return tokens + schema_tokens(kwargs.get("tools"), count)

@@ -1,6 +1,7 @@
 """Counting tokens when the server reports none."""
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -25,3 +26,8 @@ def message_text(content: Any) -> str:
 
 def count_prompt(messages: list[dict[str, Any]], count: TokenCounter) -> int:
     return TOKENS_PER_REPLY + sum(TOKENS_PER_MESSAGE + count(message_text(m["content"])) for m in messages)
+
+
+def schema_tokens(tools: list[dict[str, Any]] | None, count: TokenCounter) -> int:
+    """What the schemas of the tools offered add to a request's input: they go as JSON with every request."""
+    return count(json.dumps(tools, ensure_ascii=False)) if tools else 0

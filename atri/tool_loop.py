@@ -9,6 +9,9 @@ round to round, its usage adds up, and every call is kept in `turn.tool_steps` (
 A search tool's hits join `turn.sources`, the list shown under the answer, as a provider's own search results do.
 A provider that refuses tools with a 400 before anything arrives is asked again without them, with a note.
 
+A tool that asks first (atri.approval) runs only once `ask` says the visitor approved it; a call denied, or left
+unanswered, is not run and the model reads why as its result. Without `ask` (nobody to ask) such a call is denied.
+
 A round runs at most MAX_CALLS_PER_ROUND calls (the rest are answered with an error text the model reads),
 and Stop ends the answer at once, even while a tool is running: the tool's thread is left to end by itself.
 """
@@ -18,6 +21,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from .approval import Ask, Decision, PendingCall, declined_step
 from .calls import follow_request
 from .client import Cancel
 from .errors import ChatError
@@ -76,9 +80,28 @@ def _run_unless_stopped(toolbox: Toolbox, call: ToolCall, round_: int, cited: li
                                            round=round_)
 
 
+def _decision(toolbox: Toolbox, call: ToolCall, ask: Ask | None) -> Decision:
+    """Whether the call may run: always for a tool that does not ask first."""
+    tool = toolbox.find(call.name)
+    if tool is None or not tool.asks_first:
+        return "approved"
+    return ask(PendingCall(call.id, call.name, tool.source, call.arguments)) if ask is not None else "denied"
+
+
+def _step(toolbox: Toolbox, call: ToolCall, round_: int, cited: list[dict[str, Any]], cancel: Cancel | None,
+          ask: Ask | None) -> ToolStep | None:
+    """The call's step (run, or declined), or None when Stop came first."""
+    decision = _decision(toolbox, call, ask)
+    if decision == "stopped":
+        return None
+    if decision != "approved":
+        return declined_step(call, decision, round_)
+    return _run_unless_stopped(toolbox, call, round_, cited, cancel)
+
+
 def run_turn_with_tools(conn: Connection, plan: RequestPlan, toolbox: Toolbox, *, count: TokenCounter | None = None,
                         context: dict[str, Any] | None = None, cancel: Cancel | None = None,
-                        max_steps: int = MAX_STEPS) -> Iterator[Turn]:
+                        max_steps: int = MAX_STEPS, ask: Ask | None = None) -> Iterator[Turn]:
     """Yields the growing Turn after each chunk and each tool run, and once more when it has ended."""
     follower = TurnFollower(conn, plan, count, context)
     turn = follower.turn
@@ -109,7 +132,7 @@ def run_turn_with_tools(conn: Connection, plan: RequestPlan, toolbox: Toolbox, *
         for call in turn.calls[:MAX_CALLS_PER_ROUND]:
             turn.calling = call.name
             yield turn
-            step = _run_unless_stopped(toolbox, call, round_, turn.sources, cancel)
+            step = _step(toolbox, call, round_, turn.sources, cancel, ask)
             if step is None:
                 error = ChatError("stopped")
                 break

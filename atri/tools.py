@@ -48,6 +48,7 @@ class Tool:
     parameters: dict[str, Any]
     run: Callable[[dict[str, Any]], str | Found]
     source: str = "built-in"  # or the MCP server it comes from
+    asks_first: bool = False  # runs only once the visitor approves the call (atri.approval)
 
     def schema(self) -> dict[str, Any]:
         return {"type": "function",
@@ -78,10 +79,12 @@ class ToolStep:
     seconds: float = 0.0
     round: int = 0
     sources: list[dict[str, Any]] = field(default_factory=list)  # a search's hits, numbered; stored as the answer's
+    declined: str | None = None  # not run: "denied" by the visitor, or "timed_out" waiting for them (atri.approval)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "arguments": self.arguments, "result": self.result,
-                "error": self.error, "seconds": self.seconds, "round": self.round}
+                "error": self.error, "seconds": self.seconds, "round": self.round,
+                **({"declined": self.declined} if self.declined else {})}
 
 
 class ToolError(Exception):

@@ -1,11 +1,15 @@
 """A tiny MCP server for the tests, written with the official SDK: stdio with `python -m tests.mcp_server`, or
 streamable HTTP behind a bearer token with `http_app(token)`. `crash` makes it exit the way a server with a fatal
-error does (a reason on stderr); it and `pid` are there with `--crashable`."""
+error does (a reason on stderr); it and `pid` are there with `--crashable`. With `--files DIR` it also writes and
+reads files in DIR, as the filesystem reference server does: `write_file` says it is destructive, `read_file` that
+it only reads."""
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from mcp.server.mcpserver import MCPServer
+from mcp.types import ToolAnnotations
 from starlette.responses import JSONResponse
 
 server = MCPServer("atri-test")
@@ -40,6 +44,26 @@ def pid() -> int:
     return os.getpid()
 
 
+def file_tools(folder: Path) -> None:
+    """`write_file` and `read_file` inside `folder`, annotated as the filesystem reference server annotates them."""
+    def inside(path: str) -> Path:
+        target = (folder / path).resolve()
+        if folder.resolve() not in target.parents:
+            raise ValueError(f"{path} is outside the allowed folder")
+        return target
+
+    @server.tool(annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=True, idempotentHint=True))
+    def write_file(path: str, content: str) -> str:
+        """Create or overwrite a file."""
+        inside(path).write_text(content, encoding="utf-8")
+        return f"Successfully wrote to {path}"
+
+    @server.tool(annotations=ToolAnnotations(readOnlyHint=True))
+    def read_file(path: str) -> str:
+        """A file's text."""
+        return inside(path).read_text(encoding="utf-8")
+
+
 def http_app(token: str) -> Any:
     """This server over streamable HTTP, refusing every request without `Authorization: Bearer <token>` as an
     OAuth-protected server does (401, `WWW-Authenticate`)."""
@@ -60,4 +84,6 @@ if __name__ == "__main__":
     if "--crashable" in sys.argv:
         server.tool()(crash)
         server.tool()(pid)
+    if "--files" in sys.argv:
+        file_tools(Path(sys.argv[sys.argv.index("--files") + 1]))
     server.run()

@@ -38,3 +38,50 @@ def test_a_tool_step_and_the_sources_are_shown_under_the_answer(fake, database_u
         shot = ROOT / "docs" / "tour-tools.png" if os.environ.get("ATRI_WRITE_SCREENSHOTS") else tmp_path / "tools.png"
         answer.screenshot(path=str(shot))
         browser.close()
+
+
+def test_a_destructive_tool_waits_for_approve_or_deny_in_the_browser(fake, database_url, tmp_path):
+    """Issue 32: the answer pauses on write_file with its arguments; Deny leaves the file unwritten and the model is
+    told; Approve writes it and the answer goes on."""
+    import json
+    import sys
+
+    folder = tmp_path / "files"
+    folder.mkdir()
+    config = tmp_path / "mcp.json"
+    config.write_text(json.dumps({"mcpServers": {
+        "files": {"command": sys.executable, "args": ["-m", "tests.mcp_server", "--files", str(folder)], "cwd": str(ROOT)}}}))
+    env = {**env_for(fake, database_url), "ATRI_MCP_CONFIG": str(config)}
+    with streamlit_server(env) as app, sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = open_page(browser, app.url)
+        open_settings(page)
+        page.get_by_text("Tools", exact=True).click()
+        page.get_by_text("files: 5 tools", exact=True).click()
+        page.wait_for_selector(IDLE, timeout=30_000)
+        page.keyboard.press("Escape")
+        send(page, 'Save [[files__write_file {"path": "denied.txt", "content": "no"}]]')
+        deny = page.get_by_role("button", name="Deny")
+        expect(deny).to_be_visible(timeout=30_000)
+        expect(page.get_by_text('"path": "denied.txt"')).to_be_visible()
+        deny.click()
+        expect(page.get_by_text("Tool results: files__write_file = The user declined to run files__write_file.")
+               ).to_be_visible(timeout=30_000)
+        assert not (folder / "denied.txt").exists()
+        page.wait_for_selector(IDLE, timeout=60_000)
+        send(page, 'Save [[files__write_file {"path": "kept.txt", "content": "yes"}]]')
+        approve = page.get_by_role("button", name="Approve")
+        expect(approve).to_be_visible(timeout=30_000)
+        approve.click()
+        expect(page.get_by_text("Tool results: files__write_file = Successfully wrote to kept.txt")
+               ).to_be_visible(timeout=30_000)
+        assert (folder / "kept.txt").read_text() == "yes"
+        expect(page.get_by_role("button", name="Approve")).to_have_count(0)
+        page.wait_for_selector(IDLE, timeout=60_000)
+        send(page, 'Save [[files__write_file {"path": "stopped.txt", "content": "stop"}]]')
+        expect(page.get_by_role("button", name="Approve")).to_be_visible(timeout=30_000)
+        page.get_by_role("button", name="Stop").click()  # Stop while the call waits: the answer ends, nothing runs
+        expect(page.get_by_role("button", name="Approve")).to_have_count(0, timeout=30_000)
+        page.wait_for_selector(IDLE, timeout=60_000)
+        assert not (folder / "stopped.txt").exists() and "stopped.txt" in fake.streamed[-1]["messages"][-1]["content"]
+        browser.close()

@@ -1,5 +1,5 @@
 """Tools and web search on the chat page (issue 11), through AppTest against the fake DashScope server."""
-from tests.test_app import all_text, send
+from tests.test_app import all_text, answered, send
 
 
 def test_a_tool_switched_on_is_called_and_shown_as_a_collapsed_step(app, dashscope_env):
@@ -61,3 +61,58 @@ def test_an_mcp_servers_tool_is_switched_on_in_the_sidebar_and_called(app, dashs
         ["test__add", "test__shout", "test__explode"]
     step = next(e for e in at.expander if e.label.startswith("Tool test\\_\\_add") or e.label.startswith("Tool test__add"))
     assert step.code[1].value == "5" and "Tool results: test__add = 5" in all_text(at)
+
+
+def test_a_destructive_tool_shows_its_arguments_and_runs_only_when_approved(dashscope_env, tmp_path, monkeypatch):
+    """Issue 32: the page shows the waiting call's arguments with Approve and Deny; Deny leaves the file unwritten
+    and the step shows as declined; Approve writes it."""
+    import json
+    import sys
+
+    from tests.conftest import ROOT, new_app
+
+    folder = tmp_path / "files"
+    folder.mkdir()
+    config = tmp_path / "mcp.json"
+    config.write_text(json.dumps({"mcpServers": {
+        "files": {"command": sys.executable, "args": ["-m", "tests.mcp_server", "--files", str(folder)], "cwd": str(ROOT)}}}))
+    monkeypatch.setenv("ATRI_MCP_CONFIG", str(config))
+    at = new_app()
+    at.toggle(key="mcp::files").set_value(True).run()
+
+    send(at, 'Save [[files__write_file {"path": "denied.txt", "content": "no"}]]')
+    [deny] = [button for button in at.button if button.key.startswith("deny::")]
+    assert any(button.key.startswith("approve::") for button in at.button)
+    shown = all_text(at).replace("\\_", "_")  # names are drawn as plain text: Markdown's _ escaped
+    assert "The model wants to call files__write_file (from files)" in shown and '"path": "denied.txt"' in shown
+    deny.click().run()
+    at = answered(at)
+    assert not (folder / "denied.txt").exists()
+    assert any(e.label.startswith("Tool files") and "declined" in e.label for e in at.expander)
+    assert "The user declined to run files__write_file." in all_text(at)
+
+    send(at, 'Save [[files__write_file {"path": "kept.txt", "content": "yes"}]]')
+    next(button for button in at.button if button.key.startswith("approve::")).click().run()
+    answered(at)
+    assert (folder / "kept.txt").read_text() == "yes"
+    assert not [button for button in at.button if button.key.startswith(("approve::", "deny::"))]
+
+
+def test_the_context_meter_counts_the_tools_offered(app):
+    """Issue 32: switching tools on raises the sidebar's estimate of the next request by about their schemas."""
+    import json
+    import re
+
+    from atri.tokens import rough_count
+    from atri.tools import BUILTINS, Toolbox, builtin_tools
+    from tests.test_app import settings_panel
+
+    def meter() -> int:
+        text = settings_panel(app).get("progress")[0].proto.text
+        return int(re.search(r"≈ ([\d,]+) /", text).group(1).replace(",", ""))
+
+    before = meter()
+    for name in BUILTINS:
+        app.toggle(key=f"tool::{name}").set_value(True).run()
+    schemas = json.dumps(Toolbox(builtin_tools(BUILTINS)).schemas(), ensure_ascii=False)
+    assert abs(meter() - before - rough_count(schemas)) <= rough_count(schemas) // 5 + 5  # the model's own tokenizer, not the rough count

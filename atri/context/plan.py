@@ -83,10 +83,12 @@ class ContextPlan:
     recalled: list[Recalled] = field(default_factory=list)
     documents: DocumentContext | None = None
     notes: list[str] = field(default_factory=list)  # i18n keys
+    tool_tokens: int = 0  # the schemas of the tools offered, counted in input_tokens
 
     def explain(self) -> ContextReport:
         """What the context view shows, kept with the answer."""
         return {"strategy": self.strategy, "input_tokens": self.input_tokens, "budget": self.budget,
+                **({"tool_tokens": self.tool_tokens} if self.tool_tokens else {}),
                 "dropped": self.dropped, "summary": self.summary.text if self.summary else None,
                 "summary_through": self.summary.through if self.summary else 0,
                 "recalled": [{"index": r.index, "text": r.text, "score": round(r.score, 3)} for r in self.recalled],
@@ -156,7 +158,9 @@ def _fit(thread: list[Message], start: int, system_prompt: str, budget: int, cou
 
 def plan_context(thread: list[Message], settings: ContextSettings, system_prompt: str, budget: int,
                  count: TokenCounter, summary: Summary | None = None,
-                 recalled: list[Recalled] | None = None, documents: DocumentContext | None = None) -> ContextPlan:
+                 recalled: list[Recalled] | None = None, documents: DocumentContext | None = None,
+                 tool_tokens: int = 0) -> ContextPlan:
+    """`tool_tokens`: what the tools offered take of the budget (atri.tokens.schema_tokens): the history gets the rest."""
     notes: list[str] = []
     strategy = settings.strategy
     use_summary = summary if strategy == "summary" or (strategy == "recall" and settings.recall_with_summary) else None
@@ -172,12 +176,12 @@ def plan_context(thread: list[Message], settings: ContextSettings, system_prompt
         start = last_turns_from(thread, settings.last_n)
     use_recalled = [r for r in use_recalled if r.index < start]
     prompt = with_context(system_prompt, use_summary, use_recalled, documents)
-    new_start, tokens, trimmed = _fit(thread, start, prompt, budget, count)
+    new_start, tokens, trimmed = _fit(thread, start, prompt, budget - tool_tokens, count)
     if trimmed:
         notes.append("context_full_fell_back" if strategy == "full" else "context_trimmed")
     dropped = [i for i in range(new_start) if thread[i].role in ("user", "assistant")]
-    return ContextPlan(strategy, thread[new_start:], dropped, prompt, tokens, budget, use_summary, use_recalled,
-                       documents, notes)
+    return ContextPlan(strategy, thread[new_start:], dropped, prompt, tokens + tool_tokens, budget, use_summary,
+                       use_recalled, documents, notes, tool_tokens)
 
 
 def summary_due(thread: list[Message], settings: ContextSettings, summary: Summary | None, budget: int,

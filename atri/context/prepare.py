@@ -39,7 +39,9 @@ EXCERPTS_SHARE = 0.4  # excerpts from documents take at most this share of the i
 
 def prepare_context(source: ContextSource, thread: list[Message], settings: ContextSettings, system_prompt: str,
                     budget: int, count: TokenCounter, summarise: Summarise,
-                    on_summarising: Callable[[], None] = lambda: None, embedder: Embedder | None = None) -> ContextPlan:
+                    on_summarising: Callable[[], None] = lambda: None, embedder: Embedder | None = None,
+                    tool_tokens: int = 0) -> ContextPlan:
+    """`tool_tokens`: what the schemas of the tools offered take of the budget (atri.tokens.schema_tokens)."""
     summary, notes = _updated_summary(source, thread, settings, budget, count, summarise, on_summarising)
     recalled = []
     if settings.strategy == "recall":
@@ -51,7 +53,7 @@ def prepare_context(source: ContextSource, thread: list[Message], settings: Cont
         recalled = recall(thread[-1].content, thread, memories + fresh, embedder, settings.recall_k,
                           before=last_turns_from(thread, settings.last_n))
     documents = _documents(source, thread[-1].content if thread else "", budget, count, embedder)
-    plan = plan_context(thread, settings, system_prompt, budget, count, summary, recalled, documents)
+    plan = plan_context(thread, settings, system_prompt, budget, count, summary, recalled, documents, tool_tokens)
     plan.notes = notes + plan.notes
     return plan
 

@@ -34,6 +34,7 @@ from atri.ui.redraw import REDRAW_INTERVAL_S
 from atri.ui.render import LiveAnswer as LiveDrawing
 from atri.ui.render import quota_message, show_message
 from atri.ui.session import CHAT_INPUT, PROVIDER, session
+from atri.ui.steps import show_pending_call
 from atri.ui.streamlit_workarounds import at_page_top_level, click_waiting, rerun_page
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp"]
 LIVE_WAIT_S = 0.25  # longest wait between redraws of a live answer (it redraws as soon as a piece arrives)
 ELSEWHERE_REFRESH_S = 1.0
+APPROVAL_CHECK_S = 1.0  # while a tool call waits for the visitor: how often the page looks whether it still does
 # The embedded model and the browser share this machine's cores, and llama.cpp's threads wait for each other
 # many times per token, so each change the browser draws stalls the model too. Answers drawn at each interval
 # in alternation on 2 cores, median of 5 (tokens/s seen in the browser vs llama.cpp alone): 0.2 s 84 % and
@@ -161,6 +163,14 @@ def _live_answer(lang: str, live: LiveAnswer) -> None:
                     shown_status = note
                 if note is None and live.turn is not None:
                     drawn = drawing.draw(live.turn, final=live.phase == "done")  # done: saved, a title may follow
+                pending = live.pending
+                if pending is not None:  # nothing changes until the visitor decides: the run ends here
+                    if live.turn is not None:
+                        drawing.draw(live.turn, final=True)
+                    show_pending_call(lang, pending, live.approval_timeout_s,
+                                      lambda call_id, approve, cid=live.cid: _decide(cid, call_id, approve))
+                    _while_waiting(live.cid, pending.id)
+                    return
             live.wait_for_change(drawn_version, LIVE_WAIT_S if drawn else drawing.next_draw_in())
         if live.turn is not None:
             drawing.draw(live.turn, final=True)
@@ -169,6 +179,19 @@ def _live_answer(lang: str, live: LiveAnswer) -> None:
             if session.sidebar_drawn_for is not None and session.sidebar_drawn_for[0] == live.cid:
                 return  # drawn from here, with this warning, until the database takes it
     rerun_page()  # saved: drawn with the history from now on; the sidebar gets the new chat or title (unsaved: too)
+
+
+def _decide(cid: str, call_id: str, approve: bool) -> None:
+    get_answerer().decide(current_owner(), cid, call_id, approve)
+
+
+@st.fragment(run_every=APPROVAL_CHECK_S)
+def _while_waiting(cid: str, call_id: str) -> None:
+    """While a call waits for this visitor, the turn's run has ended: once it no longer waits (decided in another
+    tab, its time ran out, stopped), the page runs again and follows the answer."""
+    live = get_answerer().live(current_owner(), cid)
+    if live is None or live.pending is None or live.pending.id != call_id:
+        st.rerun()
 
 
 def _phase_note(lang: str, live: LiveAnswer) -> str | None:

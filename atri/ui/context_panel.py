@@ -9,7 +9,8 @@ from atri.messages import Message
 from atri.pricing import Totals, answer_cost, price_table
 from atri.providers import ModelInfo
 from atri.store import Snapshot
-from atri.tokens import TokenCounter
+from atri.tokens import TokenCounter, schema_tokens
+from atri.tools import Toolbox
 from atri.ui.config import get_store, load_settings
 from atri.ui.identity import current_owner
 from atri.ui.render import usage_line
@@ -59,11 +60,14 @@ def context_controls(lang: str, view: Snapshot) -> ContextSettings:
 
 
 def meter(lang: str, view: Snapshot, settings: ContextSettings, system_prompt: str, model: ModelInfo,
-          count: TokenCounter) -> None:
-    """Estimated input tokens of the next request (before the new question), against the window."""
+          count: TokenCounter, tools: Toolbox | None = None) -> None:
+    """Estimated input tokens of the next request (before the new question), against the window; the schemas
+    of the tools it would offer count too."""
     summary = view.info.summary if view.info else None
     budget = input_budget(model)
-    plan = plan_context(view.messages + [NEXT_QUESTION], settings, system_prompt, budget, count, summary)
+    offered = tools.schemas() if tools and model.tools else []
+    plan = plan_context(view.messages + [NEXT_QUESTION], settings, system_prompt, budget, count, summary,
+                        tool_tokens=schema_tokens(offered, count))
     st.progress(min(1.0, plan.input_tokens / budget), text=t(lang, "context_meter", tokens=plan.input_tokens, budget=budget))
 
 

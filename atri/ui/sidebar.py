@@ -203,7 +203,7 @@ def render_sidebar(settings: Settings, lang: str, view: Snapshot) -> ChatSetup:
         system_prompt = st.text_area(t(lang, "system_prompt"), key=SYSTEM_PROMPT, height=100, persist_state="session")
         tools = tools_controls(lang, settings, model)
         context = context_controls(lang, view)
-        meter(lang, view, context, system_prompt, model, count)
+        meter(lang, view, context, system_prompt, model, count, tools.toolbox)
         st.toggle(t(lang, "show_details_always"), key=SHOW_DETAILS, help=t(lang, "show_details_always_help"),
                   persist_state="session")
     with st.sidebar:

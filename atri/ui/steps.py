@@ -1,12 +1,14 @@
-"""An answer's tool steps (each a collapsed box: name, arguments, result, time) and its web sources."""
+"""An answer's tool steps (each a collapsed box: name, arguments, result, time), the call waiting for the
+visitor's Approve or Deny, and the answer's web sources."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import streamlit as st
 
+from atri.approval import PendingCall
 from atri.i18n import t
 from atri.safe_markdown import defuse_images, plain_text
 from atri.websearch import sources_markdown
@@ -20,19 +22,42 @@ def _arguments(text: str) -> str:
         return text
 
 
+_DECLINED = {"denied": "tool_step_declined", "timed_out": "tool_step_timed_out"}
+
+
 def step_label(lang: str, step: dict[str, Any]) -> str:
-    key = "tool_step_failed" if step.get("error") is not None else "tool_step"
+    key = _DECLINED.get(str(step.get("declined")), "tool_step_failed" if step.get("error") is not None else "tool_step")
     return t(lang, key, name=plain_text(str(step.get("name", ""))), seconds=float(step.get("seconds") or 0.0))
+
+
+def _icon(step: dict[str, Any]) -> str:
+    if step.get("declined"):
+        return ":material/block:"
+    return ":material/error:" if step.get("error") is not None else ":material/build:"
 
 
 def show_tool_steps(lang: str, steps: Iterable[dict[str, Any]]) -> None:
     for step in steps:
         failed = step.get("error") is not None
-        with st.expander(step_label(lang, step), icon=":material/error:" if failed else ":material/build:"):
+        with st.expander(step_label(lang, step), icon=_icon(step)):
             st.caption(t(lang, "tool_arguments"))
             st.code(_arguments(str(step.get("arguments", ""))), language="json", wrap_lines=True)
             st.caption(t(lang, "tool_result"))
             st.code(str(step.get("error") if failed else step.get("result", "")), language="text", wrap_lines=True)
+
+
+def show_pending_call(lang: str, pending: PendingCall, timeout_s: float, decide: Callable[[str, bool], None]) -> None:
+    """The call waiting for the visitor: which tool, from which server, its arguments, and Approve / Deny, keyed
+    by the call (a click decides this call, never a later one). `decide(call_id, approve)` is the callback."""
+    with st.container(border=True):
+        st.markdown(f":material/gpp_maybe: {t(lang, 'approval_asked', name=plain_text(pending.tool), server=plain_text(pending.server))}")
+        st.code(pending.shown_arguments(), language="json", wrap_lines=True)
+        with st.container(horizontal=True):
+            st.button(t(lang, "approval_approve"), key=f"approve::{pending.id}", type="primary", icon=":material/check:",
+                      on_click=decide, args=(pending.id, True))
+            st.button(t(lang, "approval_deny"), key=f"deny::{pending.id}", icon=":material/close:",
+                      on_click=decide, args=(pending.id, False))
+        st.caption(t(lang, "approval_timeout", minutes=f"{timeout_s / 60:g}"))
 
 
 def show_sources(lang: str, sources: list[dict[str, Any]]) -> None:
