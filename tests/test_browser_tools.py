@@ -40,6 +40,18 @@ def test_a_tool_step_and_the_sources_are_shown_under_the_answer(fake, database_u
         browser.close()
 
 
+def switch_on(page, label: str) -> None:
+    """A click on a switch just drawn in the settings panel can land while the panel still moves (the expander
+    around it opening) and change nothing: click until it is on."""
+    switch = page.get_by_role("switch", name=label)
+    for _ in range(3):
+        page.get_by_text(label, exact=True).click()
+        page.wait_for_selector(IDLE, timeout=30_000)
+        if switch.is_checked():
+            return
+    expect(switch).to_be_checked()
+
+
 def test_a_destructive_tool_waits_for_approve_or_deny_in_the_browser(fake, database_url, tmp_path):
     """Issue 32: the answer pauses on write_file with its arguments; Deny leaves the file unwritten and the model is
     told; Approve writes it and the answer goes on."""
@@ -57,8 +69,7 @@ def test_a_destructive_tool_waits_for_approve_or_deny_in_the_browser(fake, datab
         page = open_page(browser, app.url)
         open_settings(page)
         page.get_by_text("Tools", exact=True).click()
-        page.get_by_text("files: 5 tools", exact=True).click()
-        page.wait_for_selector(IDLE, timeout=30_000)
+        switch_on(page, "files: 5 tools")
         page.keyboard.press("Escape")
         send(page, 'Save [[files__write_file {"path": "denied.txt", "content": "no"}]]')
         deny = page.get_by_role("button", name="Deny")

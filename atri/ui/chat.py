@@ -422,10 +422,10 @@ def start_pending_answer(setup: ChatSetup) -> None:
     """Keep this run's choices for the next question's callback, and hand over a question the callback
     could not start; the conversation part then only attaches."""
     session.answer_setup = turn_setup(setup)
+    send_queued()
     pending, session.pending = session.pending, None
     if pending is not None and pending.conversation == conversation_id():
         _start(pending, session.answer_setup)
-    send_queued()
 
 
 def conversation(lang: str, documents: list[DocumentInfo]) -> None:
