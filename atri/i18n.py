@@ -289,6 +289,16 @@ STRINGS: dict[str, tuple[str, str]] = {
     # The embedded model's waiting line (issue 13)
     "local_queue_position": ("内置模型正在回答别人的问题：你排在第 {position} 位，轮到你会自动开始。",
                              "The built-in model is answering someone else: you are number {position} in line; your answer starts by itself when it is your turn."),
+    # The conversation list: groups, pins, each chat's menu, more as one scrolls (issue 30)
+    "list_group_pinned": ("置顶", "Pinned"),
+    "list_group_today": ("今天", "Today"),
+    "list_group_yesterday": ("昨天", "Yesterday"),
+    "list_group_previous_7_days": ("过去 7 天", "Previous 7 days"),
+    "list_group_older": ("更早", "Older"),
+    "chat_menu": ("更多操作：重命名、置顶、分享、导出、删除", "More: rename, pin, share, export, delete"),
+    "pin": ("置顶", "Pin"),
+    "unpin": ("取消置顶", "Unpin"),
+    "show_more": ("显示更多对话", "Show more chats"),
 }
 
 STRINGS.update(PAGE_STRINGS)

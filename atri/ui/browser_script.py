@@ -1,5 +1,6 @@
 """What the chat page does in the browser alone, without a run of the script: copy a message, bring a question
-just sent into view, "jump to latest", Esc stops an answer, ↑ in the empty chat box edits the last question.
+just sent into view, "jump to latest", Esc stops an answer, ↑ in the empty chat box edits the last question,
+Ctrl+K searches the chats, Ctrl+Shift+O starts a new one, the chat list shows more as it scrolls.
 
 One script for the page, installed once per browser tab (`st.html` with JavaScript, in a hidden container).
 Its text must hold no `<` before a letter or `/` (no markup in strings, no `a<b`): Streamlit's sanitiser
@@ -19,6 +20,7 @@ from atri.i18n import t
 
 STOP_KEY = "stop_answer"  # atri/ui/chat.py's Stop button
 EDIT_KEY = "edit"  # and the last question's Edit button
+SEARCH_KEY, NEW_CHAT_KEY, MORE_KEY = "conversation_search", "new_chat", "list_more"  # atri/ui/conversations.py's
 
 STYLE = """<style>
 .st-key-atri_page_script { display: none; }
@@ -92,6 +94,42 @@ if (!window.__atriPage) {
     }
   }, true);
 
+  // Ctrl+K (Cmd+K on a Mac) searches the chats, Ctrl+Shift+O starts a new one, as in other chat apps. By the
+  // key's place too (event.code): on a Russian or Greek layout event.key is not a Latin letter.
+  const pressed = (event, letter) => event.key.toLowerCase() === letter || event.code === `Key${letter.toUpperCase()}`;
+  const openSidebar = () => {
+    const expand = document.querySelector('[data-testid=stExpandSidebarButton] button, [data-testid=stExpandSidebarButton]');
+    const sidebar = document.querySelector('[data-testid=stSidebar]');
+    if (expand && sidebar && sidebar.getAttribute('aria-expanded') === 'false') expand.click();
+  };
+  document.addEventListener('keydown', (event) => {
+    if (event.isComposing || !(event.ctrlKey || event.metaKey) || event.altKey) return;
+    if (!event.shiftKey && pressed(event, 'k')) {
+      event.preventDefault();
+      openSidebar();
+      const focus = () => {
+        const search = document.querySelector('.st-key-%(search_key)s input');
+        if (search) { search.focus(); search.select(); }
+      };
+      focus();
+      setTimeout(focus, 300);  // a folded sidebar (a phone) slides open first
+    } else if (event.shiftKey && pressed(event, 'o')) {
+      const start = byKey('%(new_chat_key)s').pop();
+      if (start) { event.preventDefault(); start.click(); }
+    }
+  }, true);
+
+  // The chat list shows more as its end scrolls into view: its "Show more" button is pressed once for each
+  // time it is drawn (a button already pressed waits for the run that replaces it).
+  const pressedMore = new WeakSet();
+  const showMore = () => {
+    const more = byKey('%(more_key)s').pop();
+    if (!more || pressedMore.has(more) || !more.checkVisibility()) return;
+    const r = more.getBoundingClientRect();
+    if (r.top < window.innerHeight + 100 && r.bottom > 0) { pressedMore.add(more); more.click(); }
+  };
+  document.addEventListener('scroll', showMore, true);
+
   // "Jump to latest", above the chat box while the reader is scrolled up.
   const jump = document.createElement('button');
   jump.type = 'button';
@@ -127,6 +165,7 @@ def page_script(lang: str) -> None:
     """Drawn on every page run, always as the same element: its style, and the script in a hidden container."""
     st.html(STYLE)
     script = SCRIPT % {"jump_label": json.dumps(t(lang, "jump_to_latest"), ensure_ascii=False),
-                       "edit_key": EDIT_KEY, "stop_key": STOP_KEY}
+                       "edit_key": EDIT_KEY, "stop_key": STOP_KEY, "search_key": SEARCH_KEY,
+                       "new_chat_key": NEW_CHAT_KEY, "more_key": MORE_KEY}
     with st.container(key="atri_page_script"):
         st.html(script, unsafe_allow_javascript=True)
