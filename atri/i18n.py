@@ -295,7 +295,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "list_group_yesterday": ("昨天", "Yesterday"),
     "list_group_previous_7_days": ("过去 7 天", "Previous 7 days"),
     "list_group_older": ("更早", "Older"),
-    "chat_menu": ("更多操作：重命名、置顶、分享、导出、删除", "More: rename, pin, share, export, delete"),
+    "chat_menu": ("对话选项", "Chat options"),
     "pin": ("置顶", "Pin"),
     "unpin": ("取消置顶", "Unpin"),
     "show_more": ("显示更多对话", "Show more chats"),

@@ -20,12 +20,24 @@ from atri.ui.session import IMPORT_FILE, session
 from atri.ui.share_page import share_url
 
 PAGE = 50  # chats listed at first, and added by each "Show more"
+# A chat's row: its title, left-aligned, cut with an ellipsis, and its ⋯ (an icon; the label is for screen
+# readers and tests). With a mouse the ⋯ shows on the row under it, the open chat's and an open menu's.
 STYLE = """<style>
-.st-key-chat_list [data-testid=stCaptionContainer] { margin: 0.6rem 0 0.1rem 0.5rem; }
-.st-key-chat_list [class*=st-key-chat_row] button[kind^=tertiary],
-.st-key-chat_list [class*=st-key-chat_row] button[kind^=secondary] { justify-content: flex-start; min-height: 2.25rem;
+.st-key-chat_list [data-testid=stCaptionContainer] { margin: 0.75rem 0 0 0.5rem; }
+[class*=st-key-chat_row] > .stElementContainer { flex: 1 1 0; min-width: 0; }
+[class*=st-key-chat_row] .stButton button { width: 100%; justify-content: flex-start; min-height: 2.25rem;
     padding: 0.25rem 0.5rem; }
-.st-key-chat_list [class*=st-key-chat_row] [data-testid=stPopover] button { min-height: 2.25rem; padding: 0 0.4rem; }
+[class*=st-key-chat_row] .stButton button > div { min-width: 0; justify-content: flex-start; }
+[class*=st-key-chat_row] .stButton button p { text-align: left; }
+[class*=st-key-chat_menu] button { min-height: 2.25rem; justify-content: flex-start; }
+[class*=st-key-menu] [data-testid=stPopoverButton] { min-height: 2.25rem; padding: 0 0.45rem; }
+[class*=st-key-menu] [data-testid=stPopoverButton] [data-testid=stMarkdownContainer] { position: absolute;
+    width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%); white-space: nowrap; }
+[class*=st-key-menu] [data-testid=stPopoverButton] div[aria-hidden=true] { display: none; }
+@media (hover: hover) and (pointer: fine) {
+    [class*=st-key-chat_row]:not(:hover):not(:focus-within):not(:has(.stButton button[kind=secondary]))
+        [data-testid=stPopoverButton][aria-expanded=false] { opacity: 0; }
+}
 </style>"""
 
 
@@ -141,16 +153,16 @@ def _menu(lang: str, info: ConversationInfo) -> None:
 def _item(lang: str, info: ConversationInfo, open_cid: str | None, answering: set[str]) -> None:
     """A chat's button, and beside it its ⋯ menu."""
     title = plain_text(info.title) or t(lang, "untitled")
-    row = st.container(horizontal=True, gap=None, vertical_alignment="center", key=f"chat_row::{info.id}")
+    row = st.container(horizontal=True, wrap=False, gap=None, vertical_alignment="center", key=f"chat_row::{info.id}")
     row.button(title, key=f"conversation::{info.id}", width="stretch",
                icon=":material/progress_activity:" if info.id in answering else None,
                help=t(lang, "still_answering") if info.id in answering else None,
                type="secondary" if info.id == open_cid else "tertiary",
                on_click=open_conversation, args=(info.id,))
-    menu = row.popover("", icon=":material/more_horiz:", type="tertiary", key=_menu_key(info.id), on_change="rerun",
-                       help=t(lang, "chat_menu"))
+    menu = row.popover(t(lang, "chat_menu"), icon=":material/more_horiz:", type="tertiary", key=_menu_key(info.id),
+                       on_change="rerun")
     if menu.open:
-        with menu:
+        with menu, st.container(key=f"chat_menu::{info.id}", gap=None):
             _menu(lang, info)
 
 
