@@ -8,7 +8,8 @@ Its text must hold no `<` before a letter or `/` (no markup in strings, no `a<b`
 It leans on what Streamlit (checked on 1.67) puts in the page: the scrolling `stAppScrollToBottomContainer`
 (which keeps the page at the bottom only while the reader has not scrolled up: a question sent from higher up
 stayed out of view), the chat box's `stChatInput`, `stChatInputTextArea` and `stChatInputSubmitButton`, and
-the `st-key-…` class of a keyed button. tests/test_browser_chat_surface.py fails if they move.
+the `st-key-…` class of a keyed button, the sidebar's `stSidebar` (`data-collapsed`) and `stExpandSidebarButton`.
+tests/test_browser_chat_surface.py and tests/test_browser_chat_list.py fail if they move.
 """
 from __future__ import annotations
 
@@ -98,9 +99,10 @@ if (!window.__atriPage) {
   // key's place too (event.code): on a Russian or Greek layout event.key is not a Latin letter.
   const pressed = (event, letter) => event.key.toLowerCase() === letter || event.code === `Key${letter.toUpperCase()}`;
   const openSidebar = () => {
-    const expand = document.querySelector('[data-testid=stExpandSidebarButton] button, [data-testid=stExpandSidebarButton]');
     const sidebar = document.querySelector('[data-testid=stSidebar]');
-    if (expand && sidebar && sidebar.getAttribute('aria-expanded') === 'false') expand.click();
+    const expand = document.querySelector('[data-testid=stExpandSidebarButton]');
+    if (!sidebar || !expand || sidebar.dataset.collapsed !== 'true') return;
+    (expand.tagName === 'BUTTON' ? expand : expand.querySelector('button') || expand).click();
   };
   document.addEventListener('keydown', (event) => {
     if (event.isComposing || !(event.ctrlKey || event.metaKey) || event.altKey) return;
