@@ -17,7 +17,7 @@ from tests.test_browser_persistence import ANSWER_END, env_for, send
 pytestmark = pytest.mark.skipif(not chromium_available(), reason=NO_CHROMIUM)
 
 DESKTOP = {"width": 1280, "height": 900}
-SEEDED = 60  # more than the first page of 50
+SEEDED = 110  # more than two pages of 50
 LISTED = "[class*=st-key-chat_list] [class*=st-key-conversation--] button"
 SEARCH = ".st-key-conversation_search input"
 
@@ -61,15 +61,18 @@ def test_the_list_is_grouped_the_keyboard_searches_and_starts_a_chat_and_more_co
         page.wait_for_selector(IDLE, timeout=60_000)
         headings = sidebar.locator("[class*=st-key-chat_list] [data-testid=stCaptionContainer]")
         expect(headings).to_have_text(["Pinned", "Today", "Yesterday", "Previous 7 days", "Older"])
-        expect(sidebar.locator(LISTED).first).to_have_text("seeded chat 59")  # the pinned one, though the oldest
+        expect(sidebar.locator(LISTED).first).to_have_text(f"seeded chat {SEEDED - 1}")  # the pinned one, though the oldest
         expect(sidebar.locator(LISTED)).to_have_count(50)
 
-        # Scrolling to the end of the list shows the rest: no 50-chat wall.
+        # Scrolling to the end of the list shows the rest, a page at a time: no 50-chat wall.
         scroller = sidebar.get_by_test_id("stSidebarContent")
-        for _ in range(3):
-            scroller.evaluate("element => element.scrollTo(0, element.scrollHeight)")
-            page.wait_for_timeout(300)
-        expect(sidebar.locator(LISTED)).to_have_count(SEEDED + 1, timeout=10_000)
+        for shown in (100, SEEDED + 1):
+            for _ in range(20):
+                scroller.evaluate("element => element.scrollTo(0, element.scrollHeight)")
+                if sidebar.locator(LISTED).count() >= shown:
+                    break
+                page.wait_for_timeout(500)
+            expect(sidebar.locator(LISTED)).to_have_count(shown, timeout=10_000)
         expect(sidebar.locator(".st-key-list_more")).to_have_count(0)
 
         # Ctrl+K: the search box has the focus, even with the sidebar folded away.

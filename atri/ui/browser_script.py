@@ -121,14 +121,23 @@ if (!window.__atriPage) {
     }
   }, true);
 
-  // The chat list shows more as its end scrolls into view: its "Show more" button is pressed once for each
-  // time it is drawn (a button already pressed waits for the run that replaces it).
-  const pressedMore = new WeakSet();
+  // The chat list shows more as its end scrolls into view: its "Show more" button is pressed for the reader,
+  // at most once a second and a half (the run it starts adds the next page; Streamlit keeps the same button
+  // element below it, so that element cannot say whether it was pressed).
+  let morePressedAt = 0, moreLater = null;
   const showMore = () => {
     const more = byKey('%(more_key)s').pop();
-    if (!more || pressedMore.has(more) || !more.checkVisibility()) return;
+    if (!more || !more.checkVisibility()) return;
     const r = more.getBoundingClientRect();
-    if (r.top < window.innerHeight + 100 && r.bottom > 0) { pressedMore.add(more); more.click(); }
+    if (r.top > window.innerHeight + 100 || r.bottom < 0 || r.right < 0 || r.left > window.innerWidth) return;
+    const wait = morePressedAt + 1500 - Date.now();
+    if (wait > 0) {  // look again then: a reader already at the end scrolls no more
+      clearTimeout(moreLater);
+      moreLater = setTimeout(showMore, wait + 50);
+      return;
+    }
+    morePressedAt = Date.now();
+    more.click();
   };
   document.addEventListener('scroll', showMore, true);
 

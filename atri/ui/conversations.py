@@ -160,7 +160,7 @@ def _item(lang: str, info: ConversationInfo, open_cid: str | None, answering: se
                type="secondary" if info.id == open_cid else "tertiary",
                on_click=open_conversation, args=(info.id,))
     menu = row.popover(t(lang, "chat_menu"), icon=":material/more_horiz:", type="tertiary", key=_menu_key(info.id),
-                       on_change="rerun")
+                       on_change=_confirm_delete, args=(None,))  # a menu opens without a delete half-asked
     if menu.open:
         with menu, st.container(key=f"chat_menu::{info.id}", gap=None):
             _menu(lang, info)
