@@ -65,7 +65,7 @@ def test_the_list_is_grouped_the_keyboard_searches_and_starts_a_chat_and_more_co
         expect(sidebar.locator(LISTED)).to_have_count(50)
 
         # Scrolling to the end of the list shows the rest, a page at a time: no 50-chat wall.
-        scroller = sidebar.get_by_test_id("stSidebarContent")
+        scroller = sidebar.locator(".st-key-chat_list")  # the list scrolls in its own box
         for shown in (100, SEEDED + 1):
             for _ in range(20):
                 scroller.evaluate("element => element.scrollTo(0, element.scrollHeight)")

@@ -124,12 +124,19 @@ if (!window.__atriPage) {
   // The chat list shows more as its end scrolls into view: its "Show more" button is pressed for the reader,
   // at most once a second and a half (the run it starts adds the next page; Streamlit keeps the same button
   // element below it, so that element cannot say whether it was pressed).
+  const scrollBox = (node) => {  // the box that clips it: the list's own, else the sidebar's
+    for (let up = node.parentElement; up; up = up.parentElement) {
+      if (['auto', 'scroll'].includes(getComputedStyle(up).overflowY)) return up.getBoundingClientRect();
+    }
+    return null;
+  };
   let morePressedAt = 0, moreLater = null;
   const showMore = () => {
     const more = byKey('%(more_key)s').pop();
     if (!more || !more.checkVisibility()) return;
-    const r = more.getBoundingClientRect();
-    if (r.top > window.innerHeight + 100 || r.bottom < 0 || r.right < 0 || r.left > window.innerWidth) return;
+    const r = more.getBoundingClientRect(), box = scrollBox(more);
+    const top = Math.max(box ? box.top : 0, 0), bottom = Math.min(box ? box.bottom : window.innerHeight, window.innerHeight);
+    if (r.top > bottom + 100 || r.bottom < top || r.right < 0 || r.left > window.innerWidth) return;
     const wait = morePressedAt + 1500 - Date.now();
     if (wait > 0) {  // look again then: a reader already at the end scrolls no more
       clearTimeout(moreLater);

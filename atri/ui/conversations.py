@@ -22,22 +22,29 @@ from atri.ui.share_page import share_url
 PAGE = 50  # chats listed at first, and added by each "Show more"
 # A chat's row: its title, left-aligned, cut with an ellipsis, and its ⋯ (an icon; the label is for screen
 # readers and tests). With a mouse the ⋯ shows on the row under it, the open chat's and an open menu's.
+# A menu's items are drawn by the run its opening starts: the menu opens empty, and Streamlit's popover
+# places itself by that size (a chat low in the list got a menu 100 px tall). Its room is kept from the start.
+# The list scrolls in its own box, which ends about where the screen does below the sidebar's top part (31rem):
+# what follows it (the key field, image links) stays within reach however many chats load as it scrolls.
 STYLE = """<style>
-.st-key-chat_list [data-testid=stCaptionContainer] { margin: 0.75rem 0 0 0.5rem; }
-[class*=st-key-chat_row] > .stElementContainer { flex: 1 1 0; min-width: 0; }
-[class*=st-key-chat_row] .stButton button { width: 100%; justify-content: flex-start; min-height: 2.25rem;
-    padding: 0.25rem 0.5rem; }
-[class*=st-key-chat_row] .stButton button > div { min-width: 0; justify-content: flex-start; }
-[class*=st-key-chat_row] .stButton button p { text-align: left; }
-[class*=st-key-chat_menu] button { min-height: 2.25rem; justify-content: flex-start; }
-[class*=st-key-menu] [data-testid=stPopoverButton] { min-height: 2.25rem; padding: 0 0.45rem; }
-[class*=st-key-menu] [data-testid=stPopoverButton] [data-testid=stMarkdownContainer] { position: absolute;
-    width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%); white-space: nowrap; }
-[class*=st-key-menu] [data-testid=stPopoverButton] div[aria-hidden=true] { display: none; }
-@media (hover: hover) and (pointer: fine) {
+.st-key-chat_list {{ position: relative; max-height: max(16rem, calc(100dvh - 31rem)); overflow-y: auto; overscroll-behavior: contain;
+    scrollbar-width: thin; flex-wrap: nowrap; }}
+.st-key-chat_list [data-testid=stCaptionContainer] {{ margin: 0.75rem 0 0 0.5rem; }}
+[class*=st-key-chat_row] > .stElementContainer {{ flex: 1 1 0; min-width: 0; }}
+[class*=st-key-chat_row] .stButton button {{ width: 100%; justify-content: flex-start; min-height: 2.25rem;
+    padding: 0.25rem 0.5rem; }}
+[class*=st-key-chat_row] .stButton button > div {{ min-width: 0; justify-content: flex-start; }}
+[class*=st-key-chat_row] .stButton button p {{ text-align: left; }}
+[class*=st-key-chat_menu] button {{ min-height: 2.25rem; justify-content: flex-start; }}
+[class*=st-key-menu] [data-testid=stPopoverButton] {{ position: relative; min-height: 2.25rem; padding: 0 0.45rem; }}
+[class*=st-key-menu] [data-testid=stPopoverButton] [data-testid=stMarkdownContainer] {{ position: absolute;
+    width: 1px; height: 1px; overflow: hidden; clip-path: inset(50%); white-space: nowrap; }}
+[class*=st-key-menu] [data-testid=stPopoverButton] div[aria-hidden=true] {{ display: none; }}
+@media (hover: hover) and (pointer: fine) {{
     [class*=st-key-chat_row]:not(:hover):not(:focus-within):not(:has(.stButton button[kind=secondary]))
-        [data-testid=stPopoverButton][aria-expanded=false] { opacity: 0; }
-}
+        [data-testid=stPopoverButton][aria-expanded=false] {{ opacity: 0; }}
+}}
+[data-testid=stPopoverBody][aria-label="{menu}"] {{ min-height: min(21rem, 70vh); }}
 </style>"""
 
 
@@ -181,14 +188,14 @@ def _listed(lang: str, query: str, open_cid: str | None) -> None:
             st.caption(t(lang, f"list_group_{group.key}"))
             for info in group.items:
                 _item(lang, info, open_cid, answering)
-    if len(conversations) > shown:
-        st.button(t(lang, "show_more"), key=MORE_KEY, on_click=_show_more, icon=":material/expand_more:",
-                  type="tertiary", width="stretch")
+        if len(conversations) > shown:
+            st.button(t(lang, "show_more"), key=MORE_KEY, on_click=_show_more, icon=":material/expand_more:",
+                      type="tertiary", width="stretch")
 
 
 def conversation_sidebar(lang: str, view: Snapshot) -> None:
     with st.sidebar:
-        st.html(STYLE)
+        st.html(STYLE.format(menu=t(lang, "chat_menu")))
         st.button(t(lang, "new_chat"), on_click=open_conversation, args=(None,), icon=":material/add:",
                   width="stretch", key=NEW_CHAT_KEY)
         query = st.text_input(t(lang, "search_conversations"), key=SEARCH_KEY, label_visibility="collapsed",
