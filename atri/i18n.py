@@ -102,7 +102,6 @@ STRINGS: dict[str, tuple[str, str]] = {
     "send_edit": ("发送", "Send"),
     "cancel": ("取消", "Cancel"),
     "get_answer": ("获取回答", "Get an answer"),
-    "conversations": ("对话", "Conversations"),
     "search_conversations": ("搜索标题或内容", "Search titles and text"),
     "untitled": ("未命名对话", "Untitled chat"),
     "facts_cache_saved": ("缓存节省 {saved}", "cache saved {saved}"),
@@ -111,7 +110,6 @@ STRINGS: dict[str, tuple[str, str]] = {
     "share_link_made": ("任何拿到这个链接的人都能阅读这个对话截至此刻的内容：", "Anyone with this link can read this chat as it is now:"),
     "share_existing": ("这个对话的分享链接", "This chat's share links"),
     "share_revoke": ("撤回", "Revoke"),
-    "manage_chat": ("管理此对话", "Manage this chat"),
     "rename": ("重命名", "Rename"),
     "title": ("标题", "Title"),
     "delete": ("删除", "Delete"),
@@ -305,6 +303,16 @@ STRINGS: dict[str, tuple[str, str]] = {
     "approval_timeout": ("{minutes} 分钟内未作决定则视为拒绝。", "No decision within {minutes} minutes counts as Deny."),
     "tool_step_declined": ("工具 {name} 未运行：已拒绝", "Tool {name} not run: declined"),
     "tool_step_timed_out": ("工具 {name} 未运行：等待批准超时", "Tool {name} not run: no decision in time"),
+    # The conversation list: groups, pins, each chat's menu, more as one scrolls (issue 30)
+    "list_group_pinned": ("置顶", "Pinned"),
+    "list_group_today": ("今天", "Today"),
+    "list_group_yesterday": ("昨天", "Yesterday"),
+    "list_group_previous_7_days": ("过去 7 天", "Previous 7 days"),
+    "list_group_older": ("更早", "Older"),
+    "chat_menu": ("对话选项", "Chat options"),
+    "pin": ("置顶", "Pin"),
+    "unpin": ("取消置顶", "Unpin"),
+    "show_more": ("显示更多对话", "Show more chats"),
 }
 
 STRINGS.update(PAGE_STRINGS)

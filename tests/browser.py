@@ -117,3 +117,15 @@ def open_settings(page) -> None:
     if button.get_attribute("aria-expanded") != "true":
         button.click()
     expect(button).to_have_attribute("aria-expanded", "true")
+
+
+OPEN_CHAT_ROW = "[class*=st-key-chat_row]:has(.stButton button[kind=secondary])"  # the open chat's row in the list
+
+
+def open_chat_menu(page, name: str = "Chat options") -> None:
+    """Open the open chat's ⋯ menu in the sidebar (issue 30: rename, pin, share, export, delete are there)."""
+    from playwright.sync_api import expect
+
+    button = page.locator(OPEN_CHAT_ROW).get_by_role("button", name=name)
+    button.click()
+    expect(button).to_have_attribute("aria-expanded", "true")

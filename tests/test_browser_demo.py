@@ -6,7 +6,7 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect, sync_playwright
 
-from tests.browser import IDLE, NO_CHROMIUM, chromium_available, launch, streamlit_server
+from tests.browser import IDLE, NO_CHROMIUM, chromium_available, launch, open_chat_menu, streamlit_server
 from tests.fake_provider import GOOD_KEY, Fault
 
 pytestmark = pytest.mark.skipif(not chromium_available(), reason=NO_CHROMIUM)
@@ -113,7 +113,7 @@ def test_past_the_quota_nothing_is_sent_the_text_stays_and_an_own_key_goes_on(fa
         page.get_by_test_id("stPopoverBody").get_by_text("Raw request and response").click()
         page.wait_for_selector(IDLE, timeout=30_000)
         html = re.sub(r"<input[^>]*>", "", page.content())  # the visitor's own key sits in its own field
-        page.get_by_text("Manage this chat").click()
+        open_chat_menu(page)
         export = page.get_by_role("button", name="Export JSON")
         expect(export).to_be_visible(timeout=10_000)
         page.wait_for_selector(IDLE, timeout=30_000)

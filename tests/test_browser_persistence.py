@@ -8,7 +8,7 @@ from playwright.sync_api import expect, sync_playwright
 from atri.local import free_port
 from atri.owners import anonymous_owner
 from atri.store import Store
-from tests.browser import IDLE, NO_CHROMIUM, chromium_available, launch, streamlit_server
+from tests.browser import IDLE, NO_CHROMIUM, OPEN_CHAT_ROW, chromium_available, launch, streamlit_server
 from tests.fake_provider import GOOD_KEY
 
 pytestmark = pytest.mark.skipif(not chromium_available(), reason=NO_CHROMIUM)
@@ -28,7 +28,7 @@ def send(page, text):
 def wait_for_chat_in_sidebar(page):
     """A new chat joins the sidebar when its first answer is saved; that page run moves the sidebar's parts
     down, and what a click had opened there just before it (an expander) closes again."""
-    expect(page.get_by_test_id("stSidebar").get_by_text("Manage this chat")).to_be_visible(timeout=20_000)
+    expect(page.get_by_test_id("stSidebar").locator(OPEN_CHAT_ROW)).to_be_visible(timeout=20_000)
     page.wait_for_selector(IDLE)
 
 

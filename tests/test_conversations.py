@@ -11,6 +11,12 @@ def conversation_buttons(at):
     return [b for b in at.sidebar.button if b.key and b.key.startswith("conversation::")]
 
 
+def open_menu(at, cid):
+    """Click a chat's ⋯ in the sidebar (AppTest cannot click a popover: its open state is what a click sets)."""
+    at.session_state[f"menu::{cid}"] = True
+    return at.run()
+
+
 def test_reload_brings_the_conversation_back(app):
     send(app, "我是小明")
     owner, cid = app.session_state["owner"], app.query_params["c"]
@@ -38,18 +44,20 @@ def test_list_switch_rename_search_delete(app):
     app.button(key=f"conversation::{first}").click().run()
     assert bubbles(app)[0] == ("user", "cats are great")
 
+    open_menu(app, first)
     assert "cats are great" in app.text_input(key=f"rename_text::{first}").value  # this chat's title, not the last one's
     app.text_input(key=f"rename_text::{first}").set_value("Cat talk").run()
-    app.button(key="rename").click().run()
+    app.button(key=f"rename::{first}").click().run()
     assert app.button(key=f"conversation::{first}").label == "Cat talk"
 
     app.text_input(key="conversation_search").set_value("14th").run()
     assert [b.key.split("::")[1] for b in conversation_buttons(app)] == [second]
     app.text_input(key="conversation_search").set_value("").run()
 
-    app.button(key="delete").click().run()
+    open_menu(app, first)
+    app.button(key=f"delete::{first}").click().run()
     assert "cannot be undone" in app.warning[0].value
-    app.button(key="delete_yes").click().run()
+    app.button(key=f"delete_yes::{first}").click().run()
     assert [b.key.split("::")[1] for b in conversation_buttons(app)] == [second]
     assert not app.chat_message
 
@@ -107,6 +115,7 @@ def test_a_title_is_asked_of_the_model_in_the_background(app, dashscope_env):
 
 def test_export_json_then_import_it(app):
     send(app, "你好")
+    open_menu(app, app.query_params["c"])
     labels = [button.proto.label for button in app.get("download_button")]
     assert labels == ["Export Markdown", "Export JSON"]
     from atri.ui.config import get_store
@@ -164,7 +173,9 @@ def test_stored_requests_refer_to_earlier_messages_instead_of_copying_them(app):
 
 def test_a_chat_is_shared_from_its_menu_and_the_link_can_be_revoked(app, dashscope_env):
     send(app, "a good question")
-    app.button(key="share").click().run()
+    cid = app.query_params["c"]
+    open_menu(app, cid)
+    app.button(key=f"share::{cid}").click().run()
     [link] = [code.value for code in app.sidebar.code]
     assert "/shared?s=" in link and len(link.split("s=")[1]) >= 32
     token = link.split("s=")[1]

@@ -10,5 +10,6 @@ def test_the_page_script_has_no_markup_inside_that_would_get_it_dropped():
 
 
 def test_the_page_script_fills_its_placeholders():
-    filled = SCRIPT % {"jump_label": '"Jump"', "edit_key": "edit", "stop_key": "stop_answer"}
+    filled = SCRIPT % {"jump_label": '"Jump"', "edit_key": "edit", "stop_key": "stop_answer",
+                       "search_key": "conversation_search", "new_chat_key": "new_chat", "more_key": "list_more"}
     assert "%(" not in filled and ".st-key-${key}" in filled

@@ -1,5 +1,6 @@
 """What the chat page does in the browser alone, without a run of the script: copy a message, bring a question
-just sent into view, "jump to latest", Esc stops an answer, ↑ in the empty chat box edits the last question.
+just sent into view, "jump to latest", Esc stops an answer, ↑ in the empty chat box edits the last question,
+Ctrl+K searches the chats, Ctrl+Shift+O starts a new one, the chat list shows more as it scrolls.
 
 One script for the page, installed once per browser tab (`st.html` with JavaScript, in a hidden container).
 Its text must hold no `<` before a letter or `/` (no markup in strings, no `a<b`): Streamlit's sanitiser
@@ -7,7 +8,8 @@ Its text must hold no `<` before a letter or `/` (no markup in strings, no `a<b`
 It leans on what Streamlit (checked on 1.67) puts in the page: the scrolling `stAppScrollToBottomContainer`
 (which keeps the page at the bottom only while the reader has not scrolled up: a question sent from higher up
 stayed out of view), the chat box's `stChatInput`, `stChatInputTextArea` and `stChatInputSubmitButton`, and
-the `st-key-…` class of a keyed button. tests/test_browser_chat_surface.py fails if they move.
+the `st-key-…` class of a keyed button, the sidebar's `stSidebar` (`data-collapsed`) and `stExpandSidebarButton`.
+tests/test_browser_chat_surface.py and tests/test_browser_chat_list.py fail if they move.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from atri.i18n import t
 
 STOP_KEY = "stop_answer"  # atri/ui/chat.py's Stop button
 EDIT_KEY = "edit"  # and the last question's Edit button
+SEARCH_KEY, NEW_CHAT_KEY, MORE_KEY = "conversation_search", "new_chat", "list_more"  # atri/ui/conversations.py's
 
 STYLE = """<style>
 .st-key-atri_page_script { display: none; }
@@ -92,6 +95,59 @@ if (!window.__atriPage) {
     }
   }, true);
 
+  // Ctrl+K (Cmd+K on a Mac) searches the chats, Ctrl+Shift+O starts a new one, as in other chat apps. By the
+  // key's place too (event.code): on a Russian or Greek layout event.key is not a Latin letter.
+  const pressed = (event, letter) => event.key.toLowerCase() === letter || event.code === `Key${letter.toUpperCase()}`;
+  const openSidebar = () => {
+    const sidebar = document.querySelector('[data-testid=stSidebar]');
+    const expand = document.querySelector('[data-testid=stExpandSidebarButton]');
+    if (!sidebar || !expand || sidebar.dataset.collapsed !== 'true') return;
+    (expand.tagName === 'BUTTON' ? expand : expand.querySelector('button') || expand).click();
+  };
+  document.addEventListener('keydown', (event) => {
+    if (event.isComposing || !(event.ctrlKey || event.metaKey) || event.altKey) return;
+    if (!event.shiftKey && pressed(event, 'k')) {
+      event.preventDefault();
+      openSidebar();
+      const focus = () => {
+        const search = document.querySelector('.st-key-%(search_key)s input');
+        if (search) { search.focus(); search.select(); }
+      };
+      focus();
+      setTimeout(focus, 300);  // a folded sidebar (a phone) slides open first
+    } else if (event.shiftKey && pressed(event, 'o')) {
+      const start = byKey('%(new_chat_key)s').pop();
+      if (start) { event.preventDefault(); start.click(); }
+    }
+  }, true);
+
+  // The chat list shows more as its end scrolls into view: its "Show more" button is pressed for the reader,
+  // at most once a second and a half (the run it starts adds the next page; Streamlit keeps the same button
+  // element below it, so that element cannot say whether it was pressed).
+  const scrollBox = (node) => {  // the box that clips it: the list's own, else the sidebar's
+    for (let up = node.parentElement; up; up = up.parentElement) {
+      if (['auto', 'scroll'].includes(getComputedStyle(up).overflowY)) return up.getBoundingClientRect();
+    }
+    return null;
+  };
+  let morePressedAt = 0, moreLater = null;
+  const showMore = () => {
+    const more = byKey('%(more_key)s').pop();
+    if (!more || !more.checkVisibility()) return;
+    const r = more.getBoundingClientRect(), box = scrollBox(more);
+    const top = Math.max(box ? box.top : 0, 0), bottom = Math.min(box ? box.bottom : window.innerHeight, window.innerHeight);
+    if (r.top > bottom + 100 || r.bottom < top || r.right < 0 || r.left > window.innerWidth) return;
+    const wait = morePressedAt + 1500 - Date.now();
+    if (wait > 0) {  // look again then: a reader already at the end scrolls no more
+      clearTimeout(moreLater);
+      moreLater = setTimeout(showMore, wait + 50);
+      return;
+    }
+    morePressedAt = Date.now();
+    more.click();
+  };
+  document.addEventListener('scroll', showMore, true);
+
   // "Jump to latest", above the chat box while the reader is scrolled up.
   const jump = document.createElement('button');
   jump.type = 'button';
@@ -127,6 +183,7 @@ def page_script(lang: str) -> None:
     """Drawn on every page run, always as the same element: its style, and the script in a hidden container."""
     st.html(STYLE)
     script = SCRIPT % {"jump_label": json.dumps(t(lang, "jump_to_latest"), ensure_ascii=False),
-                       "edit_key": EDIT_KEY, "stop_key": STOP_KEY}
+                       "edit_key": EDIT_KEY, "stop_key": STOP_KEY, "search_key": SEARCH_KEY,
+                       "new_chat_key": NEW_CHAT_KEY, "more_key": MORE_KEY}
     with st.container(key="atri_page_script"):
         st.html(script, unsafe_allow_javascript=True)

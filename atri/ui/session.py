@@ -81,6 +81,7 @@ class Session:
     attachment_problems: _Field[list[tuple[str, dict[str, Any]]]] = _Field(list)
     import_result: _Field[tuple[str, str] | None] = _Field(_none)
     confirm_delete: _Field[str | None] = _Field(_none)
+    list_pages: _Field[int] = _Field(lambda: 1)  # pages of the conversation list shown ("Show more" adds one)
     share_made: _Field[str | None] = _Field(_none)  # the token of the share this session just made
     owner: _Field[str | None] = _Field(_none)
     owner_cookie_to_set: _Field[str | None] = _Field(_none)
