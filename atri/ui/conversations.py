@@ -25,7 +25,7 @@ PAGE = 50  # chats listed at first, and added by each "Show more"
 # A menu's items are drawn by the run its opening starts: the menu opens empty, and Streamlit's popover
 # places itself by that size (a chat low in the list got a menu 100 px tall). Its room is kept from the start.
 # The list scrolls in its own box, which ends about where the screen does below the sidebar's top part (31rem):
-# what follows it (the key field, image links) stays within reach however many chats load as it scrolls.
+# what follows it (the key field) stays within reach however many chats load as it scrolls.
 STYLE = """<style>
 .st-key-chat_list {{ position: relative; max-height: max(16rem, calc(100dvh - 31rem)); overflow-y: auto; overscroll-behavior: contain;
     scrollbar-width: thin; flex-wrap: nowrap; }}
