@@ -313,6 +313,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "pin": ("置顶", "Pin"),
     "unpin": ("取消置顶", "Unpin"),
     "show_more": ("显示更多对话", "Show more chats"),
+    # Read aloud (issue 33)
+    "read_aloud": ("朗读", "Read aloud"),
+    "read_aloud_unavailable": ("这台服务器无法朗读（没有安装语音引擎）。", "This server cannot read aloud (no speech engine is installed)."),
+    "spoken_code_block": ("（此处是一段代码）", "(a code block here)"),
 }
 
 STRINGS.update(PAGE_STRINGS)

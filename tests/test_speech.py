@@ -28,3 +28,17 @@ def test_english_and_mandarin_are_spoken():
     chinese = speak("明天北京的天气很好。", "zh")
     assert english.startswith(b"RIFF") and chinese.startswith(b"RIFF")
     assert 1.5 < seconds_of(english) < 8 and 1.0 < seconds_of(chinese) < 8
+
+
+def test_an_answers_speaker_button_plays_it_under_the_answer(app, dashscope_env):
+    from tests.test_app import send
+
+    send(app, "Say hello")
+    answer_id = app.session_state["reading_aloud"] if "reading_aloud" in app.session_state else None
+    assert answer_id is None and not app.get("audio"), "nothing is spoken before the visitor asks"
+    button = next(b for b in app.button if b.key and b.key.startswith("read_aloud::"))
+    button.click().run()
+    audio = app.get("audio")
+    assert len(audio) == 1, "the answer's speech, under it"
+    assert audio[0].proto.autoplay
+    assert audio[0].proto.url, "a playable source"

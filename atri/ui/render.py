@@ -20,6 +20,7 @@ from atri.request import expand_request, sent_count
 from atri.safe_markdown import clip_long_strings, defuse_images, for_streamlit, markdown_link, plain_text
 from atri.turn import Turn, response_record
 from atri.ui.config import price_for
+from atri.ui.read_aloud import can_read_aloud, read_aloud_button, read_aloud_player
 from atri.ui.redraw import REDRAW_INTERVAL_S, Throttle
 from atri.ui.session import session
 from atri.ui.steps import show_sources, show_tool_steps
@@ -324,6 +325,7 @@ def show_message(lang: str, message: Message, by_id: dict[int, Message], recent:
         if message.facts is not None and not folded:
             answer_details(lang, message, by_id, recent)
         _message_toolbar(lang, message, by_id, recent, actions, last, folded)
+        read_aloud_player(lang, message)
 
 
 def _message_toolbar(lang: str, message: Message, by_id: dict[int, Message], recent: bool,
@@ -336,6 +338,8 @@ def _message_toolbar(lang: str, message: Message, by_id: dict[int, Message], rec
     with toolbar(key, last):
         if copyable:
             copy_button(message.content, t(lang, "copy"))
+        if can_read_aloud(message):
+            read_aloud_button(lang, message)
         if actions:
             actions()
         if details:

@@ -90,6 +90,7 @@ class Session:
     listed_models: _Field[dict[str, list[str]]] = _Field(dict)  # a provider's /models, fetched once
     history_start: _Field[dict[str, tuple[int, bool]]] = _Field(dict)  # per conversation: the first message drawn,
     # and whether the visitor asked for earlier ones
+    reading_aloud: _Field[int | None] = _Field(_none)  # the answer whose speech plays under it
     opened: _Field[set[str]] = _Field(set)  # folded parts (long texts, details, images) the visitor opened
 
     def open_part(self, key: str) -> None:
