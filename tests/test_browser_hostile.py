@@ -65,6 +65,7 @@ def test_nothing_on_the_page_loads_an_image_by_itself(fake, database_url, spy, t
         page.get_by_text("Thinking", exact=True).click()  # qwen3-max thinks: the reasoning carries a spy too
         page.wait_for_selector(IDLE)
         send(page, question)
+        page.get_by_role("button", name="Send the text only").click()  # its picture links, for a model that cannot see
         expect(page.get_by_test_id("stChatMessage").nth(1)).to_contain_text(ANSWER_END, timeout=20_000)
         wait_for_chat_in_sidebar(page)
         page.get_by_text("Thought for").first.click()
