@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.browser import IDLE, NO_CHROMIUM, chromium_available, launch, streamlit_server
+from tests.browser import IDLE, NO_CHROMIUM, chromium_available, launch, open_settings, streamlit_server
 from tests.test_browser_persistence import ANSWER_END, env_for, send
 
 pytestmark = pytest.mark.skipif(not chromium_available(), reason=NO_CHROMIUM)
@@ -260,9 +260,11 @@ def test_a_chinese_page_shows_none_of_streamlits_own_english(app_url):
         assert "上传" in shown and "每个文件不超过 50 MB" in shown and "按回车键确认" in shown, shown
         assert not [english for english in STREAMLIT_ENGLISH if english in shown], shown
 
-        sidebar.get_by_test_id("stTextArea").first.locator("textarea").press("End")
+        open_settings(page)  # the system prompt's box: the sidebar has no text area since the image links left it
+        panel = page.get_by_test_id("stPopoverBody")
+        panel.get_by_test_id("stTextArea").first.locator("textarea").press("End")
         page.keyboard.type("x")
-        expect(sidebar.get_by_test_id("InputInstructions")).to_have_count(1)
+        expect(panel.get_by_test_id("InputInstructions")).to_have_count(1)
         shown = page.evaluate(VISIBLE_TEXT)
         assert "加回车键确认" in shown and not [english for english in STREAMLIT_ENGLISH if english in shown], shown
         browser.close()
