@@ -51,6 +51,7 @@ def test_a_scanned_pdf_says_so_and_goes_as_page_images(fake, database_url, tmp_p
         browser = launch(playwright)
         page = open_page(browser, app.url)
         attach_and_ask(page, scan, "What does this letter say?")
+        page.get_by_role("button", name="Send to qwen3.5-plus").click()  # page images: to a model that can see
         expect(page.get_by_text("scan.pdf is a scan (it has no text): its first 2 of 2 pages were sent as images"))\
             .to_be_visible(timeout=20_000)
         expect(page.get_by_test_id("stChatMessage").nth(0).locator("img")).to_have_count(2)
