@@ -317,6 +317,13 @@ STRINGS: dict[str, tuple[str, str]] = {
     "read_aloud": ("朗读", "Read aloud"),
     "read_aloud_unavailable": ("这台服务器无法朗读（没有安装语音引擎）。", "This server cannot read aloud (no speech engine is installed)."),
     "spoken_code_block": ("（此处是一段代码）", "(a code block here)"),
+    # Voice in (issue 33)
+    "recording_too_big": ("录音太大：最多 {limit} MB。", "The recording is too big: at most {limit} MB."),
+    "recording_too_long": ("录音有 {seconds} 秒，最多 {limit} 秒。", "The recording is {seconds} s long; at most {limit} s."),
+    "recording_unreadable": ("读不出这段录音（不是 WAV 音频）。", "This recording could not be read (it is not WAV audio)."),
+    "recording_no_model": ("这个服务商不能听写录音：请换用阿里云百炼，或直接打字。", "This provider cannot transcribe recordings: switch to DashScope, or type instead."),
+    "recording_silent": ("这段录音里没有听到说话。", "No speech was heard in the recording."),
+    "recording_failed": ("没能听写这段录音：{reason}", "The recording could not be transcribed: {reason}"),
 }
 
 STRINGS.update(PAGE_STRINGS)

@@ -57,6 +57,7 @@ class Provider:
     default_rank: int | None = None  # the order in which a configured provider is the default
     embedded: bool = False  # the model this app runs itself
     qwen_names: bool = False  # unlisted ids are read the DashScope way
+    transcription_model: str | None = None  # turns a recording into text (an `input_audio` part in, text out)
 
     def label_for(self, lang: str) -> str:
         return self.label_zh if lang == "zh" else self.label
@@ -100,6 +101,7 @@ def catalogue() -> dict[str, Provider]:
             default_rank=raw.get("default_rank"),
             embedded=raw.get("embedded", False),
             qwen_names=raw.get("qwen_names", False),
+            transcription_model=raw.get("transcription_model"),
         )
     return providers
 

@@ -13,12 +13,15 @@ Faults for the next requests are queued with `script()`.
 from __future__ import annotations
 
 import argparse
+import base64
+import io
 import json
 import re
 import socket
 import threading
 import time
 import uuid
+import wave
 from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -73,6 +76,22 @@ NON_STREAM_THINKING = error_body(
 def is_title_call(body: dict[str, Any]) -> bool:
     messages = body.get("messages") or [{}]
     return messages[0].get("role") == "system" and messages[0].get("content") == TITLE_PROMPT
+
+
+HEARD = "What is the capital of France?"
+
+
+def transcript(body: dict[str, Any], heard: str) -> str:
+    """qwen3-asr-flash over Chat Completions: the recording comes as an `input_audio` part (a URL or a
+    base64 data URL), the transcript as the answer's content. The fake hears `heard` in a WAV with frames,
+    nothing in anything else."""
+    parts = [p for m in body["messages"] if isinstance(m["content"], list) for p in m["content"]]
+    audio = next((p["input_audio"]["data"] for p in parts if p.get("type") == "input_audio"), "")
+    try:
+        with wave.open(io.BytesIO(base64.b64decode(audio.split(",", 1)[1]))) as recording:
+            return heard if recording.getnframes() else ""
+    except (IndexError, ValueError, wave.Error, EOFError):
+        return ""
 
 
 def text_of(content: Any) -> str:
@@ -191,6 +210,7 @@ class FakeProvider:
         self.keepalive_comments = False  # DeepSeek-style ": keep-alive" SSE comments between chunks
         self.hangups = 0  # streams the client closed before the end (what a provider sees of a Stop)
         self.reasoning_text = REASONING
+        self.heard = HEARD  # what the transcription model hears in any recording that is a WAV with sound
         self.accepted_keys = {GOOD_KEY}
         self.keys_seen: list[str] = []  # the key of every request, in order (a visitor's own key, the host's)
         self.authorizations: list[str] = []  # the Authorization header of every request, as it came
@@ -228,6 +248,7 @@ class FakeProvider:
         self.keepalive_comments = False
         self.hangups = 0
         self.reasoning_text = REASONING
+        self.heard = HEARD
         self.most_in_flight = 0
         self.accepted_keys = {GOOD_KEY}
         self.keys_seen.clear()
@@ -255,6 +276,8 @@ class FakeProvider:
         return long_answer(answer, self.answer_tokens) if self.answer_tokens else answer
 
     def _answer_for(self, body: dict[str, Any]) -> str:
+        if body["model"].startswith("qwen3-asr"):
+            return transcript(body, self.heard)
         last_user = next((m for m in reversed(body["messages"]) if m["role"] == "user"), {"content": ""})
         text = text_of(last_user["content"])
         from_tools = tool_results_answer(body)

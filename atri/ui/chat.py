@@ -16,7 +16,7 @@ from atri.images import ImageBatch, file_to_data_url
 from atri.messages import MAX_IMAGES, Message
 from atri.store import EMPTY, DocumentInfo, Snapshot, StorageError, StoredMessage
 from atri.ui.browser_script import EDIT_KEY, page_script
-from atri.ui.config import get_answerer, get_store, price_for
+from atri.ui.config import current_language, get_answerer, get_store, price_for
 from atri.ui.context_panel import conversation_totals, current_settings
 from atri.ui.documents_panel import document_label
 from atri.ui.identity import current_owner
@@ -25,6 +25,7 @@ from atri.ui.session import CHAT_INPUT, EDIT_TEXT, HeldQuestion, PendingAnswer, 
 from atri.ui.sidebar import ChatSetup
 from atri.ui.streamlit_workarounds import hide_while
 from atri.ui.toolbar import icon_only, toolbar_style
+from atri.ui.voice_input import transcribe_into_box
 
 RECENT_MESSAGES = 4  # the last two turns show their details at once; older ones on demand
 HISTORY_WINDOW = 30  # messages drawn when a conversation opens
@@ -88,6 +89,10 @@ def on_submit() -> None:
     if value is None:
         return
     text = value if isinstance(value, str) else (value.text or "")
+    recording = None if isinstance(value, str) else value.get("audio")
+    if recording is not None:
+        transcribe_into_box(current_language(), text, recording.getvalue())
+        return
     files = [] if isinstance(value, str) else list(value.files or [])
     batch = ImageBatch()
     documents: list[Upload] = []

@@ -36,6 +36,7 @@ from atri.ui.render import quota_message, show_message
 from atri.ui.session import CHAT_INPUT, PROVIDER, session
 from atri.ui.steps import show_pending_call
 from atri.ui.streamlit_workarounds import at_page_top_level, click_waiting, rerun_page
+from atri.ui.voice_input import can_record
 
 if TYPE_CHECKING:
     from streamlit.delta_generator import DeltaGenerator
@@ -277,4 +278,5 @@ def chat_input(lang: str) -> None:
     the newest message (Streamlit's `is_auto_positioned_at_bottom`; `st.bottom.chat_input` is not)."""
     with at_page_top_level():
         st.chat_input(t(lang, "chat_placeholder"), key=CHAT_INPUT, on_submit=on_submit,
-                      accept_file="multiple", file_type=[*IMAGE_TYPES, *DOCUMENT_TYPES], submit_mode="submit")
+                      accept_file="multiple", file_type=[*IMAGE_TYPES, *DOCUMENT_TYPES], submit_mode="submit",
+                      accept_audio=can_record(session.answer_setup))

@@ -1,0 +1,66 @@
+"""Voice in (issue 33): a recording from the chat box becomes the question's text, put back in the box for the
+visitor to check and send.
+
+The provider's transcription model hears it (DashScope: qwen3-asr-flash, over the OpenAI-compatible Chat
+Completions: the recording as an `input_audio` part, the transcript as the answer), through atri.calls like every
+request: admitted and charged on the connection's meter. No speech-recognition model ships in a package this
+machine's registries offer that fits (checked 2026-12: whisper weights on PyPI only as third-party uploads), so
+the embedded provider offers no microphone.
+
+A recording is checked from its WAV header before anything is sent: DashScope takes at most 10 MB and 5 minutes.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import wave
+
+from .calls import send
+from .request import RequestPlan
+from .settings import Connection
+
+MAX_RECORDING_BYTES = 10 * 1024 * 1024
+MAX_RECORDING_S = 300
+
+
+class RecordingProblem(Exception):
+    """A recording that is not sent: `key` names the i18n message, `values` fill it."""
+
+    def __init__(self, key: str, **values: object) -> None:
+        super().__init__(key)
+        self.key, self.values = key, values
+
+
+def recording_seconds(wav: bytes) -> float:
+    """The recording's length as its WAV header states it, before anything is sent; raises RecordingProblem
+    for a file too big or too long, or one that is not a WAV."""
+    if len(wav) > MAX_RECORDING_BYTES:
+        raise RecordingProblem("recording_too_big", limit=MAX_RECORDING_BYTES // (1024 * 1024))
+    try:
+        with wave.open(io.BytesIO(wav)) as audio:
+            seconds = audio.getnframes() / audio.getframerate()
+    except (wave.Error, EOFError, ZeroDivisionError):
+        raise RecordingProblem("recording_unreadable") from None
+    if seconds > MAX_RECORDING_S:
+        raise RecordingProblem("recording_too_long", seconds=round(seconds), limit=MAX_RECORDING_S)
+    return seconds
+
+
+def transcription_request(model_id: str, wav: bytes) -> RequestPlan:
+    data_url = "data:audio/wav;base64," + base64.b64encode(wav).decode("ascii")
+    return RequestPlan({"model": model_id, "stream": True, "stream_options": {"include_usage": True},
+                        "messages": [{"role": "user", "content": [
+                            {"type": "input_audio", "input_audio": {"data": data_url}}]}]})
+
+
+def transcribe(conn: Connection, wav: bytes) -> str:
+    """The words of a recording, heard by the connection's provider. Raises RecordingProblem (checked before
+    sending; also when the provider has no transcription model) or ChatError (the provider's refusal)."""
+    model_id = conn.provider.transcription_model
+    if model_id is None:
+        raise RecordingProblem("recording_no_model")
+    recording_seconds(wav)
+    turn = send(conn, transcription_request(model_id, wav))
+    if turn.error is not None:
+        raise turn.error
+    return turn.content.strip()
