@@ -27,6 +27,8 @@ class SendGuard:
     quota_refusal: Standing | None = None  # a limit already used up (until its resets_at)
     sees_images: bool = True
     seeing_model_id: str | None = None  # the provider's model to offer when this one cannot see
+    reads_video: bool = True
+    video_model_id: str | None = None  # the provider's model to offer when this one cannot read a clip
 
 
 @dataclass(frozen=True)
@@ -44,13 +46,14 @@ class CannotSee:
     that can (None when it has none)."""
     model_id: str
     seeing_model_id: str | None
+    video: bool = False  # what it cannot see is a video
 
 
 Refusal = Standing | TooLong | CannotSee
 
 
 def send_refusal(guard: SendGuard | None, text: str, with_images: bool = False, at: float | None = None,
-                 ) -> Refusal | None:
+                 with_video: bool = False) -> Refusal | None:
     """Why a question cannot go out as it is, before it is saved: a limit used up (until it resets), a
     question over the model's window, or images for a model that cannot see them."""
     if guard is None:
@@ -60,6 +63,8 @@ def send_refusal(guard: SendGuard | None, text: str, with_images: bool = False, 
     tokens = guard.count(text)
     if tokens > guard.model_window:
         return TooLong(tokens, guard.model_window, guard.model_id)
+    if with_video and not guard.reads_video:
+        return CannotSee(guard.model_id, guard.video_model_id, video=True)
     if with_images and not guard.sees_images:
         return CannotSee(guard.model_id, guard.seeing_model_id)
     return None
@@ -111,7 +116,9 @@ def can_act_on(view: Snapshot, live: LiveAnswer | None, message_id: int) -> bool
 
 def untitled(message: Message, documents: tuple[Upload, ...]) -> str:
     """The title of a chat opened with no words: its document's name, or a picture."""
-    return f"📄 {title_from(documents[0].name)}" if documents and not message.images else "🖼"
+    if documents and not message.images and not message.video:
+        return f"📄 {title_from(documents[0].name)}"
+    return "🎞" if message.video and not message.images else "🖼"
 
 
 def save_question(store: Store, owner: str, cid: str | None, message: Message, *, position: int | None = None,

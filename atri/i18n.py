@@ -293,6 +293,10 @@ STRINGS: dict[str, tuple[str, str]] = {
                    "{model} can't see images. Send this message to {seeing}, which can, or send the text only?"),
     "cannot_see_no_model": ("{model} 看不到图片，这个服务商也没有能看图的模型。可以只发文字，或换一个服务商。",
                             "{model} can't see images, and this provider has no model that can. Send the text only, or pick another provider."),
+    "cannot_watch": ("{model} 看不了视频。换用能看视频的 {seeing} 发送，还是只发文字？",
+                     "{model} can't watch videos. Send this message to {seeing}, which can, or send the text only?"),
+    "cannot_watch_no_model": ("{model} 看不了视频，这个服务商也没有能看视频的模型。可以只发文字，或换一个服务商。",
+                              "{model} can't watch videos, and this provider has no model that can. Send the text only, or pick another provider."),
     "send_text_only": ("只发文字", "Send the text only"),
     "send_to_seeing_model": ("用 {seeing} 发送", "Send to {seeing}"),
     # Tools that ask first (issue 32)
@@ -324,6 +328,20 @@ STRINGS: dict[str, tuple[str, str]] = {
     "recording_no_model": ("这个服务商不能听写录音：请换用阿里云百炼，或直接打字。", "This provider cannot transcribe recordings: switch to DashScope, or type instead."),
     "recording_silent": ("这段录音里没有听到说话。", "No speech was heard in the recording."),
     "recording_failed": ("没能听写这段录音：{reason}", "The recording could not be transcribed: {reason}"),
+    # Video in (issue 33)
+    "video_no_picture": ("{name} 里没有画面。", "{name} has no picture in it."),
+    "video_unreadable": ("读不出视频 {name}（不是 MP4、WebM 或 MOV 视频，或文件已损坏）。",
+                         "The video {name} could not be read (not an MP4, WebM or MOV video, or the file is damaged)."),
+    "video_too_long": ("视频 {name} 有 {seconds} 秒，最多 {limit} 秒。", "The video {name} is {seconds} s long; at most {limit} s."),
+    "video_too_large": ("视频 {name} 的画面是 {width}×{height}，最大 4K（3840×2160）。",
+                        "The video {name} is {width}×{height}; at most 4K (3840×2160)."),
+    "video_too_big": ("视频 {name} 有 {size_mb:.0f} MB，最多 {limit_mb:.0f} MB。",
+                      "The video {name} is {size_mb:.0f} MB; at most {limit_mb:.0f} MB."),
+    "video_too_heavy": ("解码视频 {name} 超出了这台服务器的限制，没有发送。",
+                        "Decoding the video {name} went past this server's limits; it was not sent."),
+    "video_frames": ("视频：均匀取出的 {count} 帧", "Video: {count} frames taken evenly"),
+    "video_one_only": ("一条消息只能带一个视频：只发送了 {name}。", "One video per message: only {name} was sent."),
+    "note_model_no_video": ("此模型看不了视频：只发送了图片和文字。", "This model can't watch videos: only the images and text were sent."),
 }
 
 STRINGS.update(PAGE_STRINGS)

@@ -22,6 +22,7 @@ T = TypeVar("T")
 
 MAX_TEXT_CHARS = 2_000_000  # a message or its reasoning (a 1 MB paste still fits)
 MAX_IMAGES = 16
+MAX_VIDEO_FRAMES = 16  # one clip's sampled frames (atri.video samples 8)
 MAX_DEPTH = 32  # nesting of any stored JSON value (a request is about 7 deep)
 MAX_COUNT = 10**10
 
@@ -125,6 +126,7 @@ class MessageRefs(TypedDict):
     system: Text | None
     atri_message_ids: Annotated[list[Count], Field(max_length=100_000)]
     atri_text_only: NotRequired[Flag]
+    atri_no_video: NotRequired[Flag]
 
 
 @with_config(ConfigDict(extra="allow"))
@@ -198,6 +200,7 @@ class Message:
     content: Text
     images: Annotated[list[ImageReference], Field(max_length=MAX_IMAGES)] = field(default_factory=list)
     thumbnails: Annotated[list[Thumbnail], Field(max_length=MAX_IMAGES)] = field(default_factory=list)
+    video: Annotated[list[ImageReference], Field(max_length=MAX_VIDEO_FRAMES)] = field(default_factory=list)  # frames
     reasoning: Text = ""  # shown, never sent back
     facts: AnswerFacts | None = None  # assistant messages only
     options: ChatOptions | None = None  # the options the answer was asked with

@@ -17,22 +17,29 @@ class RequestPlan:
     notes: list[str] = field(default_factory=list)  # i18n keys: what we changed and why
 
 
-def user_content(message: Message, with_images: bool = True) -> str | list[dict[str, Any]]:
-    """Plain text, or the seed's list of image_url parts followed by the text part."""
-    if not message.images or not with_images:
+def user_content(message: Message, with_images: bool = True, with_video: bool = True) -> str | list[dict[str, Any]]:
+    """Plain text, or the seed's list of image_url parts (then a clip as Qwen-VL's list of frames) followed
+    by the text part."""
+    images = message.images if with_images else []
+    video = message.video if with_images and with_video else []
+    if not images and not video:
         return message.content
-    parts: list[dict[str, Any]] = [{"type": "image_url", "image_url": {"url": url}} for url in message.images]
+    parts: list[dict[str, Any]] = [{"type": "image_url", "image_url": {"url": url}} for url in images]
+    if video:
+        parts.append({"type": "video", "video": list(video)})
     parts.append({"type": "text", "text": message.content})
     return parts
 
 
-def history_messages(history: list[Message], with_images: bool = True) -> list[dict[str, Any]]:
+def history_messages(history: list[Message], with_images: bool = True, with_video: bool = True,
+                     ) -> list[dict[str, Any]]:
     """Only content goes back to the model: reasoning is never resent, empty failed answers are skipped.
-    A model that cannot see gets the text alone (a template error otherwise breaks every later turn)."""
+    A model that cannot see gets the text alone (a template error otherwise breaks every later turn); one
+    that sees pictures but not video gets the pictures."""
     sent: list[dict[str, Any]] = []
     for message in history:
         if message.role == "user":
-            sent.append({"role": "user", "content": user_content(message, with_images)})
+            sent.append({"role": "user", "content": user_content(message, with_images, with_video)})
         elif message.role == "assistant" and message.content:
             sent.append({"role": "assistant", "content": message.content})
     return sent
@@ -81,7 +88,7 @@ def build_request(history: list[Message], options: ChatOptions, model: ModelInfo
     """An answer in a chat: the history (text only for a model that can't see), the persona, JSON mode,
     the tools it may call (`tools`: their schemas) and the provider's web search."""
     notes: list[str] = []
-    sent = history_messages(history, with_images=model.vision)
+    sent = history_messages(history, with_images=model.vision, with_video=model.video)
     system_prompt = options.system_prompt.strip()
 
     json_mode = options.json_mode
@@ -96,6 +103,8 @@ def build_request(history: list[Message], options: ChatOptions, model: ModelInfo
     images = [url for m in history if m.role == "user" for url in m.images]
     if images and not model.vision:
         notes.append("note_model_no_vision")
+    if model.vision and not model.video and any(m.video for m in history if m.role == "user"):
+        notes.append("note_model_no_video")
     if model.vision and provider.images_as_data_urls and any(not url.startswith("data:") for url in images):
         notes.append("note_images_need_data")
 
@@ -201,6 +210,7 @@ def cap_output(kwargs: dict[str, Any], model: ModelInfo, tokens: int) -> dict[st
 
 MESSAGE_REFS = "atri_message_ids"
 TEXT_ONLY = "atri_text_only"  # the images of the referenced messages were not sent
+NO_VIDEO = "atri_no_video"  # their images were, their videos were not
 
 
 def compact_request(record: dict[str, Any], sent: list[Message]) -> dict[str, Any]:
@@ -213,9 +223,12 @@ def compact_request(record: dict[str, Any], sent: list[Message]) -> dict[str, An
     system = [m["content"] for m in messages if m["role"] == "system"]
     if not sent or any(m.id is None for m in sent) or len(messages) != len(system) + len(history_messages(sent)):
         return record
-    text_only = not any(isinstance(m["content"], list) for m in messages) and any(m.images for m in sent)
+    parts = [p for m in messages if isinstance(m["content"], list) for p in m["content"] if isinstance(p, dict)]
+    text_only = not parts and any(m.images or m.video for m in sent)
+    no_video = not text_only and not any(p.get("type") == "video" for p in parts) and any(m.video for m in sent)
     refs = {"system": system[0] if system else None, MESSAGE_REFS: [m.id for m in sent]}
-    return {**record, "messages": {**refs, TEXT_ONLY: True} if text_only else refs}
+    return {**record, "messages": {**refs, **({TEXT_ONLY: True} if text_only else {}),
+                                   **({NO_VIDEO: True} if no_video else {})}}
 
 
 def sent_count(record: dict[str, Any] | None) -> int:
@@ -231,7 +244,7 @@ def expand_request(record: dict[str, Any] | None, messages_by_id: dict[int, Mess
     if not isinstance(messages, dict):
         return record
     full = history_messages([messages_by_id[i] for i in messages[MESSAGE_REFS] if i in messages_by_id],
-                            with_images=not messages.get(TEXT_ONLY))
+                            with_images=not messages.get(TEXT_ONLY), with_video=not messages.get(NO_VIDEO))
     if messages.get("system"):
         full.insert(0, {"role": "system", "content": messages["system"]})
     return {**record, "messages": full}

@@ -16,6 +16,7 @@ import io
 import wave
 
 from .calls import send
+from .isolation import Refusal
 from .request import RequestPlan
 from .settings import Connection
 
@@ -23,12 +24,8 @@ MAX_RECORDING_BYTES = 10 * 1024 * 1024
 MAX_RECORDING_S = 300
 
 
-class RecordingProblem(Exception):
+class RecordingProblem(Refusal):
     """A recording that is not sent: `key` names the i18n message, `values` fill it."""
-
-    def __init__(self, key: str, **values: object) -> None:
-        super().__init__(key)
-        self.key, self.values = key, values
 
 
 def recording_seconds(wav: bytes) -> float:

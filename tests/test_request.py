@@ -133,3 +133,35 @@ def test_a_model_that_can_see_is_offered_by_the_provider_that_has_one():
     assert providers["openai"].seeing_model().vision and providers["openai"].seeing_model(needs_video=True) is None
     assert providers["deepseek"].seeing_model() is None, "nothing to offer: the page says so instead"
     assert providers[LOCAL].seeing_model() is None, "offline, no vision model ships in a package (searched 2026-12)"
+
+
+def tiny_jpeg() -> str:
+    import base64
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(out, format="JPEG")
+    return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode()
+
+
+FRAME = tiny_jpeg()
+
+
+def test_a_clip_goes_as_qwen_vl_frames_to_a_model_that_watches_and_stays_behind_for_one_that_only_sees():
+    from atri.request import NO_VIDEO, compact_request, expand_request
+
+    url = "https://example.com/cat.png"
+    question = Message("user", "视频里发生了什么", images=[url], video=[FRAME, FRAME], id=1)
+    watched = plan_for([question], model="qwen3.5-plus")
+    assert watched.kwargs["messages"][0]["content"] == [
+        {"type": "image_url", "image_url": {"url": url}}, {"type": "video", "video": [FRAME, FRAME]},
+        {"type": "text", "text": "视频里发生了什么"}]
+    seen = plan_for([question], model="qwen3-vl-32b-thinking")
+    assert [p["type"] for p in seen.kwargs["messages"][0]["content"]] == ["image_url", "text"]
+    assert "note_model_no_video" in seen.notes
+    for plan in (watched, seen):
+        stored = compact_request(plan.kwargs, [question])
+        assert stored["messages"].get(NO_VIDEO) is (True if plan is seen else None)
+        assert expand_request(stored, {1: question}) == plan.kwargs, "rebuilt as it was sent"

@@ -26,6 +26,7 @@ from atri.ui.sidebar import ChatSetup
 from atri.ui.streamlit_workarounds import hide_while
 from atri.ui.toolbar import icon_only, toolbar_style
 from atri.ui.voice_input import transcribe_into_box
+from atri.video import VideoProblem, frames_isolated, video_kind
 
 RECENT_MESSAGES = 4  # the last two turns show their details at once; older ones on demand
 HISTORY_WINDOW = 30  # messages drawn when a conversation opens
@@ -96,10 +97,16 @@ def on_submit() -> None:
     files = [] if isinstance(value, str) else list(value.files or [])
     batch = ImageBatch()
     documents: list[Upload] = []
+    video: list[str] = []
+    video_name = ""
     problems: list[tuple[str, dict[str, object]]] = []
     for upload in files:
         if document_kind(upload.name):
             documents += _checked_document(Upload(upload.name, upload.getvalue()), batch, problems)
+        elif video_kind(upload.name) and video:
+            problems.append(("video_one_only", {"name": video_name}))
+        elif video_kind(upload.name):
+            video, video_name = _video_frames(upload.name, upload.getvalue(), problems), upload.name
         else:
             file_to_data_url(upload.name, upload.getvalue(), batch)
     for link in image_links(text, MAX_IMAGES - len(batch.urls)):
@@ -107,11 +114,11 @@ def on_submit() -> None:
             batch.urls.append(link)
             batch.thumbnails.append("")
     session.attachment_problems = batch.problems + problems
-    if not text.strip() and not batch.urls and not documents:
+    if not text.strip() and not batch.urls and not documents and not video:
         return
-    question = HeldQuestion(conversation_id(), Message("user", text, images=batch.urls, thumbnails=batch.thumbnails),
-                            tuple(documents))
-    refusal = send_refusal(session.send_guard, text, with_images=bool(batch.urls))
+    question = HeldQuestion(conversation_id(), Message("user", text, images=batch.urls, thumbnails=batch.thumbnails,
+                                                       video=video), tuple(documents))
+    refusal = send_refusal(session.send_guard, text, with_images=bool(batch.urls or video), with_video=bool(video))
     if refusal:
         session.unsent_question, session.unsent_reason = text, refusal
         session.held_question = question if isinstance(refusal, CannotSee) else None
@@ -121,6 +128,15 @@ def on_submit() -> None:
         session.queued_question = question
     else:
         _send_held(question)
+
+
+def _video_frames(name: str, data: bytes, problems: list[tuple[str, dict[str, object]]]) -> list[str]:
+    """The clip's frames sampled in a worker with limits, or none and the reason among `problems`."""
+    try:
+        return frames_isolated(name, data)[1]
+    except VideoProblem as refused:
+        problems.append((refused.key, refused.values))
+        return []
 
 
 def _answer_being_written(cid: str | None) -> bool:
@@ -158,7 +174,7 @@ def send_without_images() -> None:
     held, session.held_question = session.held_question, None
     if held is not None:
         st.session_state[CHAT_INPUT] = ""
-        _send_held(replace(held, message=replace(held.message, images=[], thumbnails=[])))
+        _send_held(replace(held, message=replace(held.message, images=[], thumbnails=[], video=[])))
 
 
 def send_with_seeing_model(provider_id: str, model_id: str) -> None:

@@ -37,6 +37,7 @@ from atri.ui.session import CHAT_INPUT, PROVIDER, session
 from atri.ui.steps import show_pending_call
 from atri.ui.streamlit_workarounds import at_page_top_level, click_waiting, rerun_page
 from atri.ui.voice_input import can_record
+from atri.video import VIDEO_TYPES
 
 if TYPE_CHECKING:
     from streamlit.delta_generator import DeltaGenerator
@@ -239,8 +240,8 @@ def _cannot_see(lang: str, refusal: CannotSee) -> None:
     """Images for a model that cannot see them, said before anything goes, with the provider's model that
     can in one click (the question then goes as it was, files included)."""
     seeing = refusal.seeing_model_id
-    st.warning(t(lang, "cannot_see" if seeing else "cannot_see_no_model", model=refusal.model_id, seeing=seeing),
-               icon=":material/visibility_off:")
+    message = ("cannot_watch" if refusal.video else "cannot_see") + ("" if seeing else "_no_model")
+    st.warning(t(lang, message, model=refusal.model_id, seeing=seeing), icon=":material/visibility_off:")
     with st.container(horizontal=True, gap="small"):
         if seeing:
             st.button(t(lang, "send_to_seeing_model", seeing=seeing), key="send_to_seeing_model",
@@ -278,5 +279,5 @@ def chat_input(lang: str) -> None:
     the newest message (Streamlit's `is_auto_positioned_at_bottom`; `st.bottom.chat_input` is not)."""
     with at_page_top_level():
         st.chat_input(t(lang, "chat_placeholder"), key=CHAT_INPUT, on_submit=on_submit,
-                      accept_file="multiple", file_type=[*IMAGE_TYPES, *DOCUMENT_TYPES], submit_mode="submit",
+                      accept_file="multiple", file_type=[*IMAGE_TYPES, *DOCUMENT_TYPES, *VIDEO_TYPES], submit_mode="submit",
                       accept_audio=can_record(session.answer_setup))

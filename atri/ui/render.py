@@ -73,6 +73,10 @@ def show_images(lang: str, message: Message) -> None:
             st.caption(f":material/broken_image: {t(lang, 'image_unshown')}")
     if pictures:
         st.image(pictures, width=160)
+    if message.video:
+        frames = [picture for picture in map(_thumbnail_of, message.video) if picture]
+        st.caption(f":material/movie: {t(lang, 'video_frames', count=len(message.video))}")
+        st.image(frames, width=72)
     if not web:
         return
     key = f"load_images::{message.id}"

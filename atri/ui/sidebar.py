@@ -208,9 +208,11 @@ def render_sidebar(settings: Settings, lang: str, view: Snapshot) -> ChatSetup:
                   persist_state="session")
     with st.sidebar:
         used_up = quota_status(lang, connection)
-    seeing = provider.seeing_model()
+    seeing, watching = provider.seeing_model(), provider.seeing_model(needs_video=True)
     session.send_guard = SendGuard(model.id, model.context_window, count, used_up,
-                                   sees_images=model.vision or not model.known, seeing_model_id=seeing.id if seeing else None)
+                                   sees_images=model.vision or not model.known, seeing_model_id=seeing.id if seeing else None,
+                                   reads_video=model.video or not model.known,
+                                   video_model_id=watching.id if watching else None)
 
     options = ChatOptions(provider_id=provider_id, model=model.id, temperature=temperature, thinking=thinking,
                           thinking_budget=budget, json_mode=json_mode, system_prompt=system_prompt,
