@@ -342,6 +342,12 @@ STRINGS: dict[str, tuple[str, str]] = {
     "video_frames": ("视频：均匀取出的 {count} 帧", "Video: {count} frames taken evenly"),
     "video_one_only": ("一条消息只能带一个视频：只发送了 {name}。", "One video per message: only {name} was sent."),
     "note_model_no_video": ("此模型看不了视频：只发送了图片和文字。", "This model can't watch videos: only the images and text were sent."),
+    # Streamlit's ⋮ menu on a Chinese page (atri/ui/localise.py)
+    "theme_system": ("跟随系统", "System"),
+    "theme_light": ("浅色", "Light"),
+    "theme_dark": ("深色", "Dark"),
+    "menu_print": ("打印", "Print"),
+    "menu_record_screen": ("录制屏幕", "Record screen"),
 }
 
 STRINGS.update(PAGE_STRINGS)

@@ -83,6 +83,12 @@ def test_an_answer_is_its_text_and_a_small_toolbar_copy_gives_its_markdown_and_a
         browser.close()
 
 
+def background_luminance(page) -> float:
+    red, green, blue = page.get_by_test_id("stApp").evaluate(
+        "app => getComputedStyle(app).backgroundColor.match(/\\d+/g).slice(0, 3).map(Number)")
+    return (0.2126 * red + 0.7152 * green + 0.0722 * blue) / 255
+
+
 @pytest.mark.parametrize("scheme, dark", [("dark", True), ("light", False)])
 def test_the_page_follows_the_systems_light_or_dark_choice(app_url, scheme, dark):
     with sync_playwright() as playwright:
@@ -90,10 +96,24 @@ def test_the_page_follows_the_systems_light_or_dark_choice(app_url, scheme, dark
         page = browser.new_context(locale="en-US", viewport=DESKTOP, color_scheme=scheme).new_page()
         page.goto(app_url)
         page.wait_for_selector(IDLE, timeout=60_000)
-        red, green, blue = page.get_by_test_id("stApp").evaluate(
-            "app => getComputedStyle(app).backgroundColor.match(/\\d+/g).slice(0, 3).map(Number)")
-        luminance = (0.2126 * red + 0.7152 * green + 0.0722 * blue) / 255
-        assert (luminance < 0.2) if dark else (luminance > 0.9), f"{scheme}: background rgb({red}, {green}, {blue})"
+        luminance = background_luminance(page)
+        assert (luminance < 0.2) if dark else (luminance > 0.9), f"{scheme}: background luminance {luminance:.2f}"
+        browser.close()
+
+
+def test_the_menus_switch_turns_a_light_system_dark_and_the_choice_stays(app_url):
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = browser.new_context(locale="zh-CN", viewport=PHONE, color_scheme="light").new_page()
+        page.goto(app_url)
+        page.wait_for_selector(IDLE, timeout=60_000)
+        page.get_by_test_id("stMainMenu").click()
+        page.get_by_test_id("stMainMenuItem-theme-Dark").click()
+        page.wait_for_timeout(500)
+        assert background_luminance(page) < 0.2, "dark at once"
+        page.reload()
+        page.wait_for_selector(IDLE, timeout=60_000)
+        assert background_luminance(page) < 0.2, "and after a reload"
         browser.close()
 
 
@@ -271,4 +291,11 @@ def test_a_chinese_page_shows_none_of_streamlits_own_english(app_url):
         expect(panel.get_by_test_id("InputInstructions")).to_have_count(1)
         shown = page.evaluate(VISIBLE_TEXT)
         assert "加回车键确认" in shown and not [english for english in STREAMLIT_ENGLISH if english in shown], shown
+
+        page.keyboard.press("Escape")
+        page.get_by_test_id("stMainMenu").click()  # the theme switch
+        expect(page.get_by_test_id("stMainMenuList")).to_be_visible()
+        shown = page.evaluate(VISIBLE_TEXT)
+        assert all(words in shown for words in ("跟随系统", "浅色", "深色", "打印")), shown
+        assert not [english for english in ("System", "Light", "Dark", "Print", "Record screen") if english in shown], shown
         browser.close()

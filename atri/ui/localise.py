@@ -1,6 +1,6 @@
 """Streamlit's own English on a Chinese page, put in the visitor's language by CSS where Streamlit (checked on 1.67)
 offers no option: the file uploader's "Upload" button and its "50MB per file • JSON" line, and a text field's
-"Press Enter to apply / submit form" hint. The English stays in the page at font-size 0 (for Streamlit's own
+"Press Enter to apply / submit form" hint, and the ⋮ menu's theme switch. The English stays in the page at font-size 0 (for Streamlit's own
 layout) and our text is drawn in its place by `::after`. It leans on Streamlit's `stFileUploaderDropzone`,
 `stFileUploaderDropzoneInstructions`, `InputInstructions`, `stForm` and `stTextArea` test ids and on the
 `st-key-…` class of a keyed uploader; tests/test_browser_chat_surface.py fails if they move.
@@ -42,7 +42,22 @@ def style(lang: str) -> str:
     lines += _replaced(hint, t(lang, "input_hint_apply"), "0.75rem")
     lines += f'[data-testid="stTextArea"] {hint}::after {{ content: {_css_string(t(lang, "input_hint_apply_multiline"))}; }}\n'
     lines += f'[data-testid="stForm"] {hint}::after {{ content: {_css_string(t(lang, "input_hint_submit"))}; }}\n'
+    lines += _main_menu(lang)
     return f"<style>\n{lines}</style>"
+
+
+def _main_menu(lang: str) -> str:
+    """The ⋮ menu (toolbarMode "viewer"): its light/dark switch in the visitor's language (each label a text node
+    beside its icon, whose size is set again), and its Print and Record screen."""
+    lines = ""
+    for theme in ("System", "Light", "Dark"):
+        item = f'[data-testid="stMainMenuItem-theme-{theme}"]'
+        lines += _replaced(item, t(lang, f"theme_{theme.lower()}"), "0.875rem")
+        lines += f'{item} [data-testid="stIconMaterial"] {{ font-size: 1.25rem; }}\n{item}::after {{ white-space: nowrap; }}\n'
+    for item, key in (("print", "menu_print"), ("recordScreencast", "menu_record_screen")):
+        lines += _replaced(f'[data-testid="stMainMenuItem-{item}"] [data-testid="stMainMenuItemLabel"]', t(lang, key),
+                           "0.875rem")
+    return lines
 
 
 def streamlit_strings(lang: str) -> None:
