@@ -1,7 +1,7 @@
 """What can be done with a conversation, decided without a page: whether a message can still be acted on,
 whether an answer is being written, whether a question may go out at all, and saving a question (a new
-chat when there is none). The chat page (atri/ui/chat.py) draws buttons and calls these; a future API
-would call the same."""
+chat when there is none). The chat page (atri/ui/chat.py, atri/ui/composer.py) draws buttons and calls
+these; a future API would call the same."""
 from __future__ import annotations
 
 import time

@@ -48,12 +48,13 @@ def test_an_answer_that_ends_before_the_page_reaches_it_is_still_shown(app, monk
     """A fast provider and a long page: the answer this run started is saved before the run gets to
     drawing it. The page must read the conversation again, not leave the question unanswered."""
     import atri.ui.chat as chat
+    from atri.ui.asking import conversation_id
     from atri.ui.config import get_answerer
 
     drawn = chat.show_history
 
     def slow_history(lang, view, live, documents):
-        started = get_answerer().live(app.session_state["owner"], chat.conversation_id())
+        started = get_answerer().live(app.session_state["owner"], conversation_id())
         if started is not None:
             assert started.done.wait(20)
             while started.active:  # saved

@@ -4,50 +4,30 @@ with a message is decided in atri/conversation.py."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 
 import streamlit as st
 
-from atri.answers import LiveAnswer, TooManyAnswers, TurnSetup
-from atri.conversation import CannotSee, busy, can_act_on, image_links, save_question, send_refusal, settled
-from atri.documents import DocumentProblem, Upload, check_document_isolated, document_kind, scanned_pages_isolated
+from atri.answers import LiveAnswer, TurnSetup
+from atri.conversation import busy, can_act_on, settled
 from atri.i18n import t
-from atri.images import ImageBatch, file_to_data_url
-from atri.messages import MAX_IMAGES, Message
-from atri.store import EMPTY, DocumentInfo, Snapshot, StorageError, StoredMessage
+from atri.messages import Message
+from atri.store import EMPTY, DocumentInfo, Snapshot, StoredMessage
+from atri.ui.asking import ask_for_answer, conversation_id, open_conversation, send_question, start_answer
 from atri.ui.browser_script import EDIT_KEY, page_script
-from atri.ui.config import current_language, get_answerer, get_store, price_for
-from atri.ui.context_panel import conversation_totals, current_settings
+from atri.ui.composer import send_queued
+from atri.ui.config import get_answerer, get_store, price_for
+from atri.ui.context_panel import conversation_totals
 from atri.ui.documents_panel import document_label
 from atri.ui.identity import current_owner
 from atri.ui.render import show_message
-from atri.ui.session import CHAT_INPUT, EDIT_TEXT, HeldQuestion, PendingAnswer, custom_model_key, model_key, session
+from atri.ui.session import EDIT_TEXT, PendingAnswer, session
 from atri.ui.sidebar import ChatSetup
 from atri.ui.streamlit_workarounds import hide_while
 from atri.ui.toolbar import icon_only, toolbar_style
-from atri.ui.voice_input import transcribe_into_box
-from atri.video import VideoProblem, frames_isolated, video_kind
 
 RECENT_MESSAGES = 4  # the last two turns show their details at once; older ones on demand
 HISTORY_WINDOW = 30  # messages drawn when a conversation opens
 HISTORY_STEP = 100  # more on each "Show earlier messages"
-# The question's callback lets the answer's request go out before its run draws the page: drawing and the
-# answer's worker take turns at this process's GIL, and the request went out ~15 ms later while they did.
-REQUEST_HEADSTART_S = 0.1
-
-
-def conversation_id() -> str | None:
-    return st.query_params.get("c")
-
-
-def open_conversation(cid: str | None) -> None:
-    if cid:
-        st.query_params["c"] = cid
-    else:
-        st.query_params.pop("c", None)
-    session.pending = None
-    session.editing = None
-    session.history_start = {key: start for key, start in session.history_start.items() if key != cid}
 
 
 def open_view(lang: str) -> Snapshot:
@@ -83,147 +63,6 @@ def attach() -> tuple[Snapshot, LiveAnswer | None]:
     return get_store().snapshot(current_owner(), cid), live if drawn_live else None
 
 
-def on_submit() -> None:
-    """The chat box's callback: the question with its files and the picture links written in it. Sent now,
-    queued while an answer is being written (sent when it ends), or refused with the reason and put back."""
-    value = st.session_state.get(CHAT_INPUT)
-    if value is None:
-        return
-    text = value if isinstance(value, str) else (value.text or "")
-    recording = None if isinstance(value, str) else value.get("audio")
-    if recording is not None:
-        transcribe_into_box(current_language(), text, recording.getvalue())
-        return
-    files = [] if isinstance(value, str) else list(value.files or [])
-    batch = ImageBatch()
-    documents: list[Upload] = []
-    video: list[str] = []
-    video_name = ""
-    problems: list[tuple[str, dict[str, object]]] = []
-    for upload in files:
-        if document_kind(upload.name):
-            documents += _checked_document(Upload(upload.name, upload.getvalue()), batch, problems)
-        elif video_kind(upload.name) and video:
-            problems.append(("video_one_only", {"name": video_name}))
-        elif video_kind(upload.name):
-            video, video_name = _video_frames(upload.name, upload.getvalue(), problems), upload.name
-        else:
-            file_to_data_url(upload.name, upload.getvalue(), batch)
-    for link in image_links(text, MAX_IMAGES - len(batch.urls)):
-        if link not in batch.urls:
-            batch.urls.append(link)
-            batch.thumbnails.append("")
-    session.attachment_problems = batch.problems + problems
-    if not text.strip() and not batch.urls and not documents and not video:
-        return
-    question = HeldQuestion(conversation_id(), Message("user", text, images=batch.urls, thumbnails=batch.thumbnails,
-                                                       video=video), tuple(documents))
-    refusal = send_refusal(session.send_guard, text, with_images=bool(batch.urls or video), with_video=bool(video))
-    if refusal:
-        session.unsent_question, session.unsent_reason = text, refusal
-        session.held_question = question if isinstance(refusal, CannotSee) else None
-        st.session_state[CHAT_INPUT] = text  # back in the chat box, to send again
-        return
-    if _answer_being_written(question.conversation):
-        session.queued_question = question
-    else:
-        _send_held(question)
-
-
-def _video_frames(name: str, data: bytes, problems: list[tuple[str, dict[str, object]]]) -> list[str]:
-    """The clip's frames sampled in a worker with limits, or none and the reason among `problems`."""
-    try:
-        return frames_isolated(name, data)[1]
-    except VideoProblem as refused:
-        problems.append((refused.key, refused.values))
-        return []
-
-
-def _answer_being_written(cid: str | None) -> bool:
-    live = get_answerer().live(current_owner(), cid) if cid else None
-    return bool(cid) and ((live is not None and live.active) or busy(get_store().snapshot(current_owner(), cid)))
-
-
-def _send_held(question: HeldQuestion) -> None:
-    """Send a question kept back until now (shown to copy, and put back, when the database refuses it)."""
-    try:
-        _send(question.message, documents=question.documents)
-    except StorageError:
-        session.unsent_question = question.message.content
-        st.session_state[CHAT_INPUT] = question.message.content
-
-
-def send_queued() -> None:
-    """The question typed while the last answer was written, once that answer has ended (a page run)."""
-    queued = session.queued_question
-    if queued is None or queued.conversation != conversation_id():
-        return
-    if not _answer_being_written(queued.conversation):
-        session.queued_question = None
-        _send_held(queued)
-
-
-def cancel_queued() -> None:
-    queued, session.queued_question = session.queued_question, None
-    if queued is not None:
-        st.session_state[CHAT_INPUT] = queued.message.content
-
-
-def send_without_images() -> None:
-    """The held question sent to the chosen model as text (its links stay in the text)."""
-    held, session.held_question = session.held_question, None
-    if held is not None:
-        st.session_state[CHAT_INPUT] = ""
-        _send_held(replace(held, message=replace(held.message, images=[], thumbnails=[], video=[])))
-
-
-def send_with_seeing_model(provider_id: str, model_id: str) -> None:
-    """One click on "Send to a model that can see": the model switched, and the held question sent with it
-    (asked by the next page run, which draws the new model's choices)."""
-    held, session.held_question = session.held_question, None
-    session.unsent_question = session.unsent_reason = None
-    if held is None:
-        return
-    st.session_state[model_key(provider_id)] = model_id
-    st.session_state[custom_model_key(provider_id)] = ""
-    session.answer_setup = None
-    st.session_state[CHAT_INPUT] = ""
-    _send_held(held)
-
-
-def _checked_document(upload: Upload, batch: ImageBatch, problems: list[tuple[str, dict[str, object]]]) -> list[Upload]:
-    """The document, if it can be read; else its problem is told. A scan's pages go as images instead."""
-    try:
-        check_document_isolated(upload.name, upload.data)
-        return [upload]
-    except DocumentProblem as problem:
-        if problem.key != "document_scanned":
-            problems.append((problem.key, problem.values))
-            return []
-    try:
-        images, pages = scanned_pages_isolated(upload.name, upload.data)
-    except DocumentProblem as problem:
-        problems.append((problem.key, problem.values))
-        return []
-    for name, data in images:
-        file_to_data_url(name, data, batch)
-    problems.append(("document_scanned_sent", {"name": upload.name, "sent": len(images), "pages": pages}) if images
-                    else ("document_scanned", {"name": upload.name}))
-    return []
-
-
-def _send(message: Message, position: int | None = None, documents: tuple[Upload, ...] = ()) -> None:
-    """Save the question before anything goes out, then ask for the answer (which reads the documents first)."""
-    cid, made = save_question(get_store(), current_owner(), conversation_id(), message, position=position,
-                              documents=documents, settings={"context": current_settings().to_dict()})
-    if made:
-        session.context_loaded_for = session.options_loaded_for = cid  # the widgets hold the new chat's choices
-        st.query_params["c"] = cid
-        session.needs_title = cid
-    _ask_for_answer(PendingAnswer(cid, documents=documents))  # answered after the question, wherever it stands
-    session.editing = None
-
-
 def _still_shown(item: StoredMessage) -> bool:
     cid, owner = conversation_id(), current_owner()
     return can_act_on(get_store().snapshot(owner, cid or ""), get_answerer().live(owner, cid), item.id)
@@ -234,35 +73,11 @@ def _regenerate(item: StoredMessage) -> None:
     if not _still_shown(item):
         return
     get_store().retire_from(current_owner(), conversation_id(), item.position)
-    _ask_for_answer(PendingAnswer(conversation_id(), item.position))
+    ask_for_answer(PendingAnswer(conversation_id(), item.position))
 
 
 def _answer_again() -> None:
-    _ask_for_answer(PendingAnswer(conversation_id()))
-
-
-def _ask_for_answer(pending: PendingAnswer) -> None:
-    """Called from the chat box's and buttons' callbacks: the answer starts at once, with the choices the
-    last run's sidebar made (nothing in the sidebar can change without a run), while this run draws the
-    page. Before any run has made them, the run hands it over instead."""
-    if session.answer_setup is None:
-        session.pending = pending
-    else:
-        _start(pending, session.answer_setup)
-
-
-def _start(pending: PendingAnswer, setup: TurnSetup) -> None:
-    wants_title = session.needs_title == pending.conversation
-    if wants_title:
-        session.needs_title = None
-    try:
-        live = get_answerer().start(current_owner(), pending.conversation, replace(setup, documents=pending.documents),
-                                    pending.position, wants_title)
-        live.wait_until_asked(REQUEST_HEADSTART_S)
-    except TooManyAnswers as limit:
-        session.answers_refused = limit.args[0]
-        if pending.documents:  # kept for when the question is asked again
-            get_answerer().keep_documents(current_owner(), pending.conversation, pending.documents, setup.count)
+    ask_for_answer(PendingAnswer(conversation_id()))
 
 
 def _show_variant(item: StoredMessage, step: int) -> None:
@@ -288,7 +103,7 @@ def _send_edit(item: StoredMessage) -> None:
     if not text or not _still_shown(item):
         return
     get_store().retire_from(current_owner(), conversation_id(), item.position)
-    _send(Message("user", text, images=item.message.images, thumbnails=item.message.thumbnails),
+    send_question(Message("user", text, images=item.message.images, thumbnails=item.message.thumbnails),
           position=item.position)
 
 
@@ -446,7 +261,7 @@ def start_pending_answer(setup: ChatSetup) -> None:
     send_queued()
     pending, session.pending = session.pending, None
     if pending is not None and pending.conversation == conversation_id():
-        _start(pending, session.answer_setup)
+        start_answer(pending, session.answer_setup)
 
 
 def conversation(lang: str, documents: list[DocumentInfo]) -> None:

@@ -15,18 +15,10 @@ from atri.i18n import t
 from atri.quotas import Standing
 from atri.safe_markdown import plain_text
 from atri.store import Snapshot, title_from
+from atri.ui.asking import conversation_id
 from atri.ui.browser_script import STOP_KEY
-from atri.ui.chat import (
-    attach,
-    attached,
-    cancel_queued,
-    conversation_id,
-    on_submit,
-    send_with_seeing_model,
-    send_without_images,
-    sidebar_key,
-    turn_box_key,
-)
+from atri.ui.chat import attach, attached, sidebar_key, turn_box_key
+from atri.ui.composer import cancel_queued, on_submit, send_with_seeing_model, send_without_images
 from atri.ui.config import current_language, get_answerer, get_store
 from atri.ui.documents_panel import conversation_documents
 from atri.ui.identity import current_owner

@@ -12,8 +12,8 @@ from atri.export import to_markdown
 from atri.i18n import t
 from atri.safe_markdown import plain_text
 from atri.store import BadImport, ConversationInfo, Snapshot
+from atri.ui.asking import conversation_id, open_conversation
 from atri.ui.browser_script import MORE_KEY, NEW_CHAT_KEY, SEARCH_KEY
-from atri.ui.chat import conversation_id, open_conversation
 from atri.ui.config import get_answerer, get_store, load_settings
 from atri.ui.identity import current_owner
 from atri.ui.session import IMPORT_FILE, session
