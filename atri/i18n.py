@@ -348,6 +348,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "theme_dark": ("深色", "Dark"),
     "menu_print": ("打印", "Print"),
     "menu_record_screen": ("录制屏幕", "Record screen"),
+    # Each message's toolbar: delete, regenerate with another model (issue 29)
+    "delete_message": ("删除", "Delete"),
+    "delete_message_and_after": ("删除这条消息和它后面的 {count} 条？", "Delete this message and the {count} after it?"),
+    "regenerate_with": ("换个模型重新生成", "Regenerate with another model"),
 }
 
 STRINGS.update(PAGE_STRINGS)

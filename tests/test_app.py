@@ -282,6 +282,10 @@ def test_a_question_is_shown_exactly_as_typed_not_as_markdown(app):
     assert not question.markdown, "no Markdown: `__init__` would turn into a bold 'init'"
 
 
+def details_popovers(message):
+    return [p for p in message.get("popover") if p.proto.popover.label == "Details"]
+
+
 def test_an_answer_shows_its_text_a_copy_button_and_its_details_behind_one_control(app):
     send(app, "hi")
     answer = app.chat_message[1]
@@ -289,7 +293,7 @@ def test_an_answer_shows_its_text_a_copy_button_and_its_details_behind_one_contr
     text = answer.markdown[0].value
     assert text.startswith("Echo: hi")
     assert len(copy) == 1 and f"data-copy=\"{html.escape(text, quote=True)}\"" in copy[0], "copies the Markdown"
-    details = answer.get("popover")
+    details = details_popovers(answer)
     assert len(details) == 1
     assert [c.value for c in details[0].caption if c.value.startswith("qwen3-max")], "the facts line is in there"
     assert [e.label.split(":")[0] for e in details[0].expander] == ["Context", "Raw request and response"]
@@ -301,6 +305,6 @@ def test_always_show_details_draws_every_answers_details_under_it(app):
     app.toggle(key="show_details_always").set_value(True).run()
     send(app, "hi")
     answer = app.chat_message[1]
-    assert not answer.get("popover")
+    assert not details_popovers(answer)
     assert any(c.value.startswith("qwen3-max") for c in answer.caption)
     assert any(e.label == "Raw request and response" for e in answer.expander)

@@ -72,6 +72,30 @@ def test_regenerate_keeps_both_answers(app, dashscope_env):
     assert "1 / 2" in [c.value for c in app.caption]
 
 
+def test_an_answer_is_regenerated_with_another_model_the_chat_then_goes_on_with(app, dashscope_env):
+    send(app, "tell me a joke")
+    answered(app.button(key="regenerate_with::qwen-plus").click().run())
+    assert [r["model"] for r in dashscope_env.streamed] == ["qwen3-max", "qwen-plus"]
+    assert "2 / 2" in [c.value for c in app.caption]
+    assert app.selectbox(key="model::dashscope").value == "qwen-plus"
+    assert "regenerate_with::qwen-plus" not in [b.key for b in app.button], "the model it came from is not offered"
+
+
+def test_deleting_the_last_answer_then_an_earlier_question_with_what_follows(app, dashscope_env):
+    for n in range(1, 4):
+        send(app, f"question {n}")
+    app.button(key="delete").click().run()  # the last answer: at once
+    assert [text.split(".")[0] for _, text in bubbles(app)] == ["question 1", "Echo: question 1", "question 2",
+                                                                "Echo: question 2", "question 3"]
+    assert app.button(key="answer_again"), "the question left without an answer can get one"
+    question_2 = [b.key.split("::")[1] for b in app.button if b.key and b.key.startswith("edit::")][1]
+    app.button(key=f"delete::{question_2}::confirm").click().run()
+    assert [text.split(".")[0] for _, text in bubbles(app)] == ["question 1", "Echo: question 1"], \
+        "question 2 and the two after it went"
+    reopened = new_app(app.session_state["owner"], app.query_params["c"]).run()
+    assert [name for name, _ in bubbles(reopened)] == ["user", "assistant"], "for good"
+
+
 def test_edit_the_last_question_and_resend(app, dashscope_env):
     send(app, "what is 2+2?")
     app.button(key="edit").click().run()

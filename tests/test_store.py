@@ -123,6 +123,30 @@ def test_regenerating_a_middle_answer_keeps_both_continuations(store):
                                                                     "answer 4"]
 
 
+def test_deleting_a_message_takes_what_follows_it_keeps_the_accounts_and_shows_its_other_variant(store):
+    cid = four_turns(store)
+    assert store.delete_message("alice", store.thread("alice", cid)[-1].id) == 1, "the last answer alone"
+    assert [content for content, _, _ in shown(store, cid)][-2:] == ["answer 3", "question 4"]
+
+    store.retire_from("alice", cid, 3)  # answer 2 regenerated: two variants
+    store.append("alice", cid, answer("answer 2, again"), position=3)
+    regenerated = store.thread("alice", cid)[3]
+    assert store.delete_message("bob", regenerated.id) == 0, "only its owner"
+    assert store.delete_message("alice", regenerated.id) == 1
+    assert shown(store, cid)[3:] == [("answer 2", 1, 1), ("question 3", 1, 1), ("answer 3", 1, 1), ("question 4", 1, 1)]
+
+    question_2 = store.thread("alice", cid)[2]
+    assert store.delete_message("alice", question_2.id) == 5, "question 2 and the four after it"
+    assert [content for content, _, _ in shown(store, cid)] == ["question 1", "answer 1"]
+    assert store.delete_message("alice", question_2.id) == 0, "once"
+    totals = store.usage_totals("alice")
+    assert (totals.answers, totals.completion_tokens) == (5, 5 * 73), "every answer stays in the accounts"
+    assert "answer 3" not in json.dumps([m.to_dict() for m in store.snapshot("alice", cid).by_id.values()]), \
+        "their text is gone"
+    store.append("alice", cid, Message("user", "question 2, anew"))
+    assert shown(store, cid)[-1] == ("question 2, anew", 1, 1), "no deleted message counts as a variant"
+
+
 def test_an_import_is_a_branch_that_goes_on(store):
     cid = four_turns(store)
     copy_id = store.import_conversation("bob", json.dumps(store.export("alice", cid)))

@@ -13,7 +13,7 @@ from atri.messages import Message
 from atri.ui.config import get_answerer, get_store
 from atri.ui.context_panel import current_settings
 from atri.ui.identity import current_owner
-from atri.ui.session import PendingAnswer, session
+from atri.ui.session import PendingAnswer, custom_model_key, model_key, session
 
 # The question's callback lets the answer's request go out before its run draws the page: drawing and the
 # answer's worker take turns at this process's GIL, and the request went out ~15 ms later while they did.
@@ -73,3 +73,11 @@ def start_answer(pending: PendingAnswer, setup: TurnSetup) -> None:
 def answer_being_written(cid: str | None) -> bool:
     live = get_answerer().live(current_owner(), cid) if cid else None
     return bool(cid) and ((live is not None and live.active) or busy(get_store().snapshot(current_owner(), cid)))
+
+
+def switch_model(provider_id: str, model_id: str) -> None:
+    """The chat's model picker set to `model_id`; what is asked next waits for the page run that makes the new
+    model's choices."""
+    st.session_state[model_key(provider_id)] = model_id
+    st.session_state[custom_model_key(provider_id)] = ""
+    session.answer_setup = None

@@ -12,7 +12,7 @@ from atri.conversation import busy, can_act_on, settled
 from atri.i18n import t
 from atri.messages import Message
 from atri.store import EMPTY, DocumentInfo, Snapshot, StoredMessage
-from atri.ui.asking import ask_for_answer, conversation_id, open_conversation, send_question, start_answer
+from atri.ui.asking import ask_for_answer, conversation_id, open_conversation, send_question, start_answer, switch_model
 from atri.ui.browser_script import EDIT_KEY, page_script
 from atri.ui.composer import send_queued
 from atri.ui.config import get_answerer, get_store, price_for
@@ -76,6 +76,50 @@ def _regenerate(item: StoredMessage) -> None:
     ask_for_answer(PendingAnswer(conversation_id(), item.position))
 
 
+def _regenerate_with(item: StoredMessage, provider_id: str, model_id: str) -> None:
+    """Regenerate with another of the provider's models, which the chat then goes on with."""
+    switch_model(provider_id, model_id)
+    _regenerate(item)
+
+
+def _delete(item: StoredMessage) -> None:
+    if _still_shown(item):
+        get_store().delete_message(current_owner(), item.id)
+        session.editing = None
+
+
+def _delete_control(lang: str, item: StoredMessage, after: int) -> None:
+    """Delete: at once for the conversation's last message; asked first for an earlier one, which takes the
+    `after` messages that follow it."""
+    key = _key("delete", item, last=after == 0)
+    with icon_only(key):
+        if after == 0:
+            st.button(t(lang, "delete_message"), icon=":material/delete:", key=key, type="tertiary",
+                      help=t(lang, "delete_message"), on_click=_delete, args=(item,))
+            return
+        with st.popover(t(lang, "delete_message"), icon=":material/delete:", type="tertiary", key=key,
+                        help=t(lang, "delete_message")):
+            st.caption(t(lang, "delete_message_and_after", count=after))
+            st.button(t(lang, "delete_message"), key=f"{key}::confirm", type="primary", on_click=_delete, args=(item,))
+
+
+def _other_models(lang: str, item: StoredMessage) -> None:
+    """Regenerate with another model of the provider: under the last answer (a popover of buttons under every
+    answer would make each page run draw them all)."""
+    if session.model_choices is None:
+        return
+    provider_id, choices = session.model_choices
+    used = item.message.facts.model if item.message.facts else ""
+    others = [model for model in choices if model != used]
+    if not others:
+        return
+    with icon_only("regenerate_with"), st.popover(t(lang, "regenerate_with"), icon=":material/swap_horiz:",
+                                                  type="tertiary", key="regenerate_with", help=t(lang, "regenerate_with")):
+        for model in others:
+            st.button(model, key=f"regenerate_with::{model}", type="tertiary", on_click=_regenerate_with,
+                      args=(item, provider_id, model))
+
+
 def _answer_again() -> None:
     ask_for_answer(PendingAnswer(conversation_id()))
 
@@ -107,9 +151,10 @@ def _send_edit(item: StoredMessage) -> None:
           position=item.position)
 
 
-def _answer_actions(lang: str, item: StoredMessage, failed: bool, last: bool) -> Callable[[], None]:
-    """Regenerate (Retry, with its label, after an error), the variants' ‹ n / m › beside it, and a new chat
-    from here. Any answer: regenerating an earlier one starts a branch; ‹ n / m › brings the other back."""
+def _answer_actions(lang: str, item: StoredMessage, failed: bool, last: bool, after: int) -> Callable[[], None]:
+    """Regenerate (Retry, with its label, after an error; with another model under the last answer), the
+    variants' ‹ n / m › beside it, a new chat from here, delete. Any answer: regenerating an earlier one starts
+    a branch; ‹ n / m › brings the other back."""
     def draw() -> None:
         if failed:
             st.button(t(lang, "retry"), icon=":material/refresh:", key=_key("regenerate", item, last), type="tertiary",
@@ -118,9 +163,12 @@ def _answer_actions(lang: str, item: StoredMessage, failed: bool, last: bool) ->
             with icon_only(_key("regenerate", item, last)):
                 st.button(t(lang, "regenerate"), icon=":material/autorenew:", key=_key("regenerate", item, last),
                           type="tertiary", help=t(lang, "regenerate"), on_click=_regenerate, args=(item,))
+        if last:
+            _other_models(lang, item)
         with icon_only(_key("branch", item, last)):
             st.button(t(lang, "branch_new_chat"), icon=":material/call_split:", key=_key("branch", item, last),
                       type="tertiary", help=t(lang, "branch_new_chat"), on_click=_branch_off, args=(item,))
+        _delete_control(lang, item, after)
         _variants(item, last)
     return draw
 
@@ -139,13 +187,14 @@ def _set_editing(message_id: int | None) -> None:
     session.editing = message_id
 
 
-def _question_actions(lang: str, item: StoredMessage, answered: bool, last: bool) -> Callable[[], None]:
-    """Edit (any question: an earlier one starts a branch), its variants, and "Get an answer" for a question
-    left without one."""
+def _question_actions(lang: str, item: StoredMessage, answered: bool, last: bool, after: int) -> Callable[[], None]:
+    """Edit (any question: an earlier one starts a branch), delete, its variants, and "Get an answer" for a
+    question left without one."""
     def draw() -> None:
         with icon_only(_key(EDIT_KEY, item, last)):
             st.button(t(lang, "edit"), icon=":material/edit:", key=_key(EDIT_KEY, item, last), type="tertiary",
                       help=t(lang, "edit"), on_click=_set_editing, args=(item.id,))
+        _delete_control(lang, item, after)
         _variants(item, last)
         if not answered:
             st.button(t(lang, "get_answer"), icon=":material/send:", key="answer_again", type="tertiary",
@@ -165,10 +214,12 @@ def _actions(lang: str, thread: list[StoredMessage], index: int) -> Callable[[],
     (earlier ones start a branch, kept as ‹ n / m ›)."""
     item = thread[index]
     last_of_role = all(later.message.role != item.message.role for later in thread[index + 1:])
+    after = len(thread) - index - 1
     if item.message.role == "assistant":
-        return _answer_actions(lang, item, bool(item.message.facts and item.message.facts.error_kind), last_of_role)
+        return _answer_actions(lang, item, bool(item.message.facts and item.message.facts.error_kind), last_of_role,
+                               after)
     if item.message.role == "user":
-        return _question_actions(lang, item, answered=index < len(thread) - 1, last=last_of_role)
+        return _question_actions(lang, item, answered=after > 0, last=last_of_role, after=after)
     return None
 
 

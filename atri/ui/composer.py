@@ -12,9 +12,9 @@ from atri.documents import DocumentProblem, Upload, check_document_isolated, doc
 from atri.images import ImageBatch, file_to_data_url
 from atri.messages import MAX_IMAGES, Message
 from atri.store import StorageError
-from atri.ui.asking import answer_being_written, conversation_id, send_question
+from atri.ui.asking import answer_being_written, conversation_id, send_question, switch_model
 from atri.ui.config import current_language
-from atri.ui.session import CHAT_INPUT, HeldQuestion, custom_model_key, model_key, session
+from atri.ui.session import CHAT_INPUT, HeldQuestion, session
 from atri.ui.voice_input import transcribe_into_box
 from atri.video import VideoProblem, frames_isolated, video_kind
 
@@ -115,9 +115,7 @@ def send_with_seeing_model(provider_id: str, model_id: str) -> None:
     session.unsent_question = session.unsent_reason = None
     if held is None:
         return
-    st.session_state[model_key(provider_id)] = model_id
-    st.session_state[custom_model_key(provider_id)] = ""
-    session.answer_setup = None
+    switch_model(provider_id, model_id)
     st.session_state[CHAT_INPUT] = ""
     _send_held(held)
 

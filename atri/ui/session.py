@@ -77,6 +77,7 @@ class Session:
     held_question: _Field[HeldQuestion | None] = _Field(_none)  # refused for now, sent as it is by one click
     queued_question: _Field[HeldQuestion | None] = _Field(_none)  # typed while an answer was written
     send_guard: _Field[SendGuard | None] = _Field(_none)
+    model_choices: _Field[tuple[str, list[str]] | None] = _Field(_none)  # the provider and the models its picker offers
     access_granted: _Field[str | None] = _Field(_none)  # the access token this session's password earned
     attachment_problems: _Field[list[tuple[str, dict[str, Any]]]] = _Field(list)
     import_result: _Field[tuple[str, str] | None] = _Field(_none)

@@ -180,6 +180,7 @@ def render_sidebar(settings: Settings, lang: str, view: Snapshot) -> ChatSetup:
         st.session_state[model_key(provider_id)] = default_model
     picked = bar.selectbox(t(lang, "model"), choices, key=model_key(provider_id), persist_state="session",
                            label_visibility="collapsed")
+    session.model_choices = (provider_id, choices)
     panel = bar.popover(t(lang, "settings"), icon=":material/tune:", key="settings_panel")
     with panel:
         typed = st.text_input(t(lang, "custom_model"), key=custom_model_key(provider_id), persist_state="session",
