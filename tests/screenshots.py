@@ -44,7 +44,7 @@ def shoot(browser, url: str, out: Path, locale: str, lang: str) -> None:
             context.close()
             continue
         page.screenshot(path=out / f"chat-turn-{lang}.png")
-        page.get_by_test_id("stChatMessage").nth(1).get_by_test_id("stPopoverButton").click()
+        page.get_by_test_id("stChatMessage").nth(1).locator("[class*=st-key-details_] [data-testid=stPopoverButton]").click()
         expect(page.get_by_test_id("stPopoverBody")).to_be_visible()
         page.wait_for_timeout(300)
         page.screenshot(path=out / f"chat-details-{lang}.png")
