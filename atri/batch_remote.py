@@ -166,18 +166,22 @@ class RemoteBatches:
         if conn is None:
             log.warning("batch run %s: no connection to %s to poll it with", run_id, view.provider_id)
             return
+        rows = [replace(row, values=dict(row.values), notes=list(row.notes)) for row in view.rows]
         try:
             state = remote_state(retrieve_batch(conn, view.remote["batch_id"]), view.remote.get("share", 1.0),
                                  view.remote)
-            rows = [replace(row, values=dict(row.values), notes=list(row.notes)) for row in view.rows]
             if not ended(state):
                 rows_while_waiting(rows, state)
                 save_run(self.store, owner, replace(view, rows=rows, remote=state))
                 return
             self._settle(conn, view, rows, state)
-        except ChatError as error:  # the provider or the network: asked again next round
-            log.warning("batch run %s: polling failed (%s)", run_id, error.kind)
-            return
+        except ChatError as error:
+            if error.kind != "not_found":  # the provider or the network: asked again next round
+                log.warning("batch run %s: polling failed (%s)", run_id, error.kind)
+                return
+            # The provider does not know the batch (another account's key now, or deleted): it will never end.
+            state = {**view.remote, "status": "failed", "errors": "the provider has no such batch (404)"}
+            settle_rows(rows, {}, state, None)
         wall = (now() - view.started_at).total_seconds()
         save_run(self.store, owner, replace(view, rows=rows, remote=state, status=RUN_STATUS[state["status"]],
                                             wall_s=wall))

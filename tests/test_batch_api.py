@@ -2,6 +2,7 @@
 server, polled by the server's worker, results matched back into the rows, at half the real-time price."""
 import json
 import time
+from datetime import timedelta
 
 import pytest
 
@@ -151,10 +152,15 @@ def test_a_restarted_process_resumes_polling_a_batch_from_the_database(fake, dat
     assert view.status == "done" and [row.status for row in view.rows] == [DONE] * 4
 
 
-def test_two_replicas_do_not_poll_the_same_batch_at_once(fake, database_url):
-    one, two = remote(fake, Store(database_url), every=30), remote(fake, Store(database_url), every=30)
-    one.submit("alice", spec("a"), target(fake))
-    assert one.poll_once() == 1 and two.poll_once() == 0, "the second replica saw the first one's claim"
+def test_two_replicas_do_not_poll_the_same_batch_at_once(fake, store):
+    """On SQLite and PostgreSQL: the claim is one atomic update."""
+    url = store.engine.url.render_as_string(hide_password=False)
+    one, two = remote(fake, store, every=30), remote(fake, Store(url), every=30)
+    run_id = one.submit("alice", spec("a"), target(fake))
+    every = timedelta(seconds=24)
+    assert one.store.claim_remote_poll(run_id, every), "the first replica to ask claims the run"
+    assert not two.store.claim_remote_poll(run_id, every), "the second replica saw the first one's claim"
+    assert run_id in two.store.remote_runs_going_on()
 
 
 def test_a_file_that_does_not_validate_fails_the_batch_and_says_why(fake, sqlite_store, monkeypatch):
@@ -216,3 +222,12 @@ def test_the_batch_share_of_the_price_table_is_half_and_applies_no_cache_discoun
     usage = Usage(prompt_tokens=1000, completion_tokens=500, cached_tokens=800)
     assert batch_cost(price, usage) == pytest.approx(request_cost(price, Usage(1000, 500)) / 2)
     assert price_table()["deepseek-chat"].batch_share is None
+
+
+def test_a_batch_the_provider_no_longer_knows_fails_instead_of_being_polled_for_ever(fake, sqlite_store):
+    batches = remote(fake, sqlite_store)
+    run_id = batches.submit("alice", spec("a"), target(fake))
+    fake.batches.batches.clear()  # as after the key changed to another account's
+    view = poll_until_ended(batches, sqlite_store, run_id)
+    assert view.status == "failed" and view.rows[0].error_kind == "batch_failed"
+    assert "404" in view.rows[0].error_detail and sqlite_store.remote_runs_going_on() == []
