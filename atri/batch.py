@@ -38,6 +38,7 @@ from .turn import Turn
 RUNS_PER_OWNER = 2  # batch runs one visitor may have going at once
 
 QUEUED, RUNNING, DONE, FAILED, STOPPED = "queued", "running", "done", "failed", "stopped"
+EXPIRED = "expired"  # sent to the provider's Batch API, not answered within its window
 SAVE_EVERY_S = 2.0  # a run going on is written this often when rows finished, touched (a heartbeat) when not
 FINAL_SAVE_RETRY_S = 8.0  # the end of a run waits this long for a database that refuses it; then in the background
 BACKGROUND_SAVE_RETRY_S = 3600.0
@@ -118,7 +119,7 @@ class Totals:
     def of(cls, rows: list[BatchRow]) -> Totals:
         costs = [r.cost for r in rows if r.cost is not None]
         return cls(rows=len(rows), done=sum(r.status == DONE for r in rows), failed=sum(r.status == FAILED for r in rows),
-                   stopped=sum(r.status == STOPPED for r in rows), running=sum(r.status == RUNNING for r in rows),
+                   stopped=sum(r.status in (STOPPED, EXPIRED) for r in rows), running=sum(r.status == RUNNING for r in rows),
                    prompt_tokens=sum(r.prompt_tokens for r in rows),
                    completion_tokens=sum(r.completion_tokens for r in rows),
                    reasoning_tokens=sum(r.reasoning_tokens for r in rows),
@@ -136,12 +137,13 @@ class RunView:
     provider_id: str
     model_id: str
     concurrency: int
-    status: str  # "running" | "done" | "stopped"
+    status: str  # "running" | "done" | "stopped" (read back: "interrupted"; the Batch API's: "expired", "failed")
     rows: list[BatchRow]
     started_at: datetime
     wall_s: float | None
     system_prompt: str = ""
     json_mode: bool = False
+    remote: dict[str, Any] = field(default_factory=dict)  # sent to the provider's Batch API: atri.batch_api
 
     @property
     def totals(self) -> Totals:
@@ -155,7 +157,8 @@ class RunView:
         return {"kind": self.kind, "title": self.title, "provider": self.provider_id, "model": self.model_id,
                 "concurrency": self.concurrency, "status": self.status, "wall_s": self.wall_s,
                 "system_prompt": self.system_prompt, "json_mode": self.json_mode,
-                "started_at": self.started_at.isoformat(), "rows": [r.record() for r in self.rows]}
+                "started_at": self.started_at.isoformat(), "rows": [r.record() for r in self.rows],
+                **({"remote": self.remote} if self.remote else {})}
 
     @classmethod
     def of(cls, run_id: str, record: dict[str, Any]) -> RunView:
@@ -172,7 +175,7 @@ class RunView:
         return cls(run_id, text["kind"] or "batch", text["title"], text["provider"], text["model"],
                    concurrency if isinstance(concurrency, int) else DEFAULT_CONCURRENCY, text["status"] or "done",
                    rows, started, wall if isinstance(wall, (int, float)) else None, text["system_prompt"],
-                   bool(record.get("json_mode")))
+                   bool(record.get("json_mode")), record["remote"] if isinstance(record.get("remote"), dict) else {})
 
 
 class BatchRun:
@@ -412,7 +415,8 @@ def save_run(store: Store, owner: str, view: RunView) -> None:
     store.save_batch_run(owner, view.id, kind=view.kind, title=view.title, status=view.status,
                          provider=view.provider_id, model=view.model_id, rows=totals.rows, failed=totals.failed,
                          prompt_tokens=totals.prompt_tokens, completion_tokens=totals.completion_tokens,
-                         cost=totals.cost, currency=totals.currency, data=view.record(), created_at=view.started_at)
+                         cost=totals.cost, currency=totals.currency, data=view.record(), created_at=view.started_at,
+                         remote_id=view.remote.get("batch_id") or None, remote_status=view.remote.get("status"))
 
 
 def spec_of(view: RunView) -> BatchSpec:

@@ -218,3 +218,56 @@ def list_models(conn: Connection, timeout_s: float = 5.0) -> list[str]:
         return sorted(model.id for model in client.models.list())
     except (openai.OpenAIError, httpx2.HTTPError):
         return []
+
+
+# --- the provider's Batch API (files and batches) ---------------------------------------------------------
+
+BATCH_ENDPOINT = "/v1/chat/completions"
+BATCH_WINDOW = "24h"
+
+
+def _batch_call(conn: Connection, call: Callable[[openai.OpenAI], Any]) -> Any:
+    try:
+        return call(make_client(conn, conn.timeout_s))
+    except (openai.OpenAIError, httpx2.HTTPError) as exc:
+        raise to_chat_error(exc, conn) from None
+
+
+def _plain(made: Any) -> dict[str, Any]:
+    """The SDK's object as the JSON the provider sent (fields it does not know kept)."""
+    return made.model_dump(mode="json") if hasattr(made, "model_dump") else dict(made)
+
+
+def upload_batch_file(conn: Connection, name: str, data: bytes) -> str:
+    """A JSONL file of requests, uploaded with purpose "batch": its file id."""
+    return _batch_call(conn, lambda client: client.files.create(file=(name, data, "application/jsonl"),
+                                                                purpose="batch")).id
+
+
+def create_batch(conn: Connection, input_file_id: str, metadata: dict[str, str]) -> dict[str, Any]:
+    return _plain(_batch_call(conn, lambda client: client.batches.create(
+        input_file_id=input_file_id, endpoint=BATCH_ENDPOINT, completion_window=BATCH_WINDOW, metadata=metadata)))
+
+
+def retrieve_batch(conn: Connection, batch_id: str) -> dict[str, Any]:
+    return _plain(_batch_call(conn, lambda client: client.batches.retrieve(batch_id)))
+
+
+def cancel_batch(conn: Connection, batch_id: str) -> dict[str, Any]:
+    return _plain(_batch_call(conn, lambda client: client.batches.cancel(batch_id)))
+
+
+def file_content(conn: Connection, file_id: str, limit: int) -> tuple[bytes, bool]:
+    """A file's first `limit` bytes, read as they come (never more held in memory), and whether it went on."""
+
+    def read(client: openai.OpenAI) -> tuple[bytes, bool]:
+        kept = bytearray()
+        with client.files.with_streaming_response.content(file_id) as response:
+            for piece in response.iter_bytes():
+                room = limit - len(kept)
+                kept += piece[:room]
+                if len(piece) > room:
+                    return bytes(kept), True
+        return bytes(kept), False
+
+    return _batch_call(conn, read)

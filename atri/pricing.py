@@ -29,6 +29,7 @@ class Price:
     cached_share: float = 1.0  # an implicit cache hit, as a share of the input price
     explicit_cached_share: float | None = None  # an explicit cache hit (None: as an implicit one)
     cache_write_share: float = 1.0  # input written to an explicit cache
+    batch_share: float | None = None  # a request sent through the provider's Batch API (None: it has none)
 
     def tier_for(self, prompt_tokens: int) -> Tier:
         for tier in self.tiers:
@@ -40,7 +41,8 @@ class Price:
 def _read(path: Path) -> dict[str, Price]:
     data = tomllib.loads(path.read_text(encoding="utf-8"))
     return {model: Price(raw["currency"], tuple(Tier(**t) for t in raw["tiers"]), raw.get("cached_share", 1.0),
-                         raw.get("explicit_cached_share"), raw.get("cache_write_share", 1.0))
+                         raw.get("explicit_cached_share"), raw.get("cache_write_share", 1.0),
+                         raw.get("batch_share"))
             for model, raw in data.get("models", {}).items()}
 
 
@@ -69,6 +71,13 @@ def cache_saving(price: Price, usage: Usage, thought: bool = False) -> float:
     saved yet: the next hits pay it back)."""
     uncached = replace(usage, cached_tokens=0, cache_written_tokens=0)
     return request_cost(price, uncached, thought) - request_cost(price, usage, thought)
+
+
+def batch_cost(price: Price, usage: Usage) -> float:
+    """What a request answered through the Batch API cost: its batch share of the real-time price, with no
+    cache discount (the Batch API applies none)."""
+    uncached = replace(usage, cached_tokens=0, cache_written_tokens=0)
+    return request_cost(price, uncached, usage.reasoning_tokens > 0) * (price.batch_share or 1.0)
 
 
 def answer_cost(facts: AnswerFacts, thought: bool, price: Price | None) -> tuple[float | None, str | None]:

@@ -58,6 +58,7 @@ class Provider:
     embedded: bool = False  # the model this app runs itself
     qwen_names: bool = False  # unlisted ids are read the DashScope way
     transcription_model: str | None = None  # turns a recording into text (an `input_audio` part in, text out)
+    batch_api: bool = False  # takes a JSONL file of requests and answers it within 24 h (at its batch price)
 
     def label_for(self, lang: str) -> str:
         return self.label_zh if lang == "zh" else self.label
@@ -102,6 +103,7 @@ def catalogue() -> dict[str, Provider]:
             embedded=raw.get("embedded", False),
             qwen_names=raw.get("qwen_names", False),
             transcription_model=raw.get("transcription_model"),
+            batch_api=raw.get("batch_api", False),
         )
     return providers
 

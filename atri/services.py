@@ -18,9 +18,12 @@ from typing import Any, TypeVar, cast
 
 from .answers import Answerer
 from .batch import BatchRunner
+from .batch_remote import RemoteBatches
 from .gate import PasswordGate
 from .local import LocalEngine, prepare_and_start
 from .mcp_tools import McpConfigError, McpHub, load_config
+from .pricing import price_table
+from .providers import catalogue
 from .quotas import Quotas
 from .settings import AppConfig, QuotaLimits, Settings
 from .store import Store
@@ -79,6 +82,18 @@ class Services:
     @property
     def batch_runner(self) -> BatchRunner:
         return self._once("batch_runner", lambda: BatchRunner(self.store), BatchRunner.close)
+
+    def remote_batches(self, settings: Settings) -> RemoteBatches:
+        """The worker that polls the runs sent to a provider's Batch API (any replica's, on the host's key),
+        from the first ask on: the batches a process left going are polled again once a page is opened."""
+
+        def connect(provider_id: str):
+            provider = catalogue().get(provider_id)
+            return settings.connection(provider) if provider is not None else None
+
+        return self._once("remote_batches", lambda: RemoteBatches(
+            self.store, connect, lambda model_id: price_table(settings.config.prices_file).get(model_id),
+            poll_every_s=settings.config.batch_poll_s), RemoteBatches.close)
 
     @property
     def password_gate(self) -> PasswordGate:

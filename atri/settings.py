@@ -100,6 +100,7 @@ class AppConfig:
     searxng_url: str = ""  # a search API for the web_search tool
     share_links: str = "gated"  # "off": no sharing; "gated": links open past the access gate; "public": for anyone
     quotas: QuotaLimits = QuotaLimits()
+    batch_poll_s: float = 30.0  # how often a batch sent to a provider's Batch API is asked about
 
     @classmethod
     def of(cls, values: Mapping[str, str]) -> AppConfig:
@@ -111,6 +112,10 @@ class AppConfig:
             local_threads = int(values.get("ATRI_LOCAL_THREADS") or 0)
         except ValueError:
             local_threads = 0
+        try:
+            batch_poll_s = max(0.1, float(values.get("ATRI_BATCH_POLL_S") or 30))
+        except ValueError:
+            batch_poll_s = 30.0
         return cls(cache_dir=cache_dir(values.get("ATRI_CACHE_DIR", "")), local_model=values.get("ATRI_LOCAL_MODEL", ""),
                    prices_file=values.get("ATRI_PRICES_FILE", ""), secret_key=values.get("ATRI_SECRET_KEY", ""),
                    database_url=values.get("ATRI_DATABASE_URL", ""), data_dir=values.get("ATRI_DATA_DIR", ""),
@@ -119,7 +124,7 @@ class AppConfig:
                    trusted_proxies=values.get("ATRI_TRUSTED_PROXIES", ""), quotas=QuotaLimits.of(values),
                    mcp_config=(values.get("ATRI_MCP_CONFIG") or "").strip(),
                    searxng_url=(values.get("ATRI_SEARXNG_URL") or "").strip(),
-                   share_links=_choice(values.get("ATRI_SHARE_LINKS"), SHARE_LINKS, "gated"))
+                   share_links=_choice(values.get("ATRI_SHARE_LINKS"), SHARE_LINKS, "gated"), batch_poll_s=batch_poll_s)
 
 
 @dataclass(frozen=True)

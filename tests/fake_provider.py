@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import email
+import email.policy
 import io
 import json
 import re
@@ -188,6 +190,227 @@ def tool_results_answer(body: dict[str, Any]) -> str | None:
     return "Tool results: " + "; ".join(results)
 
 
+# --- Files and Batches: DashScope's OpenAI-compatible Batch API (issue 31) ----------------------------------
+# POST /files (multipart: `file`, `purpose` "batch") gives a file object; GET /files/{id}/content its bytes.
+# POST /batches {input_file_id, endpoint "/v1/chat/completions", completion_window "24h"}; GET /batches/{id};
+# POST /batches/{id}/cancel. A batch moves on at each retrieve, as a test drives it: validating (the file is
+# checked: JSON lines with a unique custom_id, method POST, the endpoint's url, one model) → in_progress (then
+# `lines_per_poll` rows are answered per retrieve; all at once when 0; none while `hold`) → finalizing →
+# completed. After `expire_after` answered rows it expires with the rest unanswered; a cancel goes cancelling →
+# cancelled at the next retrieve. An ended batch has an output file (the rows answered) and an error file (the
+# rows refused, and those never run: `batch_expired` / `batch_cancelled`), each only when it has lines.
+# Faults queued with `script()` apply to rows as to real-time requests (a "status" fault: that row's error).
+
+BATCH_MAX_LINES = 50_000
+BATCH_MAX_FILE_BYTES = 100 * 1024 * 1024
+BATCH_ENDED = ("completed", "failed", "expired", "cancelled")
+NEVER_RAN = {"expired": ("batch_expired", "This request could not be executed before the completion window expired."),
+             "cancelled": ("batch_cancelled", "This request was not executed because the batch was cancelled.")}
+
+
+class FakeBatches:
+    def __init__(self, provider: FakeProvider) -> None:
+        self.provider = provider
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        self.files: dict[str, dict[str, Any]] = {}
+        self.contents: dict[str, bytes] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
+        self.work: dict[str, dict[str, Any]] = {}  # per batch: its lines, the next one, output and error lines
+        self.bodies: list[dict[str, Any]] = []  # every row's request body as it was answered
+        self.lines_per_poll = 0
+        self.expire_after: int | None = None
+        self.hold = False
+        self.retrieves = 0
+
+    @staticmethod
+    def serves(path: str) -> bool:
+        return path.split("?")[0].startswith(("/v1/files", "/v1/batches"))
+
+    def handle(self, handler: Any, method: str) -> None:
+        raw = handler.rfile.read(int(handler.headers.get("Content-Length", 0))) if method == "POST" else b""
+        if not handler._authorized():
+            return
+        parts = handler.path.split("?")[0].rstrip("/").split("/")[2:]  # ["files", id, "content"], ["batches", …]
+        with self.lock:
+            status, body = self._route(method, parts, raw, handler.headers.get("Content-Type", ""))
+        if isinstance(body, bytes):
+            handler.send_response(status)
+            handler.send_header("Content-Type", "application/octet-stream")
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            handler.wfile.write(body)
+        else:
+            handler._json(status, body)
+
+    def _route(self, method: str, parts: list[str], raw: bytes, content_type: str) -> tuple[int, Any]:
+        if parts == ["files"] and method == "POST":
+            return self._upload(raw, content_type)
+        if len(parts) == 3 and parts[0] == "files" and parts[2] == "content" and method == "GET":
+            data = self.contents.get(parts[1])
+            return (200, data) if data is not None else (404, error_body("NotFound", f"File {parts[1]} not found."))
+        if len(parts) == 2 and parts[0] == "files" and method == "GET":
+            found = self.files.get(parts[1])
+            return (200, found) if found else (404, error_body("NotFound", f"File {parts[1]} not found."))
+        if parts == ["batches"] and method == "POST":
+            return self._create(json.loads(raw or b"{}"))
+        batch = self.batches.get(parts[1]) if len(parts) >= 2 and parts[0] == "batches" else None
+        if batch is None:
+            return 404, error_body("NotFound", "The batch does not exist.")
+        if len(parts) == 2 and method == "GET":
+            self.retrieves += 1
+            self._advance(batch)
+            return 200, batch
+        if len(parts) == 3 and parts[2] == "cancel" and method == "POST":
+            if batch["status"] in BATCH_ENDED or batch["status"] == "cancelling":
+                return 400, error_body("InvalidParameter", f"Batch {batch['id']} cannot be cancelled: it is {batch['status']}.")
+            batch.update(status="cancelling", cancelling_at=int(time.time()))
+            return 200, batch
+        return 404, error_body("NotFound", "not found")
+
+    def _upload(self, raw: bytes, content_type: str) -> tuple[int, Any]:
+        form = email.message_from_bytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw,
+                                        policy=email.policy.HTTP)
+        fields = {part.get_param("name", header="content-disposition"): part for part in form.iter_parts()} \
+            if form.is_multipart() else {}
+        if "file" not in fields:
+            return 400, error_body("InvalidParameter", "Missing required parameter: file.")
+        purpose = (fields["purpose"].get_payload(decode=True) or b"").decode() if "purpose" in fields else ""
+        if purpose not in ("batch", "file-extract"):
+            return 400, error_body("InvalidParameter", f"Invalid purpose: {purpose!r}.")
+        data = fields["file"].get_payload(decode=True) or b""
+        if purpose == "batch" and len(data) > BATCH_MAX_FILE_BYTES:
+            return 400, error_body("InvalidParameter", "The file exceeds the maximum size for batch (100 MB).")
+        file_id = f"file-batch-{uuid.uuid4().hex[:24]}"
+        self.contents[file_id] = data
+        self.files[file_id] = {"id": file_id, "object": "file", "bytes": len(data), "created_at": int(time.time()),
+                               "filename": fields["file"].get_filename() or "upload.jsonl", "purpose": purpose,
+                               "status": "processed"}
+        return 200, self.files[file_id]
+
+    def _create(self, body: dict[str, Any]) -> tuple[int, Any]:
+        if body.get("input_file_id") not in self.files:
+            return 404, error_body("NotFound", f"File {body.get('input_file_id')} not found.")
+        if body.get("endpoint") != "/v1/chat/completions":
+            return 400, error_body("InvalidParameter", f"Unsupported endpoint: {body.get('endpoint')}.")
+        if body.get("completion_window") != "24h":
+            return 400, error_body("InvalidParameter", "completion_window only supports 24h.")
+        created = int(time.time())
+        batch_id = f"batch_{uuid.uuid4()}"
+        self.batches[batch_id] = {
+            "id": batch_id, "object": "batch", "endpoint": body["endpoint"], "errors": None,
+            "input_file_id": body["input_file_id"], "completion_window": "24h", "status": "validating",
+            "output_file_id": None, "error_file_id": None, "created_at": created, "in_progress_at": None,
+            "expires_at": created + 86400, "finalizing_at": None, "completed_at": None, "failed_at": None,
+            "expired_at": None, "cancelling_at": None, "cancelled_at": None,
+            "request_counts": {"total": 0, "completed": 0, "failed": 0}, "metadata": body.get("metadata")}
+        self.work[batch_id] = {"lines": [], "next": 0, "output": [], "errors": []}
+        return 200, self.batches[batch_id]
+
+    def _advance(self, batch: dict[str, Any]) -> None:
+        work, status, moment = self.work[batch["id"]], batch["status"], int(time.time())
+        if status == "validating":
+            problem = self._validate(batch, work)
+            if problem:
+                batch.update(status="failed", failed_at=moment, errors={"object": "list", "data": [problem]})
+            else:
+                batch.update(status="in_progress", in_progress_at=moment)
+                batch["request_counts"]["total"] = len(work["lines"])
+        elif status == "in_progress" and not self.hold:
+            count = self.lines_per_poll or len(work["lines"])
+            for _ in range(count):
+                if work["next"] >= len(work["lines"]):
+                    break
+                if self.expire_after is not None and work["next"] >= self.expire_after:
+                    self._end(batch, work, "expired")
+                    return
+                self._answer(work, work["lines"][work["next"]])
+                work["next"] += 1
+            self._count(batch, work)
+            if work["next"] >= len(work["lines"]):
+                batch.update(status="finalizing", finalizing_at=moment)
+        elif status == "finalizing":
+            self._end(batch, work, "completed")
+        elif status == "cancelling":
+            self._end(batch, work, "cancelled")
+
+    def _validate(self, batch: dict[str, Any], work: dict[str, Any]) -> dict[str, Any] | None:
+        seen, models = set(), set()
+        raw_lines = [line for line in self.contents[batch["input_file_id"]].split(b"\n") if line.strip()]
+        if not raw_lines or len(raw_lines) > BATCH_MAX_LINES:
+            return {"code": "invalid_file", "message": f"A batch file holds 1 to {BATCH_MAX_LINES} requests.",
+                    "line": None, "param": None}
+        for number, raw in enumerate(raw_lines, 1):
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                line = None
+            if not isinstance(line, dict) or not isinstance(line.get("body"), dict) or line.get("method") != "POST" \
+                    or line.get("url") != batch["endpoint"] or not line.get("custom_id") or line["custom_id"] in seen:
+                return {"code": "invalid_request", "message": "The line is not a valid batch request.",
+                        "line": number, "param": None}
+            seen.add(line["custom_id"])
+            models.add(line["body"].get("model"))
+            work["lines"].append(line)
+        if len(models) != 1:
+            return {"code": "mixed_models", "message": "All requests of a batch must use the same model.",
+                    "line": None, "param": "model"}
+        return None
+
+    def _answer(self, work: dict[str, Any], line: dict[str, Any]) -> None:
+        body, provider = line["body"], self.provider
+        self.bodies.append(body)
+        request_id = str(uuid.uuid4())
+        fault = provider.take_fault(body)
+        refusal = fault.body or SERVER_ERROR if fault and fault.kind == "status" else None
+        json_mode = body.get("response_format", {}).get("type") == "json_object"
+        if refusal is None and json_mode and "json" not in json.dumps(body["messages"], ensure_ascii=False).lower():
+            refusal, fault = NO_JSON_WORD, Fault("status", 400)
+        if refusal is not None:
+            work["errors"].append({"id": f"batch_req_{uuid.uuid4().hex}", "custom_id": line["custom_id"],
+                                   "response": {"status_code": fault.status, "request_id": request_id, "body": refusal},
+                                   "error": {"code": refusal["error"]["code"], "message": refusal["error"]["message"]}})
+            return
+        answer, cut = within_max_tokens(provider.answer_for(body), body.get("max_tokens"))
+        reasoning = provider.reasoning_text if body.get("enable_thinking") else ""
+        prompt = sum(count_tokens(text_of(m["content"])) for m in body["messages"])
+        completion = count_tokens(answer) + len(reasoning.split())
+        provider.bill(prompt + completion)
+        message = {"role": "assistant", "content": answer, **({"reasoning_content": reasoning} if reasoning else {})}
+        work["output"].append({"id": f"batch_req_{uuid.uuid4().hex}", "custom_id": line["custom_id"], "error": None,
+                               "response": {"status_code": 200, "request_id": request_id, "body": {
+                                   "id": f"chatcmpl-{uuid.uuid4()}", "object": "chat.completion",
+                                   "created": int(time.time()), "model": body["model"],
+                                   "choices": [{"index": 0, "finish_reason": "length" if cut else "stop",
+                                                "message": message}],
+                                   "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                                             "total_tokens": prompt + completion,
+                                             "completion_tokens_details": {"reasoning_tokens": len(reasoning.split())}}}}})
+
+    def _count(self, batch: dict[str, Any], work: dict[str, Any]) -> None:
+        batch["request_counts"].update(completed=len(work["output"]), failed=len(work["errors"]))
+
+    def _end(self, batch: dict[str, Any], work: dict[str, Any], status: str) -> None:
+        if status in NEVER_RAN:
+            code, message = NEVER_RAN[status]
+            for line in work["lines"][work["next"]:]:
+                work["errors"].append({"id": f"batch_req_{uuid.uuid4().hex}", "custom_id": line["custom_id"],
+                                       "response": None, "error": {"code": code, "message": message}})
+            work["next"] = len(work["lines"])
+        for kind, lines in (("output_file_id", work["output"]), ("error_file_id", work["errors"])):
+            if lines:
+                file_id = f"file-batch-{uuid.uuid4().hex[:24]}"
+                data = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode()
+                self.contents[file_id] = data
+                self.files[file_id] = {"id": file_id, "object": "file", "bytes": len(data), "filename": f"{kind}.jsonl",
+                                       "created_at": int(time.time()), "purpose": "batch_output", "status": "processed"}
+                batch[kind] = file_id
+        self._count(batch, work)
+        batch.update(status=status, **{f"{status}_at": int(time.time())})
+
+
 class QuietServer(ThreadingHTTPServer):
     daemon_threads = True
     # As a real server's (uvicorn: 2048). socketserver's 5 drops part of a burst of connections (a batch's
@@ -216,6 +439,7 @@ class FakeProvider:
         self.authorizations: list[str] = []  # the Authorization header of every request, as it came
         self.answer_tokens = 0  # when set: every answer goes on to this many tokens (unless max_tokens stops it)
         self.spent_tokens = 0  # the tokens of every usage reported (what a provider bills)
+        self.batches = FakeBatches(self)  # files and batches (the Batch API)
         self._server = QuietServer(("127.0.0.1", port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -255,6 +479,7 @@ class FakeProvider:
         self.authorizations.clear()
         self.answer_tokens = 0
         self.spent_tokens = 0
+        self.batches.reset()
 
     def bill(self, tokens: int) -> None:
         with self._faults_lock:
@@ -321,6 +546,8 @@ class FakeProvider:
                 return True
 
             def do_GET(self) -> None:
+                if provider.batches.serves(self.path):
+                    return provider.batches.handle(self, "GET")
                 if not self._authorized():
                     return
                 if self.path.rstrip("/").endswith("/models"):
@@ -329,6 +556,8 @@ class FakeProvider:
                     self._json(404, error_body("NotFound", "not found"))
 
             def do_POST(self) -> None:
+                if provider.batches.serves(self.path):
+                    return provider.batches.handle(self, "POST")
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 if not self.path.rstrip("/").endswith("/chat/completions"):

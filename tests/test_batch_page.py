@@ -148,3 +148,63 @@ def test_a_table_past_a_limit_is_refused_with_the_limit_as_a_number(dashscope_en
     assert not at.exception
     assert [e.value for e in at.error] == ["At most 500 columns: this table has more."]
     assert at.button(key="batch_start").disabled
+
+
+# --- DashScope's Batch API (issue 31) ---
+
+
+def test_the_batch_api_is_offered_for_dashscope_and_not_for_another_provider(dashscope_env, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-good-key")
+    monkeypatch.setenv("OPENAI_BASE_URL", dashscope_env.base_url)
+    at = batch_app()
+    at.selectbox(key="batch_model").set_value("dashscope · qwen-plus").run()
+    offer = at.radio(key="batch_delivery")
+    assert offer.options == ["Real time (requests now)", "DashScope Batch (50 %, results within 24 h)"]
+    assert offer.value == "now", "real time stays the default"
+    other = next(c for c in at.selectbox(key="batch_model").options if c.startswith("openai · "))
+    at.selectbox(key="batch_model").set_value(other).run()
+    assert not [r for r in at.radio if r.key == "batch_delivery"]
+    assert at.number_input(key="batch_concurrency"), "real time only, with its concurrency"
+
+
+def test_a_batch_sent_to_dashscope_shows_its_state_then_its_rows_cost_and_saving(dashscope_env, monkeypatch):
+    monkeypatch.setenv("ATRI_BATCH_POLL_S", "0.1")  # the server's worker asks the fake ten times a second
+    dashscope_env.batches.lines_per_poll = 1
+    at = batch_app()
+    at.selectbox(key="batch_model").set_value("dashscope · qwen-plus").run()
+    at.radio(key="batch_delivery").set_value("batch_api").run()
+    assert not [n for n in at.number_input if n.key == "batch_concurrency"], "DashScope sets the pace of a batch"
+    at.text_area(key="batch_lines").set_value("\n".join(f"问题 {i}" for i in range(4))).run()
+    assert at.button(key="batch_start").label == "Submit the batch"
+    at.button(key="batch_start").click().run()
+    assert not at.exception, at.exception
+    states = {m.value for m in at.markdown if "DashScope Batch state:" in m.value}
+    assert states, "the page says where DashScope is with the batch"
+    until_finished(at)
+    assert any("DashScope Batch state: completed · 4 of 4 requests done, 0 failed" in m.value for m in at.markdown)
+    frame = table(at)
+    assert list(frame["Status"]) == ["✅ done"] * 4 and frame["Answer"][0].startswith("Echo: 问题 0")
+    assert all(frame["Cost"].str.startswith("¥"))
+    saving = [s.value for s in at.success if "saved" in s.value]
+    assert saving and saving[0].startswith("At real-time prices: ¥") and "at the batch price: ¥" in saving[0]
+    assert not dashscope_env.streamed, "no real-time request was sent"
+    assert len(dashscope_env.batches.bodies) == 4
+
+
+def test_a_batch_can_be_cancelled_from_the_page(dashscope_env, monkeypatch):
+    monkeypatch.setenv("ATRI_BATCH_POLL_S", "0.1")
+    dashscope_env.batches.hold = True  # DashScope has started it but answered nothing yet
+    at = batch_app()
+    at.radio(key="batch_delivery").set_value("batch_api").run()
+    at.text_area(key="batch_lines").set_value("一\n二").run()
+    at.button(key="batch_start").click().run()
+    deadline = time.time() + 10
+    while time.time() < deadline and not any("in progress" in m.value for m in at.markdown):
+        time.sleep(0.1)
+        at.run()
+    cancel = [b for b in at.button if b.key and b.key.startswith("batch_api_cancel::")]
+    assert cancel, "a batch going on can be cancelled"
+    cancel[0].click().run()
+    until_finished(at)
+    assert list(table(at)["Status"]) == ["⏹️ stopped"] * 2
+    assert any("cancelled (finished results kept)" in m.value for m in at.markdown)

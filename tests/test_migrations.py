@@ -26,7 +26,7 @@ from sqlalchemy import (
 
 from atri.store import Base, SchemaProblem, Store, make_engine
 
-HEAD = "0016"
+HEAD = "0017"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -170,6 +170,11 @@ class BatchRunRow(Base):
     # Touched every few seconds while the run goes on: a "running" run not touched for STALE_AFTER was left
     # by a process that died, and is read as "interrupted".
     written_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Sent to the provider's Batch API: its batch id and last reported state. Such a run stays "running" for
+    # up to a day with no process of its own; whichever replica claims `polled_at` asks the provider next.
+    remote_id: Mapped[str | None] = mapped_column(String(80))
+    remote_status: Mapped[str | None] = mapped_column(String(20), index=True)
+    polled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class QuotaCounterRow(Base):

@@ -11,6 +11,7 @@ import streamlit as st
 from atri.batch import DONE, STOPPED, BatchRunner, RunView, load_run, to_csv, to_jsonl
 from atri.batch_plan import DEFAULT_CONCURRENCY, MAX_CONCURRENCY, BatchSpec, Variant, batch_spec, parse_numbers, prompts_from, sweep_spec
 from atri.calls import Target
+from atri.errors import ChatError
 from atri.i18n import t
 from atri.pricing import format_cost, price_table
 from atri.providers import Thinking, catalogue
@@ -19,6 +20,8 @@ from atri.settings import Settings
 from atri.tables import BatchInputError, Table, read_table_isolated, table_from_lines
 from atri.tokenizer import counter_for
 from atri.ui.access import host_connection
+from atri.ui.batch_remote_view import BATCH_API, cancel_button, delivery, load, remote_batches, remote_state
+from atri.ui.batch_remote_view import FOLLOW_EVERY_S as REMOTE_EVERY_S
 from atri.ui.config import get_store, services
 from atri.ui.identity import current_owner
 from atri.ui.render import error_text
@@ -26,7 +29,7 @@ from atri.ui.render import error_text
 FOLLOW_EVERY_S = 0.5
 ANSWER_PREVIEW_CHARS = 300
 OPEN_RUN = "batch_open"  # the run this tab shows
-STATUS_ICONS = {"queued": "⏳", "running": "🔄", "done": "✅", "failed": "❌", "stopped": "⏹️"}
+STATUS_ICONS = {"queued": "⏳", "running": "🔄", "done": "✅", "failed": "❌", "stopped": "⏹️", "expired": "⌛"}
 
 
 def get_runner() -> BatchRunner:
@@ -168,6 +171,7 @@ def _frame(lang: str, view: RunView) -> pd.DataFrame:
         answer = row.answer if len(row.answer) <= ANSWER_PREVIEW_CHARS else row.answer[:ANSWER_PREVIEW_CHARS] + "…"
         if row.error_kind and row.status != STOPPED:
             answer = error_text(lang, row.error_kind, row.error_detail)
+        answered = bool(row.total_s or row.prompt_tokens)  # a batch's rows have tokens but no timings
         entry = {"#": row.index + 1, t(lang, "batch_col_status"): status, t(lang, "batch_col_prompt"): row.prompt}
         if view.kind == "sweep":
             entry[t(lang, "batch_col_settings")] = row.variant.label()
@@ -175,8 +179,8 @@ def _frame(lang: str, view: RunView) -> pd.DataFrame:
             t(lang, "batch_col_answer"): answer,
             t(lang, "batch_col_ttft"): row.ttft_s,
             t(lang, "batch_col_total"): row.total_s,
-            t(lang, "batch_col_tokens"): f"{row.prompt_tokens:,} / {row.completion_tokens:,}" if row.total_s else "",
-            t(lang, "batch_col_cost"): _cost(row.cost, row.currency) if row.total_s else "",
+            t(lang, "batch_col_tokens"): f"{row.prompt_tokens:,} / {row.completion_tokens:,}" if answered else "",
+            t(lang, "batch_col_cost"): _cost(row.cost, row.currency) if answered else "",
         })
         rows.append(entry)
     return pd.DataFrame(rows)
@@ -207,10 +211,12 @@ def _finished(lang: str, view: RunView, settings: Settings, unsaved: bool = Fals
     st.subheader(plain_text(view.title) or t(lang, "batch_title"))
     st.caption(f"{plain_text(view.provider_id)} · {plain_text(view.model_id)} · "
                f"{view.started_at:%Y-%m-%d %H:%M} UTC · {t(lang, 'batch_run_' + view.status)}")
+    if view.remote:
+        remote_state(lang, view, settings)
     if unsaved:
         st.warning(t(lang, "batch_unsaved"), icon=":material/sync_problem:")
     not_done = sum(row.status != DONE for row in view.rows)
-    if view.status in ("stopped", "interrupted") and not_done:
+    if view.status in ("stopped", "interrupted") and not_done and not view.remote:
         st.button(t(lang, "batch_resume", rows=not_done), key=f"batch_resume::{view.id}", icon=":material/resume:",
                   on_click=_resume, args=(settings, view, lang))
     _progress(lang, view)
@@ -265,6 +271,36 @@ def _follow(lang: str, run_id: str) -> None:
     st.button(t(lang, "stop"), key="batch_stop", icon=":material/stop_circle:", on_click=run.stop)
 
 
+@st.fragment(run_every=REMOTE_EVERY_S)
+def _follow_remote(lang: str, run_id: str, settings: Settings) -> None:
+    """A run at the provider's Batch API, reread from the database (the server polls the provider)."""
+    view = load(run_id)
+    if view is None:
+        return
+    if view.finished:
+        st.rerun()
+    st.subheader(plain_text(view.title))
+    remote_state(lang, view, settings)
+    cancel_button(lang, view, settings)
+    _progress(lang, view)
+    _table(lang, view)
+
+
+def _start(lang: str, settings: Settings, choice: str, spec: BatchSpec, how: str) -> None:
+    target = target_for(settings, choice, lang)
+    if target is None:
+        return
+    try:
+        if how == BATCH_API:
+            st.session_state[OPEN_RUN] = remote_batches(settings).submit(current_owner(), spec, target)
+        else:
+            st.session_state[OPEN_RUN] = get_runner().start(current_owner(), spec, target).id
+    except BatchInputError as error:
+        refusal(lang, error)
+    except ChatError as error:  # the provider refused the file or the batch; a quota
+        st.error(error_text(lang, error.kind, error.detail))
+
+
 def _last_runs(lang: str, owner: str) -> None:
     runs = get_store().batch_runs(owner, limit=10)
     with st.expander(t(lang, "batch_last_runs"), expanded=False):
@@ -291,22 +327,20 @@ def batch_page(settings: Settings, lang: str) -> None:
     provider, model = model_of(choice)
     mode = st.segmented_control(t(lang, "batch_mode"), ["prompts", "sweep"], default="prompts", key="batch_mode",
                                 format_func=lambda m: t(lang, f"batch_mode_{m}")) or "prompts"
-    concurrency = int(st.number_input(t(lang, "batch_concurrency"), 1, MAX_CONCURRENCY, DEFAULT_CONCURRENCY,
-                                      key="batch_concurrency", help=t(lang, "batch_concurrency_help")))
+    how = delivery(lang, provider)
+    concurrency = DEFAULT_CONCURRENCY  # the provider's Batch API sets its own pace
+    if how != BATCH_API:
+        concurrency = int(st.number_input(t(lang, "batch_concurrency"), 1, MAX_CONCURRENCY, DEFAULT_CONCURRENCY,
+                                          key="batch_concurrency", help=t(lang, "batch_concurrency_help")))
     if mode == "sweep":
         spec = _sweep_spec(lang, provider.id, model, concurrency)
     else:
         spec = _prompts_spec(lang, provider.id, model.id, model, concurrency)
     if spec is not None:
         st.caption(t(lang, "batch_ready", count=len(spec.rows)))
-    if st.button(t(lang, "batch_start"), type="primary", disabled=spec is None, key="batch_start",
-                 icon=":material/play_arrow:"):
-        target = target_for(settings, choice, lang)
-        if target is not None:
-            try:
-                st.session_state[OPEN_RUN] = get_runner().start(owner, spec, target).id
-            except BatchInputError as error:
-                refusal(lang, error)
+    if st.button(t(lang, "batch_api_submit" if how == BATCH_API else "batch_start"), type="primary",
+                 disabled=spec is None, key="batch_start", icon=":material/play_arrow:"):
+        _start(lang, settings, choice, spec, how)
 
     run_id = st.session_state.get(OPEN_RUN)
     if run_id:
@@ -317,6 +351,8 @@ def batch_page(settings: Settings, lang: str) -> None:
             view = live.view() if live is not None else load_run(get_store(), owner, run_id)
             if view is None:
                 st.warning(t(lang, "batch_run_not_found"))
+            elif view.remote and not view.finished:
+                _follow_remote(lang, run_id, settings)
             else:
                 _finished(lang, view, settings, unsaved=live is not None and not live.saved.is_set())
     _last_runs(lang, owner)

@@ -66,6 +66,7 @@ def services() -> Services:
         log.error("the database cannot be used: %s", problem)
         st.error(t(current_language(), "database_schema_problem"), icon=":material/database:")
         st.stop()
+    made.remote_batches(load_settings())  # its worker polls the batches sent to a Batch API, this replica's or not
     return made
 
 
