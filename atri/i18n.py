@@ -324,6 +324,19 @@ STRINGS: dict[str, tuple[str, str]] = {
     "recording_no_model": ("这个服务商不能听写录音：请换用阿里云百炼，或直接打字。", "This provider cannot transcribe recordings: switch to DashScope, or type instead."),
     "recording_silent": ("这段录音里没有听到说话。", "No speech was heard in the recording."),
     "recording_failed": ("没能听写这段录音：{reason}", "The recording could not be transcribed: {reason}"),
+    # DashScope's own search, with its sources (issue 31)
+    "search_running": ("正在联网搜索…", "Searching the web…"),
+    "search_step": ("已联网搜索（{count} 条结果）", "Searched the web ({count} results)"),
+    "search_step_skipped": ("这次没有联网搜索：模型直接作答。", "No web search ran this time: the model answered directly."),
+    "facts_searches": ("联网搜索 {count} 次", "{count} web searches"),
+    "tool_read_pages": ("搜索并阅读网页", "Search and read pages"),
+    "tool_read_pages_help": ("先搜索，再打开找到的网页读全文（更慢，也更贵）。",
+                             "Search, then open the pages found and read them whole (slower, and it costs more)."),
+    "note_read_pages_needs_thinking": ("此模型只有在深度思考时才能阅读网页：这次只做了搜索。",
+                                       "This model reads pages only while thinking: this time it only searched."),
+    "note_search_sources_text_only": ("带图片的提问不经服务商原生接口发送：回答基于搜索，但不列出来源。",
+                                      "A question with images does not go over the provider's own protocol: the "
+                                      "answer is grounded in a search, without its list of sources."),
 }
 
 STRINGS.update(PAGE_STRINGS)
