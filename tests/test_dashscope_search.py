@@ -266,3 +266,30 @@ def test_thinking_with_search_shows_both_on_the_page(native_app, dashscope_env):
     assert any(e.label.startswith("Thought for") for e in native_app.expander)
     assert "[[1]](<https://news.example.com/atri-tools>)" in all_text(native_app)
     assert native_requests(dashscope_env)[-1]["parameters"]["enable_thinking"] is True
+
+
+def test_the_async_face_searches_natively_too(fake, conn):
+    import asyncio
+
+    from atri.calls import asend
+
+    turn = asyncio.run(asend(conn, plan()))
+    assert turn.error is None and turn.web_searches == 1 and len(turn.sources) == 2 and native_requests(fake)
+
+
+def test_the_search_step_says_what_the_search_did():
+    from atri.ui.steps import search_step_label
+
+    assert search_step_label("en", None, 0) is None
+    assert "Searching the web" in search_step_label("en", None, 0, running=True)
+    assert "Searched the web (2 results)" in search_step_label("en", 1, 2)
+    assert "No web search ran" in search_step_label("en", 0, 0)
+    assert "已联网搜索（2 条结果）" in search_step_label("zh", 1, 2)
+
+
+def test_an_error_sent_as_an_sse_event_with_its_http_status_is_read():
+    from atri.client import _provider_reason
+
+    text = 'id:1\nevent:error\n:HTTP_STATUS/401\ndata:{"code":"InvalidApiKey","message":"Invalid API-key provided.","request_id":"x"}'
+    assert _provider_reason(text, "fallback") == "InvalidApiKey — Invalid API-key provided."
+    assert _provider_reason("plain words", "fallback") == "fallback"
