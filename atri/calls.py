@@ -10,8 +10,9 @@ Built on it: `run_turn` / `arun_turn` (an answer: one request), `send` (the whol
 summaries), `asend` (Batch and Extract: a throttled request waits as long as the provider's Retry-After says
 and is asked again), and atri.tool_loop, which composes rounds of `follow_request` into one answer.
 
-The wire format is a Transport: Chat Completions (atri.client) today; another (DashScope's own protocol, the
-Responses API) plugs in at `transport_for`, and everything above it stays as it is.
+The wire format is a Transport, chosen per request at `transport_for`: Chat Completions (atri.client), or
+DashScope's own protocol (atri.dashscope_native) for a web search, whose sources only that one returns.
+Everything above it stays as it is: both yield chunks in Chat Completions' shape.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from typing import Any, Protocol
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from .client import CHAT_COMPLETIONS, Cancel
+from .dashscope_native import DASHSCOPE_NATIVE, searches_natively
 from .errors import ChatError
 from .messages import Usage
 from .metering import Admitted
@@ -67,9 +69,10 @@ class Transport(Protocol):
     def astream(self, conn: Connection, kwargs: dict[str, Any]) -> AsyncIterator[dict[str, Any]]: ...
 
 
-def transport_for(conn: Connection) -> Transport:
-    """The wire format this connection's provider speaks (one so far)."""
-    return CHAT_COMPLETIONS
+def transport_for(conn: Connection, kwargs: dict[str, Any]) -> Transport:
+    """The wire format this request goes out in: DashScope's own protocol for a search that can go there (its
+    sources come back only that way), Chat Completions for everything else."""
+    return DASHSCOPE_NATIVE if searches_natively(conn, kwargs) else CHAT_COMPLETIONS
 
 
 # --- one request: the steps both faces share ------------------------------------------------------------
@@ -110,7 +113,7 @@ def follow_request(conn: Connection, follower: TurnFollower, kwargs: dict[str, A
     """One request: admitted, sent, each chunk fed to the follower (its Turn yielded), charged when it ends.
     Raises ChatError when it is refused, fails or is stopped."""
     sent = _admit(conn, follower, kwargs, host_choice)
-    chunks = transport_for(conn).stream(conn, sent, cancel)
+    chunks = transport_for(conn, sent).stream(conn, sent, cancel)
     try:
         for chunk in chunks:
             yield follower.feed(chunk)
@@ -124,7 +127,7 @@ async def afollow_request(conn: Connection, follower: TurnFollower, kwargs: dict
     """follow_request on the async client: many requests can stream at once in one thread."""
     sent = _admit(conn, follower, kwargs, host_choice)
     try:
-        async for chunk in transport_for(conn).astream(conn, sent):
+        async for chunk in transport_for(conn, sent).astream(conn, sent):
             yield follower.feed(chunk)
     finally:
         _settle(follower)

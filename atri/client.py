@@ -10,6 +10,7 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import Any
@@ -70,7 +71,10 @@ def _chunk(data: object) -> dict[str, Any]:
 
 
 def _provider_reason(body: object, fallback: str) -> str:
-    """The provider's own message and code from a DashScope/OpenAI-shaped error body."""
+    """The provider's own message and code from a DashScope/OpenAI-shaped error body (DashScope's own protocol
+    may send it as an SSE event: its `data:` line is read)."""
+    if isinstance(body, str):
+        body = _sse_data(body) or body
     if isinstance(body, dict):
         error = body.get("error", body)
         if isinstance(error, dict):
@@ -79,6 +83,17 @@ def _provider_reason(body: object, fallback: str) -> str:
                 return " — ".join(parts)
         return json.dumps(body, ensure_ascii=False)
     return fallback
+
+
+def _sse_data(text: str) -> dict[str, Any] | None:
+    for line in text.splitlines():
+        if line.startswith("data:"):
+            try:
+                data = json.loads(line[5:])
+            except ValueError:
+                return None
+            return data if isinstance(data, dict) else None
+    return None
 
 
 def _scrub(text: str, conn: Connection) -> str:
@@ -159,21 +174,38 @@ class Cancel:
                 pass
 
 
+@dataclass(frozen=True)
+class Post:
+    """One streamed request: where (a path under the base URL, or a whole URL), its JSON body, extra headers."""
+
+    path: str
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Reader = Callable[[object], dict[str, Any]]  # an SSE event's JSON -> a chunk in Chat Completions' shape
+
+
 def stream_chunks(conn: Connection, kwargs: dict[str, Any], cancel: Cancel | None = None) -> Iterator[dict[str, Any]]:
     """Yields each chunk as a dict (unknown fields such as reasoning_content included)."""
+    return stream_post(conn, Post(CHAT_PATH, request_body(kwargs)), _chunk, cancel)
+
+
+def stream_post(conn: Connection, post: Post, read: Reader, cancel: Cancel | None = None) -> Iterator[dict[str, Any]]:
+    """A streamed request on the connection's client (its retries, timeouts and errors), each event `read`."""
     client = make_client(conn, conn.timeout_s)
     received = False
     try:
-        stream = client.post(CHAT_PATH, cast_to=object, body=request_body(kwargs), stream=True,
-                             stream_cls=openai.Stream[object])
+        stream = client.post(post.path, cast_to=object, body=post.body, options={"headers": post.headers},
+                             stream=True, stream_cls=openai.Stream[object])
         if cancel:
             cancel.on_cancel(stream.close)
         try:
-            for chunk in stream:
+            for event in stream:
                 if cancel and cancel.cancelled:
                     break
                 received = True
-                yield _chunk(chunk)
+                yield read(event)
         finally:
             stream.close()
     except (openai.OpenAIError, httpx2.HTTPError) as exc:
@@ -186,14 +218,20 @@ def stream_chunks(conn: Connection, kwargs: dict[str, Any], cancel: Cancel | Non
 
 async def astream_chunks(conn: Connection, kwargs: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
     """stream_chunks on the async client (as the tutorial's AsyncOpenAI example): for several answers at once."""
+    async for chunk in astream_post(conn, Post(CHAT_PATH, request_body(kwargs)), _chunk):
+        yield chunk
+
+
+async def astream_post(conn: Connection, post: Post, read: Reader) -> AsyncIterator[dict[str, Any]]:
     received = False
     try:
-        stream = await async_client(conn).post(CHAT_PATH, cast_to=object, body=request_body(kwargs),
-                                               stream=True, stream_cls=openai.AsyncStream[object])
+        stream = await async_client(conn).post(post.path, cast_to=object, body=post.body,
+                                               options={"headers": post.headers}, stream=True,
+                                               stream_cls=openai.AsyncStream[object])
         async with stream:
-            async for chunk in stream:
+            async for event in stream:
                 received = True
-                yield _chunk(chunk)
+                yield read(event)
     except (openai.OpenAIError, httpx2.HTTPError) as exc:
         raise _stream_error(exc, conn, received) from None
 

@@ -28,7 +28,7 @@ def classify_status(status: int, text: str) -> str:
             return "burst"
         return "rate_limit"
     if status == 400 or status == 422:
-        if "data_inspection_failed" in lowered or "inappropriate content" in lowered:
+        if "data_inspection_failed" in lowered or "datainspectionfailed" in lowered or "inappropriate content" in lowered:
             return "moderation"
         if "range of input length" in lowered or "context length" in lowered or "maximum context" in lowered:
             return "context_too_long"

@@ -352,6 +352,19 @@ STRINGS: dict[str, tuple[str, str]] = {
     "delete_message": ("删除", "Delete"),
     "delete_message_and_after": ("删除这条消息和它后面的 {count} 条？", "Delete this message and the {count} after it?"),
     "regenerate_with": ("换个模型重新生成", "Regenerate with another model"),
+    # DashScope's own search, with its sources (issue 31)
+    "search_running": ("正在联网搜索…", "Searching the web…"),
+    "search_step": ("已联网搜索（{count} 条结果）", "Searched the web ({count} results)"),
+    "search_step_skipped": ("这次没有联网搜索：模型直接作答。", "No web search ran this time: the model answered directly."),
+    "facts_searches": ("联网搜索 {count} 次", "{count} web searches"),
+    "tool_read_pages": ("搜索并阅读网页", "Search and read pages"),
+    "tool_read_pages_help": ("先搜索，再打开找到的网页读全文（更慢，也更贵）。",
+                             "Search, then open the pages found and read them whole (slower, and it costs more)."),
+    "note_read_pages_needs_thinking": ("此模型只有在深度思考时才能阅读网页：这次只做了搜索。",
+                                       "This model reads pages only while thinking: this time it only searched."),
+    "note_search_sources_text_only": ("带图片的提问不经服务商原生接口发送：回答基于搜索，但不列出来源。",
+                                      "A question with images does not go over the provider's own protocol: the "
+                                      "answer is grounded in a search, without its list of sources."),
 }
 
 STRINGS.update(PAGE_STRINGS)

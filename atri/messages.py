@@ -80,6 +80,7 @@ class ChatOptions:
     tools: Annotated[list[Annotated[str, Field(strict=True, max_length=128)]], Field(max_length=200)] = \
         field(default_factory=list)  # the tools offered to the model (built-in and MCP names)
     web_search: Flag = False
+    read_pages: Flag = False  # "search and read pages": a provider's search that reads the pages it found
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ChatOptions:
@@ -182,6 +183,7 @@ class AnswerFacts:
     context: ContextReport | None = None  # what the context strategy chose
     tool_steps: Annotated[list[ToolStepRecord], Field(max_length=200)] | None = None  # tool calls, in order
     sources: Annotated[list[SearchSource], Field(max_length=200)] | None = None  # web search results
+    web_searches: Count | None = None  # searches the provider ran and bills (None: it did not say)
     # What it cost at the prices of the day it was written: set by the store, read back by every view (the
     # chat, its totals, Usage, exports), so that a later price change rewrites none of them.
     cost: Annotated[float, Field(strict=True, ge=0, le=10**9, allow_inf_nan=False)] | None = None

@@ -30,6 +30,7 @@ class Price:
     explicit_cached_share: float | None = None  # an explicit cache hit (None: as an implicit one)
     cache_write_share: float = 1.0  # input written to an explicit cache
     batch_share: float | None = None  # a request sent through the provider's Batch API (None: it has none)
+    search_fee: float = 0.0  # one web search the provider ran for a request (DashScope bills each)
 
     def tier_for(self, prompt_tokens: int) -> Tier:
         for tier in self.tiers:
@@ -40,10 +41,18 @@ class Price:
 
 def _read(path: Path) -> dict[str, Price]:
     data = tomllib.loads(path.read_text(encoding="utf-8"))
+    search = data.get("web_search", {})
     return {model: Price(raw["currency"], tuple(Tier(**t) for t in raw["tiers"]), raw.get("cached_share", 1.0),
                          raw.get("explicit_cached_share"), raw.get("cache_write_share", 1.0),
-                         raw.get("batch_share"))
+                         raw.get("batch_share"), _search_fee(search, raw))
             for model, raw in data.get("models", {}).items()}
+
+
+def _search_fee(search: dict, model: dict) -> float:
+    """The model's own search fee, or the file's `[web_search]` one when it is in the model's currency."""
+    if "search_fee" in model:
+        return float(model["search_fee"])
+    return float(search.get("per_search", 0.0)) if search.get("currency") == model["currency"] else 0.0
 
 
 @cache
@@ -55,7 +64,8 @@ def price_table(override: str = "") -> dict[str, Price]:
     return prices
 
 
-def request_cost(price: Price, usage: Usage, thought: bool = False) -> float:
+def request_cost(price: Price, usage: Usage, thought: bool = False, searches: int | None = None) -> float:
+    """`searches`: the web searches the provider ran for it, each billed at the price's search fee."""
     tier = price.tier_for(usage.prompt_tokens)
     cached = min(usage.cached_tokens, usage.prompt_tokens)
     written = min(usage.cache_written_tokens, usage.prompt_tokens - cached)
@@ -63,7 +73,8 @@ def request_cost(price: Price, usage: Usage, thought: bool = False) -> float:
         else price.cached_share
     output_price = tier.output_thinking if thought and tier.output_thinking is not None else tier.output
     return ((usage.prompt_tokens - cached - written) * tier.input + cached * tier.input * hit_share
-            + written * tier.input * price.cache_write_share + usage.completion_tokens * output_price) / PER
+            + written * tier.input * price.cache_write_share + usage.completion_tokens * output_price) / PER \
+        + (searches or 0) * price.search_fee
 
 
 def cache_saving(price: Price, usage: Usage, thought: bool = False) -> float:
@@ -87,7 +98,7 @@ def answer_cost(facts: AnswerFacts, thought: bool, price: Price | None) -> tuple
         return facts.cost, facts.currency
     if facts.usage is None or price is None:
         return None, None
-    return request_cost(price, facts.usage, thought), price.currency
+    return request_cost(price, facts.usage, thought, facts.web_searches), price.currency
 
 
 def format_cost(amount: float, currency: str) -> str:

@@ -11,6 +11,8 @@ import tomllib
 
 CATALOGUE_PATH = Path(__file__).parent / "data" / "catalogue.toml"
 LOCAL = "local"
+READ_PAGES = "agent_max"  # DashScope: search, then read the pages found (its web extractor)
+PROVIDER_CHOOSES = "auto"  # a model that searches without a strategy being named
 
 
 class Thinking(str, Enum):
@@ -35,7 +37,21 @@ class ModelInfo:
     max_output: int = 8192
     known: bool = True  # False when guessed from the id
     tools: bool = True  # can call functions (tools / tool_calls)
-    web_search: str = ""  # the provider searches the web for it with this search_strategy ("": it cannot)
+    # The search strategies the provider offers for it, its default first (empty: it cannot search the web;
+    # PROVIDER_CHOOSES: it searches, and no strategy is named). READ_PAGES ("search and read pages") among them
+    # is offered as a switch.
+    web_search: tuple[str, ...] = ()
+    read_pages_thinking_only: bool = False  # READ_PAGES only while thinking (qwen3-max); otherwise the default
+
+    def search_strategy(self, read_pages: bool, thinking: bool) -> str:
+        """The strategy a search asks for: READ_PAGES when asked and allowed, the model's default otherwise."""
+        if read_pages and self.reads_pages and (thinking or not self.read_pages_thinking_only):
+            return READ_PAGES
+        return self.web_search[0] if self.web_search else ""
+
+    @property
+    def reads_pages(self) -> bool:
+        return READ_PAGES in self.web_search
 
 
 @dataclass(frozen=True)
@@ -59,6 +75,7 @@ class Provider:
     qwen_names: bool = False  # unlisted ids are read the DashScope way
     transcription_model: str | None = None  # turns a recording into text (an `input_audio` part in, text out)
     batch_api: bool = False  # takes a JSONL file of requests and answers it within 24 h (at its batch price)
+    native_search: bool = False  # a web search goes over DashScope's own protocol, which returns its sources
 
     def label_for(self, lang: str) -> str:
         return self.label_zh if lang == "zh" else self.label
@@ -76,7 +93,9 @@ class Provider:
 
 
 def _model_from_toml(raw: dict) -> ModelInfo:
-    return ModelInfo(**{**raw, "thinking": Thinking(raw.get("thinking", "none"))})
+    strategies = raw.get("web_search", ())
+    return ModelInfo(**{**raw, "thinking": Thinking(raw.get("thinking", "none")),
+                        "web_search": (strategies,) if isinstance(strategies, str) else tuple(strategies)})
 
 
 @cache
@@ -104,6 +123,7 @@ def catalogue() -> dict[str, Provider]:
             qwen_names=raw.get("qwen_names", False),
             transcription_model=raw.get("transcription_model"),
             batch_api=raw.get("batch_api", False),
+            native_search=raw.get("native_search", False),
         )
     return providers
 

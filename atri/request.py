@@ -5,9 +5,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .messages import ChatOptions, Message
-from .providers import ModelInfo, Provider, Thinking
+from .providers import PROVIDER_CHOOSES, READ_PAGES, ModelInfo, Provider, Thinking
 from .tokens import message_text
 
+CITATION_FORMAT = "[ref_<number>]"  # DashScope's other format, "[<number>]", reads like any bracketed number
 JSON_INSTRUCTION = "Reply with one valid JSON object only (JSON, no Markdown fences)."
 
 
@@ -43,6 +44,11 @@ def history_messages(history: list[Message], with_images: bool = True, with_vide
         elif message.role == "assistant" and message.content:
             sent.append({"role": "assistant", "content": message.content})
     return sent
+
+
+def sends_parts(messages: list[dict[str, Any]]) -> bool:
+    """Whether any message is a list of parts (images, audio, video) rather than plain text."""
+    return any(isinstance(message.get("content"), list) for message in messages)
 
 
 def mentions_json(messages: list[dict[str, Any]]) -> bool:
@@ -118,20 +124,28 @@ def build_request(history: list[Message], options: ChatOptions, model: ModelInfo
     elif tools:
         notes.append("note_model_no_tools")
     if options.web_search and model.web_search:
-        kwargs.setdefault("extra_body", {}).update(search_body(model.web_search))
+        thinking = bool(kwargs.get("extra_body", {}).get("enable_thinking")) or model.thinking == Thinking.ALWAYS
+        strategy = model.search_strategy(options.read_pages, thinking)
+        if options.read_pages and strategy != READ_PAGES and model.reads_pages:
+            notes.append("note_read_pages_needs_thinking")
+        kwargs.setdefault("extra_body", {}).update(search_body(strategy))
+        if provider.native_search and sends_parts(kwargs["messages"]):
+            notes.append("note_search_sources_text_only")
     elif options.web_search and not any(tool["function"]["name"] == "web_search" for tool in kwargs.get("tools", [])):
         notes.append("note_web_search_unavailable")
     return RequestPlan(kwargs, notes)
 
 
 def search_body(strategy: str) -> dict[str, Any]:
-    """DashScope's web search switches (Model Studio "web search" docs): the visitor switched search on, so
-    it is forced (English questions are often answered unsearched otherwise); sources and citation marks
-    asked for. Compatible mode is documented to ground the answer without returning the sources; where
-    they come back (search_info), atri.stream reads them."""
-    return {"enable_search": True, "search_options": {
-        "forced_search": True, "enable_source": True, "enable_citation": True, "citation_format": "[<number>]",
-        "search_strategy": strategy}}
+    """DashScope's web search switches (Model Studio "Web search", 2026): the visitor switched search on, so it
+    is forced (English questions are often answered unsearched otherwise); sources and citation marks asked for,
+    as `[ref_1]`. Only DashScope's own protocol returns them (atri.dashscope_native sends these there); over
+    Chat Completions the answer is grounded without them. PROVIDER_CHOOSES names no strategy."""
+    options: dict[str, Any] = {"forced_search": True, "enable_source": True, "enable_citation": True,
+                               "citation_format": CITATION_FORMAT}
+    if strategy and strategy != PROVIDER_CHOOSES:
+        options["search_strategy"] = strategy
+    return {"enable_search": True, "search_options": options}
 
 
 def _thinking_body(call: Call, model: ModelInfo, json_mode: bool, notes: list[str]) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from typing import Any
 
 from .messages import InvalidData, Usage, usage_from_provider
 from .tools import ToolCall
-from .websearch import sources_in
+from .websearch import searches_in, sources_in
 
 OPEN_TAG = "<think>"
 CLOSE_TAG = "</think>"
@@ -60,8 +60,15 @@ class SearchResults:
     sources: tuple[dict[str, Any], ...]
 
 
+@dataclass(frozen=True)
+class SearchesRun:
+    """How many web searches the provider ran (and bills) for this response; 0: it answered without searching."""
+
+    count: int
+
+
 Event = (ReasoningDelta | ContentDelta | ContentWasReasoning | UsageReport | Finish | ToolCallDelta | ToolCallsReady
-         | SearchResults)
+         | SearchResults | SearchesRun)
 
 
 def _held_back(text: str, tags: tuple[str, ...]) -> int:
@@ -176,6 +183,9 @@ class ChunkParser:
                     events.append(ToolCallsReady(self._whole_calls()))
                 events.append(Finish(choice["finish_reason"]))
         if isinstance(chunk.get("usage"), dict):
+            searches = searches_in(chunk["usage"])
+            if searches is not None:
+                events.append(SearchesRun(searches))
             try:
                 events.append(UsageReport(usage_from_provider(chunk["usage"])))
             except InvalidData:  # a malformed usage object: the answer stands, usage is counted instead

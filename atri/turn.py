@@ -18,6 +18,7 @@ from .stream import (
     Event,
     Finish,
     ReasoningDelta,
+    SearchesRun,
     SearchResults,
     ToolCallDelta,
     ToolCallsReady,
@@ -25,6 +26,7 @@ from .stream import (
 )
 from .tokens import TokenCounter, count_prompt, rough_count
 from .tools import ToolCall, ToolStep
+from .websearch import MAX_SOURCES
 
 QUOTA_CUT_NOTE = "note_quota_cut"  # an answer cut where the quota or budget left ended
 
@@ -53,6 +55,7 @@ class Turn:
     calling: str | None = None  # the tool being asked for or run right now (for the live view)
     earlier_usage: Usage | None = None  # what the earlier requests of a tool loop used
     sources: list[dict[str, Any]] = field(default_factory=list)  # web search results the provider sent
+    web_searches: int | None = None  # searches the provider ran for this answer, when it said
 
     @property
     def thinking_now(self) -> bool:
@@ -81,7 +84,10 @@ class Turn:
             self.calls = list(event.calls)
         elif isinstance(event, SearchResults):
             known = {source["url"] for source in self.sources}
-            self.sources += [source for source in event.sources if source["url"] not in known]
+            fresh = [source for source in event.sources if source["url"] not in known]
+            self.sources += fresh[:max(0, MAX_SOURCES - len(self.sources))]
+        elif isinstance(event, SearchesRun):
+            self.web_searches = (self.web_searches or 0) + event.count
 
     def elapsed(self) -> float:
         return (self.ended_at or time.perf_counter()) - self.started
@@ -108,6 +114,7 @@ class Turn:
             context=self.context,
             tool_steps=[step.to_dict() for step in self.tool_steps] or None,
             sources=list(self.sources) or None,
+            web_searches=self.web_searches,
         )
         return Message("assistant", self.content, reasoning=self.reasoning, facts=facts, options=options)
 
@@ -123,6 +130,8 @@ def response_record(message: Message) -> dict[str, Any]:
         body["atri_tool_steps"] = facts.tool_steps
     if facts and facts.sources:
         body["atri_search_results"] = facts.sources
+    if facts and facts.web_searches is not None:
+        body["atri_web_searches"] = facts.web_searches
     usage = None
     if facts and facts.usage:
         tokens = facts.usage

@@ -4,10 +4,9 @@ results become the answer's sources too, numbered as the model read them.
 
 DashScope searches when `enable_search` is sent (atri.request.search_body). Its documentation (Model Studio
 "Web search", 2026) says the OpenAI-compatible Chat Completions endpoint does *not* return the sources; its
-own protocol returns them as `output.search_info.search_results` items `{index, title, url, site_name, icon}`.
-We could not confirm any compatible-mode chunk carrying them, so `sources_in` accepts that documented shape
-wherever a chunk has it (top level `search_info`, or under `output`) and nothing else; without it the answer
-is still grounded, only without a list.
+own protocol does (atri.dashscope_native), as `output.search_info.search_results` items `{index, title, url,
+site_name, icon}`, with the number of searches run in `usage.plugins.search.count`. `sources_in` accepts that
+shape wherever a chunk has it (top level `search_info`, or under `output`) and nothing else.
 """
 from __future__ import annotations
 
@@ -20,7 +19,10 @@ import httpx2
 
 from .safe_markdown import link_safe, markdown_link, plain_text, web_link_url
 
-MAX_SOURCES = 50
+MAX_SOURCES = 50  # per answer: a provider's list beyond this is cut, not drawn
+MAX_TITLE_CHARS = 300
+MAX_SITE_CHARS = 100
+MAX_SEARCHES = 1000  # a count beyond this is not believed
 SEARCH_TIMEOUT_S = 10.0
 _CITATION = re.compile(r"\[(?:ref_)?(\d{1,3})\](?![(\[:])")  # [1] or [ref_1], not a link or a reference definition
 _CODE_FENCE = re.compile(r"^ {0,3}(```|~~~)", re.MULTILINE)
@@ -46,10 +48,21 @@ def sources_in(chunk: dict[str, Any]) -> list[dict[str, Any]] | None:
             continue
         index = item.get("index")
         sources.append({"index": index if isinstance(index, int) and 0 <= index <= 10_000 else position,
-                        "title": _text(item.get("title"), 2000) or web_link_url(item.get("url")),
-                        "url": web_link_url(item.get("url")), "site_name": _text(item.get("site_name"), 500),
+                        "title": _text(item.get("title"), MAX_TITLE_CHARS) or web_link_url(item.get("url")),
+                        "url": web_link_url(item.get("url")), "site_name": _text(item.get("site_name"), MAX_SITE_CHARS),
                         "icon": web_link_url(item.get("icon"))})
     return sources
+
+
+def searches_in(usage: dict[str, Any]) -> int | None:
+    """How many web searches a usage object says ran (DashScope's `plugins.search.count`); None when it does not
+    say (no search was asked for, or another provider)."""
+    plugins = usage.get("plugins")
+    search = plugins.get("search") if isinstance(plugins, dict) else None
+    count = search.get("count") if isinstance(search, dict) else None
+    if isinstance(count, bool) or not isinstance(count, int):
+        return None
+    return max(0, min(count, MAX_SEARCHES))
 
 
 def link_citations(text: str, sources: list[dict[str, Any]] | None) -> str:

@@ -409,6 +409,100 @@ class FakeBatches:
                 batch[kind] = file_id
         self._count(batch, work)
         batch.update(status=status, **{f"{status}_at": int(time.time())})
+# --- DashScope's own protocol (issue 31) ---------------------------------------------------------------------
+# `POST {host}/api/v1/services/aigc/text-generation/generation`, body `{"model", "input": {"messages"},
+# "parameters": {...}}`, as Model Studio documents it: with `X-DashScope-SSE: enable`, SSE events `id:` /
+# `event:result` / `:HTTP_STATUS/200` / `data:{...}`; each event's `output.choices[0].message` holds the new text
+# (`incremental_output`), `finish_reason` is the string "null" until the last; `output.search_info` comes in the
+# first events when `search_options.enable_source` is set; `usage` (input_tokens, output_tokens, …) in every event,
+# with `plugins.search.count`. Errors: the HTTP status with `{"code", "message", "request_id"}`, or, mid-stream, an
+# `event:error` carrying the same. Without the SSE header: one JSON response. Faults that apply here: "status"
+# (its body should be native_error's), "stream_error" (an error event after `after_chunks` events), "cut", and
+# "no_search" (the search is skipped, as above 15 requests/s: count 0, no search_info, an answer without marks).
+NATIVE_PATH = "/api/v1/services/aigc/text-generation/generation"
+
+
+def native_error(code: str, message: str) -> dict[str, Any]:
+    return {"code": code, "message": message, "request_id": str(uuid.uuid4())}
+
+
+NATIVE_UNAUTHORIZED = native_error("InvalidApiKey", "Invalid API-key provided.")
+NATIVE_RATE_LIMITED = native_error("Throttling.RateQuota", "Requests rate limit exceeded, please try again later.")
+NATIVE_MODERATION = native_error("DataInspectionFailed", "Input data may contain inappropriate content.")
+
+
+def compatible_url(provider: FakeProvider) -> str:
+    """The fake's address as a DashScope compatible-mode base URL (the native endpoint is derived from it)."""
+    return provider.base_url.removesuffix("/v1") + "/compatible-mode/v1"
+
+
+def _native_events(provider: FakeProvider, body: dict[str, Any], fault: Fault | None) -> list[dict[str, Any]]:
+    parameters = body.get("parameters") or {}
+    flat = {"model": body.get("model", ""), "messages": (body.get("input") or {}).get("messages") or [], **parameters}
+    searched = bool(parameters.get("enable_search")) and not (fault and fault.kind == "no_search")
+    answer = provider.answer_for({**flat, "enable_search": searched})
+    thinking = bool(parameters.get("enable_thinking"))
+    reasoning = " ".join(provider.reasoning_text.split()) + " " if thinking else ""
+    prompt = sum(count_tokens(text_of(m.get("content"))) for m in flat["messages"])
+    pieces = [("", piece) for piece in text_pieces(reasoning)] + [(piece, "") for piece in text_pieces(answer)]
+    events, said, thought = [], "", ""
+    for index, (text, reasoning_piece) in enumerate(pieces + [("", "")]):
+        said, thought = said + text, thought + reasoning_piece
+        last = index == len(pieces)
+        output: dict[str, Any] = {"choices": [{"message": {"role": "assistant", "content": text,
+                                                           "reasoning_content": reasoning_piece},
+                                               "finish_reason": "stop" if last else "null"}]}
+        if searched and parameters.get("search_options", {}).get("enable_source") and index < 2:
+            output["search_info"] = {"search_results": SEARCH_RESULTS}
+        usage: dict[str, Any] = {"input_tokens": prompt, "output_tokens": count_tokens(said) + len(thought.split()),
+                                 "total_tokens": prompt + count_tokens(said) + len(thought.split()),
+                                 "output_tokens_details": {"reasoning_tokens": len(thought.split())},
+                                 "prompt_tokens_details": {"cached_tokens": 0}}
+        if parameters.get("enable_search"):
+            usage["plugins"] = {"search": {"count": 1 if searched else 0,
+                                           "strategy": parameters.get("search_options", {}).get("search_strategy", "")}}
+        events.append({"output": output, "usage": usage, "request_id": str(uuid.uuid4())})
+    return events
+
+
+def serve_native(handler: Any, provider: FakeProvider, body: dict[str, Any]) -> None:
+    """One request of DashScope's own protocol, answered on `handler` (the fake's request handler)."""
+    provider.requests.append(body)
+    if not handler._authorized_as(NATIVE_UNAUTHORIZED):
+        return
+    messages = (body.get("input") or {}).get("messages") or []
+    fault = provider.take_fault({"messages": messages})
+    if fault and fault.kind == "status":
+        handler._json(fault.status, fault.body or native_error("InternalError", "An internal error has occured."))
+        return
+    events = _native_events(provider, body, fault)
+    if (handler.headers.get("X-DashScope-SSE") or "").lower() != "enable":
+        whole = "".join(e["output"]["choices"][0]["message"]["content"] for e in events)
+        events[-1]["output"]["choices"][0]["message"]["content"] = whole
+        handler._json(200, events[-1])
+        return
+    provider.bill(events[-1]["usage"]["total_tokens"])
+    handler.send_response(200)
+    handler.send_header("Content-Type", "text/event-stream;charset=UTF-8")
+    handler.send_header("Transfer-Encoding", "chunked")
+    handler.end_headers()
+    try:
+        for number, event in enumerate(events, start=1):
+            if fault and fault.kind == "cut" and number > fault.after_chunks:
+                handler.connection.shutdown(socket.SHUT_RDWR)
+                handler.close_connection = True
+                return
+            if fault and fault.kind == "stream_error" and number > fault.after_chunks:
+                error = fault.body or native_error("InternalError", "Stream interrupted by an upstream error.")
+                handler._send_raw(f"id:{number}\nevent:error\n:HTTP_STATUS/500\ndata:{json.dumps(error)}\n\n".encode())
+                break
+            data = json.dumps(event, ensure_ascii=False)
+            handler._send_raw(f"id:{number}\nevent:result\n:HTTP_STATUS/200\ndata:{data}\n\n".encode())
+            time.sleep(provider.chunk_delay_s)
+        handler.wfile.write(b"0\r\n\r\n")
+    except (BrokenPipeError, ConnectionResetError):
+        provider.hangups += 1
+        handler.close_connection = True
 
 
 class QuietServer(ThreadingHTTPServer):
@@ -537,11 +631,14 @@ class FakeProvider:
                 self.wfile.write(data)
 
             def _authorized(self) -> bool:
+                return self._authorized_as(UNAUTHORIZED)
+
+            def _authorized_as(self, refusal: dict[str, Any]) -> bool:
                 provider.authorizations.append(self.headers.get("Authorization") or "")
                 key = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
                 provider.keys_seen.append(key)
                 if key not in provider.accepted_keys:
-                    self._json(401, UNAUTHORIZED)
+                    self._json(401, refusal)
                     return False
                 return True
 
@@ -560,6 +657,9 @@ class FakeProvider:
                     return provider.batches.handle(self, "POST")
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
+                if self.path.rstrip("/").endswith(NATIVE_PATH):
+                    serve_native(self, provider, body)
+                    return
                 if not self.path.rstrip("/").endswith("/chat/completions"):
                     self._json(404, error_body("NotFound", "not found"))
                     return

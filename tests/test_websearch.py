@@ -35,9 +35,11 @@ def search_plan(model="qwen-plus", provider=DASHSCOPE, tools=None):
 def test_dashscope_search_sends_enable_search_and_its_options():
     body = search_plan().kwargs["extra_body"]
     assert body["enable_search"] is True
+    # qwen-plus: the 2026 docs name no strategy for it ("turbo" is gone), so none is sent
     assert body["search_options"] == {"forced_search": True, "enable_source": True, "enable_citation": True,
-                                      "citation_format": "[<number>]", "search_strategy": "turbo"}
+                                      "citation_format": "[ref_<number>]"}
     assert search_plan("qwen3-max").kwargs["extra_body"]["search_options"]["search_strategy"] == "agent"
+    assert not any("turbo" in model.web_search for model in DASHSCOPE.models)
 
 
 def test_a_model_without_search_gets_a_note_and_no_search_fields():
@@ -77,7 +79,7 @@ def test_the_fake_dashscope_answer_carries_its_sources_into_the_turn(fake):
     turn = list(run_turn(conn, search_plan()))[-1]
     assert fake.streamed[0]["enable_search"] is True and fake.streamed[0]["search_options"]["enable_citation"]
     assert [source["url"] for source in turn.sources] == [s["url"] for s in SEARCH_RESULTS]
-    assert "[1]" in turn.content and "[2]" in turn.content
+    assert "[ref_1]" in turn.content and "[ref_2]" in turn.content
     message = Message.from_dict(turn.to_message(ChatOptions("dashscope", "qwen-plus", web_search=True)).to_dict())
     assert message.facts.sources[0]["title"] == "Atri news: tools arrive" and message.options.web_search
 

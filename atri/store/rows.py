@@ -230,7 +230,7 @@ def _columns(message: Message, price: Price | None = None) -> dict[str, Any]:
     usage = facts.usage if facts else None
     if price and usage:
         thought = bool(message.reasoning)
-        cost, currency = request_cost(price, usage, thought), price.currency
+        cost, currency = request_cost(price, usage, thought, facts.web_searches if facts else None), price.currency
         saved = cache_saving(price, usage, thought) if usage.cached_tokens or usage.cache_written_tokens else None
     else:  # no price given (an import): the cost it was stored with, if any
         cost, currency, saved = (facts.cost, facts.currency, facts.saved) if facts else (None, None, None)

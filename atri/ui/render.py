@@ -23,7 +23,7 @@ from atri.ui.config import price_for
 from atri.ui.read_aloud import can_read_aloud, read_aloud_button, read_aloud_player
 from atri.ui.redraw import REDRAW_INTERVAL_S, Throttle
 from atri.ui.session import session
-from atri.ui.steps import show_sources, show_tool_steps
+from atri.ui.steps import show_search_step, show_sources, show_tool_steps
 from atri.ui.toolbar import copy_button, details_popover, icon_only, show_details_always, toolbar
 from atri.websearch import link_citations
 
@@ -115,6 +115,8 @@ def facts_line(lang: str, facts: AnswerFacts, thought: bool = False) -> str:
         parts.append(t(lang, "facts_ttft", seconds=facts.ttft_s))
     if facts.total_s is not None:
         parts.append(t(lang, "facts_total", seconds=facts.total_s))
+    if facts.web_searches:
+        parts.append(t(lang, "facts_searches", count=facts.web_searches))
     if facts.usage:
         cost, currency = answer_cost(facts, thought, price_for(facts.model))
         parts.append(usage_line(lang, facts.usage, {currency: cost} if cost is not None and currency else {}))
@@ -274,6 +276,8 @@ def show_assistant(lang: str, message: Message) -> None:
     show_answer_body(lang, message)
     if facts is None:
         return
+    if facts.web_searches is not None:
+        show_search_step(lang, facts.web_searches, len(facts.sources or []))
     if facts.sources:
         show_sources(lang, facts.sources)
     for note in facts.notes:
@@ -360,7 +364,7 @@ class LiveAnswer:
         self._queue_position = 0
         self._thinking_slot = st.empty()
         self._steps_slot = st.empty()
-        self._steps_shown: tuple[int, str | None] = (0, None)
+        self._steps_shown: tuple[int, str | None, int, int | None, bool] = (0, None, 0, None, False)
         self._answer_slot = st.empty()
         self._status = None
         self._reasoning_box = None
@@ -382,7 +386,7 @@ class LiveAnswer:
 
     def draw(self, turn: Turn, final: bool = False) -> bool:
         """Draws the turn unless the last draw was too recent (False: a piece is left to draw)."""
-        if not (turn.reasoning or turn.content or turn.tool_steps or turn.calling):
+        if not (turn.reasoning or turn.content or turn.tool_steps or turn.calling or turn.sources):
             return True  # nothing to show yet: the first piece must not wait for a redraw interval
         if not self._throttle.due(final):
             return False
@@ -403,11 +407,18 @@ class LiveAnswer:
 
     def _draw_steps(self, turn: Turn) -> None:
         """The tool calls run so far, and the one being asked for or run now; redrawn only when they change."""
-        shown = (len(turn.tool_steps), turn.calling)
+        searching = _asked_search(turn) and not turn.content and turn.ended_at is None
+        shown = (len(turn.tool_steps), turn.calling, len(turn.sources), turn.web_searches, searching)
         if shown == self._steps_shown:
             return
         self._steps_shown = shown
         with self._steps_slot.container():
+            show_search_step(self.lang, turn.web_searches, len(turn.sources), running=searching)
             show_tool_steps(self.lang, [step.to_dict() for step in turn.tool_steps])
             if turn.calling:
                 st.caption(f":material/build: {t(self.lang, 'tool_running', name=plain_text(turn.calling))}")
+
+
+def _asked_search(turn: Turn) -> bool:
+    """Whether the turn's request asked its provider to search the web."""
+    return bool((turn.request.get("extra_body") or {}).get("enable_search"))

@@ -116,6 +116,7 @@ IMPORT_FILE = "import_file"
 CONTEXT_PREFIX = "ctx_"
 ACCESS_PASSWORD = "access_password"
 WEB_SEARCH_KEY = "tool::web_search"
+READ_PAGES_KEY = "tool::read_pages"  # "search and read pages" (a provider's agent_max search)
 
 
 def model_key(provider_id: str) -> str:

@@ -217,5 +217,5 @@ def render_sidebar(settings: Settings, lang: str, view: Snapshot) -> ChatSetup:
 
     options = ChatOptions(provider_id=provider_id, model=model.id, temperature=temperature, thinking=thinking,
                           thinking_budget=budget, json_mode=json_mode, system_prompt=system_prompt,
-                          tools=tools.names, web_search=tools.web_search)
+                          tools=tools.names, web_search=tools.web_search, read_pages=tools.read_pages)
     return ChatSetup(provider, options, connection, model, count, context, tools.toolbox)

@@ -60,6 +60,22 @@ def show_pending_call(lang: str, pending: PendingCall, timeout_s: float, decide:
         st.caption(t(lang, "approval_timeout", minutes=f"{timeout_s / 60:g}"))
 
 
+def search_step_label(lang: str, searches: int | None, results: int, running: bool = False) -> str | None:
+    """What the provider's web search did for an answer: searching, searched (n results), or skipped (the
+    provider said it ran none); None when it says nothing (no search asked, or a search tool's steps say it)."""
+    if searches == 0:
+        return f":material/search_off: {t(lang, 'search_step_skipped')}"
+    if searches or results:
+        return f":material/travel_explore: {t(lang, 'search_step', count=results)}"
+    return f":material/travel_explore: {t(lang, 'search_running')}" if running else None
+
+
+def show_search_step(lang: str, searches: int | None, results: int, running: bool = False) -> None:
+    label = search_step_label(lang, searches, results, running)
+    if label:
+        st.caption(label)
+
+
 def show_sources(lang: str, sources: list[dict[str, Any]]) -> None:
     st.caption(f":material/travel_explore: {t(lang, 'sources_header')}")
     st.markdown(defuse_images(sources_markdown(sources)))  # links checked there; no image whatever else slips by

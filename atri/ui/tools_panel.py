@@ -14,7 +14,7 @@ from atri.safe_markdown import plain_text
 from atri.settings import Settings
 from atri.tools import BUILTINS, WEB_SEARCH, Toolbox, builtin_tools, web_search_tool
 from atri.ui.config import services
-from atri.ui.session import WEB_SEARCH_KEY, mcp_key, tool_key
+from atri.ui.session import READ_PAGES_KEY, WEB_SEARCH_KEY, mcp_key, tool_key
 
 MCP_ENV = "ATRI_MCP_CONFIG"  # named in the message when the file cannot be read
 
@@ -49,6 +49,7 @@ class ToolChoice:
     names: list[str] = field(default_factory=list)  # what the model is offered, stored with the answer
     web_search: bool = False
     toolbox: Toolbox | None = None
+    read_pages: bool = False  # the provider's search reads the pages it finds
 
 
 def visitor_zone() -> str:
@@ -66,9 +67,13 @@ def tools_controls(lang: str, settings: Settings, model: ModelInfo) -> ToolChoic
                  if st.toggle(t(lang, f"tool_{name}"), key=tool_key(name), persist_state="session")]
         web_search = st.toggle(t(lang, "tool_web_search"), key=WEB_SEARCH_KEY, persist_state="session")
         searx = settings.config.searxng_url
+        read_pages = False
         if web_search:
             if model.web_search:
                 st.caption(f":material/travel_explore: {t(lang, 'web_search_provider')}")
+                if model.reads_pages:
+                    read_pages = st.toggle(t(lang, "tool_read_pages"), key=READ_PAGES_KEY, persist_state="session",
+                                           help=t(lang, "tool_read_pages_help"))
             elif searx and model.tools:
                 st.caption(f":material/travel_explore: {t(lang, 'web_search_tool')}")
             else:
@@ -85,7 +90,7 @@ def tools_controls(lang: str, settings: Settings, model: ModelInfo) -> ToolChoic
     if web_search and not model.web_search and searx:
         tools.append(web_search_tool(searx))
         names.append(WEB_SEARCH)
-    return ToolChoice(names, web_search, Toolbox(tools) if tools else None)
+    return ToolChoice(names, web_search, Toolbox(tools) if tools else None, read_pages)
 
 
 def restore_tools(options: ChatOptions) -> None:
@@ -93,5 +98,6 @@ def restore_tools(options: ChatOptions) -> None:
     for name in BUILTINS:
         st.session_state[tool_key(name)] = name in options.tools
     st.session_state[WEB_SEARCH_KEY] = options.web_search
+    st.session_state[READ_PAGES_KEY] = options.read_pages
     for server in {name.split("__", 1)[0] for name in options.tools if "__" in name}:
         st.session_state[mcp_key(server)] = True
