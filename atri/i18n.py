@@ -352,6 +352,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "delete_message": ("删除", "Delete"),
     "delete_message_and_after": ("删除这条消息和它后面的 {count} 条？", "Delete this message and the {count} after it?"),
     "regenerate_with": ("换个模型重新生成", "Regenerate with another model"),
+    "share_answer": ("分享到这条回答为止", "Share up to this answer"),
+    "share_answer_make": ("生成分享链接", "Make a share link"),
+    "share_answer_made": ("任何拿到这个链接的人都能阅读这个对话到这条回答为止的内容：",
+                          "Anyone with this link can read this chat up to this answer:"),
     # DashScope's own search, with its sources (issue 31)
     "search_running": ("正在联网搜索…", "Searching the web…"),
     "search_step": ("已联网搜索（{count} 条结果）", "Searched the web ({count} results)"),

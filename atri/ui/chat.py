@@ -15,12 +15,13 @@ from atri.store import EMPTY, DocumentInfo, Snapshot, StoredMessage
 from atri.ui.asking import ask_for_answer, conversation_id, open_conversation, send_question, start_answer, switch_model
 from atri.ui.browser_script import EDIT_KEY, page_script
 from atri.ui.composer import send_queued
-from atri.ui.config import get_answerer, get_store, price_for
+from atri.ui.config import get_answerer, get_store, load_settings, price_for
 from atri.ui.context_panel import conversation_totals
 from atri.ui.documents_panel import document_label
 from atri.ui.identity import current_owner
 from atri.ui.render import show_message
 from atri.ui.session import EDIT_TEXT, PendingAnswer, session
+from atri.ui.share_page import share_url
 from atri.ui.sidebar import ChatSetup
 from atri.ui.streamlit_workarounds import hide_while
 from atri.ui.toolbar import icon_only, toolbar_style
@@ -120,6 +121,29 @@ def _other_models(lang: str, item: StoredMessage) -> None:
                       args=(item, provider_id, model))
 
 
+def _share_up_to(item: StoredMessage) -> None:
+    token = get_store().create_share(current_owner(), conversation_id() or "", item.id)
+    session.share_made = token
+    session.answer_shared = (item.id, token) if token else None
+
+
+def _share_control(lang: str, item: StoredMessage) -> None:
+    """Share the chat up to this answer: a read-only copy at its own link (the chat's ⋯ menu lists and revokes
+    them)."""
+    if load_settings().config.share_links == "off":
+        return
+    key = f"share_answer::{item.id}"
+    with icon_only(key), st.popover(t(lang, "share_answer"), icon=":material/share:", type="tertiary", key=key,
+                                    help=t(lang, "share_answer")):
+        shared = session.answer_shared
+        if shared is not None and shared[0] == item.id:
+            st.caption(t(lang, "share_answer_made"))
+            st.code(share_url(st.context.url or "", shared[1]), language=None)
+        else:
+            st.button(t(lang, "share_answer_make"), key=f"{key}::make", icon=":material/link:", type="primary",
+                      on_click=_share_up_to, args=(item,))
+
+
 def _answer_again() -> None:
     ask_for_answer(PendingAnswer(conversation_id()))
 
@@ -168,6 +192,7 @@ def _answer_actions(lang: str, item: StoredMessage, failed: bool, last: bool, af
         with icon_only(_key("branch", item, last)):
             st.button(t(lang, "branch_new_chat"), icon=":material/call_split:", key=_key("branch", item, last),
                       type="tertiary", help=t(lang, "branch_new_chat"), on_click=_branch_off, args=(item,))
+        _share_control(lang, item)
         _delete_control(lang, item, after)
         _variants(item, last)
     return draw

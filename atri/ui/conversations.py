@@ -108,6 +108,8 @@ def _share(cid: str) -> None:
 
 def _revoke(token: str) -> None:
     get_store().revoke_share(current_owner(), token)
+    if session.answer_shared and session.answer_shared[1] == token:
+        session.answer_shared = None
 
 
 def _file_name(title: str, suffix: str) -> str:

@@ -84,6 +84,7 @@ class Session:
     confirm_delete: _Field[str | None] = _Field(_none)
     list_pages: _Field[int] = _Field(lambda: 1)  # pages of the conversation list shown ("Show more" adds one)
     share_made: _Field[str | None] = _Field(_none)  # the token of the share this session just made
+    answer_shared: _Field[tuple[int, str] | None] = _Field(_none)  # the answer last shared up to, and its token
     owner: _Field[str | None] = _Field(_none)
     owner_cookie_to_set: _Field[str | None] = _Field(_none)
     options_loaded_for: _Field[str | None] = _Field(_none)  # the conversation whose options the widgets show
