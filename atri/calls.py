@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from .client import CHAT_COMPLETIONS, Cancel
-from .dashscope_native import DASHSCOPE_NATIVE, searches_natively
+from .dashscope_native import DASHSCOPE_NATIVE, DASHSCOPE_SPEECH, searches_natively, speaks_natively
 from .errors import ChatError
 from .messages import Usage
 from .metering import Admitted
@@ -71,7 +71,9 @@ class Transport(Protocol):
 
 def transport_for(conn: Connection, kwargs: dict[str, Any]) -> Transport:
     """The wire format this request goes out in: DashScope's own protocol for a search that can go there (its
-    sources come back only that way), Chat Completions for everything else."""
+    sources come back only that way) and for its speech model, Chat Completions for everything else."""
+    if speaks_natively(conn, kwargs):
+        return DASHSCOPE_SPEECH
     return DASHSCOPE_NATIVE if searches_natively(conn, kwargs) else CHAT_COMPLETIONS
 
 

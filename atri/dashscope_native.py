@@ -30,6 +30,7 @@ from .client import Cancel, Post, astream_post, stream_post
 from .errors import ChatError, classify_status
 from .request import sends_parts
 from .settings import Connection
+from .tokens import message_text
 
 COMPATIBLE_PATH = "/compatible-mode/v1"
 NATIVE_PATH = "/api/v1/services/aigc/text-generation/generation"
@@ -42,10 +43,10 @@ _STATUS_OF_CODE = (("invalidapikey", 401), ("invalid_api_key", 401), ("throttlin
                    ("data_inspection", 400), ("invalidparameter", 400), ("internalerror", 500))
 
 
-def native_url(base_url: str) -> str | None:
-    """The generation endpoint of DashScope's own protocol beside a compatible-mode base URL (mainland,
-    international, a workspace domain `{WorkspaceId}.{region}.maas.aliyuncs.com`, or a proxy that keeps the
-    path); None when the base URL is not a compatible-mode one."""
+def native_url(base_url: str, endpoint: str = NATIVE_PATH) -> str | None:
+    """An endpoint of DashScope's own protocol (text generation unless told) beside a compatible-mode base URL
+    (mainland, international, a workspace domain `{WorkspaceId}.{region}.maas.aliyuncs.com`, or a proxy that keeps
+    the path); None when the base URL is not a compatible-mode one."""
     try:
         parts = urlsplit(base_url.strip())
     except ValueError:
@@ -53,7 +54,7 @@ def native_url(base_url: str) -> str | None:
     path = parts.path.rstrip("/")
     if parts.scheme not in ("http", "https") or not parts.hostname or not path.endswith(COMPATIBLE_PATH):
         return None
-    return urlunsplit(parts._replace(path=path[: -len(COMPATIBLE_PATH)] + NATIVE_PATH, query="", fragment=""))
+    return urlunsplit(parts._replace(path=path[: -len(COMPATIBLE_PATH)] + endpoint, query="", fragment=""))
 
 
 def searches_natively(conn: Connection, kwargs: dict[str, Any]) -> bool:
@@ -87,7 +88,7 @@ def _usage(raw: dict[str, Any]) -> dict[str, Any]:
     return usage
 
 
-def _error(data: dict[str, Any]) -> ChatError:
+def native_error(data: dict[str, Any]) -> ChatError:
     code, message = str(data.get("code") or ""), str(data.get("message") or "")
     detail = " — ".join(part for part in (code, message) if part)[:MAX_DETAIL]
     status = next((status for key, status in _STATUS_OF_CODE if key in code.lower()), None)
@@ -107,7 +108,7 @@ class NativeReader:
         output = data.get("output")
         if not isinstance(output, dict):
             if data.get("code") or data.get("message"):
-                raise _error(data)
+                raise native_error(data)
             raise ChatError("stream_error", "the provider sent an event without output")
         chunk: dict[str, Any] = {"id": data.get("request_id"), "object": "chat.completion.chunk", "choices": []}
         finished = False
@@ -148,3 +149,71 @@ class DashScopeNative:
 
 
 DASHSCOPE_NATIVE = DashScopeNative()
+
+
+# --- speech out: qwen3-tts-flash --------------------------------------------------------------------------
+
+SPEECH_PATH = "/api/v1/services/aigc/multimodal-generation/generation"
+
+
+def can_speak(conn: Connection) -> bool:
+    """The provider has a speech model, and its own protocol is reachable from this base URL (a proxy that
+    serves Chat Completions only does not serve it)."""
+    return conn.provider.speech_model is not None and native_url(conn.base_url, SPEECH_PATH) is not None
+
+
+def speaks_natively(conn: Connection, kwargs: dict[str, Any]) -> bool:
+    """A request for the provider's speech model, which only DashScope's own protocol serves."""
+    return can_speak(conn) and kwargs.get("model") == conn.provider.speech_model
+
+
+def speech_body(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """`POST …/multimodal-generation/generation`: the text of the request's last message, with the voice and
+    language its `extra_body` names."""
+    messages = kwargs.get("messages") or [{}]
+    extra = kwargs.get("extra_body") or {}
+    return {"model": kwargs["model"], "input": {"text": message_text(messages[-1].get("content") or ""),
+                                                 **{key: extra[key] for key in ("voice", "language_type") if key in extra}}}
+
+
+def read_speech(data: object) -> dict[str, Any]:
+    """One streamed event of speech (`output.audio.data`: base64 PCM, 24 kHz, 16-bit mono) as a Chat Completions
+    chunk with an audio delta, the way an audio-output model streams it."""
+    if not isinstance(data, dict) or not isinstance(data.get("output"), dict):
+        if isinstance(data, dict) and (data.get("code") or data.get("message")):
+            raise native_error(data)
+        raise ChatError("stream_error", "the provider sent an event without output")
+    output = data["output"]
+    audio = output.get("audio") if isinstance(output.get("audio"), dict) else {}
+    reason = output.get("finish_reason")
+    reason = reason if isinstance(reason, str) and reason and reason != NOT_FINISHED else None
+    chunk: dict[str, Any] = {"id": data.get("request_id"), "object": "chat.completion.chunk",
+                             "choices": [{"index": 0, "delta": {"audio": {"data": audio.get("data") or ""}},
+                                          "finish_reason": reason}]}
+    usage = data.get("usage")
+    if reason and isinstance(usage, dict):
+        chunk["usage"] = {"prompt_tokens": usage.get("input_tokens") or usage.get("characters") or 0,
+                          "completion_tokens": usage.get("output_tokens") or 0}
+    return chunk
+
+
+def _speech_post(conn: Connection, kwargs: dict[str, Any]) -> Post:
+    url = native_url(conn.base_url, SPEECH_PATH)
+    if url is None:
+        raise ChatError("bad_request", "DashScope's own protocol is not reachable from this base URL")
+    return Post(url, speech_body(kwargs), dict(SSE_HEADERS))
+
+
+class DashScopeSpeech:
+    """Speech out (qwen3-tts-flash), as atri.calls.Transport: streamed as SSE, each event read into a chunk
+    with an audio delta."""
+
+    def stream(self, conn: Connection, kwargs: dict[str, Any], cancel: Cancel | None) -> Iterator[dict[str, Any]]:
+        return stream_post(conn, _speech_post(conn, kwargs), read_speech, cancel)
+
+    def astream(self, conn: Connection, kwargs: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        return astream_post(conn, _speech_post(conn, kwargs), read_speech)
+
+
+DASHSCOPE_SPEECH = DashScopeSpeech()
+

@@ -321,6 +321,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "read_aloud": ("朗读", "Read aloud"),
     "read_aloud_unavailable": ("这台服务器无法朗读（没有安装语音引擎）。", "This server cannot read aloud (no speech engine is installed)."),
     "spoken_code_block": ("（此处是一段代码）", "(a code block here)"),
+    "read_aloud_cloud_failed": ("服务商的语音没能朗读（{reason}），改用本机的语音。",
+                                "The provider's voice could not read it ({reason}); this server's voice reads it instead."),
+    "speech_no_model": ("这个服务商没有朗读模型。", "This provider has no model that reads aloud."),
     # Voice in (issue 33)
     "recording_too_big": ("录音太大：最多 {limit} MB。", "The recording is too big: at most {limit} MB."),
     "recording_too_long": ("录音有 {seconds} 秒，最多 {limit} 秒。", "The recording is {seconds} s long; at most {limit} s."),

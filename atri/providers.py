@@ -74,6 +74,7 @@ class Provider:
     embedded: bool = False  # the model this app runs itself
     qwen_names: bool = False  # unlisted ids are read the DashScope way
     transcription_model: str | None = None  # turns a recording into text (an `input_audio` part in, text out)
+    speech_model: str | None = None  # reads text aloud (DashScope's own protocol: text in, streamed PCM out)
     batch_api: bool = False  # takes a JSONL file of requests and answers it within 24 h (at its batch price)
     native_search: bool = False  # a web search goes over DashScope's own protocol, which returns its sources
 
@@ -122,6 +123,7 @@ def catalogue() -> dict[str, Provider]:
             embedded=raw.get("embedded", False),
             qwen_names=raw.get("qwen_names", False),
             transcription_model=raw.get("transcription_model"),
+            speech_model=raw.get("speech_model"),
             batch_api=raw.get("batch_api", False),
             native_search=raw.get("native_search", False),
         )

@@ -1,6 +1,8 @@
 """Streamed chunks (the JSON objects the provider sent) -> typed events. Pure."""
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,8 +69,25 @@ class SearchesRun:
     count: int
 
 
+@dataclass(frozen=True)
+class AudioDelta:
+    """A piece of spoken answer (Chat Completions' `delta.audio.data`, base64 PCM), decoded."""
+
+    data: bytes
+
+
 Event = (ReasoningDelta | ContentDelta | ContentWasReasoning | UsageReport | Finish | ToolCallDelta | ToolCallsReady
-         | SearchResults | SearchesRun)
+         | SearchResults | SearchesRun | AudioDelta)
+
+
+def _audio(delta: dict[str, Any]) -> list[Event]:
+    audio = delta.get("audio")
+    if not isinstance(audio, dict) or not isinstance(audio.get("data"), str) or not audio["data"]:
+        return []
+    try:
+        return [AudioDelta(base64.b64decode(audio["data"], validate=True))]
+    except (binascii.Error, ValueError):
+        return []  # a damaged piece is a moment of silence, not a failed answer
 
 
 def _held_back(text: str, tags: tuple[str, ...]) -> int:
@@ -175,6 +194,7 @@ class ChunkParser:
             content = delta.get("content")
             if isinstance(content, str) and content:
                 events.extend(self._splitter.feed(content) if self._splitter else [ContentDelta(content)])
+            events.extend(_audio(delta))
             for piece in delta.get("tool_calls") or []:
                 events.extend(self._tool_piece(piece))
             if isinstance(choice.get("finish_reason"), str) and choice["finish_reason"]:

@@ -12,6 +12,7 @@ from .metering import Admitted
 from .request import RequestPlan
 from .settings import Connection
 from .stream import (
+    AudioDelta,
     ChunkParser,
     ContentDelta,
     ContentWasReasoning,
@@ -28,6 +29,7 @@ from .tokens import TokenCounter, count_prompt, rough_count
 from .tools import ToolCall, ToolStep
 from .websearch import MAX_SOURCES
 
+MAX_AUDIO_BYTES = 24_000 * 2 * 600  # ten minutes of 24 kHz 16-bit speech: a provider that never stops is cut here
 QUOTA_CUT_NOTE = "note_quota_cut"  # an answer cut where the quota or budget left ended
 
 
@@ -56,6 +58,7 @@ class Turn:
     earlier_usage: Usage | None = None  # what the earlier requests of a tool loop used
     sources: list[dict[str, Any]] = field(default_factory=list)  # web search results the provider sent
     web_searches: int | None = None  # searches the provider ran for this answer, when it said
+    audio: bytearray = field(default_factory=bytearray)  # spoken output (PCM), up to MAX_AUDIO_BYTES
 
     @property
     def thinking_now(self) -> bool:
@@ -88,6 +91,8 @@ class Turn:
             self.sources += fresh[:max(0, MAX_SOURCES - len(self.sources))]
         elif isinstance(event, SearchesRun):
             self.web_searches = (self.web_searches or 0) + event.count
+        elif isinstance(event, AudioDelta):
+            self.audio += event.data[:max(0, MAX_AUDIO_BYTES - len(self.audio))]
 
     def elapsed(self) -> float:
         return (self.ended_at or time.perf_counter()) - self.started

@@ -1,5 +1,7 @@
-"""Voice in (issue 33): a recording from the chat box becomes the question's text, put back in the box for the
-visitor to check and send.
+"""Voice in and out with the provider (issue 33). In: a recording from the chat box becomes the question's
+text, put back in the box for the visitor to check and send. Out: an answer read aloud by the provider's speech
+model (DashScope: qwen3-tts-flash over its own protocol, atri.dashscope_native), when it has one; atri.speech
+reads it on this machine otherwise.
 
 The provider's transcription model hears it (DashScope: qwen3-asr-flash, over the OpenAI-compatible Chat
 Completions: the recording as an `input_audio` part, the transcript as the answer), through atri.calls like every
@@ -13,9 +15,12 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 import wave
 
 from .calls import send
+from .dashscope_native import can_speak
+from .errors import ChatError
 from .isolation import Refusal
 from .request import RequestPlan
 from .settings import Connection
@@ -61,3 +66,53 @@ def transcribe(conn: Connection, wav: bytes) -> str:
     if turn.error is not None:
         raise turn.error
     return turn.content.strip()
+
+
+SPEECH_RATE = 24_000  # qwen3-tts-flash streams 24 kHz 16-bit mono PCM
+SPEECH_PIECE_CHARS = 500  # one request's text: DashScope takes at most 600 characters
+SPEECH_VOICE = "Cherry"  # speaks Chinese and English
+SPEECH_LANGUAGES = {"zh": "Chinese", "en": "English"}
+_SENTENCE_END = re.compile(r"(?<=[。！？；.!?;\n])")
+
+
+def speech_pieces(text: str, size: int = SPEECH_PIECE_CHARS) -> list[str]:
+    """The text in pieces of at most `size` characters, cut after a sentence where one ends in time."""
+    pieces, current = [], ""
+    for sentence in _SENTENCE_END.split(text):
+        for start in range(0, len(sentence), size):  # a sentence longer than a piece is cut where it must be
+            part = sentence[start:start + size]
+            if len(current) + len(part) > size:
+                pieces.append(current)
+                current = ""
+            current += part
+    pieces.append(current)
+    return [piece for piece in pieces if piece.strip()]
+
+
+def speech_request(model_id: str, text: str, lang: str) -> RequestPlan:
+    return RequestPlan({"model": model_id, "stream": True, "messages": [{"role": "user", "content": text}],
+                        "extra_body": {"voice": SPEECH_VOICE, "language_type": SPEECH_LANGUAGES.get(lang, "Auto")}})
+
+
+def speak_with_provider(conn: Connection, text: str, lang: str) -> bytes:
+    """A WAV of `text` read by the connection's speech model, piece by piece. Raises RecordingProblem when the
+    provider has none (or it is out of reach from this base URL), ChatError when it refuses."""
+    model_id = conn.provider.speech_model
+    if model_id is None or not can_speak(conn):
+        raise RecordingProblem("speech_no_model")
+    pcm = bytearray()
+    for piece in speech_pieces(text):
+        turn = send(conn, speech_request(model_id, piece, lang))
+        if turn.error is not None:
+            raise turn.error
+        if not turn.audio:
+            raise ChatError("stream_error", "the speech model sent no audio")
+        pcm += turn.audio
+    out = io.BytesIO()
+    with wave.open(out, "wb") as audio:
+        audio.setnchannels(1)
+        audio.setsampwidth(2)
+        audio.setframerate(SPEECH_RATE)
+        audio.writeframes(bytes(pcm))
+    return out.getvalue()
+

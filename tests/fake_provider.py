@@ -18,8 +18,10 @@ import email
 import email.policy
 import io
 import json
+import math
 import re
 import socket
+import struct
 import threading
 import time
 import uuid
@@ -505,6 +507,53 @@ def serve_native(handler: Any, provider: FakeProvider, body: dict[str, Any]) -> 
         handler.close_connection = True
 
 
+# --- Speech out: qwen3-tts-flash over DashScope's own protocol (issue 33) -----------------------------------
+# POST /api/v1/services/aigc/multimodal-generation/generation {"model", "input": {"text", "voice", "language_type"}}
+# with `X-DashScope-SSE: enable`: events whose output.audio.data is base64 PCM (24 kHz, 16-bit mono), the last
+# with finish_reason "stop" and usage {"characters": n}. A text over 600 characters is refused (400).
+
+SPEECH_PATH = "/api/v1/services/aigc/multimodal-generation/generation"
+SPEECH_MAX_CHARS = 600
+SPEECH_RATE = 24_000
+SPEECH_S_PER_CHAR = 0.02  # the fake's speaking speed: a longer text, a longer recording
+
+
+def speech_pcm(seconds: float) -> bytes:
+    """A 440 Hz tone: audible, so a page's player has something to play."""
+    count = int(seconds * SPEECH_RATE)
+    return b"".join(struct.pack("<h", int(6000 * math.sin(2 * math.pi * 440 * n / SPEECH_RATE))) for n in range(count))
+
+
+def serve_speech(handler: Any, provider: FakeProvider, body: dict[str, Any]) -> None:
+    provider.speech_requests.append(body)
+    if not handler._authorized_as(NATIVE_UNAUTHORIZED):
+        return
+    if provider.speech_down:
+        handler._json(500, native_error("InternalError", "An internal error has occured."))
+        return
+    text = str((body.get("input") or {}).get("text") or "")
+    if body.get("model") != "qwen3-tts-flash" or not text.strip():
+        handler._json(400, native_error("InvalidParameter", "model or input.text is invalid"))
+        return
+    if len(text) > SPEECH_MAX_CHARS:
+        handler._json(400, native_error("InvalidParameter", f"Range of input length should be [1, {SPEECH_MAX_CHARS}]"))
+        return
+    pcm = speech_pcm(len(text) * SPEECH_S_PER_CHAR)
+    pieces = [pcm[start:start + 9600] for start in range(0, len(pcm), 9600)] or [b""]
+    handler.send_response(200)
+    handler.send_header("Content-Type", "text/event-stream;charset=UTF-8")
+    handler.send_header("Transfer-Encoding", "chunked")
+    handler.end_headers()
+    for number, piece in enumerate(pieces, start=1):
+        last = number == len(pieces)
+        event = {"request_id": str(uuid.uuid4()),
+                 "output": {"finish_reason": "stop" if last else "null",
+                            "audio": {"data": base64.b64encode(piece).decode(), "id": "audio_1"}},
+                 "usage": {"characters": len(text)} if last else {}}
+        handler._send_raw(f"id:{number}\nevent:result\n:HTTP_STATUS/200\ndata:{json.dumps(event)}\n\n".encode())
+    handler.wfile.write(b"0\r\n\r\n")
+
+
 class QuietServer(ThreadingHTTPServer):
     daemon_threads = True
     # As a real server's (uvicorn: 2048). socketserver's 5 drops part of a burst of connections (a batch's
@@ -528,6 +577,8 @@ class FakeProvider:
         self.hangups = 0  # streams the client closed before the end (what a provider sees of a Stop)
         self.reasoning_text = REASONING
         self.heard = HEARD  # what the transcription model hears in any recording that is a WAV with sound
+        self.speech_requests: list[dict[str, Any]] = []  # every request to the speech model
+        self.speech_down = False  # the speech model answers 500
         self.accepted_keys = {GOOD_KEY}
         self.keys_seen: list[str] = []  # the key of every request, in order (a visitor's own key, the host's)
         self.authorizations: list[str] = []  # the Authorization header of every request, as it came
@@ -567,6 +618,8 @@ class FakeProvider:
         self.hangups = 0
         self.reasoning_text = REASONING
         self.heard = HEARD
+        self.speech_requests.clear()
+        self.speech_down = False
         self.most_in_flight = 0
         self.accepted_keys = {GOOD_KEY}
         self.keys_seen.clear()
@@ -659,6 +712,9 @@ class FakeProvider:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 if self.path.rstrip("/").endswith(NATIVE_PATH):
                     serve_native(self, provider, body)
+                    return
+                if self.path.rstrip("/").endswith(SPEECH_PATH):
+                    serve_speech(self, provider, body)
                     return
                 if not self.path.rstrip("/").endswith("/chat/completions"):
                     self._json(404, error_body("NotFound", "not found"))

@@ -12,8 +12,8 @@ import pytest
 from atri.errors import ChatError
 from atri.providers import catalogue
 from atri.settings import Connection
-from atri.voice import MAX_RECORDING_BYTES, RecordingProblem, transcribe
-from tests.fake_provider import GOOD_KEY, HEARD
+from atri.voice import MAX_RECORDING_BYTES, SPEECH_PIECE_CHARS, RecordingProblem, speak_with_provider, transcribe
+from tests.fake_provider import GOOD_KEY, HEARD, SPEECH_S_PER_CHAR, compatible_url
 
 
 def wav(seconds: float, rate: int = 16_000) -> bytes:
@@ -69,3 +69,23 @@ def test_the_providers_refusal_comes_back_as_its_error(fake):
     with pytest.raises(ChatError) as refused:
         transcribe(wrong_key, wav(1))
     assert refused.value.kind == "auth"
+
+
+def test_an_answer_is_read_by_the_providers_voice_in_pieces_it_accepts(fake):
+    text = "The weather is fine today. " * 40  # 1,080 characters: DashScope takes 600 a request
+    spoken = speak_with_provider(Connection(catalogue()["dashscope"], compatible_url(fake), GOOD_KEY), text, "en")
+    assert [len(r["input"]["text"]) <= SPEECH_PIECE_CHARS for r in fake.speech_requests] == [True, True, True]
+    assert "".join(r["input"]["text"] for r in fake.speech_requests) == text
+    assert {r["input"]["language_type"] for r in fake.speech_requests} == {"English"}
+    with wave.open(io.BytesIO(spoken)) as audio:
+        assert audio.getframerate() == 24_000
+        assert abs(audio.getnframes() / 24_000 - len(text) * SPEECH_S_PER_CHAR) < 0.1, "every piece, in order"
+
+
+@pytest.mark.parametrize("provider", ["openai", "dashscope"])
+def test_a_provider_without_a_voice_in_reach_is_not_asked(fake, provider):
+    """OpenAI has no speech model here; DashScope behind a Chat-Completions-only proxy (`…/v1`) has one out of reach."""
+    with pytest.raises(RecordingProblem) as refused:
+        speak_with_provider(Connection(catalogue()[provider], fake.base_url, GOOD_KEY), "hi", "en")
+    assert refused.value.key == "speech_no_model" and fake.speech_requests == [] and fake.requests == []
+

@@ -1,22 +1,35 @@
 """Read aloud (issue 33): a speaker button in an answer's toolbar, and the answer's speech under it once asked.
 
-Spoken on this machine by espeak-ng (atri.speech), a process of its own with a time limit, for the visitor's
-language; the WAV is kept for the few answers read last, so a page run draws it again without speaking again."""
+Spoken by the chat's provider when it has a speech model and a key to reach it (DashScope: qwen3-tts-flash,
+atri.voice), else on this machine by espeak-ng (atri.speech), a process of its own with a time limit, for the
+visitor's language. The WAV is kept in the session for the few answers read last, so a page run draws it again
+without speaking again (nor paying again)."""
 from __future__ import annotations
 
 import streamlit as st
 
+from atri.dashscope_native import can_speak
+from atri.errors import ChatError
 from atri.i18n import t
 from atri.messages import Message
+from atri.settings import Connection
 from atri.speech import SpeechUnavailable, speak, speech_available, spoken_text
 from atri.ui.session import session
 from atri.ui.toolbar import icon_only
+from atri.voice import speak_with_provider
 
 KEPT_READINGS = 8
 
 
 def can_read_aloud(message: Message) -> bool:
-    return message.role == "assistant" and bool(message.content.strip()) and speech_available()
+    return message.role == "assistant" and bool(message.content.strip()) and (speech_available() or _cloud() is not None)
+
+
+def _cloud() -> Connection | None:
+    """The chat's connection, when its provider has a speech model."""
+    setup = session.answer_setup
+    connection = setup.connection if setup else None
+    return connection if connection is not None and can_speak(connection) else None
 
 
 def read_aloud_button(lang: str, message: Message) -> None:
@@ -34,12 +47,27 @@ def read_aloud_player(lang: str, message: Message) -> None:
     """The answer's speech, playing at once, when this is the answer the visitor asked to hear."""
     if message.id is None or session.reading_aloud != message.id:
         return
+    wav = session.readings.get(message.id)
+    if wav is None:
+        wav = _speech(lang, spoken_text(message.content, t(lang, "spoken_code_block")))
+        if wav is None:
+            return
+        session.readings = {**dict(list(session.readings.items())[-(KEPT_READINGS - 1):]), message.id: wav}
+    st.audio(wav, format="audio/wav", autoplay=True)
+
+
+def _speech(lang: str, text: str) -> bytes | None:
+    """The provider's voice, or this machine's when the provider has none or fails (said under the player)."""
+    connection = _cloud()
+    if connection is not None:
+        try:
+            return speak_with_provider(connection, text, lang)
+        except ChatError as error:
+            from atri.ui.render import error_text  # (render draws this module's button: imported here, not above)
+
+            st.caption(f":material/cloud_off: {t(lang, 'read_aloud_cloud_failed', reason=error_text(lang, error.kind, error.detail))}")
     try:
-        st.audio(_speech(message.content, lang, t(lang, "spoken_code_block")), format="audio/wav", autoplay=True)
+        return speak(text, lang)
     except SpeechUnavailable:
         st.caption(f":material/volume_off: {t(lang, 'read_aloud_unavailable')}")
-
-
-@st.cache_data(max_entries=KEPT_READINGS, show_spinner=False)
-def _speech(markdown: str, lang: str, code_block: str) -> bytes:
-    return speak(spoken_text(markdown, code_block), lang)
+        return None

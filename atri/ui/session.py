@@ -93,6 +93,7 @@ class Session:
     history_start: _Field[dict[str, tuple[int, bool]]] = _Field(dict)  # per conversation: the first message drawn,
     # and whether the visitor asked for earlier ones
     reading_aloud: _Field[int | None] = _Field(_none)  # the answer whose speech plays under it
+    readings: _Field[dict[int, bytes]] = _Field(dict)  # the speech of the answers read last (a WAV each)
     opened: _Field[set[str]] = _Field(set)  # folded parts (long texts, details, images) the visitor opened
 
     def open_part(self, key: str) -> None:
