@@ -23,8 +23,8 @@ from atri.ui.access import host_connection
 from atri.ui.batch_remote_view import BATCH_API, cancel_button, delivery, load, remote_batches, remote_state
 from atri.ui.batch_remote_view import FOLLOW_EVERY_S as REMOTE_EVERY_S
 from atri.ui.config import get_store, services
+from atri.ui.error_text import error_text
 from atri.ui.identity import current_owner
-from atri.ui.render import error_text
 
 FOLLOW_EVERY_S = 0.5
 ANSWER_PREVIEW_CHARS = 300

@@ -16,8 +16,8 @@ from atri.providers import Provider
 from atri.safe_markdown import plain_text
 from atri.settings import Settings
 from atri.ui.config import get_store, services
+from atri.ui.error_text import error_text
 from atri.ui.identity import current_owner
-from atri.ui.render import error_text
 
 NOW, BATCH_API = "now", "batch_api"
 FOLLOW_EVERY_S = 5.0  # the page rereads the saved run this often while the provider works on it

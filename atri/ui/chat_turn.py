@@ -21,10 +21,11 @@ from atri.ui.chat import attach, attached, sidebar_key, turn_box_key
 from atri.ui.composer import cancel_queued, on_submit, send_with_seeing_model, send_without_images
 from atri.ui.config import current_language, get_answerer, get_store
 from atri.ui.documents_panel import conversation_documents
+from atri.ui.error_text import quota_message
 from atri.ui.identity import current_owner
 from atri.ui.redraw import REDRAW_INTERVAL_S
 from atri.ui.render import LiveAnswer as LiveDrawing
-from atri.ui.render import quota_message, show_message
+from atri.ui.render import show_message
 from atri.ui.session import CHAT_INPUT, PROVIDER, session
 from atri.ui.steps import show_pending_call
 from atri.ui.streamlit_workarounds import at_page_top_level, click_waiting, rerun_page

@@ -16,8 +16,9 @@ from atri.settings import Settings
 from atri.tokenizer import counter_for
 from atri.turn import Turn
 from atri.ui.access import host_connection
+from atri.ui.error_text import error_text
 from atri.ui.redraw import Throttle
-from atri.ui.render import error_text, facts_line
+from atri.ui.render import facts_line
 from atri.ui.session import COMPARE_PERSONA, TEMPERATURE
 from atri.ui.sidebar import DEFAULT_TEMPERATURE
 

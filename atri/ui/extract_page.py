@@ -31,7 +31,7 @@ from atri.safe_markdown import plain_text
 from atri.schemas import ExtractInputError, parse_schema_isolated
 from atri.settings import Settings
 from atri.ui.batch_page import model_choices, refusal, target_for
-from atri.ui.render import error_text
+from atri.ui.error_text import error_text
 
 RESULTS = "extract_results"
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "gif", "bmp"]

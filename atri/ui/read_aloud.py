@@ -14,6 +14,7 @@ from atri.i18n import t
 from atri.messages import Message
 from atri.settings import Connection
 from atri.speech import SpeechUnavailable, speak, speech_available, spoken_text
+from atri.ui.error_text import error_text
 from atri.ui.session import session
 from atri.ui.toolbar import icon_only
 from atri.voice import speak_with_provider
@@ -63,8 +64,6 @@ def _speech(lang: str, text: str) -> bytes | None:
         try:
             return speak_with_provider(connection, text, lang)
         except ChatError as error:
-            from atri.ui.render import error_text  # (render draws this module's button: imported here, not above)
-
             st.caption(f":material/cloud_off: {t(lang, 'read_aloud_cloud_failed', reason=error_text(lang, error.kind, error.detail))}")
     try:
         return speak(text, lang)

@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +18,7 @@ from atri.request import expand_request, sent_count
 from atri.safe_markdown import clip_long_strings, defuse_images, for_streamlit, markdown_link, plain_text
 from atri.turn import Turn, response_record
 from atri.ui.config import price_for
+from atri.ui.error_text import error_text
 from atri.ui.read_aloud import can_read_aloud, read_aloud_button, read_aloud_player
 from atri.ui.redraw import REDRAW_INTERVAL_S, Throttle
 from atri.ui.session import session
@@ -133,33 +132,6 @@ def usage_line(lang: str, usage: Usage | Totals, costs: dict[str, float]) -> str
              reasoning=f"{mark}{usage.reasoning_tokens:,}", cached=f"{usage.cached_tokens:,}")
     spent = " + ".join(format_cost(amount, currency) for currency, amount in costs.items() if amount)
     return line + (f" · {t(lang, 'cost', cost=spent)}" if spent else "")
-
-
-def _when(lang: str, resets_at: float) -> str:
-    seconds = max(0, int(resets_at - time.time()))
-    if seconds < 120:
-        return t(lang, "in_seconds", n=seconds)
-    clock = datetime.fromtimestamp(resets_at, UTC).strftime("%H:%M UTC")
-    return t(lang, "in_hours", h=seconds // 3600, m=seconds % 3600 // 60, clock=clock)
-
-
-def quota_message(lang: str, what: str, limit: int, resets_at: float) -> str:
-    return t(lang, f"error_quota_{what}", limit=f"{limit:,}", resets=_when(lang, resets_at))
-
-
-def error_text(lang: str, kind: str, detail: str | None) -> str:
-    key = f"error_{kind}"
-    if kind.startswith("quota_") and detail:  # atri.quotas.QuotaExceeded: "LIMIT RESETS_AT"
-        limit, _, resets_at = detail.partition(" ")
-        try:
-            return quota_message(lang, kind.removeprefix("quota_"), int(limit), float(resets_at))
-        except (ValueError, KeyError):
-            pass
-    detail = plain_text(detail) if detail else None  # from the provider or an import: shown, never rendered
-    try:
-        return t(lang, key, detail=detail or "—")
-    except KeyError:
-        return t(lang, "error_unknown", detail=detail or plain_text(kind))
 
 
 def show_answer_body(lang: str, message: Message) -> None:

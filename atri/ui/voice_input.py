@@ -6,7 +6,7 @@ import streamlit as st
 
 from atri.answers import TurnSetup
 from atri.errors import ChatError
-from atri.ui.render import error_text
+from atri.ui.error_text import error_text
 from atri.ui.session import CHAT_INPUT, session
 from atri.voice import RecordingProblem, transcribe
 
