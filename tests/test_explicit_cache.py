@@ -139,3 +139,16 @@ def test_a_long_persona_is_cached_and_the_second_answer_shows_its_hit_and_saving
     assert "cache: wrote 0 / hit " in facts[1] and "saved ¥" in facts[1]
     totals = next(c for c in chat_captions(app) if c.startswith("This chat:"))
     assert "saved ¥" in totals and totals.endswith("by the cache"), "a write paid back by the first hit"
+
+
+def test_the_usage_page_adds_up_what_the_cache_saved_in_its_own_column(app, dashscope_env):
+    from tests.test_app import send
+    from tests.test_usage_page import usage_app
+
+    app.text_area(key="system_prompt").set_value(LONG_PERSONA).run()
+    send(app, "hi")
+    send(app, "and again")
+    usage = usage_app(owner=app.session_state["owner"])
+    by_model = usage.dataframe[0].value
+    assert list(by_model["model"]) == ["qwen3-max"] and str(list(by_model["saved"])[0]).startswith("¥")
+    assert any("context cache took ¥" in c.value for c in usage.caption)
