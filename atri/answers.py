@@ -242,7 +242,8 @@ def _answer(store: Store, live: LiveAnswer, setup: TurnSetup, history: list[Mess
                               on_summarising=lambda: live.publish("summarising"),
                               tool_tokens=schema_tokens(offered, setup.count))
     plan = build_request(context.sent, replace(setup.options, system_prompt=context.system_prompt), model,
-                         connection.provider, tools=toolbox.schemas() or None)
+                         connection.provider, tools=toolbox.schemas() or None, stable_prefix=context.stable_prefix,
+                         count=setup.count)
     saver.sent = context.sent
     plan.notes = notes + context.notes + plan.notes
     turns = (run_turn_with_tools(connection, plan, toolbox, count=setup.count, context=context.explain(),

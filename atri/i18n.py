@@ -104,7 +104,6 @@ STRINGS: dict[str, tuple[str, str]] = {
     "get_answer": ("获取回答", "Get an answer"),
     "search_conversations": ("搜索标题或内容", "Search titles and text"),
     "untitled": ("未命名对话", "Untitled chat"),
-    "facts_cache_saved": ("缓存节省 {saved}", "cache saved {saved}"),
     "branch_new_chat": ("从这里开一个新对话", "Branch into a new chat"),
     "share_chat": ("分享这个对话", "Share this chat"),
     "share_link_made": ("任何拿到这个链接的人都能阅读这个对话截至此刻的内容：", "Anyone with this link can read this chat as it is now:"),
@@ -372,6 +371,12 @@ STRINGS: dict[str, tuple[str, str]] = {
     "note_search_sources_text_only": ("带图片的提问不经服务商原生接口发送：回答基于搜索，但不列出来源。",
                                       "A question with images does not go over the provider's own protocol: the "
                                       "answer is grounded in a search, without its list of sources."),
+    "facts_cache_tokens": ("缓存：写入 {written:,} / 命中 {hit:,} token", "cache: wrote {written:,} / hit {hit:,} tokens"),
+    "facts_cache_saved_amount": ("省下 {saved}", "saved {saved}"),
+    "facts_cache_cost_more": ("写入缓存多花了 {cost}，之后命中时省回来", "cost {cost} more to write the cache, paid back by the next hits"),
+    "chat_totals_saved": ("缓存节省了 {saved}", "saved {saved} by the cache"),
+    "chat_totals_cache_cost_more": ("写入缓存多花了 {cost}，还没有被命中省回来",
+                                    "the cache cost {cost} more to write, not yet paid back by hits"),
 }
 
 STRINGS.update(PAGE_STRINGS)

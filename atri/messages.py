@@ -124,7 +124,7 @@ class SentMessage(TypedDict):
 
 
 class MessageRefs(TypedDict):
-    system: Text | None
+    system: Text | list[dict[str, JsonValue]] | None  # parts when marked for the provider's explicit cache
     atri_message_ids: Annotated[list[Count], Field(max_length=100_000)]
     atri_text_only: NotRequired[Flag]
     atri_no_video: NotRequired[Flag]

@@ -101,6 +101,17 @@ def answer_cost(facts: AnswerFacts, thought: bool, price: Price | None) -> tuple
     return request_cost(price, facts.usage, thought, facts.web_searches), price.currency
 
 
+def answer_saving(facts: AnswerFacts, thought: bool, price: Price | None) -> float | None:
+    """What the provider's cache took off an answer's cost: as stored with it, or, for an answer not saved yet,
+    at `price`. None when the cache played no part (negative on the turn that wrote an explicit cache)."""
+    if facts.saved is not None:
+        return facts.saved
+    usage = facts.usage
+    if usage is None or price is None or not (usage.cached_tokens or usage.cache_written_tokens):
+        return None
+    return cache_saving(price, usage, thought)
+
+
 def format_cost(amount: float, currency: str) -> str:
     symbol = SYMBOLS.get(currency, f"{currency} ")
     if amount == 0:
@@ -116,8 +127,9 @@ class Totals:
     cached_tokens: int = 0
     estimated: bool = False
     cost: dict[str, float] | None = None  # by currency
+    saved: dict[str, float] | None = None  # by the provider's cache, by currency (negative: writes not paid back)
 
-    def add(self, usage: Usage, cost: float | None, currency: str | None) -> None:
+    def add(self, usage: Usage, cost: float | None, currency: str | None, saved: float | None = None) -> None:
         self.prompt_tokens += usage.prompt_tokens
         self.completion_tokens += usage.completion_tokens
         self.reasoning_tokens += usage.reasoning_tokens
@@ -126,3 +138,6 @@ class Totals:
         if cost is not None and currency:
             self.cost = self.cost or {}
             self.cost[currency] = self.cost.get(currency, 0.0) + cost
+        if saved is not None and currency:
+            self.saved = self.saved or {}
+            self.saved[currency] = self.saved.get(currency, 0.0) + saved

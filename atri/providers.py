@@ -42,6 +42,7 @@ class ModelInfo:
     # is offered as a switch.
     web_search: tuple[str, ...] = ()
     read_pages_thinking_only: bool = False  # READ_PAGES only while thinking (qwen3-max); otherwise the default
+    explicit_cache: bool = False  # takes DashScope's explicit cache marker (cache_control) on a stable prefix
 
     def search_strategy(self, read_pages: bool, thinking: bool) -> str:
         """The strategy a search asks for: READ_PAGES when asked and allowed, the model's default otherwise."""

@@ -6,10 +6,12 @@ from typing import Any
 
 from .messages import ChatOptions, Message
 from .providers import PROVIDER_CHOOSES, READ_PAGES, ModelInfo, Provider, Thinking
-from .tokens import message_text
+from .tokens import TokenCounter, message_text, schema_tokens
 
 CITATION_FORMAT = "[ref_<number>]"  # DashScope's other format, "[<number>]", reads like any bracketed number
 JSON_INSTRUCTION = "Reply with one valid JSON object only (JSON, no Markdown fences)."
+EXPLICIT_CACHE_MIN_TOKENS = 1024  # DashScope creates no explicit cache block shorter than this
+CACHE_MARK = {"type": "ephemeral"}  # DashScope's explicit cache marker (Model Studio, "Context cache")
 
 
 @dataclass
@@ -47,8 +49,9 @@ def history_messages(history: list[Message], with_images: bool = True, with_vide
 
 
 def sends_parts(messages: list[dict[str, Any]]) -> bool:
-    """Whether any message is a list of parts (images, audio, video) rather than plain text."""
-    return any(isinstance(message.get("content"), list) for message in messages)
+    """Whether any message of the thread is a list of parts (images, audio, video) rather than plain text (a
+    system message marked for the cache is text in parts, and does not count)."""
+    return any(isinstance(message.get("content"), list) for message in messages if message.get("role") != "system")
 
 
 def mentions_json(messages: list[dict[str, Any]]) -> bool:
@@ -90,9 +93,12 @@ def build_call(call: Call, model: ModelInfo, provider: Provider, notes: list[str
 
 
 def build_request(history: list[Message], options: ChatOptions, model: ModelInfo,
-                  provider: Provider, tools: list[dict[str, Any]] | None = None) -> RequestPlan:
+                  provider: Provider, tools: list[dict[str, Any]] | None = None, stable_prefix: str = "",
+                  count: TokenCounter | None = None) -> RequestPlan:
     """An answer in a chat: the history (text only for a model that can't see), the persona, JSON mode,
-    the tools it may call (`tools`: their schemas) and the provider's web search."""
+    the tools it may call (`tools`: their schemas) and the provider's web search. `stable_prefix`: the start of
+    the system prompt that stays the same turn after turn (the persona and whole documents); with `count`, it
+    is marked for the model's explicit cache when that pays."""
     notes: list[str] = []
     sent = history_messages(history, with_images=model.vision, with_video=model.video)
     system_prompt = options.system_prompt.strip()
@@ -104,7 +110,10 @@ def build_request(history: list[Message], options: ChatOptions, model: ModelInfo
         system_prompt = f"{system_prompt}\n\n{JSON_INSTRUCTION}".strip()
         notes.append("note_json_word_added")
     if system_prompt:
-        sent.insert(0, {"role": "system", "content": system_prompt})
+        offered, stable = (tools if tools and model.tools else None), stable_prefix.strip()
+        worth_caching = model.explicit_cache and count is not None and bool(stable) \
+            and system_prompt.startswith(stable) and cacheable(stable, offered, count)
+        sent.insert(0, {"role": "system", "content": cache_marked(system_prompt, stable) if worth_caching else system_prompt})
 
     images = [url for m in history if m.role == "user" for url in m.images]
     if images and not model.vision:
@@ -134,6 +143,23 @@ def build_request(history: list[Message], options: ChatOptions, model: ModelInfo
     elif options.web_search and not any(tool["function"]["name"] == "web_search" for tool in kwargs.get("tools", [])):
         notes.append("note_web_search_unavailable")
     return RequestPlan(kwargs, notes)
+
+
+def cacheable(stable_prefix: str, tools: list[dict[str, Any]] | None, count: TokenCounter) -> bool:
+    """Whether the stable prefix is long enough for DashScope to cache. The tool schemas count too: the model
+    reads them with the system prompt; marking a prefix that turns out too short only goes uncached."""
+    return count(stable_prefix) + schema_tokens(tools, count) >= EXPLICIT_CACHE_MIN_TOKENS
+
+
+def cache_marked(system_prompt: str, stable_prefix: str) -> list[dict[str, Any]]:
+    """The system message as DashScope's documented shape for its explicit cache: text parts, the marker on the
+    last part of the stable prefix; what changes from turn to turn (a summary, excerpts, recalled turns, the
+    JSON instruction) follows it unmarked, so the cached block stays byte for byte the same."""
+    parts: list[dict[str, Any]] = [{"type": "text", "text": stable_prefix, "cache_control": dict(CACHE_MARK)}]
+    rest = system_prompt[len(stable_prefix):]
+    if rest:
+        parts.append({"type": "text", "text": rest})
+    return parts
 
 
 def search_body(strategy: str) -> dict[str, Any]:
@@ -237,7 +263,8 @@ def compact_request(record: dict[str, Any], sent: list[Message]) -> dict[str, An
     system = [m["content"] for m in messages if m["role"] == "system"]
     if not sent or any(m.id is None for m in sent) or len(messages) != len(system) + len(history_messages(sent)):
         return record
-    parts = [p for m in messages if isinstance(m["content"], list) for p in m["content"] if isinstance(p, dict)]
+    parts = [p for m in messages if m["role"] != "system" and isinstance(m["content"], list)
+             for p in m["content"] if isinstance(p, dict)]
     text_only = not parts and any(m.images or m.video for m in sent)
     no_video = not text_only and not any(p.get("type") == "video" for p in parts) and any(m.video for m in sent)
     refs = {"system": system[0] if system else None, MESSAGE_REFS: [m.id for m in sent]}

@@ -411,6 +411,68 @@ class FakeBatches:
                 batch[kind] = file_id
         self._count(batch, work)
         batch.update(status=status, **{f"{status}_at": int(time.time())})
+# --- DashScope's explicit context cache (issue 31) -----------------------------------------------------------
+# As Model Studio's "Context cache" page documents it: a content block carrying `"cache_control": {"type":
+# "ephemeral"}` ends a cache block that runs from the start of `messages`. Unseen, a block of ≥ 1,024 tokens is
+# created (usage.prompt_tokens_details.cache_creation_input_tokens, billed at 125 %); seen within 5 minutes, the
+# longest such block is hit (cached_tokens, billed at 10 %) and its 5 minutes start again. Shorter blocks are not
+# cached. Both kinds report cache_type "ephemeral". Tokens are counted as the fake counts prompt_tokens.
+EXPLICIT_CACHE_MIN_TOKENS = 1024
+EXPLICIT_CACHE_TTL_S = 300.0
+
+
+def marked_prefixes(messages: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    """Each cache block the request marks, as (its text from the start of `messages`, its tokens)."""
+    blocks: list[tuple[str, int]] = []
+    before: list[str] = []  # the text of whole messages before the current one
+    for message in messages:
+        content = message.get("content")
+        parts = content if isinstance(content, list) else []
+        for index, part in enumerate(parts):
+            if isinstance(part, dict) and part.get("cache_control", {}).get("type") == "ephemeral":
+                upto = text_of(parts[:index + 1])
+                tokens = sum(count_tokens(text) for text in before) + count_tokens(upto)
+                blocks.append(("\x00".join([*before, upto]), tokens))
+        before.append(text_of(content))
+    return blocks
+
+
+class ExplicitCache:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.clock = time.monotonic  # a test may move time on
+        self.blocks: dict[str, float] = {}  # a cached block's text -> when it expires
+
+    def reset(self) -> None:
+        with self.lock:
+            self.blocks.clear()
+            self.clock = time.monotonic
+
+    def details(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        """The request's usage.prompt_tokens_details: what it hit and what it wrote."""
+        marked = marked_prefixes(messages)
+        if not marked:
+            return {"cached_tokens": 0}
+        with self.lock:
+            now = self.clock()
+            self.blocks = {text: until for text, until in self.blocks.items() if until > now}
+            hit = max((tokens for text, tokens in marked if text in self.blocks), default=0)
+            for text, _ in marked:
+                if text in self.blocks:
+                    self.blocks[text] = now + EXPLICIT_CACHE_TTL_S
+            last_text, last_tokens = marked[-1]
+            written = 0
+            if last_text not in self.blocks and last_tokens >= EXPLICIT_CACHE_MIN_TOKENS:
+                self.blocks[last_text] = now + EXPLICIT_CACHE_TTL_S
+                written = last_tokens - hit
+        if not hit and not written:
+            return {"cached_tokens": 0}
+        details: dict[str, Any] = {"cached_tokens": hit, "cache_type": "ephemeral"}
+        if written:
+            details |= {"cache_creation_input_tokens": written, "cache_creation": {"ephemeral_5m_input_tokens": written}}
+        return details
+
+
 # --- DashScope's own protocol (issue 31) ---------------------------------------------------------------------
 # `POST {host}/api/v1/services/aigc/text-generation/generation`, body `{"model", "input": {"messages"},
 # "parameters": {...}}`, as Model Studio documents it: with `X-DashScope-SSE: enable`, SSE events `id:` /
@@ -585,6 +647,7 @@ class FakeProvider:
         self.answer_tokens = 0  # when set: every answer goes on to this many tokens (unless max_tokens stops it)
         self.spent_tokens = 0  # the tokens of every usage reported (what a provider bills)
         self.batches = FakeBatches(self)  # files and batches (the Batch API)
+        self.explicit_cache = ExplicitCache()  # DashScope's explicit context cache
         self._server = QuietServer(("127.0.0.1", port), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -627,6 +690,7 @@ class FakeProvider:
         self.answer_tokens = 0
         self.spent_tokens = 0
         self.batches.reset()
+        self.explicit_cache.reset()
 
     def bill(self, tokens: int) -> None:
         with self._faults_lock:
@@ -763,7 +827,8 @@ class FakeProvider:
                     "choices": [{"index": 0, "finish_reason": "length" if cut else "stop",
                                  "message": {"role": "assistant", "content": answer}}],
                     "usage": {"prompt_tokens": prompt, "completion_tokens": count_tokens(answer),
-                              "total_tokens": prompt + count_tokens(answer), "prompt_tokens_details": {"cached_tokens": 0}},
+                              "total_tokens": prompt + count_tokens(answer),
+                              "prompt_tokens_details": provider.explicit_cache.details(body["messages"])},
                 })
 
             def _send_event(self, payload: dict[str, Any] | str) -> None:
@@ -837,7 +902,7 @@ class FakeProvider:
                         self._send_event({**base, "choices": [], "usage": {
                             "prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
                             "completion_tokens_details": {"reasoning_tokens": reasoning_tokens} if thinking else None,
-                            "prompt_tokens_details": {"cached_tokens": 0}}})
+                            "prompt_tokens_details": provider.explicit_cache.details(body["messages"])}})
                     self._send_event("[DONE]")
                     self.wfile.write(b"0\r\n\r\n")
                 except (BrokenPipeError, ConnectionResetError):

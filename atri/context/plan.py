@@ -84,6 +84,9 @@ class ContextPlan:
     documents: DocumentContext | None = None
     notes: list[str] = field(default_factory=list)  # i18n keys
     tool_tokens: int = 0  # the schemas of the tools offered, counted in input_tokens
+    # The start of system_prompt that is the same every turn (the persona, whole documents): what a provider's
+    # explicit cache may keep. A summary, excerpts and recalled turns change, so they come after it.
+    stable_prefix: str = ""
 
     def explain(self) -> ContextReport:
         """What the context view shows, kept with the answer."""
@@ -180,8 +183,9 @@ def plan_context(thread: list[Message], settings: ContextSettings, system_prompt
     if trimmed:
         notes.append("context_full_fell_back" if strategy == "full" else "context_trimmed")
     dropped = [i for i in range(new_start) if thread[i].role in ("user", "assistant")]
+    stable = with_context(system_prompt, None, [], documents if documents and documents.whole else None)
     return ContextPlan(strategy, thread[new_start:], dropped, prompt, tokens + tool_tokens, budget, use_summary,
-                       use_recalled, documents, notes, tool_tokens)
+                       use_recalled, documents, notes, tool_tokens, stable if prompt.startswith(stable) else "")
 
 
 def summary_due(thread: list[Message], settings: ContextSettings, summary: Summary | None, budget: int,

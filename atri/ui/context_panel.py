@@ -6,14 +6,14 @@ import streamlit as st
 from atri.context import STRATEGIES, ContextSettings, input_budget, plan_context
 from atri.i18n import t
 from atri.messages import Message
-from atri.pricing import Totals, answer_cost, price_table
+from atri.pricing import Totals, answer_cost, answer_saving, price_table
 from atri.providers import ModelInfo
 from atri.store import Snapshot
 from atri.tokens import TokenCounter, schema_tokens
 from atri.tools import Toolbox
 from atri.ui.config import get_store, load_settings
 from atri.ui.identity import current_owner
-from atri.ui.render import usage_line
+from atri.ui.render import cache_totals, usage_line
 from atri.ui.session import CONTEXT_PREFIX, session
 
 DEFAULTS = ContextSettings()
@@ -77,8 +77,11 @@ def conversation_totals(lang: str, view: Snapshot) -> None:
     for answer in view.answers:
         facts = answer.facts
         if facts and facts.usage:
-            totals.add(facts.usage, *answer_cost(facts, bool(answer.reasoning), prices.get(facts.model)))
+            thought, price = bool(answer.reasoning), prices.get(facts.model)
+            totals.add(facts.usage, *answer_cost(facts, thought, price), saved=answer_saving(facts, thought, price))
     if not totals.prompt_tokens:
         return
-    st.caption(t(lang, "chat_totals", usage=usage_line(lang, totals, totals.cost or {})))
+    line = usage_line(lang, totals, totals.cost or {})
+    saving = cache_totals(lang, totals.saved or {})
+    st.caption(t(lang, "chat_totals", usage=f"{line} · {saving}" if saving else line))
 

@@ -13,7 +13,7 @@ from atri.documents import cite
 from atri.i18n import t
 from atri.images import BadImage, check_image_reference, decode_data_url, is_web_url, shorten_data_urls, thumbnail_of
 from atri.messages import AnswerFacts, Message, Usage
-from atri.pricing import Totals, answer_cost, format_cost
+from atri.pricing import Totals, answer_cost, answer_saving, format_cost
 from atri.request import expand_request, sent_count
 from atri.safe_markdown import clip_long_strings, defuse_images, for_streamlit, markdown_link, plain_text
 from atri.turn import Turn, response_record
@@ -117,11 +117,33 @@ def facts_line(lang: str, facts: AnswerFacts, thought: bool = False) -> str:
     if facts.web_searches:
         parts.append(t(lang, "facts_searches", count=facts.web_searches))
     if facts.usage:
-        cost, currency = answer_cost(facts, thought, price_for(facts.model))
+        price = price_for(facts.model)
+        cost, currency = answer_cost(facts, thought, price)
         parts.append(usage_line(lang, facts.usage, {currency: cost} if cost is not None and currency else {}))
-    if facts.saved and facts.currency:
-        parts.append(t(lang, "facts_cache_saved", saved=format_cost(facts.saved, facts.currency)))
+        parts += cache_facts(lang, facts.usage, answer_saving(facts, thought, price), currency)
     return " · ".join(parts)
+
+
+def cache_facts(lang: str, usage: Usage, saved: float | None, currency: str | None) -> list[str]:
+    """What the provider's explicit cache did for one answer: tokens written and hit, and what that took off its
+    cost, or, on the turn that wrote it, what writing cost more (the hits after it pay that back)."""
+    parts = []
+    if usage.cache_written_tokens or usage.cache_explicit:
+        parts.append(t(lang, "facts_cache_tokens", written=usage.cache_written_tokens, hit=usage.cached_tokens))
+    if saved and currency:
+        key, field = ("facts_cache_saved_amount", "saved") if saved > 0 else ("facts_cache_cost_more", "cost")
+        parts.append(t(lang, key, **{field: format_cost(abs(saved), currency)}))
+    return parts
+
+
+def cache_totals(lang: str, saved: dict[str, float]) -> str:
+    """What the cache did for a whole chat, each currency on its own (a net cost while no hit has paid a write back)."""
+    said = []
+    for currency, amount in saved.items():
+        if amount:
+            key, field = ("chat_totals_saved", "saved") if amount > 0 else ("chat_totals_cache_cost_more", "cost")
+            said.append(t(lang, key, **{field: format_cost(abs(amount), currency)}))
+    return " · ".join(said)
 
 
 def usage_line(lang: str, usage: Usage | Totals, costs: dict[str, float]) -> str:
