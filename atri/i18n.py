@@ -330,6 +330,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "recording_no_model": ("这个服务商不能听写录音：请换用阿里云百炼，或直接打字。", "This provider cannot transcribe recordings: switch to DashScope, or type instead."),
     "recording_silent": ("这段录音里没有听到说话。", "No speech was heard in the recording."),
     "recording_failed": ("没能听写这段录音：{reason}", "The recording could not be transcribed: {reason}"),
+    "send_voice_at_once": ("说完直接发送", "Send what I say at once"),
+    "send_voice_at_once_help": ("关闭时，听写出的文字先放进输入框，由你检查后再发送。",
+                                "Off: the words heard go into the chat box for you to check and send."),
     # Video in (issue 33)
     "video_no_picture": ("{name} 里没有画面。", "{name} has no picture in it."),
     "video_unreadable": ("读不出视频 {name}（不是 MP4、WebM 或 MOV 视频，或文件已损坏）。",

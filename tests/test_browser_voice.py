@@ -10,7 +10,7 @@ import wave
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, IDLE, NO_CHROMIUM, chromium_available, streamlit_server
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, IDLE, NO_CHROMIUM, chromium_available, open_settings, streamlit_server
 from tests.fake_provider import HEARD
 from tests.test_browser_persistence import env_for
 
@@ -47,3 +47,27 @@ def test_a_recording_from_the_chat_box_is_put_in_the_box_as_text(fake_server, tm
         expect(box).to_have_value(f"Please answer: {HEARD}", timeout=20_000)
         assert [r["model"] for r in fake_server.requests] == ["qwen3-asr-flash"], "heard, not yet asked"
         browser.close()
+
+
+def test_with_send_at_once_on_what_was_said_is_asked(fake_server, tmp_path):
+    voice = tmp_path / "voice.wav"
+    tone(voice)
+    microphone = [*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                  f"--use-file-for-fake-audio-capture={voice}"]
+    with streamlit_server(env_for(fake_server, f"sqlite:///{tmp_path / 'atri.db'}")) as app, \
+            sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=microphone)
+        page = browser.new_context(locale="en-US", viewport=DESKTOP, permissions=["microphone"]).new_page()
+        page.goto(app.url)
+        page.wait_for_selector(IDLE, timeout=60_000)
+        open_settings(page)
+        page.get_by_test_id("stPopoverBody").get_by_text("Send what I say at once").click()
+        page.keyboard.press("Escape")
+        page.wait_for_selector(IDLE, timeout=20_000)
+        page.get_by_role("button", name="Start recording").click()
+        page.wait_for_timeout(1_500)
+        page.get_by_role("button", name="Submit recording").click()
+        expect(page.get_by_test_id("stChatMessage").nth(1)).to_contain_text(f"Echo: {HEARD}", timeout=30_000)
+        expect(page.get_by_test_id("stChatInputTextArea")).to_have_value("")
+        browser.close()
+

@@ -15,7 +15,7 @@ from atri.store import StorageError
 from atri.ui.asking import answer_being_written, conversation_id, send_question, switch_model
 from atri.ui.config import current_language
 from atri.ui.session import CHAT_INPUT, HeldQuestion, session
-from atri.ui.voice_input import transcribe_into_box
+from atri.ui.voice_input import send_voice_at_once, transcribe_into_box
 from atri.video import VideoProblem, frames_isolated, video_kind
 
 
@@ -28,8 +28,10 @@ def on_submit() -> None:
     text = value if isinstance(value, str) else (value.text or "")
     recording = None if isinstance(value, str) else value.get("audio")
     if recording is not None:
-        transcribe_into_box(current_language(), text, recording.getvalue())
-        return
+        text = transcribe_into_box(current_language(), text, recording.getvalue())
+        if not text or not send_voice_at_once():
+            return
+        st.session_state[CHAT_INPUT] = ""
     files = [] if isinstance(value, str) else list(value.files or [])
     batch = ImageBatch()
     documents: list[Upload] = []

@@ -37,6 +37,7 @@ from atri.ui.session import (
 )
 from atri.ui.toolbar import SHOW_DETAILS
 from atri.ui.tools_panel import restore_tools, tools_controls
+from atri.ui.voice_input import SEND_AT_ONCE
 
 if TYPE_CHECKING:
     from streamlit.delta_generator import DeltaGenerator
@@ -205,6 +206,9 @@ def render_sidebar(settings: Settings, lang: str, view: Snapshot) -> ChatSetup:
         tools = tools_controls(lang, settings, model)
         context = context_controls(lang, view)
         meter(lang, view, context, system_prompt, model, count, tools.toolbox)
+        if connection is not None and connection.provider.transcription_model:  # the chat box has a microphone
+            st.toggle(t(lang, "send_voice_at_once"), key=SEND_AT_ONCE, help=t(lang, "send_voice_at_once_help"),
+                      persist_state="session")
         st.toggle(t(lang, "show_details_always"), key=SHOW_DETAILS, help=t(lang, "show_details_always_help"),
                   persist_state="session")
     with st.sidebar:

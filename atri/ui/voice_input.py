@@ -16,8 +16,16 @@ def can_record(setup: TurnSetup | None) -> bool:
     return bool(setup and setup.connection and setup.connection.provider.transcription_model)
 
 
-def transcribe_into_box(lang: str, typed: str, recording: bytes) -> None:
-    """Called from the chat box's callback: nothing is sent to the chat itself."""
+SEND_AT_ONCE = "send_voice_at_once"  # the settings panel's switch: what was said is sent, not put in the box
+
+
+def send_voice_at_once() -> bool:
+    return bool(st.session_state.get(SEND_AT_ONCE, False))
+
+
+def transcribe_into_box(lang: str, typed: str, recording: bytes) -> str:
+    """Called from the chat box's callback: the words heard join what was typed, in the box; returned too, for
+    the callback to send at once when the visitor chose so ("" when nothing was heard)."""
     setup = session.answer_setup
     heard = ""
     try:
@@ -30,4 +38,6 @@ def transcribe_into_box(lang: str, typed: str, recording: bytes) -> None:
         session.attachment_problems = [(problem.key, problem.values)]
     except ChatError as error:
         session.attachment_problems = [("recording_failed", {"reason": error_text(lang, error.kind, error.detail)})]
-    st.session_state[CHAT_INPUT] = " ".join(part for part in (typed.strip(), heard) if part)
+    question = " ".join(part for part in (typed.strip(), heard) if part)
+    st.session_state[CHAT_INPUT] = question
+    return question if heard else ""
