@@ -15,6 +15,9 @@ from atri.ui.session import IMPORT_FILE
 # The file types a keyed uploader takes, as its line says them (Streamlit's line lists them after the size, in
 # the one text node this style replaces); an uploader not named here says only the size.
 UPLOADER_TYPES = {IMPORT_FILE: "JSON"}
+# The header's running indicator has a Stop (shown with the ⋮ menu, toolbarMode "viewer") that stops the page's
+# script, not the answer: beside the answer's own Stop it would be a second one that does something else.
+HEADER_STOP_HIDDEN = '[data-testid="stStatusWidget"] button { display: none; }\n'
 
 
 def _css_string(text: str) -> str:
@@ -27,9 +30,9 @@ def _replaced(selector: str, text: str, size: str) -> str:
 
 
 def style(lang: str) -> str:
-    """The page's style for `lang`: nothing to replace in English."""
+    """The page's style for `lang`: in English only the header's Stop hidden."""
     if lang == "en":
-        return "<style></style>"
+        return f"<style>\n{HEADER_STOP_HIDDEN}</style>"
     megabytes = st.get_option("server.maxUploadSize")
     per_file = t(lang, "uploader_per_file", mb=megabytes)
     dropzone = '[data-testid="stFileUploaderDropzone"]'
@@ -43,7 +46,7 @@ def style(lang: str) -> str:
     lines += f'[data-testid="stTextArea"] {hint}::after {{ content: {_css_string(t(lang, "input_hint_apply_multiline"))}; }}\n'
     lines += f'[data-testid="stForm"] {hint}::after {{ content: {_css_string(t(lang, "input_hint_submit"))}; }}\n'
     lines += _main_menu(lang)
-    return f"<style>\n{lines}</style>"
+    return f"<style>\n{HEADER_STOP_HIDDEN}{lines}</style>"
 
 
 def _main_menu(lang: str) -> str:
