@@ -369,6 +369,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "note_search_sources_text_only": ("带图片的提问不经服务商原生接口发送：回答基于搜索，但不列出来源。",
                                       "A question with images does not go over the provider's own protocol: the "
                                       "answer is grounded in a search, without its list of sources."),
+    "tool_images_shown_only": ("工具说这些图片只给你看：没有发给模型。",
+                               "The tool meant these images for you alone: they were not sent to the model."),
 }
 
 STRINGS.update(PAGE_STRINGS)
