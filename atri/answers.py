@@ -247,7 +247,7 @@ def _answer(store: Store, live: LiveAnswer, setup: TurnSetup, history: list[Mess
     saver.sent = context.sent
     plan.notes = notes + context.notes + plan.notes
     turns = (run_turn_with_tools(connection, plan, toolbox, count=setup.count, context=context.explain(),
-                                 cancel=live.cancel, ask=live.ask) if "tools" in plan.kwargs
+                                 cancel=live.cancel, ask=live.ask, sees_images=model.vision) if "tools" in plan.kwargs
              else run_turn(connection, plan, count=setup.count, context=context.explain(), cancel=live.cancel))
     turn: Turn | None = None
     live.publish("asking")

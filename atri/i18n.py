@@ -380,6 +380,12 @@ STRINGS: dict[str, tuple[str, str]] = {
     "chat_totals_saved": ("缓存节省了 {saved}", "saved {saved} by the cache"),
     "chat_totals_cache_cost_more": ("写入缓存多花了 {cost}，还没有被命中省回来",
                                     "the cache cost {cost} more to write, not yet paid back by hits"),
+    "tool_images_shown_only": ("工具说这些图片只给你看：没有发给模型。",
+                               "The tool meant these images for you alone: they were not sent to the model."),
+    "tools_not_offered_embedded": ("内置离线模型不调用工具：这个 0.5B 小模型很少选对工具，llama.cpp 的函数调用格式还会丢掉工具结果。要用工具，请选云端模型。",
+                                   "The embedded offline model is offered no tools: this 0.5B model rarely picks the "
+                                   "right one, and llama.cpp's function-calling format drops the tools' results. "
+                                   "Choose a cloud model to use tools."),
 }
 
 STRINGS.update(PAGE_STRINGS)

@@ -187,9 +187,11 @@ def _wait_until_ready(engine: LocalEngine, log_path: Path, timeout_s: float) -> 
 
 
 def start_engine(model_path: Path, model_id: str, threads: int | None = None,
-                 timeout_s: float = START_TIMEOUT_S, log_path: Path | None = None) -> LocalEngine:
+                 timeout_s: float = START_TIMEOUT_S, log_path: Path | None = None,
+                 chat_format: str | None = None) -> LocalEngine:
     """Start llama.cpp's OpenAI-compatible server on 127.0.0.1 and wait until it answers; its output goes
-    to `log_path` (default: local-server.log beside the model)."""
+    to `log_path` (default: local-server.log beside the model). `chat_format`: llama-cpp-python's (e.g.
+    "chatml-function-calling", which returns tool calls); None: the GGUF's own template."""
     try:
         import llama_cpp.server  # noqa: F401  (fail here with a clear message rather than in the child)
     except ImportError:
@@ -203,6 +205,8 @@ def start_engine(model_path: Path, model_id: str, threads: int | None = None,
                # never asks for): +100-150 ms before the first token of a short prompt
                "--logits_all", "False"]
     command += ["--n_threads", str(threads or default_threads())]
+    if chat_format:
+        command += ["--chat_format", chat_format]
     log_path = log_path or model_path.parent / "local-server.log"
     engine = LocalEngine(model_path, model_id, port, _spawn_kept(command, log_path))
     atexit.register(engine.stop)

@@ -37,6 +37,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from .mcp_config import McpConfigError, McpServerConfig, load_config, parse_config, resolve_headers, tool_name
 from .mcp_results import McpImage, McpResult, result_of, result_text
+from .tool_images import Pictured
 from .tools import Tool, ToolError
 
 __all__ = ["McpConfigError", "McpHub", "McpImage", "McpResult", "McpServerConfig", "McpTool", "ServerState",
@@ -356,10 +357,15 @@ class McpHub:
 
     def call(self, server: str, tool: str, arguments: dict[str, Any]) -> str:
         """What the model reads of a tool's result; raises ToolError."""
+        output = self.output(server, tool, arguments)
+        return output.text if isinstance(output, Pictured) else output
+
+    def output(self, server: str, tool: str, arguments: dict[str, Any]) -> str | Pictured:
+        """A tool's result as a Toolbox reads it: its text, with the images it returned; raises ToolError."""
         result = self.call_result(server, tool, arguments)
         if result.error:
             raise ToolError(result.text or "the tool reported an error")
-        return result.text
+        return Pictured(result.text, result.images) if result.images else result.text
 
     def call_result(self, server: str, tool: str, arguments: dict[str, Any]) -> McpResult:
         """A tool's result in full (images as data). A server that is down but due is connected first; a call
@@ -438,7 +444,7 @@ class McpHub:
             for tool in state.tools:
                 made.append(Tool(tool.qualified, f"[{tool.server}] {tool.description}"[:1024],
                                  tool.parameters or {"type": "object", "properties": {}},
-                                 lambda arguments, s=tool.server, n=tool.name: self.call(s, n, arguments),
+                                 lambda arguments, s=tool.server, n=tool.name: self.output(s, n, arguments),
                                  source=tool.server, asks_first=tool.destructive or state.config.asks_first(tool.name)))
         return made
 

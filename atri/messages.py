@@ -16,6 +16,7 @@ from typing_extensions import NotRequired, TypedDict  # pydantic needs these on 
 from .i18n import STRINGS
 from .images import BadImage, check_image_reference
 from .safe_markdown import web_link_url
+from .tool_images import MAX_STEP_IMAGES, MAX_THUMBNAIL_CHARS
 
 Role = Literal["system", "user", "assistant"]
 T = TypeVar("T")
@@ -137,6 +138,13 @@ class RequestRecord(TypedDict, total=False):
     messages: list[SentMessage] | MessageRefs
 
 
+class StepImageRecord(TypedDict):
+    """An image a tool call returned, as its step keeps it: the thumbnail only (atri.tool_images)."""
+
+    thumbnail: Annotated[str, Field(strict=True, min_length=1, max_length=MAX_THUMBNAIL_CHARS), AfterValidator(_thumbnail)]
+    for_model: NotRequired[Flag]  # False: the server meant it for the user alone (never sent to a model)
+
+
 class ToolStepRecord(TypedDict):
     """One tool call an answer made (atri.tools.ToolStep)."""
 
@@ -148,6 +156,7 @@ class ToolStepRecord(TypedDict):
     seconds: Seconds
     round: Annotated[int, Field(strict=True, ge=0, le=100)]
     declined: NotRequired[Literal["denied", "timed_out"]]  # not run: the visitor said no, or did not answer
+    images: NotRequired[Annotated[list[StepImageRecord], Field(max_length=MAX_STEP_IMAGES)]]
 
 
 # A source's URL that cannot be a link (not http(s), or with whitespace or control characters that would end

@@ -37,6 +37,7 @@ class ModelInfo:
     max_output: int = 8192
     known: bool = True  # False when guessed from the id
     tools: bool = True  # can call functions (tools / tool_calls)
+    tools_note: str = ""  # an i18n key: why it is offered no tools (the tools panel says so)
     # The search strategies the provider offers for it, its default first (empty: it cannot search the web;
     # PROVIDER_CHOOSES: it searches, and no strategy is named). READ_PAGES ("search and read pages") among them
     # is offered as a switch.
@@ -78,6 +79,10 @@ class Provider:
     speech_model: str | None = None  # reads text aloud (DashScope's own protocol: text in, streamed PCM out)
     batch_api: bool = False  # takes a JSONL file of requests and answers it within 24 h (at its batch price)
     native_search: bool = False  # a web search goes over DashScope's own protocol, which returns its sources
+    # Sends `tool_choice: "auto"` with its tools: llama-cpp-python's server, started with a function-calling chat
+    # format (chatml-function-calling), offers the model no tool without it. vLLM refuses "auto" unless started
+    # with --enable-auto-tool-choice: hence a flag, not a default.
+    tool_choice_auto: bool = False
 
     def label_for(self, lang: str) -> str:
         return self.label_zh if lang == "zh" else self.label
@@ -127,6 +132,7 @@ def catalogue() -> dict[str, Provider]:
             speech_model=raw.get("speech_model"),
             batch_api=raw.get("batch_api", False),
             native_search=raw.get("native_search", False),
+            tool_choice_auto=raw.get("tool_choice_auto", False),
         )
     return providers
 

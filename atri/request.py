@@ -130,6 +130,8 @@ def build_request(history: list[Message], options: ChatOptions, model: ModelInfo
     if tools and model.tools:
         kwargs["tools"] = tools
         kwargs["parallel_tool_calls"] = True  # otherwise DashScope returns only the first of several calls
+        if provider.tool_choice_auto:
+            kwargs["tool_choice"] = "auto"
     elif tools:
         notes.append("note_model_no_tools")
     if options.web_search and model.web_search:

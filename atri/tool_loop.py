@@ -12,6 +12,10 @@ A provider that refuses tools with a 400 before anything arrives is asked again 
 A tool that asks first (atri.approval) runs only once `ask` says the visitor approved it; a call denied, or left
 unanswered, is not run and the model reads why as its result. Without `ask` (nobody to ask) such a call is denied.
 
+Images a tool returned (atri.tool_images) are kept in its step; a model that can see (`sees_images`) gets them
+on the next round in one `role: "user"` message after the round's tool results; one that cannot reads only
+their names in the results' text.
+
 A round runs at most MAX_CALLS_PER_ROUND calls (the rest are answered with an error text the model reads),
 and Stop ends the answer at once, even while a tool is running: the tool's thread is left to end by itself.
 """
@@ -29,6 +33,7 @@ from .request import RequestPlan
 from .settings import Connection
 from .stream import SearchResults
 from .tokens import TokenCounter
+from .tool_images import ReturnedImages, images_message
 from .tools import Toolbox, ToolCall, ToolStep, result_for_model
 from .turn import Turn, TurnFollower
 
@@ -80,6 +85,12 @@ def _run_unless_stopped(toolbox: Toolbox, call: ToolCall, round_: int, cited: li
                                            round=round_)
 
 
+def _images_for_model(steps: list[ToolStep]) -> dict[str, Any] | None:
+    """The round's images a model may see, in one user message (tool messages cannot carry images)."""
+    return images_message(ReturnedImages(step.name, step.id, tuple(image.url for image in step.images if image.for_model))
+                          for step in steps)
+
+
 def _decision(toolbox: Toolbox, call: ToolCall, ask: Ask | None) -> Decision:
     """Whether the call may run: always for a tool that does not ask first."""
     tool = toolbox.find(call.name)
@@ -101,8 +112,10 @@ def _step(toolbox: Toolbox, call: ToolCall, round_: int, cited: list[dict[str, A
 
 def run_turn_with_tools(conn: Connection, plan: RequestPlan, toolbox: Toolbox, *, count: TokenCounter | None = None,
                         context: dict[str, Any] | None = None, cancel: Cancel | None = None,
-                        max_steps: int = MAX_STEPS, ask: Ask | None = None) -> Iterator[Turn]:
-    """Yields the growing Turn after each chunk and each tool run, and once more when it has ended."""
+                        max_steps: int = MAX_STEPS, ask: Ask | None = None, sees_images: bool = False,
+                        ) -> Iterator[Turn]:
+    """Yields the growing Turn after each chunk and each tool run, and once more when it has ended.
+    `sees_images`: the model reads image parts (the images tools return are sent to it)."""
     follower = TurnFollower(conn, plan, count, context)
     turn = follower.turn
     kwargs = dict(plan.kwargs)
@@ -129,6 +142,7 @@ def run_turn_with_tools(conn: Connection, plan: RequestPlan, toolbox: Toolbox, *
         if error is not None or not turn.calls or round_ >= max_steps or "tools" not in kwargs:
             break
         messages.append(_assistant_step(turn, turn.content[content_mark:], turn.reasoning[reasoning_mark:]))
+        steps_before = len(turn.tool_steps)
         for call in turn.calls[:MAX_CALLS_PER_ROUND]:
             turn.calling = call.name
             yield turn
@@ -145,6 +159,9 @@ def run_turn_with_tools(conn: Connection, plan: RequestPlan, toolbox: Toolbox, *
             break
         messages += [{"role": "tool", "tool_call_id": call.id, "content": _too_many(call)}
                      for call in turn.calls[MAX_CALLS_PER_ROUND:]]
+        pictures = _images_for_model(turn.tool_steps[steps_before:]) if sees_images else None
+        if pictures:  # after every tool message: a user message between them would break the call's answers
+            messages.append(pictures)
         follower.next_round()
         for text_field in ("content", "reasoning"):  # the next round's text starts a paragraph of its own
             if getattr(turn, text_field).strip():

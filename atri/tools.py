@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import simpleeval
 
 from .isolation import WorkTooHeavy, run_isolated
+from .tool_images import Pictured, StepImage, checked_images
 from .webfetch import FetchRefused, fetch_page
 from .websearch import SearchHit, hit_source, hits_for_model, number_hits, searxng_hits
 
@@ -46,7 +47,7 @@ class Tool:
     name: str
     description: str
     parameters: dict[str, Any]
-    run: Callable[[dict[str, Any]], str | Found]
+    run: Callable[[dict[str, Any]], str | Found | Pictured]
     source: str = "built-in"  # or the MCP server it comes from
     asks_first: bool = False  # runs only once the visitor approves the call (atri.approval)
 
@@ -80,11 +81,13 @@ class ToolStep:
     round: int = 0
     sources: list[dict[str, Any]] = field(default_factory=list)  # a search's hits, numbered; stored as the answer's
     declined: str | None = None  # not run: "denied" by the visitor, or "timed_out" waiting for them (atri.approval)
+    images: list[StepImage] = field(default_factory=list)  # the images it returned, checked (atri.tool_images)
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "arguments": self.arguments, "result": self.result,
                 "error": self.error, "seconds": self.seconds, "round": self.round,
-                **({"declined": self.declined} if self.declined else {})}
+                **({"declined": self.declined} if self.declined else {}),
+                **({"images": [image.to_dict() for image in self.images]} if self.images else {})}
 
 
 class ToolError(Exception):
@@ -122,7 +125,7 @@ class Toolbox:
                 raise ToolError(f"the arguments are not valid JSON ({error.msg})") from None
             if not isinstance(arguments, dict):
                 raise ToolError("the arguments must be a JSON object")
-            step.result, step.sources = _read(tool.run(arguments), cited)
+            step.result, step.sources, step.images = _read(tool.run(arguments), cited)
         except Exception as error:  # noqa: BLE001 - any failure of a tool is the model's to read, not the answer's end
             step.error = _clip(f"{type(error).__name__}: {error}" if not isinstance(error, (ToolError, FetchRefused))
                                else str(error), 2_000)
@@ -130,12 +133,18 @@ class Toolbox:
         return step
 
 
-def _read(output: str | Found, cited: Sequence[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
-    """A tool's output as the model reads it, and the numbered sources a search's hits become."""
+def _read(output: str | Found | Pictured, cited: Sequence[dict[str, Any]],
+          ) -> tuple[str, list[dict[str, Any]], list[StepImage]]:
+    """A tool's output as the model reads it, the numbered sources a search's hits become, and the images it
+    returned within the limits (those left out are named at the end of its text)."""
+    if isinstance(output, Pictured):
+        images, notes = checked_images(output.images)
+        return _clip("\n".join([output.text, *notes]), MAX_RESULT_CHARS), [], images
     if not isinstance(output, Found):
-        return _clip(output, MAX_RESULT_CHARS), []
+        return _clip(output, MAX_RESULT_CHARS), [], []
     numbered = number_hits(cited, output.hits)
-    return _clip(hits_for_model(numbered), MAX_RESULT_CHARS), [hit_source(number, hit) for number, hit in numbered]
+    return (_clip(hits_for_model(numbered), MAX_RESULT_CHARS), [hit_source(number, hit) for number, hit in numbered],
+            [])
 
 
 def result_for_model(step: ToolStep) -> str:

@@ -5,7 +5,8 @@ copies: reasoning_content deltas when thinking (first chunk `{"role":"assistant"
 "reasoning_content":""}`), the final usage chunk with empty choices, the 400 when JSON mode has no
 "json" word, the 400 for JSON mode while thinking, DashScope-shaped 401/429/500 bodies, and tool calls
 (a request with `tools` whose question holds `[[name {args}]]` gets those calls streamed as DashScope and
-OpenAI stream them, then an answer quoting the `role: "tool"` results), and `max_tokens`: an answer longer
+OpenAI stream them, then an answer quoting the `role: "tool"` results, and counting the images of the user
+message that may follow them), and `max_tokens`: an answer longer
 than it stops there with finish_reason "length" (reasoning is bounded by `thinking_budget` only).
 `answer_tokens` makes every answer a long one, to see what bounds it.
 Faults for the next requests are queued with `script()`.
@@ -142,7 +143,7 @@ REASONING = "Let me think about this step by step. The user wants a friendly rep
 
 # Tool calls, scripted by the question: `[[calculator {"expression": "2+3"}]]` asks for that call (several
 # markers: several calls in parallel); `[[loop]]` makes every request with tools call the calculator again.
-TOOL_MARKER = re.compile(r"\[\[(\w+)\s*(\{.*?\})?\]\]")
+TOOL_MARKER = re.compile(r"\[\[([\w-]+)\s*(\{.*?\})?\]\]")
 LOOP_MARKER = "[[loop]]"
 
 # Web search: a request with enable_search gets these sources in the shape DashScope documents for its own
@@ -171,25 +172,50 @@ def tool_calls_asked(body: dict[str, Any], question: str) -> list[tuple[str, str
     offered = {tool["function"]["name"] for tool in body["tools"]}
     if LOOP_MARKER in question:
         return [("calculator", json.dumps({"expression": "1+1"}))]
-    if body["messages"] and body["messages"][-1].get("role") == "tool":
+    if results_end(body["messages"]) is not None:
         return []
     calls = [(name, arguments or "{}") for name, arguments in TOOL_MARKER.findall(question) if name != "loop"]
     return [(name, arguments) for name, arguments in calls if name in offered]
 
 
+def results_end(messages: list[dict[str, Any]]) -> int | None:
+    """Where the latest tool results end when the request ends with them: after the last `tool` message, or
+    after the user message that carries their images (what a vision model is sent); None otherwise."""
+    if messages and messages[-1].get("role") == "tool":
+        return len(messages)
+    if len(messages) >= 2 and messages[-2].get("role") == "tool" and images_in(messages[-1]):
+        return len(messages) - 1
+    return None
+
+
+def images_in(message: dict[str, Any]) -> int:
+    content = message.get("content")
+    return sum(1 for part in content if part.get("type") == "image_url") if isinstance(content, list) else 0
+
+
+def question_of(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The last user message that is a question (not the images of tool results)."""
+    end = results_end(messages)
+    asked = messages[:len(messages) - 1] if end is not None and end < len(messages) else messages
+    return next((m for m in reversed(asked) if m.get("role") == "user"), {"content": ""})
+
+
 def tool_results_answer(body: dict[str, Any]) -> str | None:
-    """After tool results: an answer that quotes them (name = result), as a model would use them."""
+    """After tool results: an answer that quotes them (name = result), as a model would use them, saying how
+    many images came with them."""
     messages = body["messages"]
-    if not messages or messages[-1].get("role") != "tool":
+    end = results_end(messages)
+    if end is None:
         return None
     names = {call["id"]: call["function"]["name"] for m in messages if m.get("role") == "assistant"
              for call in m.get("tool_calls") or []}
     results = []
-    for message in reversed(messages):
+    for message in reversed(messages[:end]):
         if message.get("role") != "tool":
             break
         results.insert(0, f"{names.get(message.get('tool_call_id'), '?')} = {message.get('content')}")
-    return "Tool results: " + "; ".join(results)
+    images = images_in(messages[-1]) if end < len(messages) else 0
+    return "Tool results: " + "; ".join(results) + (f" (I see {images} image{'s' if images != 1 else ''})" if images else "")
 
 
 # --- Files and Batches: DashScope's OpenAI-compatible Batch API (issue 31) ----------------------------------
@@ -699,7 +725,7 @@ class FakeProvider:
     def take_fault(self, body: dict[str, Any]) -> Fault | None:
         """The first queued fault meant for this request (any request, or one whose question has its text)."""
         with self._faults_lock:
-            last_user = next((m for m in reversed(body.get("messages", [])) if m.get("role") == "user"), {"content": ""})
+            last_user = question_of(body.get("messages", []))
             text = text_of(last_user.get("content", ""))
             for fault in self.faults:
                 if fault.when is None or fault.when in text:
@@ -859,8 +885,7 @@ class FakeProvider:
                     reasoning = " ".join(reasoning.split()[:budget])
                 reasoning_pieces = text_pieces(" ".join(reasoning.split()) + " ") if reasoning.strip() else []
                 pieces += [delta(content=None, reasoning_content=piece) for piece in reasoning_pieces if piece]
-                question = text_of(next((m for m in reversed(body["messages"]) if m["role"] == "user"),
-                                        {"content": ""})["content"])
+                question = text_of(question_of(body["messages"])["content"])
                 calls = tool_calls_asked(body, question)
                 answer = "" if calls else fault.text if fault and fault.kind == "answer" else provider.answer_for(body)
                 answer, cut = within_max_tokens(answer, body.get("max_tokens"))

@@ -96,3 +96,43 @@ def test_a_destructive_tool_waits_for_approve_or_deny_in_the_browser(fake, datab
         page.wait_for_selector(IDLE, timeout=60_000)
         assert not (folder / "stopped.txt").exists() and "stopped.txt" in fake.streamed[-1]["messages"][-1]["content"]
         browser.close()
+
+
+def test_a_picture_an_mcp_tool_returned_is_shown_in_its_step(fake, database_url, tmp_path):
+    """Issue 32: server-everything's get-tiny-image, called over stdio; its step shows the picture (the thumbnail,
+    decoded by Chromium), and the result names it."""
+    import json
+    import re
+
+    from tests.test_mcp import SERVERS_DIR
+
+    command = SERVERS_DIR / "node_modules" / ".bin" / "mcp-server-everything"
+    if not command.exists():
+        pytest.skip("@modelcontextprotocol/server-everything is not installed (tests/test_mcp.py installs it)")
+    config = tmp_path / "mcp.json"
+    config.write_text(json.dumps({"mcpServers": {"everything": {"command": str(command), "args": ["stdio"]}}}))
+    env = {**env_for(fake, database_url), "ATRI_MCP_CONFIG": str(config)}
+    with streamlit_server(env) as app, sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = open_page(browser, app.url)
+        open_settings(page)
+        page.get_by_text("Tools", exact=True).click()
+        switch = page.get_by_role("switch", name=re.compile(r"^everything: \d+ tools"))
+        for _ in range(3):  # as switch_on: a click while the panel still opens may change nothing
+            page.get_by_text(re.compile(r"^everything: \d+ tools$")).click()
+            page.wait_for_selector(IDLE, timeout=30_000)
+            if switch.is_checked():
+                break
+        expect(switch).to_be_checked()
+        page.keyboard.press("Escape")
+        send(page, "Show me [[everything__get-tiny-image]]")
+        answer = page.get_by_test_id("stChatMessage").nth(1)
+        expect(answer).to_contain_text("Tool results: everything__get-tiny-image", timeout=30_000)
+        page.wait_for_selector(IDLE, timeout=60_000)
+        step = answer.get_by_test_id("stExpander").filter(has_text="Tool everything__get-tiny-image")
+        step.get_by_text("Tool everything__get-tiny-image").click()
+        picture = step.locator("img").first
+        expect(picture).to_be_visible(timeout=10_000)
+        assert picture.evaluate("image => image.complete && image.naturalWidth") == 20  # the 20 px logo, decoded
+        expect(step).to_contain_text("[image 1: image/png")
+        browser.close()

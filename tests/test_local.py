@@ -248,3 +248,61 @@ def test_answers_on_the_embedded_model_wait_their_turn_in_a_visible_line(engine,
         assert posts_to(engine) - sent_before == 2, "the answer stopped in line sent nothing"
     finally:
         answerer.close()
+
+
+# --- tools against llama-cpp-python's server (issue 32, row 1) -----------------------------------------------
+
+FUNCTION_CALLING = "chatml-function-calling"  # llama-cpp-python returns tool_calls only with such a format
+WITH_TOOL_CHOICE = replace(LOCAL_PROVIDER, tool_choice_auto=True)  # that format offers no tool without it
+TOOL_QUESTIONS = [("What is 1234 * 5678? Use the calculator.", "calculator"), ("现在上海几点？", "current_time"),
+                  ("Write a haiku about spring.", None), ("Write a Python function that reverses a string.", None)]
+
+
+@pytest.fixture(scope="module")
+def calling_engine():
+    from atri.local import BUNDLED_MODEL_ID, start_engine
+
+    engine = start_engine(assemble_model(cache_dir()), BUNDLED_MODEL_ID, chat_format=FUNCTION_CALLING)
+    yield engine
+    engine.stop()
+
+
+def tool_plan(engine, question, provider=WITH_TOOL_CHOICE):
+    from atri.tools import CALCULATOR, CURRENT_TIME, Toolbox, builtin_tools
+
+    box = Toolbox(builtin_tools([CALCULATOR, CURRENT_TIME], "Asia/Shanghai"))
+    options = ChatOptions(LOCAL, engine.model_id, temperature=0.0, tools=[CALCULATOR, CURRENT_TIME])
+    plan = build_request([Message("user", question)], options, replace(MODEL, tools=True), provider, tools=box.schemas())
+    plan.kwargs["max_tokens"] = 64
+    return Connection(provider, engine.base_url, "not-needed"), plan, box
+
+
+def test_the_bundled_model_is_offered_no_tools_because_it_cannot_use_them(calling_engine):
+    """Measured: asked with tool_choice "auto" under chatml-function-calling, the 0.5B must call the right tool when
+    one is needed and answer in words when none is, for the catalogue to offer it tools. It does not (in Dec 2026,
+    llama-cpp-python 0.3.36: few right calls, and a plain answer comes back as "functions.<name>:")."""
+    right = []
+    for question, wanted in TOOL_QUESTIONS:
+        conn, plan, _ = tool_plan(calling_engine, question)
+        assert plan.kwargs["tool_choice"] == "auto"
+        turn = list(run_turn(conn, plan))[-1]
+        assert turn.error is None, turn.error
+        called = [call.name for call in turn.calls]
+        right.append(called == [wanted] if wanted else not called and not turn.content.startswith("functions."))
+    print(f"\nthe bundled model used tools rightly for {sum(right)} of {len(right)} questions: {right}")
+    assert MODEL.tools == (sum(right) == len(right)), "the catalogue's `tools` should follow the measurement"
+    assert not MODEL.tools and MODEL.tools_note == "tools_not_offered_embedded"
+
+
+def test_a_tool_loop_against_llama_cpps_server_completes_two_rounds(calling_engine):
+    """The call forced by naming the tool (so that the 0.5B's choice does not matter), run, its result sent back with
+    the assistant step's content "" (null is answered 500), then the answer asked with tool_choice "none"."""
+    from atri.tool_loop import run_turn_with_tools
+
+    conn, plan, box = tool_plan(calling_engine, "What time is it in Shanghai?")
+    plan.kwargs["tool_choice"] = {"type": "function", "function": {"name": "current_time"}}
+    turn = list(run_turn_with_tools(conn, plan, box, max_steps=1))[-1]
+    assert turn.error is None, turn.error
+    [step] = turn.tool_steps
+    assert step.name == "current_time" and step.error is None and '"timezone"' in step.result
+    assert turn.finish_reason in ("stop", "length") and turn.content.strip()

@@ -173,6 +173,22 @@ def test_a_model_that_cannot_call_tools_gets_a_note_not_tools():
     assert "tools" not in plan.kwargs and "note_model_no_tools" in plan.notes
 
 
+def test_a_server_that_needs_tool_choice_is_sent_auto_and_the_others_are_not():
+    """llama-cpp-python's function-calling chat formats offer no tool without tool_choice; vLLM refuses "auto"
+    unless started for it: a catalogue flag (issue 32)."""
+    from dataclasses import replace
+
+    from atri.i18n import STRINGS
+
+    schemas = Toolbox(builtin_tools([CALCULATOR])).schemas()
+    options = ChatOptions("dashscope", "qwen-plus", tools=[CALCULATOR])
+    for provider, sent in [(DASHSCOPE, None), (replace(DASHSCOPE, tool_choice_auto=True), "auto")]:
+        plan = build_request([Message("user", "hi")], options, DASHSCOPE.model("qwen-plus"), provider, tools=schemas)
+        assert plan.kwargs.get("tool_choice") == sent
+    notes = [model.tools_note for provider in catalogue().values() for model in provider.models if model.tools_note]
+    assert notes and all(note in STRINGS for note in notes), "a model's reason for no tools is a UI string"
+
+
 def test_tool_steps_are_stored_with_the_answer_and_in_its_raw_record(fake):
     turn = run(fake, '[[calculator {"expression": "7*6"}]]')
     message = turn.to_message(ChatOptions("dashscope", "qwen-plus", tools=[CALCULATOR]))

@@ -116,3 +116,13 @@ def test_the_context_meter_counts_the_tools_offered(app):
         app.toggle(key=f"tool::{name}").set_value(True).run()
     schemas = json.dumps(Toolbox(builtin_tools(BUILTINS)).schemas(), ensure_ascii=False)
     assert abs(meter() - before - rough_count(schemas)) <= rough_count(schemas) // 5 + 5  # the model's own tokenizer, not the rough count
+
+
+def test_the_embedded_model_is_offered_no_tools_and_the_panel_says_why(no_key_env):
+    """Issue 32: the bundled 0.5B cannot use tools (measured in test_local): its switches are greyed, with the reason."""
+    from tests.conftest import new_app
+
+    at = new_app()
+    assert at.selectbox(key="provider").value == "local"
+    assert "The embedded offline model is offered no tools" in all_text(at)
+    assert at.toggle(key="tool::calculator").disabled

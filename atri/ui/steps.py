@@ -10,6 +10,7 @@ import streamlit as st
 
 from atri.approval import PendingCall
 from atri.i18n import t
+from atri.images import BadImage, check_image_reference, decode_data_url
 from atri.safe_markdown import defuse_images, plain_text
 from atri.websearch import sources_markdown
 
@@ -44,6 +45,28 @@ def show_tool_steps(lang: str, steps: Iterable[dict[str, Any]]) -> None:
             st.code(_arguments(str(step.get("arguments", ""))), language="json", wrap_lines=True)
             st.caption(t(lang, "tool_result"))
             st.code(str(step.get("error") if failed else step.get("result", "")), language="text", wrap_lines=True)
+            _show_images(lang, step.get("images") or [])
+
+
+def _thumbnail(image: Any) -> bytes | None:
+    """A stored thumbnail's bytes; None when it is not one (st.image reads a plain string as a path)."""
+    try:
+        return decode_data_url(check_image_reference(str((image or {}).get("thumbnail", ""))))
+    except (BadImage, AttributeError):
+        return None
+
+
+def _show_images(lang: str, images: list[Any]) -> None:
+    """The images a call returned, as thumbnails; those the server meant for the visitor alone say so."""
+    if not images:
+        return
+    pictures = [picture for picture in map(_thumbnail, images) if picture]
+    if pictures:
+        st.image(pictures, width=160)
+    if len(pictures) < len(images):
+        st.caption(f":material/broken_image: {t(lang, 'image_unshown')}")
+    if any(isinstance(image, dict) and image.get("for_model") is False for image in images):
+        st.caption(t(lang, "tool_images_shown_only"))
 
 
 def show_pending_call(lang: str, pending: PendingCall, timeout_s: float, decide: Callable[[str, bool], None]) -> None:

@@ -63,8 +63,11 @@ def visitor_zone() -> str:
 def tools_controls(lang: str, settings: Settings, model: ModelInfo) -> ToolChoice:
     """The switches, drawn in an expander; returns the tools this answer may use."""
     with st.expander(t(lang, "tools_header"), icon=":material/build:"):
+        if not model.tools:  # said first, and the switches greyed: nothing below is offered to this model
+            st.caption(f":material/block: {t(lang, model.tools_note or 'tools_unsupported')}")
         names = [name for name in BUILTINS
-                 if st.toggle(t(lang, f"tool_{name}"), key=tool_key(name), persist_state="session")]
+                 if st.toggle(t(lang, f"tool_{name}"), key=tool_key(name), persist_state="session",
+                              disabled=not model.tools)]
         web_search = st.toggle(t(lang, "tool_web_search"), key=WEB_SEARCH_KEY, persist_state="session")
         searx = settings.config.searxng_url
         read_pages = False
@@ -78,8 +81,6 @@ def tools_controls(lang: str, settings: Settings, model: ModelInfo) -> ToolChoic
                 st.caption(f":material/travel_explore: {t(lang, 'web_search_tool')}")
             else:
                 st.caption(f":material/info: {t(lang, 'web_search_unconfigured')}")
-        if (names or (web_search and not model.web_search)) and not model.tools:
-            st.caption(f":material/block: {t(lang, 'tools_unsupported')}")
         hub = mcp_hub(settings)
         servers = _mcp_controls(lang, hub, model)
     tools = builtin_tools(names, visitor_zone())
