@@ -8,6 +8,7 @@ from atri.ui.config import current_language, load_settings
 from atri.ui.conversations import conversation_sidebar
 from atri.ui.documents_panel import conversation_documents, documents_sidebar
 from atri.ui.sidebar import render_sidebar
+from atri.ui.tools_panel import composer_switches
 
 lang = current_language()
 with st.container():  # all that is above the turn, as one element: the turn keeps its place (see `turn`)
@@ -20,4 +21,5 @@ with st.container():  # all that is above the turn, as one element: the turn kee
 
     st.title(t(lang, "app_title"))
     conversation(lang, documents)
+composer_switches(lang)
 turn(lang, offline=setup.provider.embedded)

@@ -83,6 +83,24 @@ def test_an_answer_is_its_text_and_a_small_toolbar_copy_gives_its_markdown_and_a
         browser.close()
 
 
+def test_the_web_search_switch_sits_on_the_chat_box_on_a_phone_and_turns_search_on(app_url, fake):
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        page = browser.new_context(locale="zh-CN", viewport=PHONE, has_touch=True, is_mobile=True).new_page()
+        page.goto(app_url)
+        page.wait_for_selector(IDLE, timeout=60_000)
+        switch = page.locator(".st-key-composer_switches").get_by_text("联网搜索")
+        expect(switch).to_be_visible()
+        above, box = switch.bounding_box(), page.get_by_test_id("stChatInput").bounding_box()
+        assert 0 <= box["y"] - (above["y"] + above["height"]) < 40, (above, box)
+        switch.click()
+        page.wait_for_selector(IDLE, timeout=20_000)
+        send(page, "news today")
+        expect(page.get_by_test_id("stChatMessage").nth(1)).to_contain_text("来源", timeout=20_000)  # its sources
+        assert fake.streamed[-1]["enable_search"] is True, "the question went with web search on"
+        browser.close()
+
+
 def background_luminance(page) -> float:
     red, green, blue = page.get_by_test_id("stApp").evaluate(
         "app => getComputedStyle(app).backgroundColor.match(/\\d+/g).slice(0, 3).map(Number)")

@@ -68,7 +68,7 @@ def tools_controls(lang: str, settings: Settings, model: ModelInfo) -> ToolChoic
         names = [name for name in BUILTINS
                  if st.toggle(t(lang, f"tool_{name}"), key=tool_key(name), persist_state="session",
                               disabled=not model.tools)]
-        web_search = st.toggle(t(lang, "tool_web_search"), key=WEB_SEARCH_KEY, persist_state="session")
+        web_search = bool(st.session_state.get(WEB_SEARCH_KEY, False))  # its switch sits by the chat box
         searx = settings.config.searxng_url
         read_pages = False
         if web_search:
@@ -102,3 +102,11 @@ def restore_tools(options: ChatOptions) -> None:
     st.session_state[READ_PAGES_KEY] = options.read_pages
     for server in {name.split("__", 1)[0] for name in options.tools if "__" in name}:
         st.session_state[mcp_key(server)] = True
+
+
+def composer_switches(lang: str) -> None:
+    """The switches a chat app's users look for beside the chat box (web search), pinned with it at the bottom.
+    Drawn by the page, not the turn's fragment: a fragment cannot draw in the page's bottom container."""
+    with st.bottom, st.container(horizontal=True, key="composer_switches", gap="small"):
+        st.toggle(t(lang, "tool_web_search"), key=WEB_SEARCH_KEY, persist_state="session")
+
