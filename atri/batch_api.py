@@ -32,7 +32,8 @@ MAX_RESULT_LINE_BYTES = 4 * 1024 * 1024
 MAX_ANSWER_CHARS = 200_000  # kept of one answer (or its reasoning)
 DETAIL_CHARS = 400
 
-ACTIVE = ("validating", "in_progress", "finalizing", "cancelling")  # the provider's states while it works
+CANCELLABLE = ("validating", "in_progress", "finalizing")  # the provider's states while it works, a cancel possible
+ACTIVE = (*CANCELLABLE, "cancelling")
 RUN_STATUS = {"completed": "done", "cancelled": "stopped", "expired": "expired", "failed": "failed"}
 LEFT_ROWS = {"expired": EXPIRED, "cancelled": STOPPED}  # what a row with no result is, by how the batch ended
 ROW_ERRORS = {"batch_expired": EXPIRED, "batch_cancelled": STOPPED}  # error codes that only say it never ran

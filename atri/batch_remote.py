@@ -20,7 +20,7 @@ from datetime import timedelta
 
 from .batch import BatchRow, RunView, load_run, save_run
 from .batch_api import (
-    ACTIVE,
+    CANCELLABLE,
     MAX_RESULT_BYTES,
     RUN_STATUS,
     custom_id,
@@ -119,7 +119,7 @@ class RemoteBatches:
     def cancel(self, owner: str, run_id: str) -> RunView | None:
         """Ask the provider to cancel; what finished is kept (the next poll reads it when it says cancelled)."""
         view = load_run(self.store, owner, run_id)
-        if view is None or not view.remote or view.remote.get("status") not in ACTIVE[:3]:
+        if view is None or not view.remote or view.remote.get("status") not in CANCELLABLE:
             return view
         conn = self.connect(view.provider_id)
         if conn is None:

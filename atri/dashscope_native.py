@@ -22,11 +22,11 @@ Stop and error mapping as Chat Completions. Only a request that searches goes th
 """
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from .client import Cancel, Post, astream_post, stream_post
+from .client import Cancel, Post, Reader, astream_post, stream_post
 from .errors import ChatError, classify_status
 from .request import sends_parts
 from .settings import Connection
@@ -95,6 +95,19 @@ def native_error(data: dict[str, Any]) -> ChatError:
     return ChatError(classify_status(status, detail) if status else "stream_error", detail)
 
 
+def _event(data: object) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An event and its `output`; raises the error an event without one carries."""
+    if isinstance(data, dict) and isinstance(data.get("output"), dict):
+        return data, data["output"]
+    if isinstance(data, dict) and (data.get("code") or data.get("message")):
+        raise native_error(data)
+    raise ChatError("stream_error", "the provider sent an event that is not a JSON object with an output")
+
+
+def _finish_reason(raw: object) -> str | None:
+    return raw if isinstance(raw, str) and raw and raw != NOT_FINISHED else None
+
+
 class NativeReader:
     """Reads one stream's events into Chat Completions chunks. The search results are passed on when they first
     come (or change), not with every event that repeats them; usage only with the last event, which has it whole."""
@@ -103,21 +116,14 @@ class NativeReader:
         self._search_info: object = None
 
     def read(self, data: object) -> dict[str, Any]:
-        if not isinstance(data, dict):
-            raise ChatError("stream_error", "the provider sent an event that is not a JSON object")
-        output = data.get("output")
-        if not isinstance(output, dict):
-            if data.get("code") or data.get("message"):
-                raise native_error(data)
-            raise ChatError("stream_error", "the provider sent an event without output")
+        data, output = _event(data)
         chunk: dict[str, Any] = {"id": data.get("request_id"), "object": "chat.completion.chunk", "choices": []}
         finished = False
         for index, choice in enumerate(output.get("choices") or []):
             if not isinstance(choice, dict):
                 continue
             message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
-            reason = choice.get("finish_reason")
-            reason = reason if isinstance(reason, str) and reason and reason != NOT_FINISHED else None
+            reason = _finish_reason(choice.get("finish_reason"))
             finished = finished or (index == 0 and reason is not None)
             delta = {key: message[key] for key in ("role", "content", "reasoning_content", "tool_calls") if key in message}
             chunk["choices"].append({"index": index, "delta": delta, "finish_reason": reason})
@@ -130,25 +136,29 @@ class NativeReader:
         return chunk
 
 
-def _post(conn: Connection, kwargs: dict[str, Any]) -> Post:
-    url = native_url(conn.base_url)
-    if url is None:
-        raise ChatError("bad_request", "DashScope's own protocol is not reachable from this base URL")
-    return Post(url, native_body(kwargs), dict(SSE_HEADERS))
+class DashScopeProtocol:
+    """DashScope's own protocol, as atri.calls.Transport: an endpoint beside the compatible-mode base URL, its body
+    made from the Chat Completions keyword arguments (atri.request), streamed as SSE (`event:result`), each event
+    read into a Chat Completions chunk."""
 
+    def __init__(self, endpoint: str, body: Callable[[dict[str, Any]], dict[str, Any]],
+                 reader: Callable[[], Reader]) -> None:
+        self.endpoint, self.body, self.reader = endpoint, body, reader
 
-class DashScopeNative:
-    """DashScope's own protocol, as atri.calls.Transport: `POST {host}/api/v1/services/aigc/text-generation/
-    generation`, streamed as SSE (`event:result`), each event read into a Chat Completions chunk."""
+    def _post(self, conn: Connection, kwargs: dict[str, Any]) -> Post:
+        url = native_url(conn.base_url, self.endpoint)
+        if url is None:
+            raise ChatError("bad_request", "DashScope's own protocol is not reachable from this base URL")
+        return Post(url, self.body(kwargs), dict(SSE_HEADERS))
 
     def stream(self, conn: Connection, kwargs: dict[str, Any], cancel: Cancel | None) -> Iterator[dict[str, Any]]:
-        return stream_post(conn, _post(conn, kwargs), NativeReader().read, cancel)
+        return stream_post(conn, self._post(conn, kwargs), self.reader(), cancel)
 
     def astream(self, conn: Connection, kwargs: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        return astream_post(conn, _post(conn, kwargs), NativeReader().read)
+        return astream_post(conn, self._post(conn, kwargs), self.reader())
 
 
-DASHSCOPE_NATIVE = DashScopeNative()
+DASHSCOPE_NATIVE = DashScopeProtocol(NATIVE_PATH, native_body, lambda: NativeReader().read)
 
 
 # --- speech out: qwen3-tts-flash --------------------------------------------------------------------------
@@ -179,14 +189,9 @@ def speech_body(kwargs: dict[str, Any]) -> dict[str, Any]:
 def read_speech(data: object) -> dict[str, Any]:
     """One streamed event of speech (`output.audio.data`: base64 PCM, 24 kHz, 16-bit mono) as a Chat Completions
     chunk with an audio delta, the way an audio-output model streams it."""
-    if not isinstance(data, dict) or not isinstance(data.get("output"), dict):
-        if isinstance(data, dict) and (data.get("code") or data.get("message")):
-            raise native_error(data)
-        raise ChatError("stream_error", "the provider sent an event without output")
-    output = data["output"]
+    data, output = _event(data)
     audio = output.get("audio") if isinstance(output.get("audio"), dict) else {}
-    reason = output.get("finish_reason")
-    reason = reason if isinstance(reason, str) and reason and reason != NOT_FINISHED else None
+    reason = _finish_reason(output.get("finish_reason"))
     chunk: dict[str, Any] = {"id": data.get("request_id"), "object": "chat.completion.chunk",
                              "choices": [{"index": 0, "delta": {"audio": {"data": audio.get("data") or ""}},
                                           "finish_reason": reason}]}
@@ -197,23 +202,5 @@ def read_speech(data: object) -> dict[str, Any]:
     return chunk
 
 
-def _speech_post(conn: Connection, kwargs: dict[str, Any]) -> Post:
-    url = native_url(conn.base_url, SPEECH_PATH)
-    if url is None:
-        raise ChatError("bad_request", "DashScope's own protocol is not reachable from this base URL")
-    return Post(url, speech_body(kwargs), dict(SSE_HEADERS))
-
-
-class DashScopeSpeech:
-    """Speech out (qwen3-tts-flash), as atri.calls.Transport: streamed as SSE, each event read into a chunk
-    with an audio delta."""
-
-    def stream(self, conn: Connection, kwargs: dict[str, Any], cancel: Cancel | None) -> Iterator[dict[str, Any]]:
-        return stream_post(conn, _speech_post(conn, kwargs), read_speech, cancel)
-
-    def astream(self, conn: Connection, kwargs: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        return astream_post(conn, _speech_post(conn, kwargs), read_speech)
-
-
-DASHSCOPE_SPEECH = DashScopeSpeech()
+DASHSCOPE_SPEECH = DashScopeProtocol(SPEECH_PATH, speech_body, lambda: read_speech)  # qwen3-tts-flash
 

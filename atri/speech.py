@@ -14,7 +14,8 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 
-MAX_SPOKEN_CHARS = 4_000  # about four minutes of speech: a longer answer is read to there
+MAX_SPOKEN_CHARS = 4_000  # four minutes of English, a quarter of an hour of Chinese: a longer answer is read to there
+PARSED_CHARS = 4 * MAX_SPOKEN_CHARS
 SPEAK_TIMEOUT_S = 20.0
 VOICES = {"en": "en-us", "zh": "cmn-latn-pinyin"}
 _PARSER = MarkdownIt("commonmark").enable(["table", "strikethrough"])
@@ -28,7 +29,9 @@ def spoken_text(markdown: str, code_block: str = "(code)") -> str:
     """What a listener hears of an answer: its words, one paragraph after another; a code block becomes
     `code_block`, links their text, emphasis and tables plain."""
     parts: list[str] = []
-    for token in _PARSER.parse(markdown):
+    # Only the start is parsed: what is heard ends at MAX_SPOKEN_CHARS, and parsing a whole 2-million-character
+    # answer holds this process for a minute (markup is at most a few times the words it wraps).
+    for token in _PARSER.parse(markdown[:PARSED_CHARS]):
         if token.type in ("fence", "code_block"):
             parts.append(code_block)
         elif token.type == "inline" and token.children is not None:

@@ -369,3 +369,25 @@ def test_documents_follow_the_branch_of_the_question_they_came_with(store):
     store.retire_from("alice", cid, 1)  # the first answer regenerated: the second question is on another branch
     store.append("alice", cid, answer("another ok"), position=1)
     assert seen() == ["about cats", "10"]
+
+
+def test_a_deleted_question_takes_its_documents_and_a_summary_that_stood_for_it_and_waits_for_a_live_answer(store):
+    from atri.context import Summary
+    from atri.documents import Chunk
+
+    cid = four_turns(store)
+    question_2 = store.thread("alice", cid)[2].id
+    store.add_document("alice", cid, "secret.txt", question_2, None, 10, [Chunk(None, "the launch code", 0)])
+    store.save_summary("alice", cid, Summary("They talked about the launch code.", 6))
+    store.append("alice", cid, Message("user", "question 5"))
+    live = Message("assistant", "half", facts=AnswerFacts(model="qwen3-max", error_kind=STREAMING))
+    live.id = store.append("alice", cid, live)
+    assert store.delete_message("alice", question_2) == 0, "not while an answer below it is being written"
+    live.content, live.facts = "whole", AnswerFacts(model="qwen3-max", finish_reason="stop")
+    store.save("alice", live)
+
+    assert store.delete_message("alice", question_2) == 8
+    assert store.documents("alice", cid, "e5") == [], "its document went with it"
+    assert store.conversation("alice", cid).summary is None, "the summary stood for a deleted message"
+    store.save("alice", live)  # a writer that had not heard
+    assert [m.content for m in store.messages("alice", cid)] == ["question 1", "answer 1"], "and stays gone"

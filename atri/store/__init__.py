@@ -14,6 +14,7 @@ from ..documents import StoredChunk
 from .batch_runs import INTERRUPTED_RUN, RUNNING_RUN, BatchRuns
 from .conversations import EMPTY, ConversationInfo, PlaceTaken, Snapshot, StoredMessage
 from .counters import CounterClaim, Counters
+from .deleting import Deleting
 from .documents import DocumentInfo, Documents
 from .engine import SchemaProblem, StorageError, make_engine
 from .rows import STREAMING, Base, clip_title, conversation_settings, new_id, now, storable, title_from
@@ -22,7 +23,7 @@ from .transfer import EXPORT_FORMAT, EXPORT_VERSION, MAX_IMPORT_MESSAGES, BadImp
 from .usage import Usage, UsageTotals
 
 
-class Store(Shares, Transfer, Documents, Counters, BatchRuns, Usage):
+class Store(Shares, Transfer, Deleting, Documents, Counters, BatchRuns, Usage):
     """Conversations, documents, quota counters and secrets, batch runs, usage, export and import, shares."""
 
     def context_source(self, owner: str, conversation_id: str) -> StoredContext:

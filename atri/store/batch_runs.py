@@ -87,7 +87,7 @@ class BatchRuns(Database):
     def remote_runs_going_on(self, limit: int = 100) -> list[str]:
         """The runs sent to a provider's Batch API that have not ended, oldest poll first."""
         statement = (select(BatchRunRow.id).where(BatchRunRow.remote_id.is_not(None), BatchRunRow.status == RUNNING_RUN)
-                     .order_by(BatchRunRow.polled_at.asc()).limit(limit))
+                     .order_by(BatchRunRow.polled_at.asc().nulls_first()).limit(limit))  # never polled first, as on SQLite
         with self._session() as session:
             return list(session.scalars(statement))
 

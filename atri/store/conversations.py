@@ -369,6 +369,8 @@ class Conversations(Database):
             conversation = self._owned(session, owner, row.conversation_id) if row else None
             if conversation is None:
                 raise KeyError(message.id)
+            if row.parent_id == -row.id:  # deleted (atri.store.deleting) while it was being written: it stays so
+                return
             for name, value in row_values(message, price).items():
                 setattr(row, name, value)
             mark_changed(conversation)
@@ -426,42 +428,6 @@ class Conversations(Database):
                 row.active = False
                 session.flush()  # first: one active child per parent, at every moment
                 siblings[index].active = True
-
-    def delete_message(self, owner: str, message_id: int) -> int:
-        """Delete a message and what follows it on every branch below it; its previous variant (else its next)
-        is shown in its place. Their text, data and memories go; the rows stay, detached from the tree
-        (`parent_id` = −id: no message's child, no one's variant, never shown), with each answer's model,
-        tokens and cost for the accounts. Returns how many messages went."""
-        with self._session() as session:
-            row = session.get(MessageRow, message_id)
-            attached = row is not None and row.parent_id != -row.id
-            conversation = self._owned(session, owner, row.conversation_id, lock=True) if attached else None
-            if conversation is None:
-                return 0
-            heads = session.execute(select(*_PLACE_COLUMNS).where(MessageRow.conversation_id == row.conversation_id)).all()
-            children: dict[int | None, list[int]] = defaultdict(list)
-            for head in heads:
-                children[head.parent_id].append(head.id)
-            gone, todo = [], [row.id]
-            while todo:
-                gone.append(todo.pop())
-                todo += children[gone[-1]]
-            variants = [h for h in heads if h.parent_id == row.parent_id and h.role == row.role and h.id != row.id]
-            was_shown = row.active  # (the update below changes `row` too)
-            session.execute(update(MessageRow).where(MessageRow.id.in_(gone))
-                            .values(content="", data={}, active=False, parent_id=-MessageRow.id, written_at=now()))
-            if was_shown and variants:
-                earlier = [head for head in variants if head.id < row.id]
-                session.flush()  # first: one active child per parent, at every moment
-                session.execute(update(MessageRow).where(MessageRow.id == (earlier[-1] if earlier else variants[0]).id)
-                                .values(active=True))
-            erased = {str(message) for message in gone}
-            memories = session.execute(select(MemoryRow.id, MemoryRow.turn_key)
-                                       .where(MemoryRow.conversation_id == row.conversation_id)).all()
-            session.execute(delete(MemoryRow).where(
-                MemoryRow.id.in_([m.id for m in memories if erased & set(m.turn_key.split(":"))])))
-            mark_changed(conversation)
-            return len(gone)
 
     def add_memories(self, owner: str, conversation_id: str, embedder: str, memories: list[Memory]) -> None:
         with self._session() as session:

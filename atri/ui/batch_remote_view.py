@@ -7,10 +7,10 @@ from __future__ import annotations
 import streamlit as st
 
 from atri.batch import RunView, load_run
-from atri.batch_api import with_saving
+from atri.batch_api import CANCELLABLE, with_saving
 from atri.batch_remote import RemoteBatches
 from atri.errors import ChatError
-from atri.i18n import t
+from atri.i18n import STRINGS, t
 from atri.pricing import format_cost
 from atri.providers import Provider
 from atri.safe_markdown import plain_text
@@ -41,7 +41,8 @@ def remote_state(lang: str, view: RunView, settings: Settings) -> None:
     status = str(state.get("status") or "validating")
     counts = state.get("counts") or {}
     st.caption(t(lang, "batch_api_submitted", batch=plain_text(str(state.get("batch_id") or "—"))))
-    line = t(lang, "batch_api_state", state=t(lang, f"batch_api_state_{status}"))
+    known = f"batch_api_state_{status}" in STRINGS  # a state the provider added since: said as it sent it
+    line = t(lang, "batch_api_state", state=t(lang, f"batch_api_state_{status}") if known else plain_text(status[:40]))
     if counts.get("total"):
         line += " · " + t(lang, "batch_api_counts", completed=counts.get("completed", 0), total=counts["total"],
                           failed=counts.get("failed", 0))
@@ -64,7 +65,7 @@ def saving(lang: str, view: RunView) -> None:
 
 
 def cancel_button(lang: str, view: RunView, settings: Settings) -> None:
-    if view.remote.get("status") in ("validating", "in_progress", "finalizing"):
+    if view.remote.get("status") in CANCELLABLE:
         st.button(t(lang, "batch_api_cancel"), key=f"batch_api_cancel::{view.id}", icon=":material/cancel:",
                   on_click=_cancel, args=(lang, view.id, settings))
 

@@ -79,8 +79,9 @@ def _regenerate(item: StoredMessage) -> None:
 
 def _regenerate_with(item: StoredMessage, provider_id: str, model_id: str) -> None:
     """Regenerate with another of the provider's models, which the chat then goes on with."""
-    switch_model(provider_id, model_id)
-    _regenerate(item)
+    if _still_shown(item):
+        switch_model(provider_id, model_id)
+        _regenerate(item)
 
 
 def _delete(item: StoredMessage) -> None:
@@ -348,29 +349,3 @@ def conversation(lang: str, documents: list[DocumentInfo]) -> None:
     page_script(lang)
     conversation_totals(lang, view)
     show_history(lang, view, live, documents)
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-

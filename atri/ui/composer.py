@@ -9,12 +9,13 @@ import streamlit as st
 
 from atri.conversation import CannotSee, image_links, send_refusal
 from atri.documents import DocumentProblem, Upload, check_document_isolated, document_kind, scanned_pages_isolated
+from atri.i18n import t
 from atri.images import ImageBatch, file_to_data_url
 from atri.messages import MAX_IMAGES, Message
 from atri.store import StorageError
 from atri.ui.asking import answer_being_written, conversation_id, send_question, switch_model
 from atri.ui.config import current_language
-from atri.ui.session import CHAT_INPUT, HeldQuestion, session
+from atri.ui.session import CHAT_INPUT, WEB_SEARCH_KEY, HeldQuestion, session
 from atri.ui.voice_input import send_voice_at_once, transcribe_into_box
 from atri.video import VideoProblem, frames_isolated, video_kind
 
@@ -30,6 +31,8 @@ def on_submit() -> None:
     if recording is not None:
         text = transcribe_into_box(current_language(), text, recording.getvalue())
         if not text or not send_voice_at_once():
+            if value.files:  # the box holds words only: files go again with the question
+                session.attachment_problems = [*session.attachment_problems, ("recording_files_again", {})]
             return
         st.session_state[CHAT_INPUT] = ""
     files = [] if isinstance(value, str) else list(value.files or [])
@@ -141,3 +144,10 @@ def _checked_document(upload: Upload, batch: ImageBatch, problems: list[tuple[st
     problems.append(("document_scanned_sent", {"name": upload.name, "sent": len(images), "pages": pages}) if images
                     else ("document_scanned", {"name": upload.name}))
     return []
+
+
+def composer_switches(lang: str) -> None:
+    """The switches a chat app's users look for beside the chat box (web search), pinned with it at the bottom.
+    Drawn by the page, not the turn's fragment: a fragment cannot draw in the page's bottom container."""
+    with st.bottom, st.container(horizontal=True, key="composer_switches", gap="small"):
+        st.toggle(t(lang, "tool_web_search"), key=WEB_SEARCH_KEY, persist_state="session")

@@ -11,13 +11,11 @@ import streamlit as st
 
 from atri.i18n import t
 from atri.ui.session import IMPORT_FILE
+from atri.ui.streamlit_workarounds import HEADER_STOP_HIDDEN
 
 # The file types a keyed uploader takes, as its line says them (Streamlit's line lists them after the size, in
 # the one text node this style replaces); an uploader not named here says only the size.
 UPLOADER_TYPES = {IMPORT_FILE: "JSON"}
-# The header's running indicator has a Stop (shown with the ⋮ menu, toolbarMode "viewer") that stops the page's
-# script, not the answer: beside the answer's own Stop it would be a second one that does something else.
-HEADER_STOP_HIDDEN = '[data-testid="stStatusWidget"] button { display: none; }\n'
 
 
 def _css_string(text: str) -> str:

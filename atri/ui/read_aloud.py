@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from atri.dashscope_native import can_speak
 from atri.errors import ChatError
 from atri.i18n import t
 from atri.messages import Message
@@ -17,9 +16,9 @@ from atri.speech import SpeechUnavailable, speak, speech_available, spoken_text
 from atri.ui.error_text import error_text
 from atri.ui.session import session
 from atri.ui.toolbar import icon_only
-from atri.voice import speak_with_provider
+from atri.voice import can_speak, speak_with_provider
 
-KEPT_READINGS = 8
+KEPT_READINGS = 3  # a quarter of an hour of Chinese read by the provider is ~40 MB of WAV
 
 
 def can_read_aloud(message: Message) -> bool:
@@ -62,7 +61,8 @@ def _speech(lang: str, text: str) -> bytes | None:
     connection = _cloud()
     if connection is not None:
         try:
-            return speak_with_provider(connection, text, lang)
+            with st.spinner(t(lang, "read_aloud_preparing")):
+                return speak_with_provider(connection, text, lang)
         except ChatError as error:
             st.caption(f":material/cloud_off: {t(lang, 'read_aloud_cloud_failed', reason=error_text(lang, error.kind, error.detail))}")
     try:

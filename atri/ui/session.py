@@ -118,6 +118,7 @@ IMPORT_FILE = "import_file"
 CONTEXT_PREFIX = "ctx_"
 ACCESS_PASSWORD = "access_password"
 WEB_SEARCH_KEY = "tool::web_search"
+SEND_AT_ONCE = "send_voice_at_once"  # the settings panel's switch: what was said is sent, not put in the box
 READ_PAGES_KEY = "tool::read_pages"  # "search and read pages" (a provider's agent_max search)
 
 

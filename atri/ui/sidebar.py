@@ -26,6 +26,7 @@ from atri.ui.session import (
     JSON_MODE,
     PERSONA,
     PROVIDER,
+    SEND_AT_ONCE,
     SYSTEM_PROMPT,
     TEMPERATURE,
     THINKING_BUDGET,
@@ -37,7 +38,6 @@ from atri.ui.session import (
 )
 from atri.ui.toolbar import SHOW_DETAILS
 from atri.ui.tools_panel import restore_tools, tools_controls
-from atri.ui.voice_input import SEND_AT_ONCE
 
 if TYPE_CHECKING:
     from streamlit.delta_generator import DeltaGenerator

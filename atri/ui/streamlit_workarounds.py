@@ -28,6 +28,12 @@ CHECKED_ON = "1.67.0"
 # Streamlit drops what it has not sent yet when the next run starts (AppSession._clear_queue on
 # SCRIPT_STARTED): a moment before a rerun lets the server send what this run drew.
 FINAL_DRAW_SEND_S = 0.03
+# The header's running indicator (its `stStatusWidget` test id) has a Stop, shown with the ⋮ menu (toolbarMode
+# "viewer"), that stops the page's script, not the answer: beside the answer's own Stop it would be a second one
+# that does something else. Hidden by the style every page draws (atri/ui/localise.py); tests/test_browser.py's
+# Stop test finds two Stops if the id moves.
+HEADER_STOP_HIDDEN = '[data-testid="stStatusWidget"] button { display: none; }\n'
+
 
 
 class StreamlitChanged(RuntimeError):

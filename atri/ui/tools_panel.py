@@ -102,11 +102,3 @@ def restore_tools(options: ChatOptions) -> None:
     st.session_state[READ_PAGES_KEY] = options.read_pages
     for server in {name.split("__", 1)[0] for name in options.tools if "__" in name}:
         st.session_state[mcp_key(server)] = True
-
-
-def composer_switches(lang: str) -> None:
-    """The switches a chat app's users look for beside the chat box (web search), pinned with it at the bottom.
-    Drawn by the page, not the turn's fragment: a fragment cannot draw in the page's bottom container."""
-    with st.bottom, st.container(horizontal=True, key="composer_switches", gap="small"):
-        st.toggle(t(lang, "tool_web_search"), key=WEB_SEARCH_KEY, persist_state="session")
-

@@ -7,16 +7,13 @@ import streamlit as st
 from atri.answers import TurnSetup
 from atri.errors import ChatError
 from atri.ui.error_text import error_text
-from atri.ui.session import CHAT_INPUT, session
+from atri.ui.session import CHAT_INPUT, SEND_AT_ONCE, session
 from atri.voice import RecordingProblem, transcribe
 
 
 def can_record(setup: TurnSetup | None) -> bool:
     """The provider the chat uses has a transcription model and a connection (a key) to reach it."""
     return bool(setup and setup.connection and setup.connection.provider.transcription_model)
-
-
-SEND_AT_ONCE = "send_voice_at_once"  # the settings panel's switch: what was said is sent, not put in the box
 
 
 def send_voice_at_once() -> bool:
