@@ -12,13 +12,14 @@ what the results say when this process reads them, and keep their reserve if it 
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 
-from .batch import BatchRow, RunView, load_run, save_run
+from .batch import RUNS_PER_OWNER, BatchRow, RunView, load_run, save_run
 from .batch_api import (
     CANCELLABLE,
     MAX_RESULT_BYTES,
@@ -40,7 +41,7 @@ from .errors import ChatError
 from .metering import Admitted
 from .pricing import Price
 from .settings import Connection
-from .store import Store, new_id, now
+from .store import StorageError, Store, new_id, now
 from .tables import BatchInputError
 from .tokens import rough_count
 
@@ -77,6 +78,8 @@ class RemoteBatches:
         price) or ChatError (the provider refused; a quota) before anything is saved."""
         if not offered(target):
             raise BatchInputError("batch_api_unavailable", model=target.model.id)
+        if self.store.remote_runs_of(owner) >= RUNS_PER_OWNER:  # counted in the database: any replica sent them
+            raise BatchInputError("batch_too_many_runs", limit=RUNS_PER_OWNER)
         data = jsonl_of(spec, target)
         run_id = new_id()
         admissions = self._admit(spec, target)
@@ -93,7 +96,14 @@ class RemoteBatches:
         view = RunView(run_id, spec.kind, spec.title(), spec.provider_id, spec.model_id, spec.concurrency, RUNNING,
                        rows, now(), None, spec.system_prompt, spec.json_mode,
                        remote_state(batch, share or 1.0, {"input_file_id": file_id}))
-        save_run(self.store, owner, view)
+        try:
+            save_run(self.store, owner, view)
+        except StorageError:
+            with contextlib.suppress(ChatError):  # a batch nothing keeps track of is not left to run (and bill)
+                cancel_batch(conn, batch["id"])
+            for admission in admissions.values():
+                admission.charge(0)
+            raise
         with self._lock:
             self._admissions[run_id] = admissions
         self._wake.set()

@@ -131,6 +131,17 @@ def test_cancel_keeps_what_finished_and_stops_the_rest(fake, sqlite_store):
     assert [row.status for row in view.rows] == [DONE] * 2 + [STOPPED] * 4
 
 
+def test_a_visitor_has_at_most_two_batches_at_the_provider_whichever_replica_sent_them(fake, database_url):
+    fake.batches.hold = True
+    one, other = remote(fake, Store(database_url)), remote(fake, Store(database_url))  # two replicas
+    one.submit("alice", spec("q1"), target(fake))
+    other.submit("alice", spec("q2"), target(fake))
+    with pytest.raises(BatchInputError) as refused:
+        one.submit("alice", spec("q3"), target(fake))
+    assert refused.value.key == "batch_too_many_runs" and len(fake.batches.batches) == 2, "nothing uploaded"
+    other.submit("bob", spec("q3"), target(fake))
+
+
 def test_a_restarted_process_resumes_polling_a_batch_from_the_database(fake, database_url):
     fake.batches.lines_per_poll = 2
     first = remote(fake, Store(database_url))

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 
 from .engine import Database
 from .rows import BatchRunRow, aware, clip_title, left_behind, now, stale, storable
@@ -90,6 +90,13 @@ class BatchRuns(Database):
                      .order_by(BatchRunRow.polled_at.asc().nulls_first()).limit(limit))  # never polled first, as on SQLite
         with self._session() as session:
             return list(session.scalars(statement))
+
+    def remote_runs_of(self, owner: str) -> int:
+        """How many of this owner's runs a provider's Batch API is still answering, on any replica."""
+        statement = select(func.count(BatchRunRow.id)).where(BatchRunRow.owner == owner, BatchRunRow.remote_id.is_not(None),
+                                                             BatchRunRow.status == RUNNING_RUN)
+        with self._session() as session:
+            return int(session.scalar(statement) or 0)
 
     def claim_remote_poll(self, run_id: str, every: timedelta) -> bool:
         """This process asks the provider about this run now, unless another did within `every`: one atomic
