@@ -73,7 +73,17 @@ def native_body(kwargs: dict[str, Any]) -> dict[str, Any]:
     if "max_completion_tokens" in parameters:
         parameters["max_tokens"] = parameters.pop("max_completion_tokens")
     parameters |= {"result_format": "message", "incremental_output": True}
-    return {"model": kwargs["model"], "input": {"messages": kwargs["messages"]}, "parameters": parameters}
+    return {"model": kwargs["model"], "input": {"messages": [_plain(m) for m in kwargs["messages"]]},
+            "parameters": parameters}
+
+
+def _plain(message: dict[str, Any]) -> dict[str, Any]:
+    """A message whose content is text parts (a system prompt marked for the explicit cache) as one string: the
+    cache marker's shape is documented for Chat Completions; here the search goes unmarked rather than refused."""
+    content = message.get("content")
+    if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") == "text" for p in content):
+        return {**message, "content": "".join(str(part.get("text", "")) for part in content)}  # as before marking
+    return message
 
 
 def _usage(raw: dict[str, Any]) -> dict[str, Any]:

@@ -152,3 +152,14 @@ def test_the_usage_page_adds_up_what_the_cache_saved_in_its_own_column(app, dash
     by_model = usage.dataframe[0].value
     assert list(by_model["model"]) == ["qwen3-max"] and str(list(by_model["saved"])[0]).startswith("¥")
     assert any("context cache took ¥" in c.value for c in usage.caption)
+
+
+def test_a_marked_system_prompt_goes_whole_and_unmarked_over_dashscopes_own_protocol():
+    from atri.dashscope_native import native_body
+    from atri.request import cache_marked
+
+    prompt = "You are Atri. " * 400 + "\n\nSummary so far: cats."
+    marked = {"model": "qwen3-max", "messages": [{"role": "system", "content": cache_marked(prompt, prompt[:5600])},
+                                                 {"role": "user", "content": "news?"}]}
+    sent = native_body(marked)["input"]["messages"]
+    assert sent[0] == {"role": "system", "content": prompt}, "the same words, as one text"
