@@ -362,7 +362,6 @@ STRINGS: dict[str, tuple[str, str]] = {
                                  "Delete this message and everything after it (the {count} shown here, and any other versions of them)?"),
     "regenerate_with": ("换个模型重新生成", "Regenerate with another model"),
     "share_answer": ("分享到这条回答为止", "Share up to this answer"),
-    "share_answer_make": ("生成分享链接", "Make a share link"),
     "share_answer_made": ("任何拿到这个链接的人都能阅读这个对话到这条回答为止的内容：",
                           "Anyone with this link can read this chat up to this answer:"),
     # DashScope's own search, with its sources (issue 31)

@@ -21,8 +21,7 @@ def test_an_answer_shared_reads_up_to_it_in_a_fresh_browser_until_revoked(fake, 
         first_answer = page.get_by_test_id("stChatMessage").nth(1)
         first_answer.hover()
         first_answer.get_by_role("button", name="Share up to this answer").click()
-        page.get_by_test_id("stPopoverBody").get_by_role("button", name="Make a share link").click()
-        link = page.get_by_test_id("stPopoverBody").get_by_test_id("stCode")
+        link = page.get_by_test_id("stMainBlockContainer").get_by_test_id("stCode")
         expect(link).to_contain_text("/shared?s=", timeout=10_000)
         address = link.inner_text().strip()
 

@@ -89,6 +89,8 @@ def test_deleting_the_last_answer_then_an_earlier_question_with_what_follows(app
                                                                 "Echo: question 2", "question 3"]
     assert app.button(key="answer_again"), "the question left without an answer can get one"
     question_2 = [b.key.split("::")[1] for b in app.button if b.key and b.key.startswith("edit::")][1]
+    app.button(key=f"delete::{question_2}").click().run()
+    assert any("and everything after it (the 2 shown here" in c.value for c in app.caption), "asked first"
     app.button(key=f"delete::{question_2}::confirm").click().run()
     assert [text.split(".")[0] for _, text in bubbles(app)] == ["question 1", "Echo: question 1"], \
         "question 2 and the two after it went"

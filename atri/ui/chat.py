@@ -85,24 +85,23 @@ def _regenerate_with(item: StoredMessage, provider_id: str, model_id: str) -> No
 
 
 def _delete(item: StoredMessage) -> None:
+    session.deleting = None
     if _still_shown(item):
         get_store().delete_message(current_owner(), item.id)
         session.editing = None
 
 
 def _delete_control(lang: str, item: StoredMessage, after: int) -> None:
-    """Delete: at once for the conversation's last message; asked first for an earlier one, which takes the
-    `after` messages that follow it."""
+    """Delete: at once for the conversation's last message; for an earlier one, which takes the `after` messages
+    that follow it, the question is asked under the message (`_under_message`)."""
     key = _key("delete", item, last=after == 0)
     with icon_only(key):
-        if after == 0:
-            st.button(t(lang, "delete_message"), icon=":material/delete:", key=key, type="tertiary",
-                      help=t(lang, "delete_message"), on_click=_delete, args=(item,))
-            return
-        with st.popover(t(lang, "delete_message"), icon=":material/delete:", type="tertiary", key=key,
-                        help=t(lang, "delete_message")):
-            st.caption(t(lang, "delete_message_and_after", count=after))
-            st.button(t(lang, "delete_message"), key=f"{key}::confirm", type="primary", on_click=_delete, args=(item,))
+        st.button(t(lang, "delete_message"), icon=":material/delete:", key=key, type="tertiary",
+                  help=t(lang, "delete_message"), on_click=_delete if after == 0 else _ask_to_delete, args=(item,))
+
+
+def _ask_to_delete(item: StoredMessage | None) -> None:
+    session.deleting = None if item is None or session.deleting == item.id else item.id
 
 
 def _other_models(lang: str, item: StoredMessage) -> None:
@@ -129,20 +128,29 @@ def _share_up_to(item: StoredMessage) -> None:
 
 
 def _share_control(lang: str, item: StoredMessage) -> None:
-    """Share the chat up to this answer: a read-only copy at its own link (the chat's ⋯ menu lists and revokes
-    them)."""
+    """Share the chat up to this answer: a read-only copy at its own link, shown under the answer (the chat's ⋯
+    menu lists and revokes them)."""
     if load_settings().config.share_links == "off":
         return
     key = f"share_answer::{item.id}"
-    with icon_only(key), st.popover(t(lang, "share_answer"), icon=":material/share:", type="tertiary", key=key,
-                                    help=t(lang, "share_answer")):
-        shared = session.answer_shared
-        if shared is not None and shared[0] == item.id:
-            st.caption(t(lang, "share_answer_made"))
-            st.code(share_url(st.context.url or "", shared[1]), language=None)
-        else:
-            st.button(t(lang, "share_answer_make"), key=f"{key}::make", icon=":material/link:", type="primary",
-                      on_click=_share_up_to, args=(item,))
+    with icon_only(key):
+        st.button(t(lang, "share_answer"), icon=":material/share:", key=key, type="tertiary",
+                  help=t(lang, "share_answer"), on_click=_share_up_to, args=(item,))
+
+
+def _under_message(lang: str, item: StoredMessage, after: int) -> None:
+    """What one message's button opened, drawn for that message alone (a popover under every message would make
+    each page run draw all their contents): its share link, or the question before deleting it and what follows."""
+    shared = session.answer_shared
+    if shared is not None and shared[0] == item.id:
+        st.caption(t(lang, "share_answer_made"))
+        st.code(share_url(st.context.url or "", shared[1]), language=None)
+    if session.deleting == item.id:
+        with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+            st.caption(t(lang, "delete_message_and_after", count=after))
+            st.button(t(lang, "delete_message"), key=f"delete::{item.id}::confirm", type="primary", on_click=_delete,
+                      args=(item,))
+            st.button(t(lang, "cancel"), key="cancel_delete", on_click=_ask_to_delete, args=(None,))
 
 
 def _answer_again() -> None:
@@ -266,6 +274,8 @@ def show_history(lang: str, view: Snapshot, live: LiveAnswer | None, documents: 
                          last=index == len(thread) - 1)
             if editing:
                 _edit_form(lang, item)
+            elif actions is not None:
+                _under_message(lang, item, len(thread) - index - 1)
 
 
 def _share_with_turn(view: Snapshot, live: LiveAnswer | None,

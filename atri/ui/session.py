@@ -70,6 +70,7 @@ class Session:
     turn_box_at: _Field[int] = _Field(int)  # which of its two places the turn's box holds (chat.py, _turn_box)
     sidebar_drawn_for: _Field[tuple[object, ...] | None] = _Field(_none)  # what the last page run's sidebar showed
     editing: _Field[int | None] = _Field(_none)  # the question being edited
+    deleting: _Field[int | None] = _Field(_none)  # the message whose delete asks first (what follows it goes too)
     needs_title: _Field[str | None] = _Field(_none)  # the new conversation whose first answer names it
     unsent_question: _Field[str | None] = _Field(_none)  # refused or not saved: shown to copy and send again
     unsent_reason: _Field[Refusal | None] = _Field(_none)  # why, when it was refused before saving (a used-up
