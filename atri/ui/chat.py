@@ -130,8 +130,6 @@ def _share_up_to(item: StoredMessage) -> None:
 def _share_control(lang: str, item: StoredMessage) -> None:
     """Share the chat up to this answer: a read-only copy at its own link, shown under the answer (the chat's ⋯
     menu lists and revokes them)."""
-    if load_settings().config.share_links == "off":
-        return
     key = f"share_answer::{item.id}"
     with icon_only(key):
         st.button(t(lang, "share_answer"), icon=":material/share:", key=key, type="tertiary",
@@ -184,7 +182,8 @@ def _send_edit(item: StoredMessage) -> None:
           position=item.position)
 
 
-def _answer_actions(lang: str, item: StoredMessage, failed: bool, last: bool, after: int) -> Callable[[], None]:
+def _answer_actions(lang: str, item: StoredMessage, failed: bool, last: bool, after: int,
+                    sharing: bool) -> Callable[[], None]:
     """Regenerate (Retry, with its label, after an error; with another model under the last answer), the
     variants' ‹ n / m › beside it, a new chat from here, delete. Any answer: regenerating an earlier one starts
     a branch; ‹ n / m › brings the other back."""
@@ -201,7 +200,8 @@ def _answer_actions(lang: str, item: StoredMessage, failed: bool, last: bool, af
         with icon_only(_key("branch", item, last)):
             st.button(t(lang, "branch_new_chat"), icon=":material/call_split:", key=_key("branch", item, last),
                       type="tertiary", help=t(lang, "branch_new_chat"), on_click=_branch_off, args=(item,))
-        _share_control(lang, item)
+        if sharing:
+            _share_control(lang, item)
         _delete_control(lang, item, after)
         _variants(item, last)
     return draw
@@ -243,7 +243,7 @@ def _edit_form(lang: str, item: StoredMessage) -> None:
         st.button(t(lang, "cancel"), key="cancel_edit", on_click=_set_editing, args=(None,))
 
 
-def _actions(lang: str, thread: list[StoredMessage], index: int) -> Callable[[], None] | None:
+def _actions(lang: str, thread: list[StoredMessage], index: int, sharing: bool) -> Callable[[], None] | None:
     """What can be done with this message: every question can be edited and every answer regenerated
     (earlier ones start a branch, kept as ‹ n / m ›)."""
     item = thread[index]
@@ -251,7 +251,7 @@ def _actions(lang: str, thread: list[StoredMessage], index: int) -> Callable[[],
     after = len(thread) - index - 1
     if item.message.role == "assistant":
         return _answer_actions(lang, item, bool(item.message.facts and item.message.facts.error_kind), last_of_role,
-                               after)
+                               after, sharing)
     if item.message.role == "user":
         return _question_actions(lang, item, answered=after > 0, last=last_of_role, after=after)
     return None
@@ -265,8 +265,9 @@ def show_history(lang: str, view: Snapshot, live: LiveAnswer | None, documents: 
     _hidden_while_the_turn_shows(taken)
     busy_now = live is not None or busy(view)
     first = _first_shown(lang, view)
+    sharing = load_settings().config.share_links != "off"  # (read once: it reads .env and the secrets)
     for index, item in enumerate(thread[first:], start=first):
-        actions = None if busy_now else _actions(lang, thread, index)
+        actions = None if busy_now else _actions(lang, thread, index, sharing)
         editing = session.editing == item.id and actions is not None
         with st.container(key=_message_key(item)):
             show_message(lang, item.message, view.by_id, recent=index >= len(thread) - RECENT_MESSAGES,
