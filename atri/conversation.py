@@ -73,16 +73,31 @@ def send_refusal(guard: SendGuard | None, text: str, with_images: bool = False, 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 
 
+VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".m4v")
+
+
 def image_links(text: str, limit: int) -> list[str]:
     """Links to pictures written in a question (`https://…/cat.png`), in order, each once, at most `limit`:
-    they go with it as images, as if attached. One pass over the words (a visitor's text can be long)."""
+    they go with it as images, as if attached."""
+    return media_links(text, IMAGE_SUFFIXES, limit)
+
+
+def video_link(text: str) -> str | None:
+    """The first link to a clip written in a question (`https://…/clip.mp4`): it goes as a video the provider
+    fetches itself."""
+    return next(iter(media_links(text, VIDEO_SUFFIXES, 1)), None)
+
+
+def media_links(text: str, suffixes: tuple[str, ...], limit: int) -> list[str]:
+    """Links whose path ends with one of `suffixes`, in order, each once, at most `limit`. One pass over the
+    words (a visitor's text can be long)."""
     found: list[str] = []
     for word in text.split():
         start = word.lower().find("http")  # Chinese runs words and links together: 看https://…
         link = word[max(start, 0):].rstrip(".,;:!?)]>\"'`，。；：！？）】》」")
         if start < 0 or not link.lower().startswith(("http://", "https://")) or link in found:
             continue
-        if urlsplit(link).path.lower().endswith(IMAGE_SUFFIXES):
+        if urlsplit(link).path.lower().endswith(suffixes):
             found.append(link)
             if len(found) == limit:
                 break

@@ -29,9 +29,16 @@ def user_content(message: Message, with_images: bool = True, with_video: bool = 
         return message.content
     parts: list[dict[str, Any]] = [{"type": "image_url", "image_url": {"url": url}} for url in images]
     if video:
-        parts.append({"type": "video", "video": list(video)})
+        parts.append(video_part(video))
     parts.append({"type": "text", "text": message.content})
     return parts
+
+
+def video_part(video: list[str]) -> dict[str, Any]:
+    """A clip as Qwen-VL takes it: a link it fetches itself (`video_url`), or the frames sampled here (`video`)."""
+    if len(video) == 1 and not video[0].startswith("data:"):
+        return {"type": "video_url", "video_url": {"url": video[0]}}
+    return {"type": "video", "video": list(video)}
 
 
 def history_messages(history: list[Message], with_images: bool = True, with_video: bool = True,
@@ -268,7 +275,7 @@ def compact_request(record: dict[str, Any], sent: list[Message]) -> dict[str, An
     parts = [p for m in messages if m["role"] != "system" and isinstance(m["content"], list)
              for p in m["content"] if isinstance(p, dict)]
     text_only = not parts and any(m.images or m.video for m in sent)
-    no_video = not text_only and not any(p.get("type") == "video" for p in parts) and any(m.video for m in sent)
+    no_video = not text_only and not any(p.get("type") in ("video", "video_url") for p in parts) and any(m.video for m in sent)
     refs = {"system": system[0] if system else None, MESSAGE_REFS: [m.id for m in sent]}
     return {**record, "messages": {**refs, **({TEXT_ONLY: True} if text_only else {}),
                                    **({NO_VIDEO: True} if no_video else {})}}

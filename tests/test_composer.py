@@ -59,3 +59,15 @@ def test_a_question_typed_while_an_answer_is_written_goes_when_it_ends(app, dash
     reopened.run()
     assert dashscope_env.streamed[-1]["messages"][-1]["content"] == "And then?"
     assert bubbles(reopened)[-2] == ("user", "And then?")
+
+
+def test_a_clip_linked_in_the_question_goes_by_its_link_to_a_model_that_watches(app, dashscope_env):
+    clip = "https://example.com/clips/cat.mp4"
+    send(app, f"What does the cat do in {clip}?")
+    assert dashscope_env.streamed == [] and any("qwen3-max can't watch videos" in w.value for w in app.warning)
+    app.button(key="send_to_seeing_model").click().run()
+    app.run()
+    request = dashscope_env.streamed[-1]
+    assert request["model"] == "qwen3.5-plus"
+    assert {"type": "video_url", "video_url": {"url": clip}} in request["messages"][-1]["content"], \
+        "the provider fetches the clip itself"

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import streamlit as st
 
-from atri.conversation import CannotSee, image_links, send_refusal
+from atri.conversation import CannotSee, image_links, send_refusal, video_link
 from atri.documents import DocumentProblem, Upload, check_document_isolated, document_kind, scanned_pages_isolated
 from atri.i18n import t
 from atri.images import ImageBatch, file_to_data_url
@@ -54,6 +54,8 @@ def on_submit() -> None:
         if link not in batch.urls:
             batch.urls.append(link)
             batch.thumbnails.append("")
+    linked = None if video else video_link(text)
+    video = video or ([linked] if linked else [])
     session.attachment_problems = batch.problems + problems
     if not text.strip() and not batch.urls and not documents and not video:
         return

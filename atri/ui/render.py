@@ -72,7 +72,9 @@ def show_images(lang: str, message: Message) -> None:
             st.caption(f":material/broken_image: {t(lang, 'image_unshown')}")
     if pictures:
         st.image(pictures, width=160)
-    if message.video:
+    if message.video and is_web_url(message.video[0]):
+        st.markdown(markdown_link(f":material/movie: {plain_text(urlsplit(message.video[0]).netloc)}", message.video[0]))
+    elif message.video:
         frames = [picture for picture in map(_thumbnail_of, message.video) if picture]
         st.caption(f":material/movie: {t(lang, 'video_frames', count=len(message.video))}")
         st.image(frames, width=72)
