@@ -1,6 +1,6 @@
-"""Voice in, in a real browser (issue 33): Chromium's fake microphone plays a WAV file; the chat box's
-recording goes to the provider's transcription model, and the words heard land in the chat box, after what
-was typed, for the visitor to check before sending."""
+"""Voice in, in a real browser (issue 33): Chromium's fake microphone plays a WAV file (the question spoken by
+espeak-ng); the chat box's recording goes to the provider's transcription model, and the words heard land in
+the chat box, after what was typed, for the visitor to check before sending (or are sent at once)."""
 from __future__ import annotations
 
 import math
@@ -10,12 +10,21 @@ import wave
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
+from atri.speech import speak, speech_available
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, IDLE, NO_CHROMIUM, chromium_available, open_settings, streamlit_server
 from tests.fake_provider import HEARD
 from tests.test_browser_persistence import env_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not chromium_available(), reason=NO_CHROMIUM)]
 DESKTOP = {"width": 1280, "height": 900}
+
+
+def spoken(path) -> None:
+    """The question said aloud by espeak-ng (as a visitor would say it), or a tone where it is not installed."""
+    if speech_available():
+        path.write_bytes(speak(HEARD, "en"))
+    else:
+        tone(path)
 
 
 def tone(path, seconds: float = 3.0, rate: int = 16_000) -> None:
@@ -29,7 +38,7 @@ def tone(path, seconds: float = 3.0, rate: int = 16_000) -> None:
 
 def test_a_recording_from_the_chat_box_is_put_in_the_box_as_text(fake_server, tmp_path):
     voice = tmp_path / "voice.wav"
-    tone(voice)
+    spoken(voice)
     microphone = [*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                   f"--use-file-for-fake-audio-capture={voice}"]
     with streamlit_server(env_for(fake_server, f"sqlite:///{tmp_path / 'atri.db'}")) as app, \
@@ -51,7 +60,7 @@ def test_a_recording_from_the_chat_box_is_put_in_the_box_as_text(fake_server, tm
 
 def test_with_send_at_once_on_what_was_said_is_asked(fake_server, tmp_path):
     voice = tmp_path / "voice.wav"
-    tone(voice)
+    spoken(voice)
     microphone = [*CHROMIUM_ARGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                   f"--use-file-for-fake-audio-capture={voice}"]
     with streamlit_server(env_for(fake_server, f"sqlite:///{tmp_path / 'atri.db'}")) as app, \
