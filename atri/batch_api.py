@@ -100,6 +100,7 @@ def remote_state(batch: dict[str, Any], share: float, before: dict[str, Any] | N
         "counts": {name: int(counts.get(name) or 0) for name in ("total", "completed", "failed")},
         "share": share,
         "errors": batch_errors(batch.get("errors")),
+        "missing": 0,  # the provider knew it this time (atri.batch_remote counts the polls it did not)
     })
     return state
 

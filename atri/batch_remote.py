@@ -49,6 +49,7 @@ POLL_EVERY_S = 30.0  # how often a batch still going is asked about (DashScope a
 RUNNING = "running"
 
 log = logging.getLogger(__name__)
+MISSING_POLLS = 3  # a batch the provider answers 404 for this many polls in a row is failed (once may be a proxy)
 
 
 class RemoteBatches:
@@ -186,10 +187,13 @@ class RemoteBatches:
                 return
             self._settle(conn, view, rows, state)
         except ChatError as error:
-            if error.kind != "not_found":  # the provider or the network: asked again next round
+            missing = view.remote.get("missing", 0) + 1 if error.kind == "not_found" else 0
+            if error.kind != "not_found" or missing < MISSING_POLLS:  # the provider, the network, a proxy: asked again
                 log.warning("batch run %s: polling failed (%s)", run_id, error.kind)
+                save_run(self.store, owner, replace(view, remote={**view.remote, "missing": missing}))
                 return
-            # The provider does not know the batch (another account's key now, or deleted): it will never end.
+            # The provider does not know the batch, poll after poll (another account's key now, or deleted): it
+            # will never end.
             state = {**view.remote, "status": "failed", "errors": "the provider has no such batch (404)"}
             settle_rows(rows, {}, state, None)
         wall = (now() - view.started_at).total_seconds()
