@@ -142,7 +142,7 @@ def _under_message(lang: str, item: StoredMessage, after: int) -> None:
     shared = session.answer_shared
     if shared is not None and shared[0] == item.id:
         st.caption(t(lang, "share_answer_made"))
-        st.code(share_url(st.context.url or "", shared[1]), language=None)
+        st.code(share_url(st.context.url or "", shared[1]), language=None, wrap_lines=True)
     if session.deleting == item.id:
         with st.container(horizontal=True, vertical_alignment="center", gap="small"):
             st.caption(t(lang, "delete_message_and_after", count=after))

@@ -129,7 +129,7 @@ def _shares(lang: str, cid: str) -> None:
         return
     st.caption(t(lang, "share_link_made" if session.share_made == shares[0].token else "share_existing"))
     for share in shares:
-        st.code(share_url(st.context.url or "", share.token), language=None)
+        st.code(share_url(st.context.url or "", share.token), language=None, wrap_lines=True)
         st.button(t(lang, "share_revoke"), key=f"revoke::{share.token}", on_click=_revoke, args=(share.token,),
                   icon=":material/link_off:", type="tertiary")
 
