@@ -25,11 +25,11 @@ def test_editing_the_first_of_four_questions_branches_and_the_old_turns_come_bac
         expect(messages.nth(1)).to_contain_text("Echo: question 1, asked differently", timeout=30_000)
         page.wait_for_selector(IDLE, timeout=20_000)
         expect(messages).to_have_count(2)
-        expect(messages.nth(0)).to_contain_text("2 / 2")
+        expect(messages.nth(0)).to_contain_text("2 / 2", timeout=20_000)  # once the history takes the turn over
         assert [m["role"] for m in fake.streamed[-1]["messages"]] == ["system", "user"], "the branch's history only"
 
         messages.nth(0).hover()
         messages.nth(0).get_by_role("button", name="‹").click()
         expect(messages).to_have_count(8, timeout=20_000)
-        expect(messages.nth(0)).to_contain_text("1 / 2")
+        expect(messages.nth(0)).to_contain_text("1 / 2", timeout=20_000)
         expect(messages.nth(6)).to_contain_text("question 4")
