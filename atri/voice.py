@@ -29,22 +29,23 @@ MAX_RECORDING_BYTES = 10 * 1024 * 1024
 MAX_RECORDING_S = 300
 
 
-class RecordingProblem(Refusal):
-    """A recording that is not sent: `key` names the i18n message, `values` fill it."""
+class VoiceProblem(Refusal):
+    """A recording that is not sent, or speech that is not asked for: `key` names the i18n message, `values`
+    fill it."""
 
 
 def recording_seconds(wav: bytes) -> float:
-    """The recording's length as its WAV header states it, before anything is sent; raises RecordingProblem
+    """The recording's length as its WAV header states it, before anything is sent; raises VoiceProblem
     for a file too big or too long, or one that is not a WAV."""
     if len(wav) > MAX_RECORDING_BYTES:
-        raise RecordingProblem("recording_too_big", limit=MAX_RECORDING_BYTES // (1024 * 1024))
+        raise VoiceProblem("recording_too_big", limit=MAX_RECORDING_BYTES // (1024 * 1024))
     try:
         with wave.open(io.BytesIO(wav)) as audio:
             seconds = audio.getnframes() / audio.getframerate()
     except (wave.Error, EOFError, ZeroDivisionError):
-        raise RecordingProblem("recording_unreadable") from None
+        raise VoiceProblem("recording_unreadable") from None
     if seconds > MAX_RECORDING_S:
-        raise RecordingProblem("recording_too_long", seconds=round(seconds), limit=MAX_RECORDING_S)
+        raise VoiceProblem("recording_too_long", seconds=round(seconds), limit=MAX_RECORDING_S)
     return seconds
 
 
@@ -56,11 +57,11 @@ def transcription_request(model_id: str, wav: bytes) -> RequestPlan:
 
 
 def transcribe(conn: Connection, wav: bytes) -> str:
-    """The words of a recording, heard by the connection's provider. Raises RecordingProblem (checked before
+    """The words of a recording, heard by the connection's provider. Raises VoiceProblem (checked before
     sending; also when the provider has no transcription model) or ChatError (the provider's refusal)."""
     model_id = conn.provider.transcription_model
     if model_id is None:
-        raise RecordingProblem("recording_no_model")
+        raise VoiceProblem("recording_no_model")
     recording_seconds(wav)
     turn = send(conn, transcription_request(model_id, wav))
     if turn.error is not None:
@@ -95,11 +96,11 @@ def speech_request(model_id: str, text: str, lang: str) -> RequestPlan:
 
 
 def speak_with_provider(conn: Connection, text: str, lang: str) -> bytes:
-    """A WAV of `text` read by the connection's speech model, piece by piece. Raises RecordingProblem when the
+    """A WAV of `text` read by the connection's speech model, piece by piece. Raises VoiceProblem when the
     provider has none (or it is out of reach from this base URL), ChatError when it refuses."""
     model_id = conn.provider.speech_model
     if model_id is None or not can_speak(conn):
-        raise RecordingProblem("speech_no_model")
+        raise VoiceProblem("speech_no_model")
     pcm = bytearray()
     for piece in speech_pieces(text):
         turn = send(conn, speech_request(model_id, piece, lang))

@@ -12,7 +12,7 @@ import pytest
 from atri.errors import ChatError
 from atri.providers import catalogue
 from atri.settings import Connection
-from atri.voice import MAX_RECORDING_BYTES, SPEECH_PIECE_CHARS, RecordingProblem, speak_with_provider, transcribe
+from atri.voice import MAX_RECORDING_BYTES, SPEECH_PIECE_CHARS, VoiceProblem, speak_with_provider, transcribe
 from tests.fake_provider import GOOD_KEY, HEARD, SPEECH_S_PER_CHAR, compatible_url
 
 
@@ -50,7 +50,7 @@ def test_a_silent_recording_gives_no_words(fake):
     (wav(0)[:40] + struct.pack("<I", 3600 * 32_000), "recording_too_long"),
 ])
 def test_a_recording_too_big_too_long_or_not_audio_is_refused_before_sending(fake, recording, problem):
-    with pytest.raises(RecordingProblem) as refused:
+    with pytest.raises(VoiceProblem) as refused:
         transcribe(dashscope(fake), recording)
     assert refused.value.key == problem
     assert fake.requests == []
@@ -58,7 +58,7 @@ def test_a_recording_too_big_too_long_or_not_audio_is_refused_before_sending(fak
 
 def test_a_provider_without_a_transcription_model_offers_no_microphone(fake):
     openai = Connection(catalogue()["openai"], fake.base_url, GOOD_KEY)
-    with pytest.raises(RecordingProblem) as refused:
+    with pytest.raises(VoiceProblem) as refused:
         transcribe(openai, wav(1))
     assert refused.value.key == "recording_no_model"
     assert fake.requests == []
@@ -85,7 +85,7 @@ def test_an_answer_is_read_by_the_providers_voice_in_pieces_it_accepts(fake):
 @pytest.mark.parametrize("provider", ["openai", "dashscope"])
 def test_a_provider_without_a_voice_in_reach_is_not_asked(fake, provider):
     """OpenAI has no speech model here; DashScope behind a Chat-Completions-only proxy (`…/v1`) has one out of reach."""
-    with pytest.raises(RecordingProblem) as refused:
+    with pytest.raises(VoiceProblem) as refused:
         speak_with_provider(Connection(catalogue()[provider], fake.base_url, GOOD_KEY), "hi", "en")
     assert refused.value.key == "speech_no_model" and fake.speech_requests == [] and fake.requests == []
 

@@ -8,7 +8,7 @@ from atri.answers import TurnSetup
 from atri.errors import ChatError
 from atri.ui.error_text import error_text
 from atri.ui.session import CHAT_INPUT, SEND_AT_ONCE, session
-from atri.voice import RecordingProblem, transcribe
+from atri.voice import VoiceProblem, transcribe
 
 
 def can_record(setup: TurnSetup | None) -> bool:
@@ -27,11 +27,11 @@ def transcribe_into_box(lang: str, typed: str, recording: bytes) -> str:
     heard = ""
     try:
         if setup is None or setup.connection is None:
-            raise RecordingProblem("recording_no_model")
+            raise VoiceProblem("recording_no_model")
         heard = transcribe(setup.connection, recording)
         if not heard:
             session.attachment_problems = [("recording_silent", {})]
-    except RecordingProblem as problem:
+    except VoiceProblem as problem:
         session.attachment_problems = [(problem.key, problem.values)]
     except ChatError as error:
         session.attachment_problems = [("recording_failed", {"reason": error_text(lang, error.kind, error.detail)})]
