@@ -21,8 +21,9 @@ from atri.video import VideoProblem, frames_isolated, video_kind
 
 
 def on_submit() -> None:
-    """The chat box's callback: the question with its files and the picture links written in it. Sent now,
-    queued while an answer is being written (sent when it ends), or refused with the reason and put back."""
+    """The chat box's callback: the question with its files (images, documents, a clip) and the picture and clip
+    links written in it, or a recording's words (put in the box, or sent at once). Sent now, queued while an
+    answer is being written (sent when it ends), or refused with the reason and put back."""
     value = st.session_state.get(CHAT_INPUT)
     if value is None:
         return
