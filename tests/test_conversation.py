@@ -74,3 +74,14 @@ def test_a_question_over_the_models_window_or_under_a_used_up_limit_is_refused_b
     assert send_refusal(guard, "hello", at=1_001.0) is None  # the limit has reset since the page drew
     assert send_refusal(guard, "word " * 9, at=1_001.0) == TooLong(9, 8, "qwen-plus")
     assert send_refusal(None, "word " * 10_000) is None  # no page run has drawn the sidebar yet
+
+
+def test_links_written_in_a_question_are_found_in_chinese_text_each_once_and_no_more_than_the_limit():
+    from atri.conversation import image_links, video_link
+
+    question = "看看这张https://e.com/cat.PNG，还有 https://e.com/cat.PNG 和 https://e.com/page.html 与 (https://e.com/b.jpg)"
+    assert image_links(question, 16) == ["https://e.com/cat.PNG", "https://e.com/b.jpg"]
+    assert video_link("这段视频：https://e.com/clip.mp4。") == "https://e.com/clip.mp4"
+    assert video_link(question) is None
+    flood = " ".join(f"https://e.com/{n}.png" for n in range(200_000))  # a visitor's 4 MB of picture links
+    assert image_links(flood, 16) == [f"https://e.com/{n}.png" for n in range(16)], "at most the limit"
